@@ -1,0 +1,31 @@
+// Shared definitions for the __host__ __device__ math headers of hvae_ext.
+//
+// Every formula of the library lives in a header under csrc/math/ as an inline function that
+// compiles both for the host (the CPU kernels) and for the device (the CUDA kernels). The
+// kernels only loop over elements or rows and call these functions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define HVAE_HD __host__ __device__ __forceinline__
+#else
+#define HVAE_HD inline
+#endif
+
+namespace hvae {
+namespace math {
+
+constexpr double kPi = 3.14159265358979323846264338327950288;
+constexpr double kLogPi = 1.14472988584940017414342735135305871;
+constexpr double kLog2 = 0.69314718055994530941723212145817657;
+constexpr double kLog2Pi = 1.83787706640934548356065947281123527;
+constexpr double kSqrt2 = 1.41421356237309504880168872420969808;
+
+HVAE_HD double quiet_nan() { return std::numeric_limits<double>::quiet_NaN(); }
+HVAE_HD double infinity() { return std::numeric_limits<double>::infinity(); }
+
+}  // namespace math
+}  // namespace hvae

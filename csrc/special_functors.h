@@ -1,0 +1,93 @@
+// The elementwise special-function ops as functors over float64 operands, shared by the CPU and CUDA
+// kernels. Each op of csrc/ops.cpp maps to one functor here; the formulas live in csrc/math/bessel.h.
+#pragma once
+
+#include "vmf_math.h"
+
+namespace hvae {
+
+using math::infinity;
+
+// log I_v(x)
+struct LogBesselIvOp {
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::log_bessel_iv(a[0], a[1]); }
+};
+
+// grad * d/dx log I_v(x) = grad * (I_{v+1}(x) / I_v(x) + v / x)   (DLMF 10.29.2)
+struct LogBesselIvBackwardOp {
+  static constexpr int kArity = 3;
+  HVAE_HD double operator()(const double* a) const {
+    const double grad = a[0], v = a[1], x = a[2];
+    if (x == 0.0) return v == 0.0 ? 0.0 * grad : grad * infinity();
+    return grad * (math::bessel_iv_ratio(v + 1.0, x) + v / x);
+  }
+};
+
+// I_v(x) / I_{v-1}(x)
+struct BesselIvRatioOp {
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::bessel_iv_ratio(a[0], a[1]); }
+};
+
+// grad * d/dx R_v(x) = grad * (1 - R^2 - (2v - 1) R / x),  R_v = I_v / I_{v-1};  at x = 0: 1 / (2v).
+struct BesselIvRatioBackwardOp {
+  static constexpr int kArity = 3;
+  HVAE_HD double operator()(const double* a) const {
+    const double grad = a[0], v = a[1], x = a[2];
+    if (x == 0.0) return grad / (2.0 * v);
+    const double r = math::bessel_iv_ratio(v, x);
+    return grad * (1.0 - r * r - (2.0 * v - 1.0) * r / x);
+  }
+};
+
+// log C_d(kappa)
+struct VmfLogNormalizerOp {
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_log_normalizer(a[0], a[1]); }
+};
+
+// grad * d/dkappa log C_d(kappa) = -grad * A_d(kappa)
+struct VmfLogNormalizerBackwardOp {
+  static constexpr int kArity = 3;
+  HVAE_HD double operator()(const double* a) const {
+    return -a[0] * math::vmf_mean_resultant(a[1], a[2]);
+  }
+};
+
+// A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa)
+struct VmfMeanResultantOp {
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_mean_resultant(a[0], a[1]); }
+};
+
+// grad * dA_d/dkappa = grad * (1 - A^2 - (d - 1) A / kappa);  at kappa = 0: 1 / d.
+struct VmfMeanResultantBackwardOp {
+  static constexpr int kArity = 3;
+  HVAE_HD double operator()(const double* a) const {
+    const double grad = a[0], kappa = a[1], d = a[2];
+    if (kappa == 0.0) return grad / d;
+    const double r = math::vmf_mean_resultant(kappa, d);
+    return grad * (1.0 - r * r - (d - 1.0) * r / kappa);
+  }
+};
+
+// dw/dkappa by implicit reparameterization, w = 1 - one_minus_w
+struct VmfWDkappaOp {
+  static constexpr int kArity = 4;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_w_dkappa(a[0], a[1], a[2], a[3]); }
+};
+
+// KL(vMF(mu, kappa) || uniform on S^{d-1})
+struct VmfKlUniformOp {
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_kl_uniform(a[0], a[1]); }
+};
+
+// grad * d/dkappa KL(vMF || uniform) = grad * kappa A_d'(kappa)
+struct VmfKlUniformBackwardOp {
+  static constexpr int kArity = 3;
+  HVAE_HD double operator()(const double* a) const { return a[0] * math::vmf_kl_uniform_dkappa(a[1], a[2]); }
+};
+
+}  // namespace hvae

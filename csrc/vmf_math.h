@@ -1,0 +1,16 @@
+// One home for every formula of hvae_ext. The CPU kernels (csrc/cpu) and the CUDA kernels (csrc/cuda)
+// include this header and only loop; each function below is __host__ __device__ and documented with its
+// reference in the header that defines it.
+//   math/bessel.h         log I_v(x), I_v/I_{v-1}, log C_d(kappa), A_d(kappa)
+//   math/vmf.h            log |S^{d-1}|, KL(vMF || uniform)
+//   math/wood.h           Wood's rejection sampler for w = mu^T z, the d = 3 inversion, the reflection
+//   math/implicit_grad.h  dw/dkappa by implicit reparameterization
+//   math/philox.h         counter-based random numbers keyed by (seed, row, stream)
+#pragma once
+
+#include "math/common.h"
+#include "math/philox.h"
+#include "math/bessel.h"
+#include "math/implicit_grad.h"
+#include "math/vmf.h"
+#include "math/wood.h"

@@ -1,0 +1,16 @@
+"""hvae_ext: hyperspherical latent variables for PyTorch.
+
+The von Mises-Fisher distribution with a fused rejection sampler and unbiased reparameterized
+gradients, the uniform distribution on the sphere, their KL divergences, and the Bessel-function
+special functions they need, all as compiled CPU and CUDA kernels.
+"""
+
+import torch  # noqa: F401  (must be loaded before the extension library)
+
+from . import _ops  # noqa: F401  (registers fake kernels and autograd)
+from . import special
+from .distributions import HypersphericalUniform, VonMisesFisher
+
+__version__ = "0.1.0"
+
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "special", "__version__"]

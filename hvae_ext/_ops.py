@@ -1,0 +1,176 @@
+"""Registration glue for the compiled ops of ``torch.ops.hvae_ext``.
+
+The C++ library (``hvae_ext._C``) defines the schemas and the CPU/CUDA kernels. Here, as in
+pytorch/extension-cpp, we register from Python
+
+* fake (meta) kernels, so the ops trace under ``torch.compile`` and pass ``torch.library.opcheck``;
+* autograd formulas, whose backward passes call the hand-written backward kernels.
+
+Nothing here validates arguments: the public wrappers (``hvae_ext.special``) follow ``torch.special``
+conventions and the distributions validate.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _C  # noqa: F401  (loads the library that registers the ops)
+
+ops = torch.ops.hvae_ext
+
+
+def _broadcast_fake(*tensors: torch.Tensor, promote: tuple[bool, ...]) -> torch.Tensor:
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    dtype = None
+    for t, p in zip(tensors, promote):
+        if p:
+            dtype = t.dtype if dtype is None else torch.promote_types(dtype, t.dtype)
+    return tensors[0].new_empty(shape, dtype=dtype)
+
+
+def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reduce a broadcast gradient back to the shape of the operand it belongs to."""
+    if grad.shape == like.shape:
+        return grad
+    lead = grad.dim() - like.dim()
+    dims = list(range(lead)) + [i + lead for i, n in enumerate(like.shape) if n == 1 and grad.shape[i + lead] != 1]
+    return grad.sum(dim=dims, keepdim=True).reshape(like.shape) if dims else grad.reshape(like.shape)
+
+
+# --- fake kernels -----------------------------------------------------------------------------------
+
+for _name in ("log_bessel_iv", "bessel_iv_ratio"):
+
+    @torch.library.register_fake(f"hvae_ext::{_name}")
+    def _(v, x):
+        return _broadcast_fake(v, x, promote=(True, True))
+
+
+for _name in ("log_bessel_iv_backward", "bessel_iv_ratio_backward"):
+
+    @torch.library.register_fake(f"hvae_ext::{_name}")
+    def _(grad, v, x):
+        return _broadcast_fake(grad, v, x, promote=(True, True, True))
+
+
+for _name in ("vmf_log_normalizer", "vmf_mean_resultant", "vmf_kl_uniform"):
+
+    @torch.library.register_fake(f"hvae_ext::{_name}")
+    def _(kappa, dim):
+        return _broadcast_fake(kappa, dim, promote=(True, False))
+
+
+for _name in ("vmf_log_normalizer_backward", "vmf_mean_resultant_backward", "vmf_kl_uniform_backward"):
+
+    @torch.library.register_fake(f"hvae_ext::{_name}")
+    def _(grad, kappa, dim):
+        return _broadcast_fake(grad, kappa, dim, promote=(True, True, False))
+
+
+@torch.library.register_fake("hvae_ext::vmf_w_dkappa")
+def _(one_minus_w, kappa, dim, mean_resultant):
+    return _broadcast_fake(one_minus_w, kappa, dim, mean_resultant, promote=(True, True, False, True))
+
+
+@torch.library.register_fake("hvae_ext::vmf_sample")
+def _(loc, kappa, seed, num_samples):
+    torch._check(loc.dim() == 2)
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, loc.shape[1]), loc.new_empty(rows)
+
+
+@torch.library.register_fake("hvae_ext::vmf_sample_backward")
+def _(grad_z, z, one_minus_w, loc, kappa):
+    return torch.empty_like(loc), torch.empty_like(kappa)
+
+
+# --- autograd -----------------------------------------------------------------------------------------
+# Each backward is a hand-written kernel (an op of its own). The backward ops are themselves
+# differentiable where a closed form is cheap, so gradgradcheck holds for the special functions.
+
+
+def _setup_vx(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _log_bessel_iv_bwd(ctx, grad):
+    v, x = ctx.saved_tensors
+    gx = ops.log_bessel_iv_backward(grad, v, x) if ctx.needs_input_grad[1] else None
+    if ctx.needs_input_grad[0]:
+        raise NotImplementedError("log_bessel_iv: the derivative with respect to the order v is not implemented")
+    return None, _sum_to(gx, x) if gx is not None else None
+
+
+def _log_bessel_iv_backward_bwd(ctx, grad):
+    g, v, x = ctx.saved_tensors
+    # d/dx [g (R_{v+1} + v/x)] = g (R'_{v+1} - v / x^2), R'_n = 1 - R_n^2 - (2n - 1) R_n / x
+    dgrad = ops.log_bessel_iv_backward(grad, v, x)
+    dx = g * ops.bessel_iv_ratio_backward(grad, v + 1, x) - g * grad * v / (x * x)
+    return _sum_to(dgrad, g), None, _sum_to(dx, x)
+
+
+def _bessel_iv_ratio_bwd(ctx, grad):
+    v, x = ctx.saved_tensors
+    if ctx.needs_input_grad[0]:
+        raise NotImplementedError("bessel_iv_ratio: the derivative with respect to the order v is not implemented")
+    return None, _sum_to(ops.bessel_iv_ratio_backward(grad, v, x), x)
+
+
+def _vmf_log_normalizer_bwd(ctx, grad):
+    kappa, dim = ctx.saved_tensors
+    return _sum_to(ops.vmf_log_normalizer_backward(grad, kappa, dim), kappa), None
+
+
+def _vmf_log_normalizer_backward_bwd(ctx, grad):
+    g, kappa, dim = ctx.saved_tensors
+    # d/dkappa (-g A) = -g A';  d/dg (-g A) = -A
+    dg = ops.vmf_log_normalizer_backward(grad, kappa, dim)
+    dk = -g * ops.vmf_mean_resultant_backward(grad, kappa, dim)
+    return _sum_to(dg, g), _sum_to(dk, kappa), None
+
+
+def _vmf_mean_resultant_bwd(ctx, grad):
+    kappa, dim = ctx.saved_tensors
+    return _sum_to(ops.vmf_mean_resultant_backward(grad, kappa, dim), kappa), None
+
+
+torch.library.register_autograd("hvae_ext::log_bessel_iv", _log_bessel_iv_bwd, setup_context=_setup_vx)
+torch.library.register_autograd(
+    "hvae_ext::log_bessel_iv_backward", _log_bessel_iv_backward_bwd, setup_context=_setup_vx
+)
+torch.library.register_autograd("hvae_ext::bessel_iv_ratio", _bessel_iv_ratio_bwd, setup_context=_setup_vx)
+torch.library.register_autograd(
+    "hvae_ext::vmf_log_normalizer", _vmf_log_normalizer_bwd, setup_context=_setup_vx
+)
+torch.library.register_autograd(
+    "hvae_ext::vmf_log_normalizer_backward", _vmf_log_normalizer_backward_bwd, setup_context=_setup_vx
+)
+torch.library.register_autograd(
+    "hvae_ext::vmf_mean_resultant", _vmf_mean_resultant_bwd, setup_context=_setup_vx
+)
+
+
+def _vmf_kl_uniform_bwd(ctx, grad):
+    kappa, dim = ctx.saved_tensors
+    return _sum_to(ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
+
+
+torch.library.register_autograd("hvae_ext::vmf_kl_uniform", _vmf_kl_uniform_bwd, setup_context=_setup_vx)
+
+
+def _vmf_sample_setup(ctx, inputs, output):
+    loc, kappa, _seed, _n = inputs
+    z, one_minus_w = output
+    ctx.mark_non_differentiable(one_minus_w)
+    ctx.save_for_backward(z, one_minus_w, loc, kappa)
+
+
+def _vmf_sample_bwd(ctx, grad_z, _grad_one_minus_w):
+    z, one_minus_w, loc, kappa = ctx.saved_tensors
+    if grad_z is None:
+        return None, None, None, None
+    grad_loc, grad_kappa = ops.vmf_sample_backward(grad_z, z, one_minus_w, loc, kappa)
+    return grad_loc, grad_kappa, None, None
+
+
+torch.library.register_autograd("hvae_ext::vmf_sample", _vmf_sample_bwd, setup_context=_vmf_sample_setup)

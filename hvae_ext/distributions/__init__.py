@@ -1,0 +1,11 @@
+"""Distributions on the hypersphere: :class:`VonMisesFisher` and :class:`HypersphericalUniform`.
+
+Both count ``d`` as the ambient dimension: samples lie on :math:`S^{d-1} \\subset R^d`.
+"""
+
+from .constraints import unit_sphere
+from .hyperspherical_uniform import HypersphericalUniform
+from .von_mises_fisher import VonMisesFisher
+from . import kl  # noqa: F401  (registers the KL divergences)
+
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "unit_sphere"]

@@ -1,0 +1,162 @@
+r"""The von Mises-Fisher distribution on :math:`S^{d-1} \subset R^d`."""
+
+from __future__ import annotations
+
+import torch
+from torch.distributions import Distribution, constraints
+from torch.distributions.utils import lazy_property
+
+from .. import special
+from .._ops import ops
+from ._validation import as_float_tensor, check_finite
+from .constraints import unit_sphere
+
+__all__ = ["VonMisesFisher"]
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def draw_seed(device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """A 64-bit Philox key for one sampler call, drawn from torch's generator on ``device``.
+
+    Drawing it with ``torch.randint`` on the sampling device keeps the key on that device: no host
+    synchronisation on CUDA, and the draw advances the generator's Philox offset in a way that CUDA graph
+    capture accounts for. ``torch.manual_seed`` (or ``generator=``) therefore makes samples reproducible.
+    """
+    if generator is not None and generator.device.type != torch.device(device).type:
+        raise ValueError(f"generator is on {generator.device} but the samples are drawn on {device}")
+    return torch.randint(_INT64_MIN, _INT64_MAX, (1,), dtype=torch.int64, device=device, generator=generator)
+
+
+class VonMisesFisher(Distribution):
+    r"""The von Mises-Fisher distribution :math:`\mathrm{vMF}(\mu, \kappa)` on the unit sphere
+    :math:`S^{d-1} \subset R^d`, with density :math:`C_d(\kappa)\, e^{\kappa \mu^\top z}` with respect to the
+    uniform surface measure.
+
+    Args:
+        loc: mean direction :math:`\mu`, shape ``(..., d)``, unit norm along the last axis, ``d >= 2``.
+        concentration: :math:`\kappa > 0`, of the batch shape ``(...)``; a trailing singleton
+            ``(..., 1)``, as the reference code of Davidson et al. (2018) uses, is accepted too.
+            A Python number is taken as a scalar of ``loc``'s dtype and device.
+        validate_args: check the arguments (unit norm of ``loc``, finite positive ``concentration``)
+            and the values passed to :meth:`log_prob`. Default: torch's global setting.
+
+    ``rsample`` runs Wood's (1994) rejection sampler inside one compiled kernel (CPU or CUDA: no Python
+    loop, no host synchronisation), with exact inversion for ``d = 3``. Its gradients are unbiased for every
+    ``d``: ``loc`` through the reflection that maps :math:`e_1` to :math:`\mu`, ``concentration`` through
+    :math:`w = \mu^\top z` by implicit reparameterization (Figurnov et al., 2018),
+    :math:`\partial w / \partial \kappa = -\partial_\kappa F(w; \kappa) / p(w; \kappa)` with :math:`F` the CDF of
+    :math:`w`. This is the exact pathwise gradient of the marginal of :math:`w`, so it needs no score-function
+    correction (the :math:`g_{cor}` term of Naesseth et al., 2017) and adds no variance beyond the
+    reparameterization term; see ``docs/gradients.md``.
+    """
+
+    arg_constraints = {"loc": unit_sphere, "concentration": constraints.positive}
+    support = unit_sphere
+    has_rsample = True
+
+    def __init__(self, loc, concentration, validate_args=None):
+        loc = as_float_tensor("loc", loc)
+        if loc.dim() < 1:
+            raise ValueError("loc must have shape (..., d) with d >= 2, got a scalar")
+        d = loc.shape[-1]
+        if d < 2:
+            raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
+        concentration = as_float_tensor("concentration", concentration, like=loc)
+        if concentration.device != loc.device:
+            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
+        if concentration.dtype != loc.dtype:
+            raise TypeError(f"concentration has dtype {concentration.dtype} but loc has dtype {loc.dtype}")
+        if concentration.dim() == loc.dim() and concentration.shape[-1] == 1:
+            concentration = concentration.squeeze(-1)  # the reference code's (..., 1)
+        try:
+            batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"concentration of shape {tuple(concentration.shape)} does not broadcast with the batch shape "
+                f"{tuple(loc.shape[:-1])} of loc (shape {tuple(loc.shape)}); concentration must have the batch "
+                f"shape (...) or (..., 1)"
+            ) from None
+        self.loc = loc.expand(batch_shape + (d,))
+        self.concentration = concentration.expand(batch_shape)
+        super().__init__(batch_shape, torch.Size([d]), validate_args=validate_args)
+        if self._validate_args:
+            check_finite("concentration", self.concentration)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(VonMisesFisher, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.loc = self.loc.expand(batch_shape + self.event_shape)
+        new.concentration = self.concentration.expand(batch_shape)
+        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def dim(self) -> int:
+        """The ambient dimension d (samples lie on S^{d-1} in R^d)."""
+        return self.event_shape[0]
+
+    def rsample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+        sample_shape = torch.Size(sample_shape)
+        shape = self._extended_shape(sample_shape)
+        d = self.dim
+        loc = self.loc.reshape(-1, d)
+        kappa = self.concentration.reshape(-1)
+        seed = draw_seed(loc.device, generator)
+        z, _ = ops.vmf_sample(loc, kappa, seed, sample_shape.numel())
+        return z.view(shape)
+
+    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator=generator)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return self._log_normalizer + self.concentration * (self.loc * value).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -self._log_normalizer - self.concentration * self._mean_resultant
+
+    @lazy_property
+    def _log_normalizer(self) -> torch.Tensor:
+        return special.vmf_log_normalizer(self.concentration, self.dim)
+
+    @lazy_property
+    def _mean_resultant(self) -> torch.Tensor:
+        return special.vmf_mean_resultant(self.concentration, self.dim)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """:math:`E[z] = A_d(\\kappa)\\, \\mu`."""
+        return self._mean_resultant.unsqueeze(-1) * self.loc
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return self.loc
+
+    def _covariance_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        # Cov[z] = (A / kappa) (I - mu mu^T) + A' mu mu^T, with A' = Var[mu^T z] = 1 - A^2 - (d - 1) A / kappa
+        a = self._mean_resultant
+        kappa = self.concentration
+        tangent = a / kappa
+        radial = ops.vmf_mean_resultant_backward(torch.ones_like(kappa), kappa, torch.tensor(self.dim, device=kappa.device))
+        return tangent, radial
+
+    @property
+    def covariance_matrix(self) -> torch.Tensor:
+        tangent, radial = self._covariance_terms()
+        mu = self.loc
+        outer = mu.unsqueeze(-1) * mu.unsqueeze(-2)
+        eye = torch.eye(self.dim, dtype=mu.dtype, device=mu.device)
+        return tangent[..., None, None] * (eye - outer) + radial[..., None, None] * outer
+
+    @property
+    def variance(self) -> torch.Tensor:
+        tangent, radial = self._covariance_terms()
+        mu2 = self.loc.square()
+        return tangent.unsqueeze(-1) * (1 - mu2) + radial.unsqueeze(-1) * mu2
+
+    def __repr__(self) -> str:
+        return f"VonMisesFisher(loc: {tuple(self.loc.shape)}, concentration: {tuple(self.concentration.shape)})"
