@@ -12,10 +12,44 @@ conventions and the distributions validate.
 
 from __future__ import annotations
 
+import importlib.machinery
+import os
+import sys
+
 import torch
 
-from . import _C  # noqa: F401  (loads the library that registers the ops)
 
+def _load_library() -> None:
+    """Loads the compiled library, whose static initialisers register the ops with the dispatcher.
+
+    Normally it is the extension module ``hvae_ext._C`` of the installed package. When Python runs from a
+    source checkout (``python -m hvae_ext.demo`` in the repository root), the checkout's ``hvae_ext/``
+    folder, which has no compiled library, shadows the installed package: then the installed package's
+    library is loaded from ``sys.path`` instead.
+    """
+    try:
+        from . import _C  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+    here = os.path.realpath(os.path.dirname(__file__))
+    for entry in sys.path:
+        folder = os.path.realpath(os.path.join(entry or os.getcwd(), "hvae_ext"))
+        if folder == here:
+            continue
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            candidate = os.path.join(folder, "_C" + suffix)
+            if os.path.isfile(candidate):
+                torch.ops.load_library(candidate)
+                return
+    raise ImportError(
+        "hvae_ext: the compiled extension (hvae_ext/_C) was not found. Build and install the package with "
+        "`pip install --no-build-isolation .` (torch must be installed first)."
+    )
+
+
+_load_library()
 ops = torch.ops.hvae_ext
 
 

@@ -7,27 +7,37 @@
 #include <atomic>
 #include <cstdint>
 
+#include <vector>
+
 #include "../sample_checks.h"
 #include "../vmf_math.h"
+#include "fast_normal.h"
 
 namespace hvae {
 namespace {
 
 using math::PhiloxStream;
 
-template <typename scalar_t>
-void sample_row(uint64_t seed, int64_t row, const scalar_t* mu, double kappa, int64_t d, scalar_t* z,
-                scalar_t* omw_out, int* rounds) {
-  PhiloxStream radial(seed, static_cast<uint64_t>(row), math::kStreamRadial);
-  const double omw = math::sample_one_minus_w(radial, kappa, static_cast<double>(d), rounds);
-  *omw_out = static_cast<scalar_t>(omw);
+// Per-thread scratch of the tangent draws, allocated once per chunk of rows (never per row).
+struct TangentScratch {
+  std::vector<uint32_t> words0, words1;
+  std::vector<float> normals0, normals1;
+  explicit TangentScratch(int64_t d) : words0(d / 2), words1(d / 2), normals0(d / 2), normals1(d / 2) {}
+};
 
-  // Tangent direction: d - 1 standard normals written straight into z[1:], normalised below.
-  PhiloxStream tangent(seed, static_cast<uint64_t>(row), math::kStreamTangent);
+// d - 1 standard normals into z[1:]; returns their sum of squares.
+inline double draw_tangent(PhiloxStream& stream, int64_t d, float* z, TangentScratch& scratch) {
+  const int64_t pairs = d / 2;  // covers z[1 .. 2 * pairs]; the last normal is dropped when d is even
+  for (int64_t p = 0; p < pairs; ++p) {  // the words of pair p, in the order the scalar stream uses them
+    scratch.words0[p] = stream.next_u32();
+    scratch.words1[p] = stream.next_u32();
+  }
+  cpu::box_muller_float(scratch.words0.data(), scratch.words1.data(), scratch.normals0.data(),
+                        scratch.normals1.data(), pairs);
   double sq = 0.0;
-  for (int64_t i = 1; i < d; i += 2) {
-    scalar_t n0, n1;
-    tangent.normal_pair(&n0, &n1);
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t i = 1 + 2 * p;
+    const float n0 = scratch.normals0[p], n1 = scratch.normals1[p];
     z[i] = n0;
     sq += static_cast<double>(n0) * n0;
     if (i + 1 < d) {
@@ -35,6 +45,35 @@ void sample_row(uint64_t seed, int64_t row, const scalar_t* mu, double kappa, in
       sq += static_cast<double>(n1) * n1;
     }
   }
+  return sq;
+}
+
+// float64 keeps libm's Box-Muller (full double precision).
+inline double draw_tangent(PhiloxStream& stream, int64_t d, double* z, TangentScratch&) {
+  double sq = 0.0;
+  for (int64_t i = 1; i < d; i += 2) {
+    double n0, n1;
+    stream.normal_pair(&n0, &n1);
+    z[i] = n0;
+    sq += n0 * n0;
+    if (i + 1 < d) {
+      z[i + 1] = n1;
+      sq += n1 * n1;
+    }
+  }
+  return sq;
+}
+
+template <typename scalar_t>
+void sample_row(uint64_t seed, int64_t row, const scalar_t* mu, double kappa, int64_t d, scalar_t* z,
+                scalar_t* omw_out, int* rounds, TangentScratch& scratch) {
+  PhiloxStream radial(seed, static_cast<uint64_t>(row), math::kStreamRadial);
+  const double omw = math::sample_one_minus_w(radial, kappa, static_cast<double>(d), rounds);
+  *omw_out = static_cast<scalar_t>(omw);
+
+  // Tangent direction: d - 1 standard normals written straight into z[1:], normalised below.
+  PhiloxStream tangent(seed, static_cast<uint64_t>(row), math::kStreamTangent);
+  const double sq = draw_tangent(tangent, d, z, scratch);
   // y = (w, sqrt(1 - w^2) v / |v|); 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
   const double y0 = 1.0 - omw;
   const double scale = sq > 0.0 ? ::sqrt(omw * (2.0 - omw) / sq) : 0.0;
@@ -72,11 +111,12 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
     scalar_t* omw_p = omw.data_ptr<scalar_t>();
     const int64_t grain = std::max<int64_t>(1, 16384 / d);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      TangentScratch scratch(d);
       for (int64_t r = begin; r < end; ++r) {
         const int64_t b = r % B;
         int rounds = 0;
         sample_row<scalar_t>(key, r, loc_p + b * d, static_cast<double>(kappa_p[b]), d, z_p + r * d,
-                             omw_p + r, &rounds);
+                             omw_p + r, &rounds, scratch);
         if (rounds > math::kMaxWoodRounds) {
           int64_t expected = -1;
           failed_row.compare_exchange_strong(expected, r);

@@ -24,8 +24,20 @@ constexpr double kLog2 = 0.69314718055994530941723212145817657;
 constexpr double kLog2Pi = 1.83787706640934548356065947281123527;
 constexpr double kSqrt2 = 1.41421356237309504880168872420969808;
 
-HVAE_HD double quiet_nan() { return std::numeric_limits<double>::quiet_NaN(); }
-HVAE_HD double infinity() { return std::numeric_limits<double>::infinity(); }
+HVAE_HD double quiet_nan() {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(0x7ff8000000000000LL);
+#else
+  return std::numeric_limits<double>::quiet_NaN();
+#endif
+}
+HVAE_HD double infinity() {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(0x7ff0000000000000LL);
+#else
+  return std::numeric_limits<double>::infinity();
+#endif
+}
 
 }  // namespace math
 }  // namespace hvae

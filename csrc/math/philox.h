@@ -92,9 +92,29 @@ class PhiloxStream {
     *z0 = radius * ::cosf(angle);
     *z1 = radius * ::sinf(angle);
   }
+  // Random access to the k-th pair of normal_pair(): the same numbers a sequential stream produces for
+  // its k-th call, so that a CUDA warp can split one row's tangent draws across its lanes and still
+  // match the CPU kernel. A float pair uses two words (two pairs per Philox block), a double pair four.
+  HVAE_HD void seek_normal_pair(uint64_t pair, float*) {
+    ctr_[0] = static_cast<uint32_t>(pair >> 1);
+    philox4x32_10(ctr_, key0_, key1_, buf_);
+    ++ctr_[0];
+    used_ = static_cast<int>(pair & 1u) * 2;
+  }
+  HVAE_HD void seek_normal_pair(uint64_t pair, double*) {
+    ctr_[0] = static_cast<uint32_t>(pair);
+    used_ = 4;
+  }
+
+  // One standard normal; the second of each Box-Muller pair is kept for the next call.
   HVAE_HD double normal_double() {
-    double z0, z1;
-    normal_pair(&z0, &z1);  // one of the pair is dropped: the radial loop needs few normals
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double z0;
+    normal_pair(&z0, &spare_);
+    has_spare_ = true;
     return z0;
   }
 
@@ -103,6 +123,8 @@ class PhiloxStream {
   uint32_t ctr_[4];
   uint32_t buf_[4];
   int used_;
+  double spare_ = 0.0;
+  bool has_spare_ = false;
 };
 
 }  // namespace math

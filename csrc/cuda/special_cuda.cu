@@ -1,0 +1,106 @@
+// CUDA kernels of the elementwise special-function ops: a grid-stride loop calling the functors of
+// special_functors.h (the same code the CPU kernels run).
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include "../elementwise.h"
+#include "../special_functors.h"
+
+namespace hvae {
+namespace {
+
+template <typename scalar_t, int N>
+struct Operands {
+  const scalar_t* ptr[N];
+  int64_t stride[N];
+};
+
+template <class Op, typename scalar_t>
+__global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out, int64_t numel) {
+  const Op op;
+  double a[Op::kArity];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+#pragma unroll
+    for (int k = 0; k < Op::kArity; ++k) a[k] = static_cast<double>(in.ptr[k][i * in.stride[k]]);
+    out[i] = static_cast<scalar_t>(op(a));
+  }
+}
+
+template <class Op>
+at::Tensor run_cuda(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                    std::array<bool, Op::kArity> promote) {
+  constexpr int N = Op::kArity;
+  const c10::cuda::CUDAGuard guard(inputs[0].device());
+  auto args = prepare_elementwise<N>(name, inputs, promote);
+  const int64_t numel = args.out.numel();
+  if (numel == 0) return args.out;
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535 * 8);
+  AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cuda", [&] {
+    Operands<scalar_t, N> in;
+    for (int k = 0; k < N; ++k) {
+      in.ptr[k] = args.inputs[k].template data_ptr<scalar_t>();
+      in.stride[k] = args.strides[k];
+    }
+    elementwise_kernel<Op, scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        in, args.out.template data_ptr<scalar_t>(), numel);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return args.out;
+}
+
+at::Tensor log_bessel_iv_cuda(const at::Tensor& v, const at::Tensor& x) {
+  return run_cuda<LogBesselIvOp>("log_bessel_iv", {v, x}, {true, true});
+}
+at::Tensor log_bessel_iv_backward_cuda(const at::Tensor& g, const at::Tensor& v, const at::Tensor& x) {
+  return run_cuda<LogBesselIvBackwardOp>("log_bessel_iv_backward", {g, v, x}, {true, true, true});
+}
+at::Tensor bessel_iv_ratio_cuda(const at::Tensor& v, const at::Tensor& x) {
+  return run_cuda<BesselIvRatioOp>("bessel_iv_ratio", {v, x}, {true, true});
+}
+at::Tensor bessel_iv_ratio_backward_cuda(const at::Tensor& g, const at::Tensor& v, const at::Tensor& x) {
+  return run_cuda<BesselIvRatioBackwardOp>("bessel_iv_ratio_backward", {g, v, x}, {true, true, true});
+}
+at::Tensor vmf_log_normalizer_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfLogNormalizerOp>("vmf_log_normalizer", {kappa, dim}, {true, false});
+}
+at::Tensor vmf_log_normalizer_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfLogNormalizerBackwardOp>("vmf_log_normalizer_backward", {g, kappa, dim}, {true, true, false});
+}
+at::Tensor vmf_mean_resultant_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfMeanResultantOp>("vmf_mean_resultant", {kappa, dim}, {true, false});
+}
+at::Tensor vmf_mean_resultant_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfMeanResultantBackwardOp>("vmf_mean_resultant_backward", {g, kappa, dim}, {true, true, false});
+}
+at::Tensor vmf_kl_uniform_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfKlUniformOp>("vmf_kl_uniform", {kappa, dim}, {true, false});
+}
+at::Tensor vmf_kl_uniform_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda<VmfKlUniformBackwardOp>("vmf_kl_uniform_backward", {g, kappa, dim}, {true, true, false});
+}
+at::Tensor vmf_w_dkappa_cuda(const at::Tensor& omw, const at::Tensor& kappa, const at::Tensor& dim,
+                             const at::Tensor& mean_resultant) {
+  return run_cuda<VmfWDkappaOp>("vmf_w_dkappa", {omw, kappa, dim, mean_resultant}, {true, true, false, true});
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hvae_ext, CUDA, m) {
+  m.impl("log_bessel_iv", &log_bessel_iv_cuda);
+  m.impl("log_bessel_iv_backward", &log_bessel_iv_backward_cuda);
+  m.impl("bessel_iv_ratio", &bessel_iv_ratio_cuda);
+  m.impl("bessel_iv_ratio_backward", &bessel_iv_ratio_backward_cuda);
+  m.impl("vmf_log_normalizer", &vmf_log_normalizer_cuda);
+  m.impl("vmf_log_normalizer_backward", &vmf_log_normalizer_backward_cuda);
+  m.impl("vmf_mean_resultant", &vmf_mean_resultant_cuda);
+  m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cuda);
+  m.impl("vmf_kl_uniform", &vmf_kl_uniform_cuda);
+  m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cuda);
+  m.impl("vmf_w_dkappa", &vmf_w_dkappa_cuda);
+}
+
+}  // namespace hvae
