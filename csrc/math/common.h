@@ -39,5 +39,9 @@ HVAE_HD double infinity() {
 #endif
 }
 
+// NaN/inf tests that behave the same on host and device (the kernels are not built with -ffast-math).
+HVAE_HD bool is_nan(double x) { return x != x; }
+HVAE_HD bool is_inf(double x) { return x == infinity() || x == -infinity(); }
+
 }  // namespace math
 }  // namespace hvae

@@ -1,0 +1,335 @@
+"""VonMisesFisher and HypersphericalUniform as torch distributions: samples on the sphere, shapes,
+log_prob (normalisation on S^2, scipy), moments, entropy and KL divergences against Monte Carlo,
+reproducibility under a seed (across thread counts), argument validation, devices."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from torch.distributions import kl_divergence
+
+from conftest import DEVICES, random_unit, w_law
+from hvae_ext import HypersphericalUniform, VonMisesFisher
+
+
+def _norm_err(z: torch.Tensor) -> float:
+    return (torch.linalg.vector_norm(z.double(), dim=-1) - 1).abs().max().item()
+
+
+# --- samples lie on the sphere ---------------------------------------------------------------------------
+
+
+def _special_locs(d: int, dtype, device):
+    e1 = torch.zeros(d, dtype=torch.float64)
+    e1[0] = 1.0
+    near = e1.clone()
+    near[1] = 1e-9
+    near = near / near.norm()
+    near_minus = -near
+    locs = {"e1": e1, "-e1": -e1, "e1+1e-9": near, "-e1+1e-9": near_minus, "random": random_unit(d, d)}
+    return {k: v.to(dtype=dtype, device=device) for k, v in locs.items()}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 17, 256, 1000])
+def test_samples_on_sphere(device, dtype, tol, d):
+    for name, mu in _special_locs(d, dtype, device).items():
+        for kappa in (1e-8, 1e-3, 1.0, 10.5, 1e3, 1e5, 1e9):
+            n = 2000 if d <= 256 else 200
+            z = VonMisesFisher(mu, torch.tensor(kappa, dtype=dtype, device=device)).sample((n,))
+            assert z.dtype == dtype and z.device.type == device and z.shape == (n, d)
+            assert bool(torch.isfinite(z).all()), (name, kappa)
+            err = _norm_err(z)
+            assert err <= tol, f"|z| - 1 = {err:.3g} at mu={name}, d={d}, kappa={kappa:g}, {dtype}"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_samples_concentrate_at_loc(device, dtype):
+    """kappa = 1e9: z = mu to ~sqrt(d / kappa), also at the poles mu = +-e1 (no sign flip)."""
+    d = 8
+    for name, mu in _special_locs(d, dtype, device).items():
+        z = VonMisesFisher(mu, torch.tensor(1e9, dtype=dtype, device=device)).sample((500,))
+        assert (z - mu).abs().max().item() < 1e-3, name
+
+
+# --- shapes, expand, parameters --------------------------------------------------------------------------
+
+
+def test_shapes_and_broadcasting():
+    loc = torch.nn.functional.normalize(torch.randn(4, 3, 6, dtype=torch.float64), dim=-1)
+    for conc in (torch.rand(4, 3, dtype=torch.float64) + 0.5, torch.rand(4, 3, 1, dtype=torch.float64) + 0.5,
+                 torch.tensor(2.0, dtype=torch.float64), 2.0, torch.rand(3, dtype=torch.float64) + 0.5):
+        q = VonMisesFisher(loc, conc)
+        assert q.batch_shape == (4, 3) and q.event_shape == (6,) and q.dim == 6
+        assert q.rsample().shape == (4, 3, 6)
+        assert q.rsample((5, 2)).shape == (5, 2, 4, 3, 6)
+        assert q.log_prob(q.sample((7,))).shape == (7, 4, 3)
+        assert q.entropy().shape == (4, 3)
+        assert q.mean.shape == (4, 3, 6) and q.variance.shape == (4, 3, 6)
+        assert q.covariance_matrix.shape == (4, 3, 6, 6)
+        assert kl_divergence(q, HypersphericalUniform(6, dtype=torch.float64)).shape == (4, 3)
+    # a loc of one direction broadcast against a batch of concentrations
+    q = VonMisesFisher(loc[0, 0], torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    assert q.batch_shape == (3,) and q.sample((2,)).shape == (2, 3, 6)
+    e = q.expand((5, 3))
+    assert e.batch_shape == (5, 3) and e.sample((2,)).shape == (2, 5, 3, 6)
+    torch.testing.assert_close(e.entropy(), q.entropy().expand(5, 3))
+    assert q.mode is q.loc or torch.equal(q.mode, q.loc)
+
+
+def test_sample_has_no_grad_and_rsample_has():
+    loc = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1).requires_grad_(True)
+    k = torch.ones(3, requires_grad=True)
+    q = VonMisesFisher(loc, k)
+    assert not q.sample().requires_grad
+    assert q.rsample().requires_grad
+    assert VonMisesFisher.has_rsample
+
+
+def test_empty_batch():
+    q = VonMisesFisher(torch.zeros(0, 5), torch.ones(0))
+    assert q.rsample((3,)).shape == (3, 0, 5)
+
+
+def test_validation_errors():
+    loc = torch.tensor([1.0, 0.0, 0.0])
+    with pytest.raises(ValueError):
+        VonMisesFisher(torch.tensor([1.0, 1.0, 0.0]), 1.0, validate_args=True)
+    with pytest.raises(ValueError):
+        VonMisesFisher(loc, -1.0, validate_args=True)
+    with pytest.raises(ValueError):
+        VonMisesFisher(loc, float("nan"), validate_args=True)
+    with pytest.raises(ValueError):
+        VonMisesFisher(torch.tensor([1.0]), 1.0)  # d = 1
+    with pytest.raises(ValueError):
+        VonMisesFisher(torch.zeros(2, 3), torch.ones(5))  # batch shapes do not broadcast
+    with pytest.raises(TypeError):
+        VonMisesFisher(loc.half(), 1.0)
+    with pytest.raises(TypeError):
+        VonMisesFisher(loc, torch.tensor(1.0, dtype=torch.float64))  # dtype mismatch
+    with pytest.raises(ValueError):
+        HypersphericalUniform(1)
+    with pytest.raises(ValueError):  # the dimensions of a KL must agree (ambient d everywhere)
+        kl_divergence(VonMisesFisher(loc, 1.0), HypersphericalUniform(2))
+    q = VonMisesFisher(loc, 1.0, validate_args=True)
+    with pytest.raises(ValueError):
+        q.log_prob(torch.tensor([2.0, 0.0, 0.0]))
+
+
+# --- log_prob --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kappa", [1e-3, 0.5, 5.0, 50.0])
+def test_log_prob_integrates_to_one_on_s2(kappa):
+    """Gauss-Legendre in cos(theta) x trapezoid in phi, about the z axis, with a random mu."""
+    mu = random_unit(3, 1)
+    x, wts = np.polynomial.legendre.leggauss(400)
+    phi = np.linspace(0, 2 * np.pi, 800, endpoint=False)
+    ct, ph = np.meshgrid(x, phi, indexing="ij")
+    st = np.sqrt(1 - ct**2)
+    pts = torch.from_numpy(np.stack([st * np.cos(ph), st * np.sin(ph), ct], -1))
+    lp = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64)).log_prob(pts).numpy()
+    total = (np.exp(lp) * wts[:, None]).sum() * (2 * np.pi / len(phi))
+    assert total == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 10, 50, 100, 1000])
+def test_log_prob_matches_scipy(d):
+    mu = random_unit(d, 3 + d)
+    rng = np.random.default_rng(d)
+    checked = 0
+    for kappa in (1e-4, 0.1, 1.0, 10.5, 100.0, 1e3, 1e4):
+        q = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64))
+        x = np.concatenate([q.sample((50,)).numpy(), stats.vonmises_fisher(mu.numpy(), 1.0).rvs(20, random_state=rng)])
+        x /= np.linalg.norm(x, axis=-1, keepdims=True)
+        with np.errstate(all="ignore"):
+            ref = stats.vonmises_fisher(mu.numpy(), kappa).logpdf(x)
+        ours = q.log_prob(torch.from_numpy(x)).numpy()
+        assert np.isfinite(ours).all()
+        ok = np.isfinite(ref)
+        checked += ok.sum()
+        np.testing.assert_allclose(ours[ok], ref[ok], rtol=1e-9, atol=1e-9, err_msg=f"d={d}, kappa={kappa}")
+    assert checked > 0
+
+
+def test_log_prob_float32_close_to_float64():
+    mu = random_unit(20, 1)
+    q64 = VonMisesFisher(mu, torch.tensor(30.0, dtype=torch.float64))
+    x = q64.sample((100,))
+    q32 = VonMisesFisher(mu.float(), torch.tensor(30.0))
+    torch.testing.assert_close(q32.log_prob(x.float()).double(), q64.log_prob(x), rtol=1e-5, atol=1e-4)
+
+
+# --- moments, entropy, KL ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d,kappa", [(2, 0.1), (3, 1.0), (5, 2.0), (10, 10.5), (100, 20.0), (1000, 1e5)])
+def test_mean_and_covariance(d, kappa):
+    mu = random_unit(d, 8)
+    q = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64))
+    law = w_law(d, kappa)
+    torch.testing.assert_close(q.mean, law.mean * mu, rtol=1e-8, atol=1e-12)
+    cov = q.covariance_matrix
+    P = torch.eye(d, dtype=torch.float64) - torch.outer(mu, mu)
+    # Cov = Var[w] mu mu^T + E[1 - w^2] / (d - 1) P
+    tangent = (1 - law.var - law.mean**2) / (d - 1)
+    torch.testing.assert_close(cov, law.var * torch.outer(mu, mu) + tangent * P, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(q.variance, torch.diagonal(cov), rtol=1e-12, atol=1e-15)
+    if d <= 10:  # against Monte Carlo as well
+        z = q.sample((200_000,), generator=torch.Generator().manual_seed(d))
+        emp = torch.cov(z.T)
+        assert (emp - cov).abs().max().item() < 6 * math.sqrt(2 / 200_000)
+        assert (z.mean(0) - q.mean).abs().max().item() < 6 / math.sqrt(200_000)
+
+
+def _mc(values: torch.Tensor) -> tuple[float, float]:
+    return values.mean().item(), values.std().item() / math.sqrt(values.numel())
+
+
+@pytest.mark.parametrize("d,kappa", [(2, 0.5), (3, 4.0), (5, 2.0), (16, 30.0), (100, 1000.0), (1000, 10.0)])
+def test_entropy_and_kl_uniform_against_monte_carlo(d, kappa):
+    mu = random_unit(d, 5)
+    q = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64))
+    p = HypersphericalUniform(d, dtype=torch.float64)
+    n = 100_000 if d <= 100 else 20_000
+    z = q.sample((n,), generator=torch.Generator().manual_seed(1))
+    lq = q.log_prob(z)
+    m, se = _mc(-lq)
+    assert abs(q.entropy().item() - m) <= 5 * se + 1e-12, (q.entropy().item(), m, se)
+    kl = kl_divergence(q, p).item()
+    m, se = _mc(lq - p.log_prob(z))
+    assert abs(kl - m) <= 5 * se + 1e-12, (kl, m, se)
+    assert kl >= 0
+    # KL(q || U) = log|S^{d-1}| - H(q)
+    torch.testing.assert_close(kl_divergence(q, p), p.entropy() - q.entropy(), rtol=1e-9, atol=1e-9)
+
+
+def test_kl_uniform_small_kappa_is_accurate_and_nonnegative():
+    """KL ~ kappa^2 / (2d) as kappa -> 0 (no cancellation to negative values)."""
+    for d in (2, 3, 10, 1000):
+        k = torch.tensor([1e-8, 1e-5, 1e-3], dtype=torch.float64)
+        q = VonMisesFisher(random_unit(d, 0).expand(3, d), k)
+        kl = kl_divergence(q, HypersphericalUniform(d, dtype=torch.float64))
+        torch.testing.assert_close(kl, k**2 / (2 * d), rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("d,k1,k2", [(3, 2.0, 5.0), (5, 10.0, 1.0), (50, 100.0, 30.0), (2, 0.3, 3.0)])
+def test_kl_vmf_vmf_against_monte_carlo(d, k1, k2):
+    mu1, mu2 = random_unit(d, 1), random_unit(d, 2)
+    mu2 = torch.nn.functional.normalize(mu1 + 0.7 * mu2, dim=0)
+    q = VonMisesFisher(mu1, torch.tensor(k1, dtype=torch.float64))
+    p = VonMisesFisher(mu2, torch.tensor(k2, dtype=torch.float64))
+    z = q.sample((200_000,), generator=torch.Generator().manual_seed(2))
+    m, se = _mc(q.log_prob(z) - p.log_prob(z))
+    kl = kl_divergence(q, p).item()
+    assert abs(kl - m) <= 5 * se, (kl, m, se)
+    assert kl >= 0
+    assert kl_divergence(q, q).abs().item() < 1e-10
+
+
+def test_kl_is_differentiable():
+    loc = torch.nn.functional.normalize(torch.randn(4, 5, dtype=torch.float64), dim=-1).requires_grad_(True)
+    k = (torch.rand(4, dtype=torch.float64) * 10 + 0.1).requires_grad_(True)
+    p = VonMisesFisher(loc[0].detach(), torch.tensor(3.0, dtype=torch.float64))
+    assert torch.autograd.gradcheck(
+        lambda k: kl_divergence(VonMisesFisher(loc.detach(), k), HypersphericalUniform(5, dtype=torch.float64)), (k,))
+    assert torch.autograd.gradcheck(lambda l, k: kl_divergence(VonMisesFisher(l, k), p), (loc, k))
+    assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc.detach(), k).entropy(), (k,))
+
+
+def test_hyperspherical_uniform():
+    for d in (2, 3, 10, 1000):
+        u = HypersphericalUniform(d, dtype=torch.float64)
+        z = u.sample((5000,))
+        assert z.shape == (5000, d) and _norm_err(z) < 1e-12
+        log_area = math.log(2) + d / 2 * math.log(math.pi) - math.lgamma(d / 2)
+        assert u.entropy().item() == pytest.approx(log_area, rel=1e-12)
+        assert u.log_prob(z).shape == (5000,)
+        torch.testing.assert_close(u.log_prob(z), torch.full((5000,), -log_area, dtype=torch.float64))
+        assert (z.mean(0).abs().max().item()) < 6 / math.sqrt(5000 * d) * math.sqrt(d)
+    # the vMF tends to the uniform as kappa -> 0
+    d = 4
+    q = VonMisesFisher(random_unit(d, 0), torch.tensor(1e-12, dtype=torch.float64))
+    z = HypersphericalUniform(d, dtype=torch.float64).sample((10,))
+    torch.testing.assert_close(q.log_prob(z), HypersphericalUniform(d, dtype=torch.float64).log_prob(z))
+
+
+# --- reproducibility --------------------------------------------------------------------------------------
+
+
+def test_manual_seed_and_generator_reproducible():
+    loc = torch.nn.functional.normalize(torch.randn(8, 7), dim=-1)
+    k = torch.rand(8) * 50
+    q = VonMisesFisher(loc, k)
+    torch.manual_seed(3)
+    a = q.rsample((100,))
+    torch.manual_seed(3)
+    b = q.rsample((100,))
+    assert torch.equal(a, b)
+    c = q.rsample((100,))
+    assert not torch.equal(a, c)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    assert torch.equal(q.sample((10,), generator=g1), q.sample((10,), generator=g2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_reproducible_across_thread_counts(restore_threads, dtype):
+    """Each row has its own Philox stream keyed by (seed, row): the samples and the gradients are
+    bitwise identical whatever the number of threads."""
+    loc0 = torch.nn.functional.normalize(torch.randn(64, 33, dtype=dtype, generator=torch.Generator().manual_seed(0)), dim=-1)
+    k0 = torch.logspace(-3, 5, 64, dtype=dtype)
+    results = []
+    for threads in (1, 2, 4):
+        torch.set_num_threads(threads)
+        loc, k = loc0.clone().requires_grad_(True), k0.clone().requires_grad_(True)
+        z = VonMisesFisher(loc, k).rsample((300,), generator=torch.Generator().manual_seed(42))
+        (z * torch.arange(33, dtype=dtype)).sum().backward()
+        results.append((z.detach(), loc.grad, k.grad))
+    for other in results[1:]:
+        for x, y in zip(results[0], other):
+            assert torch.equal(x, y)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_deterministic_given_seed(device):
+    loc = torch.nn.functional.normalize(torch.randn(5, 9, dtype=torch.float64), dim=-1).to(device)
+    k = torch.tensor([0.1, 1.0, 10.0, 100.0, 1e4], dtype=torch.float64, device=device)
+    seed = torch.tensor([1234567], dtype=torch.int64, device=device)
+    z1, w1 = torch.ops.hvae_ext.vmf_sample(loc, k, seed, 11)
+    z2, w2 = torch.ops.hvae_ext.vmf_sample(loc, k, seed, 11)
+    assert z1.shape == (55, 9) and w1.shape == (55,)
+    assert torch.equal(z1, z2) and torch.equal(w1, w2)
+    # one_minus_w agrees with the samples (row r uses parameter row r % B)
+    w = (z1 * loc.repeat(11, 1)).sum(-1)
+    torch.testing.assert_close(1 - w, w1, rtol=1e-9, atol=1e-12)
+    z3, _ = torch.ops.hvae_ext.vmf_sample(loc, k, seed + 1, 11)
+    assert not torch.equal(z1, z3)
+
+
+# --- CUDA -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
+def test_cuda_matches_cpu_in_distribution_and_keeps_device():
+    d, kappa = 10, 10.5
+    mu = random_unit(d, 4)
+    q = VonMisesFisher(mu.cuda(), torch.tensor(kappa, dtype=torch.float64, device="cuda"))
+    z = q.rsample((50_000,))
+    assert z.is_cuda and z.dtype == torch.float64
+    assert q.log_prob(z).is_cuda and q.entropy().is_cuda
+    assert kl_divergence(q, HypersphericalUniform(d, dtype=torch.float64, device="cuda")).is_cuda
+    _, theta = __import__("conftest").angle_from_loc(z.cpu(), mu)
+    assert w_law(d, kappa).ks(theta).pvalue > 1e-4
+    torch.cuda.manual_seed(1)
+    a = q.sample((10,))
+    torch.cuda.manual_seed(1)
+    assert torch.equal(a, q.sample((10,)))
+    with pytest.raises(ValueError):  # a CPU generator for CUDA samples
+        q.sample((2,), generator=torch.Generator())
