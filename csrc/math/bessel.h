@@ -222,7 +222,7 @@ HVAE_HD double vmf_log_normalizer(double kappa, double d) {
   if (v >= detail::kDebyeMinOrder) {
     // v log kappa - log I_v(kappa) with v log kappa - v log z = v log v done analytically.
     const double z = kappa / v, s = ::sqrt(1.0 + z * z), p = 1.0 / s;
-    return -0.5 * d * kLog2Pi - v * (s + ::log(v) - ::log1p(s)) + 0.5 * (kLog2Pi + ::log(v)) +
+    return -0.5 * d * kLog2Pi - v * (s - ::log(v) - ::log1p(s)) + 0.5 * (kLog2Pi + ::log(v)) +
            0.25 * ::log1p(z * z) - ::log(detail::debye_sums(p, v, nullptr));
   }
   return v * ::log(kappa) - 0.5 * d * kLog2Pi - log_bessel_iv(v, kappa);
