@@ -236,7 +236,7 @@ def test_kl_vmf_vmf_against_monte_carlo(d, k1, k2):
 def test_kl_is_differentiable():
     loc = torch.nn.functional.normalize(torch.randn(4, 5, dtype=torch.float64), dim=-1).requires_grad_(True)
     k = (torch.rand(4, dtype=torch.float64) * 10 + 0.1).requires_grad_(True)
-    p = VonMisesFisher(loc[0].detach(), torch.tensor(3.0, dtype=torch.float64))
+    p = VonMisesFisher(loc[0].detach().clone(), torch.tensor(3.0, dtype=torch.float64))
     assert torch.autograd.gradcheck(
         lambda k: kl_divergence(VonMisesFisher(loc.detach(), k, validate_args=False), HypersphericalUniform(5, dtype=torch.float64)), (k,))
     assert torch.autograd.gradcheck(lambda l, k: kl_divergence(VonMisesFisher(l, k, validate_args=False), p), (loc, k))
