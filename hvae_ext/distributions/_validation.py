@@ -34,7 +34,60 @@ def check_dim(dim) -> int:
     return dim
 
 
+def check_float_value(value) -> None:
+    """The ``value`` of a ``log_prob`` (with validation): a float32 or float64 tensor."""
+    if not isinstance(value, torch.Tensor) or value.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            "value must be a float32 or float64 tensor of shape (..., d), got "
+            + (f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__)
+        )
+
+
 def check_finite(name: str, value: torch.Tensor) -> None:
     if value.numel() and not bool(torch.isfinite(value).all()):
         bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
         raise ValueError(f"{name} must be finite, but it contains {bad}")
+
+
+def check_concentration(value: torch.Tensor, given=None) -> None:
+    """concentration must be finite and > 0 (``given``: the Python number the user passed, if any)."""
+    if value.numel() == 0:
+        return
+    if not bool(torch.isfinite(value).all()):
+        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        raise ValueError(f"concentration must be finite and > 0, but it contains {bad}")
+    if not bool((value > 0).all()):
+        if given is not None and given > 0:
+            raise ValueError(
+                f"concentration must be > 0, but the number {given!r} rounds to 0 in {value.dtype} "
+                f"(the dtype of loc), whose smallest positive value is "
+                f"{torch.nextafter(torch.zeros((), dtype=value.dtype), torch.ones((), dtype=value.dtype)).item():g}; "
+                f"use a float64 loc or a larger concentration"
+            )
+        raise ValueError(
+            f"concentration must be > 0 (finite and strictly positive), but its smallest value is "
+            f"{value.min().item()!r}"
+        )
+
+
+def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
+    """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere)."""
+    return 64 * torch.finfo(dtype).eps * max(1.0, d**0.5)
+
+
+def check_unit_norm(name: str, value: torch.Tensor) -> None:
+    """``value`` must be finite and of unit Euclidean norm along its last axis."""
+    if value.numel() == 0:
+        return
+    check_finite(name, value)
+    d = value.shape[-1]
+    tol = unit_norm_tolerance(value.dtype, d)
+    norms = torch.linalg.vector_norm(value, dim=-1).reshape(-1)
+    dev = (norms - 1).abs()
+    i = int(dev.argmax())
+    if not dev[i].item() <= tol:
+        raise ValueError(
+            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= 64 eps max(1, sqrt(d)) = "
+            f"{tol:.3g} for {value.dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
+            f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
+        )

@@ -7,7 +7,7 @@ import math
 import torch
 from torch.distributions import Distribution
 
-from ._validation import check_dim
+from ._validation import check_dim, check_float_value
 from .constraints import unit_sphere
 
 __all__ = ["HypersphericalUniform"]
@@ -65,6 +65,7 @@ class HypersphericalUniform(Distribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
+            check_float_value(value)
             self._validate_sample(value)
         return torch.full(value.shape[:-1], -log_sphere_area(self._dim), dtype=value.dtype, device=value.device)
 

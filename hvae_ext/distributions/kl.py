@@ -38,6 +38,15 @@ def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor
 @register_kl(VonMisesFisher, VonMisesFisher)
 def _kl_vmf_vmf(p: VonMisesFisher, q: VonMisesFisher) -> torch.Tensor:
     _check_same_dim(p.dim, q.dim, "KL(VonMisesFisher || VonMisesFisher)")
+    if p.loc.device != q.loc.device:
+        raise ValueError(f"KL(VonMisesFisher || VonMisesFisher): p is on {p.loc.device} but q is on {q.loc.device}")
+    try:
+        torch.broadcast_shapes(p.batch_shape, q.batch_shape)
+    except RuntimeError:
+        raise ValueError(
+            f"KL(VonMisesFisher || VonMisesFisher): the batch shapes {tuple(p.batch_shape)} of p and "
+            f"{tuple(q.batch_shape)} of q do not broadcast"
+        ) from None
     a1 = p._mean_resultant
     cos = (p.loc * q.loc).sum(-1)
     return (

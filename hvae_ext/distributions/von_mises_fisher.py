@@ -8,7 +8,7 @@ from torch.distributions.utils import lazy_property
 
 from .. import special
 from .._ops import ops
-from ._validation import as_float_tensor, check_finite
+from ._validation import as_float_tensor, check_concentration, check_float_value, check_unit_norm
 from .constraints import unit_sphere
 
 __all__ = ["VonMisesFisher"]
@@ -62,6 +62,7 @@ class VonMisesFisher(Distribution):
         d = loc.shape[-1]
         if d < 2:
             raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
+        given_concentration = concentration if not isinstance(concentration, torch.Tensor) else None
         concentration = as_float_tensor("concentration", concentration, like=loc)
         if concentration.device != loc.device:
             raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
@@ -77,11 +78,16 @@ class VonMisesFisher(Distribution):
                 f"{tuple(loc.shape[:-1])} of loc (shape {tuple(loc.shape)}); concentration must have the batch "
                 f"shape (...) or (..., 1)"
             ) from None
+        validate = Distribution._validate_args if validate_args is None else bool(validate_args)
+        if validate:
+            # Our own checks, with messages that name the argument and the rule, in place of torch's
+            # generic arg_constraints messages (which then need not run a second time).
+            check_unit_norm("loc", loc)
+            check_concentration(concentration, given=given_concentration)
         self.loc = loc.expand(batch_shape + (d,))
         self.concentration = concentration.expand(batch_shape)
-        super().__init__(batch_shape, torch.Size([d]), validate_args=validate_args)
-        if self._validate_args:
-            check_finite("concentration", self.concentration)
+        super().__init__(batch_shape, torch.Size([d]), validate_args=False)
+        self._validate_args = validate
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(VonMisesFisher, _instance)
@@ -113,6 +119,9 @@ class VonMisesFisher(Distribution):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
+            check_float_value(value)
+            if value.device != self.loc.device:
+                raise ValueError(f"value is on {value.device} but the distribution is on {self.loc.device}")
             self._validate_sample(value)
         return self._log_normalizer + self.concentration * (self.loc * value).sum(-1)
 
