@@ -22,8 +22,10 @@ from ._ops import ops
 __all__ = ["log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant"]
 
 
-def _as_float_tensor(x, like: torch.Tensor | None = None) -> torch.Tensor:
+def _as_float_tensor(x, like: torch.Tensor | None = None, name: str = "argument") -> torch.Tensor:
     if isinstance(x, torch.Tensor):
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {x.dtype}")
         return x
     if like is not None:
         return torch.as_tensor(x, dtype=like.dtype, device=like.device)
@@ -42,11 +44,13 @@ def _as_dim_tensor(dim, like: torch.Tensor) -> torch.Tensor:
 
 def _pair(v, x) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(x, torch.Tensor):
-        return _as_float_tensor(v, x), x
-    if isinstance(v, torch.Tensor) and v.dtype.is_floating_point:
-        return v, _as_float_tensor(x, v)
-    x = _as_float_tensor(x)
-    return _as_float_tensor(v, x), x
+        x = _as_float_tensor(x, name="x")
+        return _as_float_tensor(v, x, name="v"), x
+    if isinstance(v, torch.Tensor):
+        v = _as_float_tensor(v, name="v")
+        return v, _as_float_tensor(x, v, name="x")
+    x = _as_float_tensor(x, name="x")
+    return _as_float_tensor(v, x, name="v"), x
 
 
 def log_bessel_iv(v, x) -> torch.Tensor:
@@ -96,7 +100,7 @@ def vmf_log_normalizer(kappa, dim) -> torch.Tensor:
     :math:`\partial_\kappa \log C_d(\kappa) = -A_d(\kappa)`; the double backward uses
     :math:`A_d' = 1 - A_d^2 - (d - 1) A_d / \kappa`.
     """
-    kappa = _as_float_tensor(kappa)
+    kappa = _as_float_tensor(kappa, name="kappa")
     return ops.vmf_log_normalizer(kappa, _as_dim_tensor(dim, kappa))
 
 
@@ -107,5 +111,5 @@ def vmf_mean_resultant(kappa, dim) -> torch.Tensor:
     :math:`\kappa \to \infty`. Differentiable in ``kappa`` with
     :math:`A_d' = 1 - A_d^2 - (d - 1) A_d / \kappa` (``1/d`` at ``kappa = 0``).
     """
-    kappa = _as_float_tensor(kappa)
+    kappa = _as_float_tensor(kappa, name="kappa")
     return ops.vmf_mean_resultant(kappa, _as_dim_tensor(dim, kappa))

@@ -87,7 +87,8 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
   const double log_sin_w = ::log(::sin(theta_w));
   // Mode and Laplace width of L: cos th* = 2 kappa / ((d-2) + sqrt((d-2)^2 + 4 kappa^2)).
   const double dm2 = d - 2.0;
-  const double c_star = 2.0 * kappa / (dm2 + ::sqrt(dm2 * dm2 + 4.0 * kappa * kappa));
+  const double t = dm2 / kappa;  // no 4 kappa^2: it would overflow for kappa > 1e154
+  const double c_star = 2.0 / (t + ::sqrt(t * t + 4.0));
   const double theta_star = ::acos(c_star);
   const double curvature = kappa * c_star + (c_star < 1.0 ? dm2 / (1.0 - c_star * c_star) : 0.0);
   const double sigma = 1.0 / ::sqrt(curvature);

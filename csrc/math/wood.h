@@ -41,7 +41,13 @@ HVAE_HD WoodEnvelope wood_envelope(double kappa, double d) {
   WoodEnvelope e;
   e.kappa = kappa;
   e.dm1 = d - 1.0;
-  e.b = e.dm1 / (2.0 * kappa + ::sqrt(4.0 * kappa * kappa + e.dm1 * e.dm1));
+  // Written in terms of the smaller of kappa and d - 1 so that 4 kappa^2 cannot overflow (kappa > 1e154).
+  if (kappa > e.dm1) {
+    const double t = e.dm1 / kappa;
+    e.b = t / (2.0 + ::sqrt(4.0 + t * t));
+  } else {
+    e.b = e.dm1 / (2.0 * kappa + ::sqrt(4.0 * kappa * kappa + e.dm1 * e.dm1));
+  }
   e.x0 = (1.0 - e.b) / (1.0 + e.b);
   e.omx0 = 2.0 * e.b / (1.0 + e.b);
   e.log_norm = ::log(e.omx0) + ::log1p(e.x0);
