@@ -10,82 +10,93 @@ using math::infinity;
 
 // log I_v(x)
 struct LogBesselIvOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
-  HVAE_HD double operator()(const double* a) const { return math::log_bessel_iv(a[0], a[1]); }
+  HVAE_HD double operator()(const double* a) const { return math::log_bessel_iv(a[0], a[1], single); }
 };
 
 // grad * d/dx log I_v(x) = grad * (I_{v+1}(x) / I_v(x) + v / x)   (DLMF 10.29.2)
 struct LogBesselIvBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
     const double grad = a[0], v = a[1], x = a[2];
     if (x == 0.0) return v == 0.0 ? 0.0 * grad : grad * infinity();
-    return grad * (math::bessel_iv_ratio(v + 1.0, x) + v / x);
+    return grad * (math::bessel_iv_ratio(v + 1.0, x, single) + v / x);
   }
 };
 
 // I_v(x) / I_{v-1}(x)
 struct BesselIvRatioOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
-  HVAE_HD double operator()(const double* a) const { return math::bessel_iv_ratio(a[0], a[1]); }
+  HVAE_HD double operator()(const double* a) const { return math::bessel_iv_ratio(a[0], a[1], single); }
 };
 
 // grad * d/dx R_v(x) = grad * (1 - R^2 - (2v - 1) R / x),  R_v = I_v / I_{v-1};  at x = 0: 1 / (2v).
 struct BesselIvRatioBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
     const double grad = a[0], v = a[1], x = a[2];
     if (x == 0.0) return grad / (2.0 * v);
-    const double r = math::bessel_iv_ratio(v, x);
+    const double r = math::bessel_iv_ratio(v, x, single);
     return grad * (1.0 - r * r - (2.0 * v - 1.0) * r / x);
   }
 };
 
 // log C_d(kappa)
 struct VmfLogNormalizerOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
-  HVAE_HD double operator()(const double* a) const { return math::vmf_log_normalizer(a[0], a[1]); }
+  HVAE_HD double operator()(const double* a) const { return math::vmf_log_normalizer(a[0], a[1], single); }
 };
 
 // grad * d/dkappa log C_d(kappa) = -grad * A_d(kappa)
 struct VmfLogNormalizerBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
-    return -a[0] * math::vmf_mean_resultant(a[1], a[2]);
+    return -a[0] * math::vmf_mean_resultant(a[1], a[2], single);
   }
 };
 
 // A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa)
 struct VmfMeanResultantOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
-  HVAE_HD double operator()(const double* a) const { return math::vmf_mean_resultant(a[0], a[1]); }
+  HVAE_HD double operator()(const double* a) const { return math::vmf_mean_resultant(a[0], a[1], single); }
 };
 
 // grad * dA_d/dkappa = grad * (1 - A^2 - (d - 1) A / kappa);  at kappa = 0: 1 / d.
 struct VmfMeanResultantBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
     const double grad = a[0], kappa = a[1], d = a[2];
     if (kappa == 0.0) return grad / d;
-    const double r = math::vmf_mean_resultant(kappa, d);
+    const double r = math::vmf_mean_resultant(kappa, d, single);
     return grad * (1.0 - r * r - (d - 1.0) * r / kappa);
   }
 };
 
 // dw/dkappa by implicit reparameterization, w = 1 - one_minus_w
 struct VmfWDkappaOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 4;
   HVAE_HD double operator()(const double* a) const { return math::vmf_w_dkappa(a[0], a[1], a[2], a[3]); }
 };
 
 // KL(vMF(mu, kappa) || uniform on S^{d-1})
 struct VmfKlUniformOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
   HVAE_HD double operator()(const double* a) const { return math::vmf_kl_uniform(a[0], a[1]); }
 };
 
 // grad * d/dkappa KL(vMF || uniform) = grad * kappa A_d'(kappa)
 struct VmfKlUniformBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const { return a[0] * math::vmf_kl_uniform_dkappa(a[1], a[2]); }
 };

@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/Dispatch.h>
 
+#include <type_traits>
+
 #include "../elementwise.h"
 #include "../special_functors.h"
 
@@ -22,7 +24,8 @@ at::Tensor run_cpu(const char* name, std::array<at::Tensor, Op::kArity> inputs,
     scalar_t* out = args.out.template data_ptr<scalar_t>();
     // Each element costs ~100 ns, so small grains already pay for a thread.
     at::parallel_for(0, numel, 512, [&](int64_t begin, int64_t end) {
-      const Op op;
+      Op op;
+      op.single = std::is_same<scalar_t, float>::value;
       double a[N];
       for (int64_t i = begin; i < end; ++i) {
         for (int k = 0; k < N; ++k) a[k] = static_cast<double>(ptr[k][i * strides[k]]);

@@ -19,7 +19,8 @@ struct Operands {
 
 template <class Op, typename scalar_t>
 __global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out, int64_t numel) {
-  const Op op;
+  Op op;
+  op.single = sizeof(scalar_t) == 4;
   double a[Op::kArity];
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
