@@ -1,0 +1,115 @@
+"""vMF rsample throughput: hvae_ext against the pure-PyTorch Wood sampler, power_spherical and randn(N, d).
+
+Run with ``pytest benchmarks/ --benchmark-only [--bench-mode quick|full]``; see benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import baselines
+from harness import run_benchmark, synced
+
+
+def _inputs(case, requires_grad: bool):
+    g = torch.Generator(device=case.device).manual_seed(1234)
+    dt = case.torch_dtype
+    loc = torch.randn(case.n, case.d, dtype=dt, device=case.device, generator=g)
+    loc = torch.nn.functional.normalize(loc, dim=-1)
+    kappa = torch.full((case.n,), case.kappa, dtype=dt, device=case.device)
+    cot = torch.randn(case.n, case.d, dtype=dt, device=case.device, generator=g) if requires_grad else None
+    if requires_grad:
+        loc.requires_grad_(True)
+        kappa.requires_grad_(True)
+    return loc, kappa, cot
+
+
+def _sampler(impl: str):
+    """rsample(loc, kappa) -> (N, d) for one implementation; the distribution object is built inside the
+    timed call, as user code does, without argument validation (which costs a reduction and, on CUDA, a
+    host synchronization)."""
+    if impl == "ours":
+        hvae_ext = pytest.importorskip("hvae_ext")
+
+        def rs(loc, kappa):
+            return hvae_ext.VonMisesFisher(loc, kappa, validate_args=False).rsample()
+
+        return rs
+    if impl == "baseline":
+        return baselines.wood_rsample
+    if impl == "power_spherical":
+        return baselines.power_spherical_rsample
+    raise ValueError(impl)
+
+
+def _check_no_sync(fn) -> bool:
+    """Whether ``fn`` runs without a host synchronization (``torch.cuda.set_sync_debug_mode("error")``)."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        fn()
+        ok = True
+    except RuntimeError:  # the sync debug mode raises on the first synchronizing call
+        ok = False
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+        torch.cuda.synchronize()
+    return ok
+
+
+def test_rsample(benchmark, case, bench_time):
+    rs = _sampler(case.impl)
+    bwd = case.mode == "fwd+bwd"
+    loc, kappa, cot = _inputs(case, bwd)
+    if bwd:
+
+        def body():
+            z = rs(loc, kappa)
+            return torch.autograd.grad(z, (loc, kappa), cot)
+
+    else:
+
+        def body():
+            return rs(loc, kappa)
+
+    extra = {}
+    if case.device == "cuda" and case.impl == "ours":
+        extra["no_host_sync"] = _check_no_sync(body)
+    fn = synced(body, case.device)
+    group = f"rsample {case.device} {case.dtype} N={case.n} d={case.d} kappa={case.kappa:g} {case.mode}"
+    run_benchmark(benchmark, fn, case, bench_time, group, **extra)
+
+
+def test_randn(benchmark, case, bench_time):
+    """torch.randn(N, d): the tangent direction alone, the floor for any vMF sampler."""
+    dt = case.torch_dtype
+
+    def body():
+        return torch.randn(case.n, case.d, dtype=dt, device=case.device)
+
+    fn = synced(body, case.device)
+    run_benchmark(benchmark, fn, case, bench_time, f"randn {case.device} {case.dtype} N={case.n} d={case.d}")
+
+
+def test_proposals(benchmark, case, bench_time):
+    """Mean proposals per accepted sample of Wood's envelope, per (d, kappa): counted by the pure-PyTorch
+    baseline (float64, every timed call counted) and exact by quadrature (baselines.expected_proposals).
+    hvae_ext's kernel uses the same envelope for d != 3 and exact inversion (1 proposal) for d = 3.
+    The time is that of the baseline's w-only rejection loop."""
+    g = torch.Generator().manual_seed(99)
+    kappa = torch.full((case.n,), case.kappa, dtype=case.torch_dtype)
+    counts = []
+
+    def fn():
+        _, p = baselines.sample_w(kappa, case.d, generator=g)
+        counts.append(p)
+
+    group = "proposals (baseline sample_w, cpu float64)"
+    run_benchmark(
+        benchmark, fn, case, 0.0, group, min_rounds=2,
+        proposals_exact=baselines.expected_proposals(case.d, case.kappa),
+        proposals_ours=1.0 if case.d == 3 else baselines.expected_proposals(case.d, case.kappa),
+    )
+    benchmark.extra_info["proposals_empirical"] = sum(counts) / (len(counts) * case.n)
+    benchmark.extra_info["proposals_samples"] = len(counts) * case.n
