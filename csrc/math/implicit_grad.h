@@ -348,13 +348,16 @@ HVAE_HD void ig_panel(const ImplicitGradPoint& p, double a, double b, double shi
   double e[kIgNodes], adt[kIgNodes];
   ig_eval_nodes(p, m, h, shift, use_pow, e, adt);
   const double* wt = ig_weights();
-  double s0 = 0.0, s1 = 0.0;
-  for (int i = 0; i < kIgNodes; ++i) {
-    s0 += wt[i] * e[i];
-    s1 += wt[i] * adt[i] * e[i];
+  double s0[4] = {0.0, 0.0, 0.0, 0.0}, s1[4] = {0.0, 0.0, 0.0, 0.0};  // 4 chains: no long add latency chain
+  for (int i = 0; i < kIgNodes; i += 4) {
+    for (int k = 0; k < 4; ++k) {
+      const double we = wt[i + k] * e[i + k];
+      s0[k] += we;
+      s1[k] += we * adt[i + k];
+    }
   }
-  *i0 = h * s0;
-  *i1 = h * s1;
+  *i0 = h * ((s0[0] + s0[1]) + (s0[2] + s0[3]));
+  *i1 = h * ((s1[0] + s1[1]) + (s1[2] + s1[3]));
 }
 
 // An angle th = acos(t) held as th and pi - th, both to full relative precision (from 1 - t and 1 + t).
@@ -377,12 +380,32 @@ HVAE_HD double ig_angle_diff(const IgAngle& a, const IgAngle& b) {
   return (a.th <= 0.5 * kPi || b.th <= 0.5 * kPi) ? a.th - b.th : b.pi_m_th - a.pi_m_th;
 }
 
+// log1p(y) to ~1e-5 relative, for the window search only (host: 2^e m split and atanh series to s^5).
+HVAE_HD double ig_log1p_rough(double y) {
+#if defined(__CUDA_ARCH__)
+  return ::log1p(y);
+#else
+  const double z = 1.0 + y;
+  if (!(z >= 2.2250738585072014e-308 && z <= 1.7976931348623157e308)) return ::log1p(y);
+  const long long b = ig_to_bits(z);
+  double m = ig_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+  double e = static_cast<double>((b >> 52) - 1023);
+  if (m > 1.4142135623730951) {
+    m *= 0.5;
+    e += 1.0;
+  }
+  const double f = e == 0.0 ? y : m - 1.0;
+  const double s = f / (2.0 + f), s2 = s * s;
+  return e * 6.93147180559945309e-01 + 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0))));
+#endif
+}
+
 // The window end in t. In t = cos th the log-integrand is l(t) = kappa t + (m/2) log(1 - t^2) (m = d - 2),
 // concave. From t_b (w, or the mode t* = cos th*) in direction dir (+1: towards t = 1, -1: towards -1), on
-// the far side of the peak, returns the distance x at which drop(x) = l(t_b) - l(t_b + dir x) reaches
-// `target`: Newton's method on the convex increasing drop, from the quadratic model at t_b, to 1%
-// (or the distance to t = +-1 if the drop never gets there, which for m > 0 it always does; a Newton step
-// past t = +-1 is replaced by the root of the log-singularity model there).
+// the far side of the peak, returns the distance x at which drop(x) = l(t_b) - l(t_b + dir x) is `target`
+// (+-2, or within a last Newton step of 5%): Newton's method on the convex increasing drop from the
+// quadratic model at t_b; a step past t = +-1 is replaced by the root of the log-singularity model there.
+// Returns the distance to t = +-1 if the drop never gets there (m = 0 only).
 //   drop(x) = -dir kappa x - (m/2) log1p(-dir x (2 t_b + dir x) / (1 - t_b^2)),
 //   drop'(x) = dir (m t / (1 - t^2) - kappa),  drop''(0) = m (1 + t_b^2) / (1 - t_b^2)^2.
 HVAE_HD double ig_t_window(double kappa, double m, double t_b, double omt_b, double opt_b, double dir,
@@ -398,21 +421,36 @@ HVAE_HD double ig_t_window(double kappa, double m, double t_b, double omt_b, dou
   const double a_pos = a > 0.0 ? a : 0.0;
   double x = 2.0 * target / (a_pos + ::sqrt(a_pos * a_pos + 2.0 * c * target));
   if (!(x < x_max)) x = 0.5 * x_max;
-  for (int it = 0; it < 8; ++it) {
+  for (int it = 0; it < 10; ++it) {
     const double u = -dir * x * (2.0 * t_b + dir * x) / omt2;
-    const double drop = -dir * kappa * x - 0.5 * m * ig_log1p(u);
+    const double drop = -dir * kappa * x - 0.5 * m * ig_log1p_rough(u);
+    if (::fabs(drop - target) <= 2.0) break;
     const double one_m_t = omt_b - dir * x, one_p_t = opt_b + dir * x;
     const double slope = dir * (m * (t_b + dir * x) / (one_m_t * one_p_t) - kappa);
     double x_new = x - (drop - target) / slope;
-    // past t = +-1 (only from below the root): the (m/2) log(1 - t^2) term dominates there, so solve its
-    // model drop(x') = drop(x) - (m/2) log((x_max - x') / (x_max - x)) instead
     if (!(x_new < x_max)) x_new = x_max - (x_max - x) * ::exp(-2.0 * (target - drop) / m);
     if (!(x_new > 0.0)) x_new = 0.5 * x;
-    const bool done = ::fabs(x_new - x) <= 0.01 * x;
+    const bool small_step = ::fabs(x_new - x) <= 0.05 * x;
     x = x_new;
-    if (done) break;
+    if (small_step) break;
   }
   return x;
+}
+
+// delta = th_end - th_w for the window end t_end (from 1 - t_end, 1 + t_end): sin delta and cos delta
+// exactly, delta from a short asin series when |delta| < 0.5 (the window end needs no precision: the
+// integrand there is e^{-30} of its peak), else atan2. At t_end = +-1 exactly: -th_w or pi - th_w.
+HVAE_HD double ig_window_delta(const ImplicitGradPoint& p, double omt, double opt, const IgAngle& th_w) {
+  if (omt <= 0.0) return -th_w.th;
+  if (opt <= 0.0) return th_w.pi_m_th;
+  const double t = 1.0 - omt < 0.0 ? opt - 1.0 : 1.0 - omt;
+  const double st = ::sqrt(omt * opt);
+  const double sd = st * p.w - t * p.sin_w, cd = t * p.w + st * p.sin_w;
+  if (cd > 0.0 && ::fabs(sd) < 0.5) {
+    const double x2 = sd * sd;
+    return sd * (1.0 + x2 * (1.0 / 6.0 + x2 * (3.0 / 40.0 + x2 * (5.0 / 112.0 + x2 * (35.0 / 1152.0)))));
+  }
+  return ::atan2(sd, cd);
 }
 
 // d = 3: w = 1 + log(u + (1 - u) e^{-2 kappa}) / kappa by inversion; at fixed u, with s = 1 - w, r = 1 + w:
@@ -497,16 +535,16 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
       double lo;
       if (mode_above) {
         const double x = detail::ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, 1.0, target);
-        lo = detail::ig_angle_diff(detail::ig_angle(omc_star - x, 1.0 + c_star + x), th_w);
+        lo = detail::ig_window_delta(p, omc_star - x, 1.0 + c_star + x, th_w);
       } else {
         const double x = detail::ig_t_window(kappa, m, p.w, omw, 2.0 - omw, 1.0, target);
-        lo = detail::ig_angle_diff(detail::ig_angle(omw - x, 2.0 - omw + x), th_w);
+        lo = detail::ig_window_delta(p, omw - x, 2.0 - omw + x, th_w);
       }
       detail::ig_panel(p, lo, 0.0, 0.0, pow_up, &i0, &i1);
     } else {
       // side [-1, w] (delta > 0), beyond the mode
       const double x = detail::ig_t_window(kappa, m, p.w, omw, 2.0 - omw, -1.0, target);
-      const double hi = detail::ig_angle_diff(detail::ig_angle(omw + x, 2.0 - omw - x), th_w);
+      const double hi = detail::ig_window_delta(p, omw + x, 2.0 - omw - x, th_w);
       detail::ig_panel(p, 0.0, hi, 0.0, pow_down, &i0, &i1);
     }
     return p.sin_w * (i1 + ::fabs(w_minus_a) * i0);
