@@ -1,0 +1,1 @@
+"""Experiments (need the ``experiments`` extra)."""

@@ -1,0 +1,90 @@
+"""Epoch time of S-VGAE against N-VGAE, measured in one process with interleaved training steps.
+
+    python -m hvae_ext.experiments.epoch_timing --dataset Cora --steps 100 --out results/link_prediction/timing
+
+Both models are built on the same split with the experiment's defaults; their training steps (encode,
+sample, loss with fresh negatives, backward, Adam step) alternate N, S, N, S, ... so that both see the
+same machine load. Writes ``timing_<Dataset>.json`` with every step time, the medians and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from . import link_prediction as lp
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.epoch_timing", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="Cora")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--no-download", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", default="results/link_prediction/timing")
+    a = p.parse_args(argv)
+    if a.steps < 1:
+        p.error(f"--steps must be positive, got {a.steps}")
+    base = ["--dataset", a.dataset, "--model", "n-vgae,s-vgae", "--latent-dim", str(a.latent_dim),
+            "--device", a.device] + (["--data-root", a.data_root] if a.data_root else []) + \
+        (["--no-download"] if a.no_download else [])
+    parser = lp.build_parser()
+    args = parser.parse_args(base)
+    lp.validate_args(parser, args)
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    device = torch.device(args.device)
+    _, *splits = lp.split_data(args.dataset, 0, args)
+    train_data = splits[0].to(device)
+    models, opts, times = {}, {}, {}
+    for name in ("n-vgae", "s-vgae"):
+        torch.manual_seed(0)
+        models[name] = lp.build_model(name, train_data.num_features, args).to(device).train()
+        opts[name] = torch.optim.Adam(models[name].parameters(), lr=args.lr)
+        times[name] = []
+
+    def step(name: str) -> float:
+        model, opt = models[name], opts[name]
+        lp._sync(device)
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        z = model.encode(train_data.x, train_data.edge_index)
+        loss = model.recon_loss(z, train_data.pos_edge_label_index) + model.kl_loss() / train_data.num_nodes
+        loss.backward()
+        opt.step()
+        lp._sync(device)
+        return time.perf_counter() - t0
+
+    for i in range(a.warmup + a.steps):
+        order = ("n-vgae", "s-vgae") if i % 2 == 0 else ("s-vgae", "n-vgae")
+        for name in order:
+            t = step(name)
+            if i >= a.warmup:
+                times[name].append(t)
+    mn, ms = statistics.median(times["n-vgae"]), statistics.median(times["s-vgae"])
+    ratios = sorted(s / n for n, s in zip(times["n-vgae"], times["s-vgae"]))
+    rec = {"dataset": args.dataset, "latent_dim": args.latent_dim, "steps": a.steps, "device": str(device),
+           "threads": torch.get_num_threads(), "versions": lp.library_versions(), "median_n_s": mn,
+           "median_s_s": ms, "ratio_median": ms / mn, "median_of_pairwise_ratios": ratios[len(ratios) // 2],
+           "mean_n_s": statistics.fmean(times["n-vgae"]), "mean_s_s": statistics.fmean(times["s-vgae"]),
+           "times_n_s": times["n-vgae"], "times_s_s": times["s-vgae"]}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"timing_{args.dataset}.json"
+    path.write_text(json.dumps(rec, indent=1))
+    print(f"{args.dataset}: N-VGAE step {1e3 * mn:.1f} ms, S-VGAE step {1e3 * ms:.1f} ms, S/N = {ms / mn:.2f} "
+          f"-> {path}")
+    return rec
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Link prediction with N-VGAE and S-VGAE on Planetoid citation graphs (Davidson et al., 2018, Table 3).
+
+    python -m hvae_ext.experiments.link_prediction --dataset Cora --model s-vgae --latent-dim 16 \
+        --epochs 200 --seeds 0-9 --out results/link_prediction/runs
+
+Setup of Kipf & Welling (2016), coded as torch_geometric's ``examples/autoencoder.py``: raw binary features,
+edges split 85/5/10 (train/val/test) by ``RandomLinkSplit`` (a different split per seed), full-batch Adam
+(lr 0.01), GCN 32-16, loss = BCE on the training edges and as many freshly sampled negatives per epoch
++ (kl_weight / num_nodes) * KL. The reported test AUC/AP are those of the epoch with the best validation
+AUC. ``--model n-vgae,s-vgae`` runs both models per seed in one process (same split), so their epoch
+times are comparable. One JSON file per run is written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .data import DATASETS, DatasetUnavailableError, load_planetoid
+
+MODELS = ("n-vgae", "s-vgae")
+DEFAULT_DROPOUT = {"n-vgae": 0.0, "s-vgae": 0.2}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"0,3,5"``, ``"2"`` or combinations such as ``"0-2,7"``."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1)
+            lo_i, hi_i = int(lo), int(hi)
+            if lo_i < 0 or hi_i < lo_i:
+                raise ValueError(f"bad seed range {part!r}")
+            seeds.extend(range(lo_i, hi_i + 1))
+        else:
+            s = int(part)
+            if s < 0:
+                raise ValueError(f"seeds must be >= 0, got {s}")
+            seeds.append(s)
+    if not seeds:
+        raise ValueError("no seeds given")
+    return seeds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.link_prediction",
+                                description="VGAE link prediction (N-VGAE vs S-VGAE) on Planetoid graphs.")
+    p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--model", default="s-vgae",
+                   help=f"one of {', '.join(MODELS)}, or a comma list (run in the same process per seed)")
+    p.add_argument("--latent-dim", type=int, default=16)
+    p.add_argument("--hidden-dim", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,1,2")
+    p.add_argument("--kl-weight", type=float, default=1.0, help="KL is scaled by kl_weight / num_nodes")
+    p.add_argument("--kappa-floor", type=float, default=1.0, help="S-VGAE: kappa = softplus(.) + floor")
+    p.add_argument("--decoder-scale", type=float, default=5.0,
+                   help="S-VGAE: initial scale s of the decoder sigma(s z_i^T z_j + b)")
+    p.add_argument("--fixed-scale", action="store_true", help="S-VGAE: do not learn the decoder scale")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout on the GCN inputs (default: 0 for n-vgae as in Kipf & Welling, "
+                        f"{DEFAULT_DROPOUT['s-vgae']} for s-vgae, chosen on the validation split)")
+    p.add_argument("--normalize-features", action="store_true",
+                   help="row-normalize the features (PyG's example); default: raw binary features as in Kipf & Welling")
+    p.add_argument("--data-root", default=None,
+                   help="folder with Planetoid data (DIR/<Name>/raw/ind.*); default: a user cache folder, "
+                        "downloaded into when online")
+    p.add_argument("--cache-root", default=None,
+                   help="writable folder raw files are copied to when --data-root is read-only")
+    p.add_argument("--no-download", action="store_true", help="never try to download")
+    p.add_argument("--out", default="results/link_prediction/runs", help="folder for the JSON files")
+    p.add_argument("--tag", default="", help="label for tuning runs (kept apart in the report)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave as is)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return p
+
+
+def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    names = {d.lower(): d for d in DATASETS}
+    if args.dataset.lower() not in names:
+        p.error(f"unknown dataset {args.dataset!r}; choose one of {', '.join(DATASETS)}")
+    args.dataset = names[args.dataset.lower()]
+    models = [m.strip().lower() for m in args.model.split(",") if m.strip()]
+    bad = [m for m in models if m not in MODELS]
+    if not models or bad:
+        p.error(f"unknown model {', '.join(bad) or repr(args.model)}; choose one of {', '.join(MODELS)}")
+    args.models = list(dict.fromkeys(models))
+    if args.epochs < 1:
+        p.error(f"--epochs must be a positive integer, got {args.epochs}")
+    if args.latent_dim < 1:
+        p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
+    if "s-vgae" in args.models and args.latent_dim < 2:
+        p.error(f"--latent-dim must be >= 2 for s-vgae (the sphere S^(d-1) lives in R^d), got {args.latent_dim}")
+    if args.hidden_dim < 1:
+        p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error(f"--lr must be positive, got {args.lr}")
+    if args.kl_weight < 0:
+        p.error(f"--kl-weight must be >= 0, got {args.kl_weight}")
+    if args.kappa_floor < 0:
+        p.error(f"--kappa-floor must be >= 0, got {args.kappa_floor}")
+    if not args.decoder_scale > 0:
+        p.error(f"--decoder-scale must be > 0, got {args.decoder_scale}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    try:
+        args.seed_list = parse_seeds(args.seeds)
+    except ValueError as exc:
+        p.error(f"--seeds: {exc}")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def library_versions() -> dict:
+    import numpy
+    import sklearn
+    import torch_geometric
+
+    import hvae_ext
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__, "hvae_ext": hvae_ext.__version__,
+            "hvae_ext_file": hvae_ext.__file__, "numpy": numpy.__version__, "sklearn": sklearn.__version__}
+
+
+def device_info(device: torch.device) -> dict:
+    info = {"device": str(device), "platform": platform.platform(), "processor": platform.processor(),
+            "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def split_data(dataset_name: str, seed: int, args) -> tuple:
+    import torch_geometric.transforms as T
+
+    transforms = [T.NormalizeFeatures()] if args.normalize_features else []
+    transforms.append(T.RandomLinkSplit(num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True,
+                                        add_negative_train_samples=False))
+    dataset = load_planetoid(dataset_name, args.data_root, args.cache_root, download=not args.no_download)
+    data = dataset[0]
+    seed_everything(seed)
+    train_data, val_data, test_data = T.Compose(transforms)(data)
+    return dataset, train_data, val_data, test_data
+
+
+def model_dropout(name: str, args) -> float:
+    return DEFAULT_DROPOUT[name] if args.dropout is None else args.dropout
+
+
+def build_model(name: str, in_channels: int, args):
+    from ..models import NVGAE, SVGAE
+
+    dropout = model_dropout(name, args)
+    if name == "n-vgae":
+        return NVGAE(in_channels, args.hidden_dim, args.latent_dim, dropout=dropout)
+    return SVGAE(in_channels, args.hidden_dim, args.latent_dim, kappa_floor=args.kappa_floor,
+                 decoder_scale=args.decoder_scale, learn_scale=not args.fixed_scale, dropout=dropout)
+
+
+def seed_everything(seed: int) -> None:
+    """torch, numpy and Python's random (torch_geometric's negative sampling draws from the latter)."""
+    import random
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_run(model_name: str, seed: int, splits, args, device: torch.device, progress: bool = True) -> dict:
+    """Trains one model on one split; returns the run record (without configuration and versions)."""
+    from tqdm.auto import tqdm
+
+    train_data, val_data, test_data = (s.to(device) for s in splits)
+    seed_everything(seed)
+    model = build_model(model_name, train_data.num_features, args).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    num_nodes = train_data.num_nodes
+    history = {"epoch": [], "loss": [], "recon_loss": [], "kl_loss": [], "val_auc": [], "val_ap": [],
+               "train_time_s": [], "epoch_time_s": []}
+    best = {"val_auc": -1.0, "epoch": 0, "state": None}
+    extra_hist: dict[str, list] = {}
+    bar = tqdm(range(1, args.epochs + 1), desc=f"{args.dataset} {model_name} seed {seed}", leave=False,
+               disable=not progress, dynamic_ncols=True)
+    t_run = time.perf_counter()
+    for epoch in bar:
+        _sync(device)
+        t0 = time.perf_counter()
+        model.train()
+        opt.zero_grad()
+        z = model.encode(train_data.x, train_data.edge_index)
+        recon = model.recon_loss(z, train_data.pos_edge_label_index)
+        kl = model.kl_loss()
+        loss = recon + (args.kl_weight / num_nodes) * kl
+        loss.backward()
+        opt.step()
+        _sync(device)
+        t1 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            z = model.encode(train_data.x, train_data.edge_index)
+            val_auc, val_ap = model.test(z, val_data.pos_edge_label_index, val_data.neg_edge_label_index)
+        t2 = time.perf_counter()
+        loss_v = float(loss.detach())
+        if not math.isfinite(loss_v):
+            raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: loss is {loss_v} at epoch {epoch}")
+        for key, val in (("epoch", epoch), ("loss", loss_v), ("recon_loss", float(recon.detach())),
+                         ("kl_loss", float(kl.detach())), ("val_auc", float(val_auc)), ("val_ap", float(val_ap)),
+                         ("train_time_s", t1 - t0), ("epoch_time_s", t2 - t0)):
+            history[key].append(val)
+        if model_name == "s-vgae":
+            kappa = model.__kappa__.detach()
+            extra_hist.setdefault("kappa_mean", []).append(float(kappa.mean()))
+            extra_hist.setdefault("decoder_scale", []).append(float(model.decoder.scale.detach()))
+            extra_hist.setdefault("decoder_bias", []).append(float(model.decoder.bias.detach()))
+        if val_auc > best["val_auc"]:
+            best = {"val_auc": float(val_auc), "val_ap": float(val_ap), "epoch": epoch,
+                    "state": copy.deepcopy(model.state_dict())}
+        bar.set_postfix(loss=f"{loss_v:.3f}", val_auc=f"{val_auc:.3f}")
+    bar.close()
+    total = time.perf_counter() - t_run
+    model.load_state_dict(best["state"])
+    model.eval()
+    with torch.no_grad():
+        z = model.encode(train_data.x, train_data.edge_index)
+        test_auc, test_ap = model.test(z, test_data.pos_edge_label_index, test_data.neg_edge_label_index)
+        last_z = z
+    if not torch.isfinite(last_z).all():
+        raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: non-finite embeddings")
+    history.update(extra_hist)
+    train_times = sorted(history["train_time_s"][1:] or history["train_time_s"])
+    return {"test_auc": float(test_auc), "test_ap": float(test_ap), "best_epoch": best["epoch"],
+            "best_val_auc": best["val_auc"], "best_val_ap": best["val_ap"],
+            "median_train_time_s": train_times[len(train_times) // 2],
+            "median_epoch_time_s": sorted(history["epoch_time_s"])[len(history["epoch_time_s"]) // 2],
+            "total_time_s": total, "history": history,
+            "num_nodes": int(num_nodes), "num_train_edges": int(train_data.pos_edge_label_index.size(1)),
+            "num_val_edges": int(val_data.pos_edge_label_index.size(1)),
+            "num_test_edges": int(test_data.pos_edge_label_index.size(1))}
+
+
+def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "") -> str:
+    tag_part = f"_{tag}" if tag else ""
+    return f"{dataset}_{model}_d{latent_dim}{tag_part}_seed{seed}.json"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_args(parser, args)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    versions = library_versions()
+    records = []
+    for seed in args.seed_list:
+        try:
+            _, *splits = split_data(args.dataset, seed, args)
+        except DatasetUnavailableError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        for model_name in args.models:
+            result = train_run(model_name, seed, splits, args, device, progress=not args.no_progress)
+            config = {k: v for k, v in vars(args).items() if k not in ("models", "seed_list")}
+            config.update(model=model_name, seed=seed, dropout=model_dropout(model_name, args),
+                          split="RandomLinkSplit 85/5/10",
+                          models_in_process=args.models, argv=sys.argv if argv is None else argv)
+            record = {"config": config, "versions": versions, "device": device_info(device), **result}
+            path = out / run_file_name(args.dataset, model_name, args.latent_dim, seed, args.tag)
+            path.write_text(json.dumps(record, indent=1))
+            records.append(record)
+            print(f"{args.dataset} {model_name} d={args.latent_dim} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
+                  f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "
+                  f"{result['best_epoch']}), median epoch {1e3 * result['median_train_time_s']:.1f} ms -> {path}",
+                  flush=True)
+    return records
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,313 @@
+"""Report of the link-prediction runs: ``python -m hvae_ext.experiments.report DIR``.
+
+Reads every run JSON under DIR (recursively) and every ``timing_*.json`` of
+:mod:`hvae_ext.experiments.epoch_timing`, and writes into DIR:
+
+* ``report.md``: test AUC / AP (mean +- std over seeds) per dataset and model at latent dim 16 beside the
+  published numbers, epoch times of S against N, the latent-dimension study, and the tuning runs
+  (validation scores only: configurations were chosen on the validation split);
+* ``curves_<Dataset>.png``: validation AUC and training loss per epoch, N against S, mean and +-1 std band;
+* ``latent_dim.png``: test AUC against latent dimension for N and S.
+
+A hand-written ``DIR/notes.md``, when present, is appended to the report.
+
+Runs with a ``--tag`` are tuning runs and are kept out of the main table and the latent study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+# Test AUC / AP in % (mean over runs).
+PAPER = {  # Davidson et al. (2018), Table 3
+    ("Cora", "n-vgae"): (92.7, 93.2), ("CiteSeer", "n-vgae"): (90.3, 91.5), ("PubMed", "n-vgae"): (97.1, 97.1),
+    ("Cora", "s-vgae"): (94.1, 94.1), ("CiteSeer", "s-vgae"): (94.7, 95.2), ("PubMed", "s-vgae"): (96.0, 96.0),
+}
+KIPF = {"Cora": (91.4, 92.6), "CiteSeer": (90.8, 92.0), "PubMed": (94.4, 94.7)}  # Kipf & Welling (2016)
+DATASET_ORDER = ("Cora", "CiteSeer", "PubMed")
+MODEL_ORDER = ("n-vgae", "s-vgae")
+MODEL_LABEL = {"n-vgae": "N-VGAE", "s-vgae": "S-VGAE"}
+MAIN_LATENT = 16
+TUNING_KEYS = ("epochs", "lr", "kl_weight", "kappa_floor", "decoder_scale", "fixed_scale", "dropout",
+               "normalize_features", "hidden_dim", "latent_dim")
+
+
+def target(dataset: str, model: str) -> tuple[float, float] | None:
+    """Issue 5's bar: S-VGAE >= paper S-VGAE - 1; N-VGAE >= Kipf & Welling's VGAE - 1 (AUC, AP in %)."""
+    ref = PAPER.get((dataset, model)) if model == "s-vgae" else KIPF.get(dataset)
+    return None if ref is None else (ref[0] - 1.0, ref[1] - 1.0)
+
+
+def load_runs(root: Path) -> list[dict]:
+    runs = []
+    for path in sorted(root.rglob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and "config" in rec and "test_auc" in rec:
+            rec["_path"] = str(path.relative_to(root))
+            runs.append(rec)
+    return runs
+
+
+def load_timings(root: Path) -> list[dict]:
+    out = []
+    for path in sorted(root.rglob("timing_*.json")):
+        rec = json.loads(path.read_text())
+        rec["_path"] = str(path.relative_to(root))
+        out.append(rec)
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    m = statistics.fmean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return m, s
+
+
+def fmt(values: list[float], scale: float = 100.0) -> str:
+    m, s = mean_std([scale * v for v in values])
+    return "—" if math.isnan(m) else f"{m:.1f} ± {s:.1f}"
+
+
+def _order(ds: str) -> int:
+    return DATASET_ORDER.index(ds) if ds in DATASET_ORDER else len(DATASET_ORDER)
+
+
+def group(runs, *, tagged: bool):
+    groups = defaultdict(list)
+    for r in runs:
+        c = r["config"]
+        if bool(c.get("tag")) != tagged:
+            continue
+        key = (c["dataset"], c["model"], c["latent_dim"]) + ((c["tag"],) if tagged else ())
+        groups[key].append(r)
+    return groups
+
+
+def has_nan(r) -> bool:
+    vals = [r["test_auc"], r["test_ap"]] + r["history"]["loss"] + r["history"]["val_auc"]
+    return any(not math.isfinite(v) for v in vals)
+
+
+def main_table(groups) -> tuple[list[str], list[tuple]]:
+    lines = ["| Dataset | Model | seeds | test AUC (%) | test AP (%) | paper (Davidson et al.) AUC / AP | "
+             "Kipf & Welling VGAE AUC / AP | bar (AUC / AP) | met | NaN runs |",
+             "|---|---|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+    summary = []
+    keys = sorted((k for k in groups if k[2] == MAIN_LATENT), key=lambda k: (_order(k[0]), k[1]))
+    for ds, model, _ in keys:
+        rs = groups[(ds, model, MAIN_LATENT)]
+        auc = [r["test_auc"] for r in rs]
+        ap = [r["test_ap"] for r in rs]
+        paper = PAPER.get((ds, model))
+        kipf = KIPF.get(ds)
+        bar = target(ds, model)
+        m_auc, m_ap = 100 * statistics.fmean(auc), 100 * statistics.fmean(ap)
+        met = "—" if bar is None else ("yes" if m_auc >= bar[0] and m_ap >= bar[1] else "no")
+        nans = sum(has_nan(r) for r in rs)
+        lines.append(f"| {ds} | {MODEL_LABEL.get(model, model)} | {len(rs)} | {fmt(auc)} | {fmt(ap)} | "
+                     f"{'—' if paper is None else f'{paper[0]:.1f} / {paper[1]:.1f}'} | "
+                     f"{'—' if kipf is None else f'{kipf[0]:.1f} / {kipf[1]:.1f}'} | "
+                     f"{'—' if bar is None else f'≥ {bar[0]:.1f} / ≥ {bar[1]:.1f}'} | {met} | {nans} |")
+        summary.append((ds, model, m_auc, m_ap, met))
+    return lines, summary
+
+
+def timing_table(groups, timings) -> list[str]:
+    lines = []
+    rows = []
+    for ds in sorted({k[0] for k in groups}, key=_order):
+        n = groups.get((ds, "n-vgae", MAIN_LATENT), [])
+        s = groups.get((ds, "s-vgae", MAIN_LATENT), [])
+        if not n or not s:
+            continue
+        tn = statistics.median(r["median_train_time_s"] for r in n)
+        ts = statistics.median(r["median_train_time_s"] for r in s)
+        rows.append(f"| {ds} | runs (median over seeds of each run's median training step) | {1e3 * tn:.1f} | "
+                    f"{1e3 * ts:.1f} | {ts / tn:.2f} |")
+    for t in timings:
+        rows.append(f"| {t['dataset']} | interleaved N/S steps in one process ({t['steps']} each, "
+                    f"{t['device']}, {t['threads']} thread(s)) | {1e3 * t['median_n_s']:.1f} | "
+                    f"{1e3 * t['median_s_s']:.1f} | {t['ratio_median']:.2f} |")
+    if rows:
+        lines = ["| Dataset | measurement | N-VGAE epoch (ms) | S-VGAE epoch (ms) | S / N |",
+                 "|---|---|---:|---:|---:|"] + rows
+    return lines
+
+
+def latent_table(groups) -> list[str]:
+    dims = sorted({k[2] for k in groups})
+    cols = [(ds, m) for ds in sorted({k[0] for k in groups}, key=_order) for m in MODEL_ORDER
+            if any((ds, m, d) in groups for d in dims)]
+    if len(dims) < 2 or not cols:
+        return []
+    head = "| latent dim | " + " | ".join(f"{ds} {MODEL_LABEL[m]} AUC" for ds, m in cols) + " |"
+    lines = [head, "|---:|" + "---:|" * len(cols)]
+    for d in dims:
+        cells = []
+        for ds, m in cols:
+            rs = groups.get((ds, m, d), [])
+            cells.append(f"{fmt([r['test_auc'] for r in rs])} ({len(rs)})" if rs else "—")
+        lines.append(f"| {d} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def tuning_table(tagged_groups, untagged_groups) -> list[str]:
+    rows = []
+    all_groups = dict(tagged_groups)
+    for (ds, m, d), rs in untagged_groups.items():
+        if d == MAIN_LATENT:
+            all_groups[(ds, m, d, "(final default)")] = rs
+    keys = sorted(all_groups, key=lambda k: (_order(k[0]), k[1], k[3]))
+    for key in keys:
+        rs = all_groups[key]
+        c = rs[0]["config"]
+        setting = ", ".join(f"{k}={c.get(k)}" for k in TUNING_KEYS if k in c)
+        nan = sum(has_nan(r) for r in rs)
+        rows.append(f"| {key[0]} | {MODEL_LABEL.get(key[1], key[1])} | {key[3]} | {setting} | {len(rs)} | "
+                    f"{fmt([r['best_val_auc'] for r in rs])} | {fmt([r['best_val_ap'] for r in rs])} | "
+                    f"{statistics.median(r['best_epoch'] for r in rs):.0f} | {nan} |")
+    if not tagged_groups:
+        return []
+    return ["| Dataset | Model | tag | configuration | seeds | best val AUC (%) | val AP (%) | best epoch (median) "
+            "| NaN runs |", "|---|---|---|---|---:|---:|---:|---:|---:|"] + rows
+
+
+def plot_curves(groups, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    paths = []
+    for ds in sorted({k[0] for k in groups}, key=_order):
+        models = [m for m in MODEL_ORDER if (ds, m, MAIN_LATENT) in groups]
+        if not models:
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+        for m, color in zip(models, ("tab:blue", "tab:red")):
+            rs = groups[(ds, m, MAIN_LATENT)]
+            n = min(len(r["history"]["epoch"]) for r in rs)
+            ep = np.asarray(rs[0]["history"]["epoch"][:n])
+            for ax, key, scale in ((axes[0], "val_auc", 100.0), (axes[1], "loss", 1.0)):
+                arr = scale * np.asarray([r["history"][key][:n] for r in rs], dtype=float)
+                mu, sd = arr.mean(0), arr.std(0)
+                ax.plot(ep, mu, color=color, label=f"{MODEL_LABEL[m]} (mean of {len(rs)} seeds)")
+                ax.fill_between(ep, mu - sd, mu + sd, color=color, alpha=0.2, linewidth=0)
+        axes[0].set(xlabel="epoch", ylabel="validation AUC (%)", title=f"{ds}: validation AUC")
+        axes[0].set_ylim(bottom=max(50.0, axes[0].get_ylim()[0]))
+        axes[1].set(xlabel="epoch", ylabel="training loss (recon + KL / N)", title=f"{ds}: training loss")
+        axes[0].legend(loc="lower right")
+        axes[1].legend(loc="upper right")
+        fig.tight_layout()
+        path = out / f"curves_{ds}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_latent(groups, out: Path) -> Path | None:
+    dims = sorted({k[2] for k in groups})
+    if len(dims) < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [ds for ds in sorted({k[0] for k in groups}, key=_order)
+                if sum((ds, m, d) in groups for m in MODEL_ORDER for d in dims) > 2]
+    if not datasets:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
+            xs, mus, sds = [], [], []
+            for d in dims:
+                rs = groups.get((ds, m, d))
+                if rs:
+                    mu, sd = mean_std([100 * r["test_auc"] for r in rs])
+                    xs.append(d), mus.append(mu), sds.append(sd)
+            if xs:
+                ax.errorbar(xs, mus, yerr=sds, marker="o", capsize=3, color=color, label=MODEL_LABEL[m])
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.set(xlabel="latent dimension d", ylabel="test AUC (%)", title=f"{ds}: test AUC vs latent dimension")
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = out / "latent_dim.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(root: Path) -> Path:
+    runs = load_runs(root)
+    if not runs:
+        raise SystemExit(f"error: no run JSON files under {root}")
+    timings = load_timings(root)
+    groups = group(runs, tagged=False)
+    tagged = group(runs, tagged=True)
+    curves = plot_curves(groups, root)
+    latent_png = plot_latent(groups, root)
+    table, _ = main_table(groups)
+    any_run = runs[0]
+    v, dev = any_run["versions"], any_run["device"]
+    md = ["# Link prediction: N-VGAE vs S-VGAE", "",
+          f"Generated by `python -m hvae_ext.experiments.report {root}` from {len(runs)} run files "
+          f"(torch {v['torch']}, torch_geometric {v['torch_geometric']}, hvae_ext {v['hvae_ext']}, "
+          f"device {dev['device']}).", "",
+          "Test AUC / AP (%) at the epoch of best validation AUC, mean ± std over seeds (a different 85/5/10 edge "
+          "split per seed), latent dimension 16. \"bar\" is issue 5's acceptance level: the paper's S-VGAE "
+          "numbers − 1.0 for S-VGAE, Kipf & Welling's VGAE numbers − 1.0 for N-VGAE.", ""]
+    md += table
+    tt = timing_table(groups, timings)
+    if tt:
+        md += ["", "## Epoch time", "", "Wall time of one training step (encode, sample, loss, backward, Adam "
+               "step; validation excluded). The interleaved measurement alternates N and S steps in one process, "
+               "so both see the same machine load.", ""] + tt
+    if curves:
+        md += ["", "## Training curves", ""] + [f"![{p.stem}]({p.name})" for p in curves]
+    lt = latent_table(groups)
+    if lt:
+        md += ["", "## Latent dimension", "", "Test AUC (%) mean ± std (number of seeds).", ""] + lt
+        if latent_png:
+            md += ["", f"![latent dimension]({latent_png.name})"]
+    tu = tuning_table(tagged, groups)
+    if tu:
+        md += ["", "## Tuning (validation split only)", "",
+               "Configurations tried for S-VGAE (and N-VGAE), with the best validation AUC/AP of each run; "
+               "the test split played no part in the choice.", ""] + tu
+    notes = root / "notes.md"
+    if notes.is_file():
+        md += ["", notes.read_text().rstrip()]
+    path = root / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.report",
+                                description="Tables and plots from link-prediction run JSON files.")
+    p.add_argument("dir", help="folder with the run JSON files (searched recursively); outputs go there")
+    args = p.parse_args(argv)
+    root = Path(args.dir)
+    if not root.is_dir():
+        p.error(f"{root} is not a folder")
+    path = write_report(root)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

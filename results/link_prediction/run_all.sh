@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Reproduces results/link_prediction/ (CPU, sequential). Run from the repository root:
+#   bash results/link_prediction/run_all.sh [DATA_ROOT]
+# DATA_ROOT: a folder with Planetoid raw files (DATA_ROOT/planetoid/<Name>/raw/ind.*); default: download.
+set -euo pipefail
+OUT=results/link_prediction
+DATA=()
+if [ $# -ge 1 ]; then DATA=(--data-root "$1"); fi
+COMMON=(--epochs 200 --no-progress --threads "${THREADS:-1}" "${DATA[@]}")
+# 1. main table: 10 seeds, latent 16, N and S in one process per seed (same split, comparable epoch times)
+for ds in Cora CiteSeer; do
+  python -m hvae_ext.experiments.link_prediction --dataset $ds --model n-vgae,s-vgae --latent-dim 16 \
+    --seeds 0-9 --out $OUT/runs "${COMMON[@]}"
+done
+# 2. epoch time, N and S steps interleaved in one process
+for ds in Cora CiteSeer; do
+  python -m hvae_ext.experiments.epoch_timing --dataset $ds --steps 100 --threads "${THREADS:-1}" \
+    --out $OUT/timing "${DATA[@]}"
+done
+# 3. latent-dimension study (latent 16 comes from step 1), seed by seed
+for seed in ${LATENT_SEEDS:-0 1 2}; do
+  for d in 2 64 4 32 8; do
+    for ds in Cora CiteSeer; do
+      python -m hvae_ext.experiments.link_prediction --dataset $ds --model n-vgae,s-vgae --latent-dim $d \
+        --seeds $seed --out $OUT/latent_dim "${COMMON[@]}"
+    done
+  done
+done
+# 4. report: report.md, curves_*.png, latent_dim.png
+python -m hvae_ext.experiments.report $OUT

@@ -1,0 +1,131 @@
+"""The link-prediction experiment command and its report (issue 5, items 2, 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch_geometric", reason="the experiment needs torch_geometric (the 'experiments' extra)")
+pytest.importorskip("sklearn", reason="the experiment needs scikit-learn (the 'experiments' extra)")
+pytest.importorskip("tqdm", reason="the experiment needs tqdm (the 'experiments' extra)")
+
+from hvae_ext.experiments import link_prediction as lp  # noqa: E402
+from hvae_ext.experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _raw_dir(name: str) -> Path | None:
+    for folder in (SHARED_DATA / "planetoid" / name / "raw", SHARED_DATA / name / "raw"):
+        if all((folder / f).is_file() for f in raw_file_names(name)):
+            return folder
+    return None
+
+
+requires_cora = pytest.mark.skipif(
+    _raw_dir("Cora") is None,
+    reason=f"offline Planetoid raw files for Cora not found under {SHARED_DATA} (planetoid/Cora/raw/ind.cora.*)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HVAE_EXT_DATA", str(tmp_path / "cache"))
+
+
+@requires_cora
+def test_end_to_end_two_epochs_on_cora(tmp_path):
+    out = tmp_path / "runs"
+    records = lp.main(["--dataset", "Cora", "--model", "n-vgae,s-vgae", "--epochs", "2", "--seeds", "0",
+                       "--data-root", str(SHARED_DATA), "--out", str(out), "--no-progress", "--no-download"])
+    assert len(records) == 2
+    files = sorted(p.name for p in out.glob("*.json"))
+    assert files == ["Cora_n-vgae_d16_seed0.json", "Cora_s-vgae_d16_seed0.json"]
+    for f in files:
+        rec = json.loads((out / f).read_text())
+        assert rec["config"]["dataset"] == "Cora" and rec["config"]["epochs"] == 2
+        assert rec["config"]["latent_dim"] == 16
+        for key in ("torch", "torch_geometric", "hvae_ext", "python"):
+            assert key in rec["versions"]
+        assert rec["device"]["device"] == "cpu" or rec["device"]["device"].startswith("cuda")
+        assert 0.0 <= rec["test_auc"] <= 1.0 and 0.0 <= rec["test_ap"] <= 1.0
+        hist = rec["history"]
+        for key in ("loss", "val_auc", "val_ap", "epoch_time_s", "train_time_s"):
+            assert len(hist[key]) == 2 and all(v == v for v in hist[key])  # no NaN
+        assert rec["num_nodes"] == 2708
+        # 85/5/10 split of Cora's 5278 undirected edges
+        assert rec["num_test_edges"] == 527 and rec["num_val_edges"] == 263
+    # the raw files were copied to the writable cache (the shared folder may be read-only)
+    assert (tmp_path / "cache" / "Cora" / "processed").is_dir() or (SHARED_DATA / "planetoid" / "Cora" / "processed").is_dir()
+
+    # the report command on these runs
+    from hvae_ext.experiments import report
+
+    pytest.importorskip("matplotlib")
+    report.main([str(out)])
+    text = (out / "report.md").read_text()
+    assert "| Cora |" in text and "S-VGAE" in text and "94.1" in text
+    assert (out / "curves_Cora.png").is_file()
+
+
+def test_missing_dataset_offline_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetUnavailableError, match="--data-root"):
+        prepare_root("Cora", empty, tmp_path / "cache", download=False)
+    with pytest.raises(SystemExit) as exc:
+        lp.main(["--dataset", "Cora", "--epochs", "1", "--data-root", str(empty), "--no-download",
+                 "--out", str(tmp_path / "o"), "--no-progress"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Cora" in err and "--data-root" in err
+
+
+def test_pubmed_offline():
+    if _raw_dir("PubMed") is None:
+        pytest.skip(f"PubMed is not available offline (no raw files under {SHARED_DATA}); "
+                    "the experiment downloads it when online")
+    assert prepare_root("PubMed", SHARED_DATA, download=False).is_dir()
+
+
+def test_raw_files_copied_from_read_only_folder(tmp_path):
+    src = tmp_path / "ro" / "Cora" / "raw"
+    src.mkdir(parents=True)
+    for f in raw_file_names("Cora"):
+        (src / f).write_bytes(b"x")
+    os.chmod(src.parent, 0o555)
+    try:
+        if os.access(src.parent, os.W_OK):
+            pytest.skip("running as a user who can write read-only folders")
+        root = prepare_root("Cora", tmp_path / "ro", tmp_path / "cache", download=False)
+    finally:
+        os.chmod(src.parent, 0o755)
+    assert root == tmp_path / "cache"
+    assert sorted(p.name for p in (root / "Cora" / "raw").iterdir()) == sorted(raw_file_names("Cora"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "Reddit"], "unknown dataset"),
+    (["--dataset", "Cora", "--model", "beta-vgae"], "unknown model"),
+    (["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "1"], "latent-dim must be >= 2"),
+    (["--dataset", "Cora", "--epochs", "-3"], "--epochs must be a positive integer"),
+    (["--dataset", "Cora", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--dataset", "Cora", "--seeds", "5-2"], "--seeds"),
+    (["--dataset", "Cora", "--lr", "-1"], "--lr"),
+])
+def test_bad_arguments(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        lp.main(argv + ["--out", str(tmp_path / "o"), "--no-download"])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_seeds():
+    assert lp.parse_seeds("0-9") == list(range(10))
+    assert lp.parse_seeds("3") == [3]
+    assert lp.parse_seeds("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(ValueError):
+        lp.parse_seeds("")
