@@ -16,8 +16,9 @@ with the integrand scaled by its maximum and the interval split around its peak 
     R_v(x)         = I_v(x) / I_{v-1}(x) = E_{2v-2}(x) for v >= 1, and
     R_v(x)         = 1 / (2v/x + R_{v+1}(x)) for 1/2 <= v < 1                           (DLMF 10.29.1).
 
-Run ``python tests/special_reference.py`` to regenerate the table (a few minutes on one core); add
-``--check`` to cross-check the integrals against mpmath.besseli where it converges.
+Run ``python tests/special_reference.py`` to regenerate the table (about 8 minutes on one core), or
+``python tests/special_reference.py --check`` to cross-check the integrals against mpmath.besseli where
+the latter converges.
 
 Every input point is rounded to float32 before its reference is computed, so one reference value
 serves both the float64 and the float32 accuracy tests (the float32 "true" value is the value at the
@@ -200,6 +201,28 @@ def sample_points():
     ratio = [(f32(v), f32(x), "random") for v, x in zip(vs, xs)]
     grid_rv = [0.5, 0.75, 1.0, 1.5, 3.2, 8.0, 21.0, 64.5, 500.25]
     ratio += [(f32(v), f32(x), "grid") for v in grid_rv for x in grid_x]
+
+    # Stratified points for the bands that log-uniform sampling rarely hits (the evaluation regions of
+    # csrc/math/bessel.h): orders 8.5..31.5 with 48 - 3mu/4 < x < 0.64 mu^2 (region R, the recurrence
+    # from order 32), large orders near x = 0.6627 v (where eta vanishes in Olver's expansion), and
+    # large orders at x ~ v (region D).
+    n_band = 30
+    mus = rng.uniform(8.5, 31.5, n_band)
+    lo, hi = 48.0 - 0.75 * mus, 0.64 * mus * mus
+    xs = np.exp(rng.uniform(np.log(lo), np.log(hi)))
+    vmf += [(f32(x), int(round(2 * m + 2)), "band R") for m, x in zip(mus, xs)]
+    mus = rng.uniform(8.5, 31.5, n_band)
+    xs = np.exp(rng.uniform(np.log(48.0 - 0.75 * mus), np.log(0.64 * mus * mus)))
+    log_iv += [(f32(m), f32(x), "band R") for m, x in zip(mus, xs)]
+    mus = rng.uniform(8.5, 31.5, n_band)
+    xs = np.exp(rng.uniform(np.log(48.0 - 0.75 * mus), np.log(0.64 * mus * mus)))
+    ratio += [(f32(m + 1), f32(x), "band R") for m, x in zip(mus, xs)]
+    vs = _loguniform(rng, 32, 5e4, 20)
+    xs = vs * 0.6627434193491816 * (1 + rng.uniform(-0.2, 0.2, 20))
+    log_iv += [(f32(v), f32(x), "band eta") for v, x in zip(vs, xs)]
+    vs = _loguniform(rng, 33, 5e4, 20)
+    xs = vs * _loguniform(rng, 0.01, 100, 20)
+    ratio += [(f32(v), f32(x), "band D") for v, x in zip(vs, xs)]
     return {"vmf": vmf, "log_iv": log_iv, "ratio": ratio}
 
 
@@ -262,6 +285,7 @@ if __name__ == "__main__":
     if "--check" in sys.argv:
         w = cross_check()
         assert max(w) < 1e-40, w
+        sys.exit(0)
     table = build_table()
     os.makedirs(os.path.dirname(TABLE_PATH), exist_ok=True)
     with open(TABLE_PATH, "w") as fh:
