@@ -305,6 +305,11 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.dir)
     if not root.is_dir():
         p.error(f"{root} is not a folder")
+    from . import report_mnist  # MNIST N-VAE / S-VAE runs (issue 8): their own report
+
+    if report_mnist.has_mnist_runs(root):
+        print(f"wrote {report_mnist.write_report(root)}")
+        return
     path = write_report(root)
     print(f"wrote {path}")
 

@@ -1,0 +1,368 @@
+"""Report of the MNIST N-VAE / S-VAE runs: ``python -m hvae_ext.experiments.report DIR`` (or this module).
+
+Reads every run JSON of :mod:`hvae_ext.experiments.mnist` under DIR (recursively) and writes into DIR:
+
+* ``report.md``: test log-likelihood (importance sampling, mean +- std over seeds) of N-VAE and S-VAE at
+  each latent dimension beside Davidson et al. (2018), Table 1, whether issue 8's bar is met (within 1.5
+  nats of the paper: S-VAE at d = 2, 5, 10, N-VAE at every d) and whether the crossover (S better at low d,
+  N better at high d) shows; the test ELBO with its reconstruction and KL terms; epochs, early stopping
+  and run times;
+* ``ll_vs_dim.png``: test LL against d for both models, with the paper's numbers;
+* ``latent_d2.png``, ``latent_d3.png``: the test set's latent means coloured by digit, N-VAE beside S-VAE
+  (d = 2: a plain scatter for N, the circle for S; d = 3: a 3-d scatter for N, an equal-area Mollweide
+  projection of the sphere for S), from the ``*_latent.npz`` files written next to the runs of d <= 3.
+
+A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
+of the tables (listed apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+# Davidson et al. (2018), Table 1: test log-likelihood (importance sampling), MNIST, higher is better.
+PAPER_LL = {
+    ("n-vae", 2): -135.73, ("s-vae", 2): -132.50,
+    ("n-vae", 5): -110.21, ("s-vae", 5): -108.43,
+    ("n-vae", 10): -93.84, ("s-vae", 10): -93.16,
+    ("n-vae", 20): -88.90, ("s-vae", 20): -89.02,
+    ("n-vae", 40): -88.93, ("s-vae", 40): -90.87,
+}
+TABLE_DIMS = (2, 5, 10, 20, 40)
+MODEL_ORDER = ("n-vae", "s-vae")
+MODEL_LABEL = {"n-vae": "N-VAE", "s-vae": "S-VAE"}
+BAR_NATS = 1.5
+BAR_CELLS = {("s-vae", d) for d in (2, 5, 10)} | {("n-vae", d) for d in TABLE_DIMS}
+
+
+def _is_mnist_run(rec) -> bool:
+    return isinstance(rec, dict) and rec.get("config", {}).get("experiment") == "mnist" and "test_ll" in rec
+
+
+def load_runs(root: Path) -> list[dict]:
+    runs = []
+    for path in sorted(Path(root).rglob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if _is_mnist_run(rec):
+            rec["_path"] = path
+            runs.append(rec)
+    return runs
+
+
+def has_mnist_runs(root) -> bool:
+    """Whether DIR holds MNIST run files (then ``report.py DIR`` writes this report)."""
+    return bool(load_runs(Path(root)))
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = list(values)
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt(values, digits: int = 2) -> str:
+    m, s = mean_std(values)
+    return "—" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}".replace("-", "−")
+
+
+def num(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}".replace("-", "−")
+
+
+def group(runs, tagged: bool = False):
+    groups = defaultdict(list)
+    for r in runs:
+        c = r["config"]
+        if bool(c.get("tag")) != tagged:
+            continue
+        key = (c["model"], c["latent_dim"]) + ((c["tag"],) if tagged else ())
+        groups[key].append(r)
+    for rs in groups.values():
+        rs.sort(key=lambda r: r["config"]["seed"])
+    return groups
+
+
+def ll_table(groups) -> tuple[list[str], dict]:
+    lines = ["| d | N-VAE test LL | paper N-VAE | N − paper | S-VAE test LL | paper S-VAE | S − paper | "
+             "S − N (ours) | S − N (paper) | seeds (N / S) |",
+             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--:|"]
+    summary = {}
+    dims = sorted({d for _, d in groups} | set(TABLE_DIMS))
+    for d in dims:
+        if d not in TABLE_DIMS and not any((m, d) in groups for m in MODEL_ORDER):
+            continue
+        cells, means = [], {}
+        for m in MODEL_ORDER:
+            rs = groups.get((m, d), [])
+            lls = [r["test_ll"] for r in rs]
+            mu = mean_std(lls)[0]
+            means[m] = mu
+            paper = PAPER_LL.get((m, d))
+            gap = mu - paper if paper is not None and lls else math.nan
+            mark = ""
+            if (m, d) in BAR_CELLS and not math.isnan(gap):
+                mark = " ✓" if abs(gap) <= BAR_NATS else " ✗"
+            cells += [fmt(lls) if lls else "—", "—" if paper is None else num(paper),
+                      "—" if math.isnan(gap) else f"{num(gap)}{mark}"]
+            summary[(m, d)] = {"mean": mu, "gap": gap, "n": len(lls)}
+        diff = means["s-vae"] - means["n-vae"]
+        pn, ps = PAPER_LL.get(("n-vae", d)), PAPER_LL.get(("s-vae", d))
+        pdiff = "—" if pn is None else num(ps - pn)
+        counts = f"{len(groups.get(('n-vae', d), []))} / {len(groups.get(('s-vae', d), []))}"
+        if d not in TABLE_DIMS:
+            counts += " (picture run)"
+        lines.append(f"| {d} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} | "
+                     f"{'—' if math.isnan(diff) else num(diff)} | {pdiff} | {counts} |")
+    return lines, summary
+
+
+def acceptance(summary) -> list[str]:
+    out = []
+    for m, dims in (("s-vae", (2, 5, 10)), ("n-vae", TABLE_DIMS)):
+        for d in dims:
+            s = summary.get((m, d))
+            if not s or s["n"] == 0:
+                out.append(f"* {MODEL_LABEL[m]} d = {d}: no runs.")
+                continue
+            ok = abs(s["gap"]) <= BAR_NATS
+            out.append(f"* {MODEL_LABEL[m]} d = {d}: {num(s['mean'])} against {num(PAPER_LL[(m, d)])} "
+                       f"({num(s['gap'])} nats, {s['n']} seeds): {'within' if ok else 'not within'} {BAR_NATS} nats.")
+    diffs = [(d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"]) for d in TABLE_DIMS
+             if summary.get(("s-vae", d), {}).get("n") and summary.get(("n-vae", d), {}).get("n")]
+    if diffs:
+        s_wins = [d for d, x in diffs if x > 0]
+        n_wins = [d for d, x in diffs if x < 0]
+        crossover = bool(s_wins) and bool(n_wins) and max(s_wins) < min(n_wins)
+        out.append(f"* Crossover: S-VAE better at d ∈ {{{', '.join(map(str, s_wins)) or '—'}}}, N-VAE better at "
+                   f"d ∈ {{{', '.join(map(str, n_wins)) or '—'}}} (paper: S at 2, 5, 10; N at 20, 40): "
+                   + ("shown (S wins below, N above)." if crossover else "not shown as in the paper."))
+    return out
+
+
+def elbo_table(groups) -> list[str]:
+    lines = ["| d | model | test LL | test ELBO | reconstruction E[log p(x|z)] | KL | LL − ELBO | best val ELBO |",
+             "|--:|---|--:|--:|--:|--:|--:|--:|"]
+    for d in sorted({d for _, d in groups}):
+        for m in MODEL_ORDER:
+            rs = groups.get((m, d))
+            if not rs:
+                continue
+            lines.append(f"| {d} | {MODEL_LABEL[m]} | {fmt(r['test_ll'] for r in rs)} | "
+                         f"{fmt(r['test_elbo'] for r in rs)} | {fmt(r['test_recon'] for r in rs)} | "
+                         f"{fmt(r['test_kl'] for r in rs)} | {fmt(r['test_ll'] - r['test_elbo'] for r in rs)} | "
+                         f"{fmt(r['best_val_elbo'] for r in rs)} |")
+    return lines
+
+
+def training_table(groups) -> list[str]:
+    lines = ["| d | model | epochs run | best epoch | early-stopped runs | median epoch (s) | IS eval (s) | "
+             "run total (s) | S-VAE median κ (val, last epoch) |",
+             "|--:|---|:--:|:--:|:--:|--:|--:|--:|--:|"]
+    for d in sorted({d for _, d in groups}):
+        for m in MODEL_ORDER:
+            rs = groups.get((m, d))
+            if not rs:
+                continue
+            eps = "/".join(str(r["epochs_run"]) for r in rs)
+            best = "/".join(str(r["best_epoch"]) for r in rs)
+            early = sum(r["stopped"].startswith("early") for r in rs)
+            kappa = "—"
+            if m == "s-vae":
+                kappa = "/".join(f"{r['history']['val_kappa_median'][-1]:.0f}" for r in rs)
+            lines.append(f"| {d} | {MODEL_LABEL[m]} | {eps} | {best} | {early}/{len(rs)} | "
+                         f"{statistics.median(r['median_epoch_time_s'] for r in rs):.1f} | "
+                         f"{statistics.median(r['is_time_s'] for r in rs):.0f} | "
+                         f"{statistics.median(r['total_time_s'] for r in rs):.0f} | {kappa} |")
+    return lines
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_ll(groups, out: Path) -> Path | None:
+    dims = sorted({d for _, d in groups if d in TABLE_DIMS})
+    if not dims:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
+        xs, mus, sds = [], [], []
+        for d in dims:
+            rs = groups.get((m, d))
+            if rs:
+                mu, sd = mean_std(r["test_ll"] for r in rs)
+                xs.append(d), mus.append(mu), sds.append(sd)
+        if xs:
+            ax.errorbar(xs, mus, yerr=sds, marker="o", capsize=3, color=color,
+                        label=f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)")
+        ax.plot(TABLE_DIMS, [PAPER_LL[(m, d)] for d in TABLE_DIMS], ls="--", marker="x", color=color, alpha=0.7,
+                label=f"{MODEL_LABEL[m]} (Davidson et al., Table 1)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(TABLE_DIMS, [str(d) for d in TABLE_DIMS])
+    ax.set(xlabel="latent dimension d", ylabel="test log-likelihood (nats)",
+           title="MNIST: importance-sampled test LL vs d")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = out / "ll_vs_dim.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _latent(groups, model: str, d: int):
+    import numpy as np
+
+    for r in groups.get((model, d), []):
+        name = r.get("latent_means_file")
+        if name:
+            f = Path(r["_path"]).parent / name
+            if f.is_file():
+                z = np.load(f)
+                return z["means"].astype(np.float32), z["labels"], r
+    return None
+
+
+def plot_latents(groups, out: Path, max_points: int = 5000) -> list[Path]:
+    import numpy as np
+
+    paths = []
+    for d in (2, 3):
+        found = {m: _latent(groups, m, d) for m in MODEL_ORDER}
+        if not any(found.values()):
+            continue
+        plt = _plt()
+        cmap = plt.get_cmap("tab10")
+        fig = plt.figure(figsize=(11, 5))
+        for i, m in enumerate(MODEL_ORDER):
+            item = found[m]
+            if d == 3 and m == "n-vae":
+                ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+            elif d == 3 and m == "s-vae":
+                ax = fig.add_subplot(1, 2, i + 1, projection="mollweide")
+            else:
+                ax = fig.add_subplot(1, 2, i + 1)
+            if item is None:
+                ax.set_title(f"{MODEL_LABEL[m]}, d = {d}: no run")
+                continue
+            z, labels, rec = item
+            sel = np.random.default_rng(0).permutation(len(z))[:max_points]
+            z, labels = z[sel], labels[sel]
+            colors = cmap(labels.astype(int) % 10)
+            title = (f"{MODEL_LABEL[m]}, d = {d} (seed {rec['config']['seed']}, test LL "
+                     f"{rec['test_ll']:.1f})").replace("-", "−").replace("N−VAE", "N-VAE").replace("S−VAE", "S-VAE")
+            if d == 2 and m == "n-vae":
+                ax.scatter(z[:, 0], z[:, 1], c=colors, s=2, alpha=0.6, linewidths=0)
+                ax.set_aspect("equal", adjustable="datalim")
+                ax.set(xlabel="$\\mu_1$", ylabel="$\\mu_2$")
+            elif d == 2:
+                # points on the unit circle, spread radially by a random jitter (only to show the density)
+                theta = np.arctan2(z[:, 1], z[:, 0])
+                rad = 1.0 + 0.08 * np.random.default_rng(1).standard_normal(len(z))
+                ax.scatter(rad * np.cos(theta), rad * np.sin(theta), c=colors, s=2, alpha=0.6, linewidths=0)
+                ax.plot(np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200)),
+                        color="0.5", lw=0.5)
+                ax.set_aspect("equal")
+                ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), xlabel="$\\mu_1$", ylabel="$\\mu_2$")
+                title += "\nmean directions on $S^1$ (radial jitter for visibility)"
+            elif m == "n-vae":
+                ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=colors, s=1.5, alpha=0.5, linewidths=0)
+                ax.set(xlabel="$\\mu_1$", ylabel="$\\mu_2$", zlabel="$\\mu_3$")
+            else:
+                zz = z / np.linalg.norm(z, axis=1, keepdims=True)
+                lon = np.arctan2(zz[:, 1], zz[:, 0])
+                lat = np.arcsin(np.clip(zz[:, 2], -1, 1))
+                ax.scatter(lon, lat, c=colors, s=1.5, alpha=0.6, linewidths=0)
+                ax.grid(alpha=0.3)
+                ax.set_xticklabels([])
+                title += "\nmean directions on $S^2$, Mollweide (equal-area) projection"
+            ax.set_title(title, fontsize=9)
+        handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(k), label=str(k)) for k in range(10)]
+        fig.legend(handles=handles, loc="center right", title="digit", fontsize=8)
+        fig.tight_layout(rect=(0, 0, 0.93, 1))
+        path = out / f"latent_d{d}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_report(root) -> Path:
+    root = Path(root)
+    runs = load_runs(root)
+    if not runs:
+        raise SystemExit(f"error: no MNIST run JSON files under {root}")
+    groups = group(runs)
+    tagged = group(runs, tagged=True)
+    ll_png = plot_ll(groups, root)
+    latent_pngs = plot_latents(groups, root)
+    table, summary = ll_table(groups)
+    any_run = runs[0]
+    v, dev, c = any_run["versions"], any_run["device"], any_run["config"]
+    total = sum(r["total_time_s"] for r in runs)
+    md = ["# MNIST: N-VAE vs S-VAE across latent dimensions", "",
+          f"Generated by `python -m hvae_ext.experiments.report {root}` from {len(runs)} run files "
+          f"(torch {v['torch']}, hvae_ext {v['hvae_ext']}, device {dev['device']}, {dev['torch_threads']} "
+          f"thread(s)).", "",
+          f"Test log-likelihood (nats, higher is better) estimated by importance sampling with "
+          f"{c['is_samples']} posterior samples per image on the {any_run['num_test_images']} test images "
+          f"(binarized once, the same for every run), at the epoch of best validation ELBO; mean ± std over "
+          f"seeds. Paper: Davidson et al. (2018), Table 1. ✓ / ✗: within / not within {BAR_NATS} nats of the "
+          f"paper (issue 8's bar: S-VAE at d = 2, 5, 10, N-VAE at every d).", ""]
+    md += table
+    md += ["", "## Acceptance", ""] + acceptance(summary)
+    if ll_png:
+        md += ["", f"![test LL vs latent dimension]({ll_png.name})"]
+    md += ["", "## ELBO terms (test set)", "",
+           "Test ELBO = reconstruction term (Monte Carlo over the same importance samples) − KL (closed form); "
+           "LL − ELBO is the gap that importance sampling closes.", ""] + elbo_table(groups)
+    md += ["", "## Training", "",
+           f"Adam lr {c['lr']}, batch {c['batch_size']}, at most {c['epochs']} epochs, early stopping with "
+           f"patience {c['patience']} on the validation ELBO (10,000 held-out training images). Per-seed values "
+           f"separated by /. Sum of run times: {total / 3600:.2f} h ({len(runs)} runs, one at a time).", ""]
+    md += training_table(groups)
+    if latent_pngs:
+        md += ["", "## Latent means of the test set", "",
+               "One seed each; d = 3 runs are for the pictures only."] + ["", *[f"![{p.stem}]({p.name})" for p in latent_pngs]]
+    if tagged:
+        md += ["", "## Exploratory runs (tagged)", "", "| tag | model | d | seeds | test LL | epochs |",
+               "|---|---|--:|--:|--:|--:|"]
+        for (m, d, tag), rs in sorted(tagged.items()):
+            md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(r['test_ll'] for r in rs)} | "
+                      f"{'/'.join(str(r['epochs_run']) for r in rs)} |")
+    notes = root / "notes.md"
+    if notes.is_file():
+        md += ["", notes.read_text().rstrip()]
+    path = root / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.report_mnist",
+                                description="Tables and plots from MNIST N-VAE / S-VAE run JSON files.")
+    p.add_argument("dir", help="folder with the run JSON files (searched recursively); outputs go there")
+    args = p.parse_args(argv)
+    root = Path(args.dir)
+    if not root.is_dir():
+        p.error(f"{root} is not a folder")
+    print(f"wrote {write_report(root)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""MNIST VAEs (issue 8, item 5): the idx reader, N-VAE and S-VAE on a few hundred images, the experiment
+command's outputs and argument errors, and the MNIST report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hvae_ext.experiments import mnist as mx
+from hvae_ext.experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, load_mnist, read_idx
+from hvae_ext.models.vae import NVAE, SVAE
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
+
+
+def _mnist_dir() -> Path | None:
+    for root in (os.environ.get(ENV_VAR), SHARED_MNIST):
+        if root:
+            try:
+                return find_mnist_dir(root)
+            except MNISTUnavailableError:
+                pass
+    return None
+
+
+MNIST_DIR = _mnist_dir()
+requires_mnist = pytest.mark.skipif(
+    MNIST_DIR is None,
+    reason=f"MNIST idx files not found (set ${ENV_VAR} or put train-images-idx3-ubyte.gz etc. in {SHARED_MNIST})")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(restore_threads):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist(MNIST_DIR)
+
+
+@pytest.fixture(scope="module")
+def few_images(mnist):
+    """300 training images, binarized once (seeded)."""
+    x = torch.from_numpy(mnist["train_images"][:300]).float() / 255.0
+    return torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+
+
+# ---------------------------------------------------------------- idx reader
+
+def _write_idx(path: Path, arr: np.ndarray, code: int = 0x08) -> None:
+    header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(header + arr.astype(arr.dtype.newbyteorder(">")).tobytes())
+
+
+def test_read_idx_round_trip(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a-idx3-ubyte.gz", arr)
+    _write_idx(tmp_path / "b-idx1-ubyte", arr[0, 0])
+    np.testing.assert_array_equal(read_idx(tmp_path / "a-idx3-ubyte.gz"), arr)
+    np.testing.assert_array_equal(read_idx(tmp_path / "b-idx1-ubyte"), arr[0, 0])
+    ints = np.array([[1, -2], [300000, 4]], dtype=np.int32)
+    _write_idx(tmp_path / "c-idx2-int", ints, code=0x0C)
+    np.testing.assert_array_equal(read_idx(tmp_path / "c-idx2-int"), ints)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x08\x01" + b"\0" * 8)
+    with pytest.raises(ValueError, match="magic"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + np.array([10], dtype=">i4").tobytes() + b"\0" * 3)
+    with pytest.raises(ValueError, match="10 bytes"):
+        read_idx(tmp_path / "short")
+
+
+@requires_mnist
+def test_reads_the_mnist_idx_files(mnist):
+    assert mnist["train_images"].shape == (60000, 784) and mnist["train_images"].dtype == np.uint8
+    assert mnist["test_images"].shape == (10000, 784)
+    assert mnist["train_labels"].shape == (60000,) and mnist["test_labels"].shape == (10000,)
+    assert set(np.unique(mnist["test_labels"])) == set(range(10))
+    assert mnist["train_images"].max() == 255 and mnist["train_images"].min() == 0
+    # the well-known first labels of the training set
+    assert mnist["train_labels"][:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]
+    # found from the parent folder too (DIR/MNIST/raw)
+    assert find_mnist_dir(MNIST_DIR.parent.parent) == MNIST_DIR
+
+
+def test_missing_mnist_names_the_flag(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(MNISTUnavailableError, match="--data-root"):
+        find_mnist_dir(tmp_path)
+    with pytest.raises(MNISTUnavailableError, match="--data-root"):
+        find_mnist_dir(None)
+
+
+# ---------------------------------------------------------------- models
+
+@requires_mnist
+@pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (NVAE, 10), (SVAE, 2), (SVAE, 10)])
+def test_model_shapes_loss_falls_and_is_bound(model_cls, d, few_images):
+    torch.manual_seed(0)
+    model = model_cls(d)
+    x = few_images
+    q = model.posterior(x[:7])
+    assert q.loc.shape == (7, d)
+    assert model.decode(q.rsample()).shape == (7, 784)
+    elbo, recon, kl = model.elbo(x[:7])
+    assert elbo.shape == recon.shape == kl.shape == (7,)
+    assert (kl >= -1e-5).all() and (recon <= 0).all()
+    mean = model.latent_mean(x[:7])
+    assert mean.shape == (7, d)
+    if model_cls is SVAE:
+        torch.testing.assert_close(mean.norm(dim=-1), torch.ones(7))
+        assert (q.concentration >= model.kappa_floor).all()
+
+    with torch.no_grad():
+        before = model.loss(x).item()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for step in range(60):
+        xb = x[(step % 3) * 100:(step % 3 + 1) * 100]
+        loss = model.loss(xb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        after = model.loss(x).item()
+    assert after < before - 20, (before, after)  # ~543 nats at initialization
+
+    torch.manual_seed(2)
+    out = model.log_likelihood(x[:50], num_samples=500, chunk_rows=2000)
+    for key in ("log_likelihood", "elbo", "recon", "kl", "elbo_mc"):
+        assert out[key].shape == (50,) and torch.isfinite(out[key]).all()
+    # logsumexp(log w) - log K >= mean(log w) for the same samples (Jensen), per image
+    assert (out["log_likelihood"] >= out["elbo_mc"] - 1e-3).all()
+    # and on average above the analytic-KL ELBO on the same images
+    assert out["log_likelihood"].mean() >= out["elbo"].mean()
+    assert out["log_likelihood"].mean() >= -after - 5
+    # the Monte Carlo KL of the IS samples agrees with the closed form
+    assert abs((out["recon"] - out["elbo_mc"]).mean() - out["kl"].mean()) < 0.5
+
+
+def test_model_argument_errors():
+    with pytest.raises(ValueError, match="latent_dim >= 2"):
+        SVAE(1)
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        NVAE(0)
+    with pytest.raises(ValueError, match="kappa_floor"):
+        SVAE(3, kappa_floor=-1.0)
+    with pytest.raises(ValueError, match="num_samples"):
+        NVAE(2).log_likelihood(torch.zeros(1, 784), num_samples=0)
+
+
+# ---------------------------------------------------------------- command line
+
+def _error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        mx.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "x-vae", "--latent-dim", "2"], "unknown model 'x-vae'; choose one of n-vae, s-vae"),
+    (["--model", "s-vae", "--latent-dim", "1"], "--latent-dim must be >= 2 for s-vae"),
+    (["--model", "n-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "-3"], "--epochs must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--patience", "0"], "--patience must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--seeds", "3-1"], "--seeds"),
+    (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
+])
+def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
+    err = _error(argv + ["--data-root", str(tmp_path)], capsys)
+    assert message in err
+
+
+def test_missing_data_root_names_what_to_pass(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    err = _error(["--model", "s-vae", "--latent-dim", "2"], capsys)
+    assert "--data-root is required" in err and "train-images-idx3-ubyte.gz" in err
+    err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path / "nope")], capsys)
+    assert "is not a folder" in err and "train-images-idx3-ubyte.gz" in err
+    # a folder without the files: exit 2 with the folders looked in and the flag to pass
+    err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path), "--out",
+                  str(tmp_path / "out")], capsys)
+    assert "MNIST idx files not found" in err and "--data-root" in err and "t10k-labels-idx1-ubyte" in err
+
+
+@requires_mnist
+def test_command_writes_run_files_and_report(tmp_path):
+    out = tmp_path / "runs"
+    common = ["--data-root", str(MNIST_DIR), "--out", str(out), "--epochs", "2", "--patience", "1",
+              "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress"]
+    recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1"] + common)
+    recs += mx.main(["--model", "n-vae", "--latent-dim", "2", "--seeds", "0"] + common)
+    assert len(recs) == 3
+    files = sorted(p.name for p in out.glob("*.json"))
+    assert files == ["mnist_n-vae_d2_seed0.json", "mnist_s-vae_d2_seed0.json", "mnist_s-vae_d2_seed1.json"]
+    rec = json.loads((out / "mnist_s-vae_d2_seed1.json").read_text())
+    c = rec["config"]
+    assert c["model"] == "s-vae" and c["latent_dim"] == 2 and c["seed"] == 1 and c["experiment"] == "mnist"
+    assert c["hidden"] == [256, 128] and c["batch_size"] == 100 and c["lr"] == 1e-3
+    for key in ("torch", "hvae_ext", "python", "numpy"):
+        assert key in rec["versions"]
+    assert rec["device"]["device"] in ("cpu", "cuda") and rec["device"]["torch_threads"] == 1
+    h = rec["history"]
+    assert 1 <= len(h["train_elbo"]) <= 2 and len(h["val_elbo"]) == len(h["train_elbo"])
+    assert rec["num_test_images"] == 100 and rec["is_samples"] == 500
+    assert rec["test_ll"] >= rec["test_elbo_mc"]
+    assert rec["test_elbo"] == pytest.approx(rec["test_recon"] - rec["test_kl"])
+    for key in ("test_ll", "test_elbo", "test_recon", "test_kl", "best_val_elbo", "median_epoch_time_s",
+                "is_time_s"):
+        assert np.isfinite(rec[key])
+    lat = np.load(out / rec["latent_means_file"])
+    assert lat["means"].shape == (100, 2) and lat["labels"].shape == (100,)
+    np.testing.assert_allclose(np.linalg.norm(lat["means"].astype(np.float32), axis=1), 1.0, atol=2e-3)
+    # no temporary files left behind
+    assert not list(out.glob("*.tmp*"))
+
+    pytest.importorskip("matplotlib")
+    from hvae_ext.experiments import report
+
+    report.main([str(out)])
+    text = (out / "report.md").read_text()
+    assert "−132.50" in text and "S-VAE" in text and "| 2 |" in text
+    assert (out / "ll_vs_dim.png").is_file() and (out / "latent_d2.png").is_file()
