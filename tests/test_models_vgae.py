@@ -151,3 +151,28 @@ def test_input_dropout_matches_dense_dropout_law():
     assert abs(float((vals == 0).float().mean()) - 0.3) < 0.01
     enc.eval()
     assert enc._input_dropout(x) is x or torch.equal(enc._input_dropout(x), x)
+
+
+def test_input_dropout_buffer_gradients_and_reuse():
+    """The persistent dropout buffer: each step's weight gradient is that of its own mask, and a second
+    training-mode encode before backward is an autograd error, never a silently wrong gradient."""
+    torch.manual_seed(0)
+    enc = GCNEncoder(30, 4, 3, dropout=0.5).train()
+    x = (torch.rand(40, 30) < 0.2).float()
+    w = torch.randn(30, 5, requires_grad=True)
+    for _ in range(3):
+        xd = enc._input_dropout(x)
+        snapshot = xd.clone()
+        (xd @ w).square().sum().backward()
+        expected = torch.autograd.grad((snapshot @ w).square().sum(), w)[0]
+        torch.testing.assert_close(w.grad, expected)
+        w.grad = None
+    first = (enc._input_dropout(x) @ w).sum()
+    enc._input_dropout(x)  # overwrites the buffer the first graph saved
+    with pytest.raises(RuntimeError, match="inplace"):
+        first.backward()
+    # a new feature matrix (or an in-place change of x) gets a fresh buffer
+    x2 = x.clone()
+    x2[0, 0] = 3.0
+    out = enc._input_dropout(x2)
+    assert torch.isin(out[0, 0], torch.tensor([0.0, 6.0]))

@@ -131,9 +131,15 @@ def library_versions() -> dict:
 
     import hvae_ext
 
+    from .._ops import ops  # noqa: F401  (loads the compiled library)
+
+    libs = sorted(p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p)
+    if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):
+        libs = [sys.modules["hvae_ext._C"].__file__]  # the installed package's extension module
     return {"python": platform.python_version(), "torch": torch.__version__,
             "torch_geometric": torch_geometric.__version__, "hvae_ext": hvae_ext.__version__,
-            "hvae_ext_file": hvae_ext.__file__, "numpy": numpy.__version__, "sklearn": sklearn.__version__}
+            "hvae_ext_file": hvae_ext.__file__, "hvae_ext_library": libs[0] if libs else None,
+            "numpy": numpy.__version__, "sklearn": sklearn.__version__}
 
 
 def device_info(device: torch.device) -> dict:

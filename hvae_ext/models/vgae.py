@@ -55,23 +55,41 @@ class GCNEncoder(nn.Module):
     def _input_dropout(self, x: Tensor) -> Tensor:
         """``F.dropout(x)``, drawn only at the nonzero entries of x (zeros stay zero either way, so the
         result has the same law). Bag-of-words features are ~99% zeros: this avoids one Bernoulli draw
-        per entry of the dense (N, F) matrix, which costs more than the rest of a training step."""
-        if not self.training or self.dropout == 0.0 or x.requires_grad or x.is_sparse:
-            return F.dropout(x, p=self.dropout, training=self.training)
-        key = (x.data_ptr(), tuple(x.shape), x._version, x.device)
+        per entry of the dense (N, F) matrix, which costs more than the rest of a training step.
+
+        The result is written into a persistent (N, F) buffer whose zero entries never change, so a step
+        writes only the nonzero positions (allocating and zeroing a fresh dense buffer per step costs as
+        much as the first layer's matrix product, mostly page faults). The buffer is saved by autograd for
+        the first layer's weight gradient: a second training-mode ``encode`` before ``backward`` therefore
+        makes that ``backward`` raise autograd's "modified by an inplace operation" error (never a silently
+        wrong gradient); call ``backward`` (or ``encode`` in eval mode / under ``torch.no_grad``) in between.
+        """
+        if not self.training or self.dropout == 0.0:
+            return x
+        if x.requires_grad or x.is_sparse or x.layout != torch.strided:
+            return F.dropout(x, p=self.dropout, training=True)
+        key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, x.device, x.dtype)
         if getattr(self, "_nz_key", None) != key:
-            self._nz_index = x.nonzero(as_tuple=True)
+            rows, cols = x.nonzero(as_tuple=True)
+            self._nz_index = (rows, cols)
+            self._nz_values = x[rows, cols]
+            self._dropout_buffer = torch.zeros_like(x, memory_format=torch.contiguous_format)
             self._nz_key = key
-        rows, cols = self._nz_index
-        keep = torch.rand(rows.numel(), device=x.device) >= self.dropout
-        out = torch.zeros_like(x)
-        out[rows[keep], cols[keep]] = x[rows[keep], cols[keep]] / (1.0 - self.dropout)
-        return out
+        keep = torch.rand(self._nz_values.shape, device=x.device, dtype=x.dtype) >= self.dropout
+        values = torch.where(keep, self._nz_values * (1.0 / (1.0 - self.dropout)), 0.0)
+        return self._dropout_buffer.index_put_(self._nz_index, values)
+
+    def _hidden_dropout(self, h: Tensor) -> Tensor:
+        """``F.dropout(h)`` as a uniform-threshold mask (same law; cheaper than CPU ``bernoulli_``)."""
+        if not self.training or self.dropout == 0.0:
+            return h
+        keep = torch.rand_like(h) >= self.dropout
+        return h * keep.to(h.dtype).mul_(1.0 / (1.0 - self.dropout))
 
     def forward(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
         x = self._input_dropout(x)
         h = self.conv1(x, edge_index).relu()
-        h = F.dropout(h, p=self.dropout, training=self.training)
+        h = self._hidden_dropout(h)
         return self.conv_loc(h, edge_index), self.conv_second(h, edge_index)
 
 
