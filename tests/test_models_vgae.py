@@ -142,37 +142,43 @@ def test_bad_model_arguments():
 def test_input_dropout_matches_dense_dropout_law():
     torch.manual_seed(0)
     enc = GCNEncoder(50, 4, 3, dropout=0.3).train()
-    x = (torch.rand(400, 50) < 0.1).float() * 2.0
-    outs = torch.stack([enc._input_dropout(x) for _ in range(200)])
+    x = (torch.rand(400, 50) < 0.05).float() * 2.0
+    outs = []
+    for _ in range(200):
+        out, out_t = enc._input(x)
+        assert out.layout == torch.sparse_csr  # sparse bag-of-words features enter as CSR
+        torch.testing.assert_close(out_t.to_dense(), out.to_dense().t())  # the same mask in x^T
+        outs.append(out.to_dense())
+    outs = torch.stack(outs)
     # zeros stay zero, kept entries are scaled by 1 / (1 - p), and about a fraction p is dropped
     assert (outs[:, x == 0] == 0).all()
     vals = outs[:, x != 0]
     assert torch.isin(vals, torch.tensor([0.0, 2.0 / 0.7])).all()
     assert abs(float((vals == 0).float().mean()) - 0.3) < 0.01
     enc.eval()
-    assert enc._input_dropout(x) is x or torch.equal(enc._input_dropout(x), x)
+    torch.testing.assert_close(enc._input(x)[0].to_dense(), x)
 
 
-def test_input_dropout_buffer_gradients_and_reuse():
-    """The persistent dropout buffer: each step's weight gradient is that of its own mask, and a second
-    training-mode encode before backward is an autograd error, never a silently wrong gradient."""
+def test_sparse_first_layer_matches_dense():
+    """The CSR path gives the dense encoder's outputs and gradients; dense features and inputs that need a
+    gradient stay dense; the CSR copy follows in-place changes of x."""
     torch.manual_seed(0)
-    enc = GCNEncoder(30, 4, 3, dropout=0.5).train()
-    x = (torch.rand(40, 30) < 0.2).float()
-    w = torch.randn(30, 5, requires_grad=True)
-    for _ in range(3):
-        xd = enc._input_dropout(x)
-        snapshot = xd.clone()
-        (xd @ w).square().sum().backward()
-        expected = torch.autograd.grad((snapshot @ w).square().sum(), w)[0]
-        torch.testing.assert_close(w.grad, expected)
-        w.grad = None
-    first = (enc._input_dropout(x) @ w).sum()
-    enc._input_dropout(x)  # overwrites the buffer the first graph saved
-    with pytest.raises(RuntimeError, match="inplace"):
-        first.backward()
-    # a new feature matrix (or an in-place change of x) gets a fresh buffer
-    x2 = x.clone()
-    x2[0, 0] = 3.0
-    out = enc._input_dropout(x2)
-    assert torch.isin(out[0, 0], torch.tensor([0.0, 6.0]))
+    data = planted_partition(num_blocks=2, block_size=10)
+    x = (torch.rand(data.num_nodes, 40) < 0.05).float()
+    enc = GCNEncoder(40, 8, 3, dropout=0.0).train()
+    assert enc._sparse_input(x) is not None
+    loc, second = enc(x, data.edge_index)
+    (loc.square().sum() + second.sum()).backward()
+    grads = [p.grad.clone() for p in enc.parameters()]
+    enc.zero_grad()
+    xg = x.clone().requires_grad_(True)  # needs a gradient: the dense path
+    assert enc._sparse_input(xg) is None
+    loc_d, second_d = enc(xg, data.edge_index)
+    (loc_d.square().sum() + second_d.sum()).backward()
+    torch.testing.assert_close(loc, loc_d, rtol=1e-5, atol=1e-6)
+    for g, p in zip(grads, enc.parameters()):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
+    assert enc._sparse_input(data.x) is None  # dense features
+    x[0, 0] = 7.0  # in place: the cached copy is rebuilt
+    assert enc._sparse_input(x)[0].to_dense()[0, 0] == 7.0
+    assert enc._sparse_input(x)[1].to_dense()[0, 0] == 7.0

@@ -19,6 +19,7 @@ from the prior, averaged over nodes, and ``test(z, pos_edge_index, neg_edge_inde
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Optional
 
 import torch
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
 from torch_geometric.nn import GCNConv
+from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.nn.models import VGAE, InnerProductDecoder
 from torch_geometric.utils import negative_sampling
 
@@ -34,6 +36,41 @@ from ..distributions import HypersphericalUniform, VonMisesFisher
 __all__ = ["GCNEncoder", "ScaledInnerProductDecoder", "NVGAE", "SVGAE"]
 
 MAX_LOGSTD = 10.0
+
+
+class _CSRLinearFunction(torch.autograd.Function):
+    """``x W^T`` for a CSR ``x`` that needs no gradient; the weight gradient ``(x^T g)^T`` uses a CSR copy
+    of ``x^T`` given by the caller (autograd's own backward of a CSR product re-sorts ``x^T`` every step)."""
+
+    @staticmethod
+    def forward(ctx, weight: Tensor, x: Tensor, x_t: Tensor) -> Tensor:
+        ctx.x_t = x_t
+        return torch.sparse.mm(x, weight.t())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad_weight = torch.sparse.mm(ctx.x_t, grad).t() if ctx.needs_input_grad[0] else None
+        return grad_weight, None, None
+
+
+class _SparseInputLinear(Linear):
+    """torch_geometric's ``Linear`` (same parameters and initialisation) that multiplies a CSR input with
+    :class:`_CSRLinearFunction` when the encoder has handed it that input's transpose."""
+
+    _transpose_of: Optional[tuple[Tensor, Tensor]] = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        pair = self._transpose_of
+        if pair is not None and pair[0] is x:
+            out = _CSRLinearFunction.apply(self.weight, x, pair[1])
+            return out if self.bias is None else out + self.bias
+        return super().forward(x)
+
+
+def _csr(crow: Tensor, col: Tensor, values: Tensor, size) -> Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR tensor support is in beta"
+        return torch.sparse_csr_tensor(crow, col, values, size)
 
 
 class GCNEncoder(nn.Module):
@@ -48,36 +85,56 @@ class GCNEncoder(nn.Module):
                  second_channels: Optional[int] = None, dropout: float = 0.0):
         super().__init__()
         self.conv1 = GCNConv(in_channels, hidden_channels)
+        if type(self.conv1.lin) is Linear:  # same module and parameters, plus the CSR product
+            self.conv1.lin.__class__ = _SparseInputLinear
         self.conv_loc = GCNConv(hidden_channels, out_channels)
         self.conv_second = GCNConv(hidden_channels, out_channels if second_channels is None else second_channels)
         self.dropout = dropout
 
-    def _input_dropout(self, x: Tensor) -> Tensor:
-        """``F.dropout(x)``, drawn only at the nonzero entries of x (zeros stay zero either way, so the
-        result has the same law). Bag-of-words features are ~99% zeros: this avoids one Bernoulli draw
-        per entry of the dense (N, F) matrix, which costs more than the rest of a training step.
+    #: a dense CPU feature matrix with at most this fraction of nonzeros enters the first layer as CSR
+    SPARSE_INPUT_DENSITY = 0.1
 
-        The result is written into a persistent (N, F) buffer whose zero entries never change, so a step
-        writes only the nonzero positions (allocating and zeroing a fresh dense buffer per step costs as
-        much as the first layer's matrix product, mostly page faults). The buffer is saved by autograd for
-        the first layer's weight gradient: a second training-mode ``encode`` before ``backward`` therefore
-        makes that ``backward`` raise autograd's "modified by an inplace operation" error (never a silently
-        wrong gradient); call ``backward`` (or ``encode`` in eval mode / under ``torch.no_grad``) in between.
-        """
-        if not self.training or self.dropout == 0.0:
-            return x
-        if x.requires_grad or x.is_sparse or x.layout != torch.strided:
-            return F.dropout(x, p=self.dropout, training=True)
-        key = (x.data_ptr(), tuple(x.shape), x.stride(), x._version, x.device, x.dtype)
-        if getattr(self, "_nz_key", None) != key:
+    def _sparse_input(self, x: Tensor) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+        """``(csr, csr_t, perm)`` for a mostly-zero dense CPU matrix ``x`` that needs no gradient
+        (bag-of-words features: ~1% nonzeros), else None: ``csr`` is x in CSR form, ``csr_t`` is x^T in CSR
+        form and ``csr_t.values() == csr.values()[perm]``. The first layer's product ``x W^T`` and its weight
+        gradient then cost O(nnz) instead of O(N F), as in Kipf & Welling's code (sparse features). The
+        result is cached for the very tensor object ``x`` (a reference is held, so its memory cannot be
+        taken by another tensor) at its current version (an in-place change of ``x`` rebuilds it)."""
+        if x.layout != torch.strided or x.dim() != 2 or x.device.type != "cpu" or x.requires_grad:
+            return None
+        cache = getattr(self, "_csr_cache", None)
+        if cache is not None and cache[0] is x and cache[1] == x._version:
+            return cache[2]
+        out = None
+        if x.numel() and int(torch.count_nonzero(x)) <= self.SPARSE_INPUT_DENSITY * x.numel():
             rows, cols = x.nonzero(as_tuple=True)
-            self._nz_index = (rows, cols)
-            self._nz_values = x[rows, cols]
-            self._dropout_buffer = torch.zeros_like(x, memory_format=torch.contiguous_format)
-            self._nz_key = key
-        keep = torch.rand(self._nz_values.shape, device=x.device, dtype=x.dtype) >= self.dropout
-        values = torch.where(keep, self._nz_values * (1.0 / (1.0 - self.dropout)), 0.0)
-        return self._dropout_buffer.index_put_(self._nz_index, values)
+            values = x[rows, cols]
+            crow = torch.ops.aten._convert_indices_from_coo_to_csr(rows, x.size(0))
+            perm = torch.argsort(cols * x.size(0) + rows)  # (col, row) order: the CSR order of x^T
+            crow_t = torch.ops.aten._convert_indices_from_coo_to_csr(cols[perm], x.size(1))
+            out = (_csr(crow, cols, values, x.shape), _csr(crow_t, rows[perm], values[perm], (x.size(1), x.size(0))),
+                   perm)
+        self._csr_cache = (x, x._version, out)
+        return out
+
+    def _input(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+        """The first layer's input and, for a CSR input, its transpose: ``x`` (CSR when
+        :meth:`_sparse_input` applies) with dropout in training.
+
+        Dropout of a CSR matrix is drawn at its stored (nonzero) entries only: zeros stay zero either way, so
+        the result has the law of ``F.dropout`` on the dense matrix."""
+        sparse = self._sparse_input(x)
+        if sparse is None:
+            return (F.dropout(x, p=self.dropout, training=self.training) if self.dropout > 0 else x), None
+        csr, csr_t, perm = sparse
+        if not self.training or self.dropout == 0.0:
+            return csr, csr_t
+        values = csr.values()
+        keep = torch.rand(values.shape, dtype=values.dtype, device=values.device) >= self.dropout
+        values = torch.where(keep, values * (1.0 / (1.0 - self.dropout)), 0.0)
+        return (_csr(csr.crow_indices(), csr.col_indices(), values, csr.shape),
+                _csr(csr_t.crow_indices(), csr_t.col_indices(), values[perm], csr_t.shape))
 
     def _hidden_dropout(self, h: Tensor) -> Tensor:
         """``F.dropout(h)`` as a uniform-threshold mask (same law; cheaper than CPU ``bernoulli_``)."""
@@ -87,8 +144,15 @@ class GCNEncoder(nn.Module):
         return h * keep.to(h.dtype).mul_(1.0 / (1.0 - self.dropout))
 
     def forward(self, x: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
-        x = self._input_dropout(x)
-        h = self.conv1(x, edge_index).relu()
+        x, x_t = self._input(x)
+        lin = self.conv1.lin
+        if x_t is not None and isinstance(lin, _SparseInputLinear):
+            lin._transpose_of = (x, x_t)
+        try:
+            h = self.conv1(x, edge_index).relu()
+        finally:
+            if isinstance(lin, _SparseInputLinear):
+                lin._transpose_of = None
         h = self._hidden_dropout(h)
         return self.conv_loc(h, edge_index), self.conv_second(h, edge_index)
 
