@@ -115,12 +115,27 @@ def test_raw_files_copied_from_read_only_folder(tmp_path):
     (["--dataset", "Cora", "--epochs", "0"], "--epochs must be a positive integer"),
     (["--dataset", "Cora", "--seeds", "5-2"], "--seeds"),
     (["--dataset", "Cora", "--lr", "-1"], "--lr"),
+    (["--dataset", "Cora", "--dropout", "1.0"], "--dropout must be in [0, 1)"),
+    (["--dataset", "Cora", "--decoder-scale", "0"], "--decoder-scale must be > 0"),
 ])
 def test_bad_arguments(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         lp.main(argv + ["--out", str(tmp_path / "o"), "--no-download"])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_defaults_are_the_chosen_configuration():
+    """`--seeds 0-9` with the defaults reproduces the main table (configuration chosen on the validation
+    split; results/link_prediction/notes.md)."""
+    parser = lp.build_parser()
+    args = parser.parse_args(["--dataset", "cora", "--model", "n-vgae,s-vgae"])
+    lp.validate_args(parser, args)
+    assert args.dataset == "Cora" and args.models == ["n-vgae", "s-vgae"]
+    assert (args.epochs, args.lr, args.latent_dim, args.hidden_dim, args.kl_weight) == (400, 0.005, 16, 32, 1.0)
+    assert lp.model_dropout("n-vgae", args) == lp.model_dropout("s-vgae", args) == 0.2
+    assert (args.decoder_scale, args.kappa_floor, args.fixed_scale) == (10.0, 1.0, False)  # S-VGAE only
+    assert not args.normalize_features
 
 
 def test_parse_seeds():
