@@ -7,90 +7,232 @@
 #include <atomic>
 #include <cstdint>
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../sample_checks.h"
 #include "../vmf_math.h"
+#include "../math/fastmath.h"
 #include "fast_normal.h"
 
 namespace hvae {
 namespace {
 
-using math::PhiloxStream;
+// The forward pass works on tiles of rows, each step one loop over the tile that gcc vectorizes (the
+// math of csrc/math/ is branch-free on the host): the Philox blocks of all rows, Wood's proposal rounds for
+// the rows still rejecting (compacted after each round), the Box-Muller normals of all tangent draws, then
+// the reflection row by row. Row r draws exactly the words of its own streams, as the CUDA kernel does.
 
-// Per-thread scratch of the tangent draws, allocated once per chunk of rows (never per row).
-struct TangentScratch {
-  std::vector<uint32_t> words0, words1;
-  std::vector<float> normals0, normals1;
-  explicit TangentScratch(int64_t d) : words0(d / 2), words1(d / 2), normals0(d / 2), normals1(d / 2) {}
+// Rows per tile: the tile's tangent normals (rows x d) stay in the L1/L2 cache.
+inline int64_t rows_per_tile(int64_t d) { return std::max<int64_t>(1, std::min<int64_t>(256, 8192 / d)); }
+
+// Philox blocks of the tangent stream per row: a float pair of normals takes two words, a double pair four.
+template <typename scalar_t>
+inline int64_t tangent_blocks(int64_t d) {
+  const int64_t pairs = d / 2;  // cover z[1 .. 2 * pairs]; the last normal is dropped when d is even
+  return std::is_same<scalar_t, float>::value ? (pairs + 1) / 2 : pairs;
+}
+
+// Per-thread buffers, allocated once per chunk of tiles (never per row).
+// The per-row fields of math::WoodEnvelope, one array each (what a vectorized loop can load).
+struct EnvelopeColumns {
+  std::vector<double> b, x0, omx0, kappa_omx0, log1p_x0;
+  double dm1 = 0.0, gamma_dd = 0.0, gamma_c = 0.0;  // depend on d only
+  explicit EnvelopeColumns(int64_t n) : b(n), x0(n), omx0(n), kappa_omx0(n), log1p_x0(n) {}
+  void set(int j, const math::WoodEnvelope& e) {
+    b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
+    dm1 = e.dm1; gamma_dd = e.gamma_dd; gamma_c = e.gamma_c;
+  }
+  void move(int to, int from) {
+    b[to] = b[from]; x0[to] = x0[from]; omx0[to] = omx0[from]; kappa_omx0[to] = kappa_omx0[from];
+    log1p_x0[to] = log1p_x0[from];
+  }
 };
 
-// d - 1 standard normals into z[1:]; returns their sum of squares.
-inline double draw_tangent(PhiloxStream& stream, int64_t d, float* z, TangentScratch& scratch) {
-  const int64_t pairs = d / 2;  // covers z[1 .. 2 * pairs]; the last normal is dropped when d is even
-  for (int64_t p = 0; p < pairs; ++p) {  // the words of pair p, in the order the scalar stream uses them
-    scratch.words0[p] = stream.next_u32();
-    scratch.words1[p] = stream.next_u32();
+struct TileScratch {
+  EnvelopeColumns env;                    // per pending row
+  std::vector<double> kappa, expm1_m2k, omw, omw_try;
+  std::vector<int32_t> pending;           // tile rows still rejecting
+  std::vector<int32_t> accepted;
+  std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
+  std::vector<float> normals_f;
+  std::vector<double> normals_d;
+  TileScratch(int64_t tile, int64_t blocks_per_row)
+      : env(tile), kappa(tile), expm1_m2k(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
+        tangent_words(4 * tile * blocks_per_row),
+        normals_f(4 * tile * blocks_per_row), normals_d(2 * tile * blocks_per_row) {}
+};
+
+// Proposal round `round` for n pending rows row0 + idx[j] (math::wood_round on blocks 2 round, 2 round + 1
+// of each row's radial stream); lane j's envelope is env[j]. Philox and the round are fused in one loop body.
+template <bool kCircle>
+HVAE_ALWAYS_INLINE void wood_rounds_impl(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n,
+                                         uint32_t round, const EnvelopeColumns& env, double* __restrict omw,
+                                         int32_t* __restrict accepted) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const double* __restrict b = env.b.data();
+  const double* __restrict x0 = env.x0.data();
+  const double* __restrict omx0 = env.omx0.data();
+  const double* __restrict kappa_omx0 = env.kappa_omx0.data();
+  const double* __restrict log1p_x0 = env.log1p_x0.data();
+  const double dm1 = env.dm1, gamma_dd = env.gamma_dd, gamma_c = env.gamma_c;  // locals: no aliasing doubt
+  for (int j = 0; j < n; ++j) {
+    uint32_t w[math::kWordsPerRound];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(idx[j]), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round, w);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round + 1u, w + 4);
+    math::WoodEnvelope e;
+    e.b = b[j]; e.x0 = x0[j]; e.omx0 = omx0[j]; e.kappa_omx0 = kappa_omx0[j]; e.log1p_x0 = log1p_x0[j];
+    e.dm1 = dm1; e.gamma_dd = gamma_dd; e.gamma_c = gamma_c;
+    double o;
+    accepted[j] = math::wood_round(w, e, kCircle, &o) ? 1 : 0;
+    omw[j] = o;
   }
-  cpu::box_muller_float(scratch.words0.data(), scratch.words1.data(), scratch.normals0.data(),
-                        scratch.normals1.data(), pairs);
-  double sq = 0.0;
-  for (int64_t p = 0; p < pairs; ++p) {
-    const int64_t i = 1 + 2 * p;
-    const float n0 = scratch.normals0[p], n1 = scratch.normals1[p];
-    z[i] = n0;
-    sq += static_cast<double>(n0) * n0;
-    if (i + 1 < d) {
-      z[i + 1] = n1;
-      sq += static_cast<double>(n1) * n1;
-    }
+}
+HVAE_VECTOR_CLONES
+void wood_rounds(uint64_t seed, int64_t row0, const int32_t* idx, int n, uint32_t round,
+                 const EnvelopeColumns& env, bool circle, double* omw, int32_t* accepted) {
+  if (circle) {
+    wood_rounds_impl<true>(seed, row0, idx, n, round, env, omw, accepted);
+  } else {
+    wood_rounds_impl<false>(seed, row0, idx, n, round, env, omw, accepted);
   }
-  return sq;
 }
 
-// float64 keeps libm's Box-Muller (full double precision).
-inline double draw_tangent(PhiloxStream& stream, int64_t d, double* z, TangentScratch&) {
-  double sq = 0.0;
-  for (int64_t i = 1; i < d; i += 2) {
-    double n0, n1;
-    stream.normal_pair(&n0, &n1);
-    z[i] = n0;
-    sq += n0 * n0;
-    if (i + 1 < d) {
-      z[i + 1] = n1;
-      sq += n1 * n1;
-    }
+// d = 3: the exact inversion for rows row0 .. row0 + n - 1 (every row is "pending": no rejection).
+HVAE_VECTOR_CLONES
+void sphere_rows(uint64_t seed, int64_t row0, int n, const double* __restrict kappa, double* __restrict omw) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  for (int j = 0; j < n; ++j) {
+    uint32_t out[4];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 0u, out);
+    const double k = kappa[j];
+    omw[j] = math::sphere_one_minus_w(out[0], out[1], k, math::fast_expm1_nonpositive(-2.0 * k));
   }
-  return sq;
 }
 
+// 1 - w for the tile rows row0 .. row0 + n - 1 into s.omw; returns the first row that exhausted the bound,
+// or -1. Non-finite or negative kappa never enters the loop (NaN; kappa = inf gives 0).
 template <typename scalar_t>
-void sample_row(uint64_t seed, int64_t row, const scalar_t* mu, double kappa, int64_t d, scalar_t* z,
-                scalar_t* omw_out, int* rounds, TangentScratch& scratch) {
-  PhiloxStream radial(seed, static_cast<uint64_t>(row), math::kStreamRadial);
-  const double omw = math::sample_one_minus_w(radial, kappa, static_cast<double>(d), rounds);
-  *omw_out = static_cast<scalar_t>(omw);
+int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p, int64_t B, int64_t d,
+                    TileScratch& s) {
+  for (int j = 0; j < n; ++j) s.kappa[j] = static_cast<double>(kappa_p[(row0 + j) % B]);
+  if (d == 3) {
+    bool plain = true;
+    for (int j = 0; j < n; ++j) plain &= s.kappa[j] >= 0.0 && s.kappa[j] < math::infinity();
+    if (plain) {
+      sphere_rows(seed, row0, n, s.kappa.data(), s.omw.data());
+      return -1;
+    }
+  }
+  int np = 0;
+  for (int j = 0; j < n; ++j) {
+    const double k = s.kappa[j];
+    if (d == 3 || !(k >= 0.0) || k == math::infinity()) {  // no rejection loop (see sample_one_minus_w)
+      int rounds;
+      s.omw[j] = math::sample_one_minus_w(seed, static_cast<uint64_t>(row0 + j), k, static_cast<double>(d),
+                                          &rounds);
+      continue;
+    }
+    s.env.set(np, math::wood_envelope(k, static_cast<double>(d)));
+    s.pending[np++] = j;
+  }
+  const bool circle = d == 2;
+  for (int round = 0; round < math::kMaxWoodRounds && np > 0; ++round) {
+    wood_rounds(seed, row0, s.pending.data(), np, static_cast<uint32_t>(round), s.env, circle,
+                s.omw_try.data(), s.accepted.data());
+    int kept = 0;
+    for (int j = 0; j < np; ++j) {
+      if (s.accepted[j]) {
+        s.omw[s.pending[j]] = s.omw_try[j];
+      } else {
+        s.pending[kept] = s.pending[j];
+        s.env.move(kept++, j);
+      }
+    }
+    np = kept;
+  }
+  for (int j = 0; j < np; ++j) s.omw[s.pending[j]] = math::quiet_nan();
+  return np > 0 ? row0 + s.pending[0] : -1;
+}
 
-  // Tangent direction: d - 1 standard normals written straight into z[1:], normalised below.
-  PhiloxStream tangent(seed, static_cast<uint64_t>(row), math::kStreamTangent);
-  const double sq = draw_tangent(tangent, d, z, scratch);
-  // y = (w, sqrt(1 - w^2) v / |v|); 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
+// The tangent stream's blocks of rows row0 .. row0 + n - 1, row after row, and their normals.
+HVAE_VECTOR_CLONES
+void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  if (blocks >= 4) {  // vectorize over a row's blocks
+    for (int j = 0; j < n; ++j) {
+      const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+      uint32_t* w = words + 4 * j * blocks;
+      for (int64_t b = 0; b < blocks; ++b) {
+        uint32_t out[4];
+        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
+        for (int i = 0; i < 4; ++i) w[4 * b + i] = out[i];
+      }
+    }
+  } else {  // few blocks per row: vectorize over rows
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int j = 0; j < n; ++j) {
+        const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+        uint32_t out[4];
+        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
+        for (int i = 0; i < 4; ++i) words[4 * (j * blocks + b) + i] = out[i];
+      }
+    }
+  }
+}
+
+HVAE_VECTOR_CLONES
+void box_muller_double(const uint32_t* __restrict words, double* __restrict out, int64_t blocks) {
+  for (int64_t k = 0; k < blocks; ++k) {
+    const uint32_t* w = words + 4 * k;
+    double n0, n1;
+    math::box_muller(math::uniform53(w[0], w[1]), math::uniform53(w[2], w[3]), &n0, &n1);
+    out[2 * k] = n0;
+    out[2 * k + 1] = n1;
+  }
+}
+
+inline const float* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, float*) {
+  cpu::box_muller_float(words, s.normals_f.data(), 2 * blocks);
+  return s.normals_f.data();
+}
+inline const double* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, double*) {
+  box_muller_double(words, s.normals_d.data(), blocks);
+  return s.normals_d.data();
+}
+
+// Four partial sums, so that the loop is not one chain of dependent additions (and gcc can vectorize it).
+template <typename T, typename U>
+inline double dot(const T* a, const U* b, int64_t n) {
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+  }
+  for (; i < n; ++i) acc[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// z = -s (y - 2 a (a.y) / |a|^2) with y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1 (math/wood.h);
+// v = the d - 1 normals of the row.
+template <typename scalar_t>
+void reflect_row(const scalar_t* mu, const scalar_t* v, double omw, int64_t d, scalar_t* z) {
+  const double sq = dot(v, v, d - 1);
   const double y0 = 1.0 - omw;
+  // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
   const double scale = sq > 0.0 ? ::sqrt(omw * (2.0 - omw) / sq) : 0.0;
-  // z = -s (y - 2 a (a.y) / |a|^2), a = mu + s e1 (see math/wood.h).
   const double s = math::householder_sign(static_cast<double>(mu[0]));
   const double a0 = static_cast<double>(mu[0]) + s;
-  double tail_dot = 0.0, n2 = a0 * a0;
-  for (int64_t i = 1; i < d; ++i) {
-    const double m = static_cast<double>(mu[i]);
-    tail_dot += m * static_cast<double>(z[i]);
-    n2 += m * m;
-  }
-  const double ay = a0 * y0 + scale * tail_dot;
-  const double coef = 2.0 * ay / n2;
+  const double tail_dot = dot(mu + 1, v, d - 1);
+  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
+  const double coef = 2.0 * (a0 * y0 + scale * tail_dot) / n2;
   z[0] = static_cast<scalar_t>(-s * (y0 - coef * a0));
+  const double ms_scale = -s * scale, s_coef = s * coef;
   for (int64_t i = 1; i < d; ++i) {
-    z[i] = static_cast<scalar_t>(-s * (scale * static_cast<double>(z[i]) - coef * static_cast<double>(mu[i])));
+    z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
   }
 }
 
@@ -109,17 +251,27 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* z_p = z.data_ptr<scalar_t>();
     scalar_t* omw_p = omw.data_ptr<scalar_t>();
-    const int64_t grain = std::max<int64_t>(1, 16384 / d);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      TangentScratch scratch(d);
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r % B;
-        int rounds = 0;
-        sample_row<scalar_t>(key, r, loc_p + b * d, static_cast<double>(kappa_p[b]), d, z_p + r * d,
-                             omw_p + r, &rounds, scratch);
-        if (rounds > math::kMaxWoodRounds) {
+    const int64_t tile = rows_per_tile(d), blocks = tangent_blocks<scalar_t>(d);
+    const int64_t num_tiles = (rows + tile - 1) / tile;
+    at::parallel_for(0, num_tiles, std::max<int64_t>(1, 16384 / (tile * d)), [&](int64_t t0, int64_t t1) {
+      TileScratch scratch(tile, blocks);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t row0 = t * tile;
+        const int n = static_cast<int>(std::min(tile, rows - row0));
+        const int64_t bad = radial_tile<scalar_t>(key, row0, n, kappa_p, B, d, scratch);
+        if (bad >= 0) {
           int64_t expected = -1;
-          failed_row.compare_exchange_strong(expected, r);
+          failed_row.compare_exchange_strong(expected, bad);
+        }
+        tangent_words(key, row0, n, blocks, scratch.tangent_words.data());
+        const scalar_t* normals =
+            tangent_normals(scratch.tangent_words.data(), n * blocks, scratch, static_cast<scalar_t*>(nullptr));
+        for (int j = 0; j < n; ++j) {
+          const int64_t r = row0 + j;
+          omw_p[r] = static_cast<scalar_t>(scratch.omw[j]);
+          // a row's normals start at 2 normals per block of the row (2 per float pair, 2 per double block)
+          const scalar_t* v = normals + (std::is_same<scalar_t, float>::value ? 4 : 2) * j * blocks;
+          reflect_row<scalar_t>(loc_p + (r % B) * d, v, scratch.omw[j], d, z_p + r * d);
         }
       }
     });
