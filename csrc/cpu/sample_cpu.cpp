@@ -40,10 +40,6 @@ struct EnvelopeColumns {
   std::vector<double> b, x0, omx0, kappa_omx0, log1p_x0;
   double dm1 = 0.0, gamma_dd = 0.0, gamma_c = 0.0;  // depend on d only
   explicit EnvelopeColumns(int64_t n) : b(n), x0(n), omx0(n), kappa_omx0(n), log1p_x0(n) {}
-  void set(int j, const math::WoodEnvelope& e) {
-    b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
-    dm1 = e.dm1; gamma_dd = e.gamma_dd; gamma_c = e.gamma_c;
-  }
   void move(int to, int from) {
     b[to] = b[from]; x0[to] = x0[from]; omx0[to] = omx0[from]; kappa_omx0[to] = kappa_omx0[from];
     log1p_x0[to] = log1p_x0[from];
@@ -113,12 +109,31 @@ void sphere_rows(uint64_t seed, int64_t row0, int n, const double* __restrict ka
   }
 }
 
+// The envelopes of n rows (math::wood_envelope), column by column.
+HVAE_VECTOR_CLONES
+void envelopes(const double* __restrict kappa, int n, double d, EnvelopeColumns& env) {
+  double* __restrict b = env.b.data();
+  double* __restrict x0 = env.x0.data();
+  double* __restrict omx0 = env.omx0.data();
+  double* __restrict kappa_omx0 = env.kappa_omx0.data();
+  double* __restrict log1p_x0 = env.log1p_x0.data();
+  for (int j = 0; j < n; ++j) {
+    const math::WoodEnvelope e = math::wood_envelope(kappa[j], d);
+    b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
+  }
+  const math::WoodEnvelope e = math::wood_envelope(1.0, d);
+  env.dm1 = e.dm1; env.gamma_dd = e.gamma_dd; env.gamma_c = e.gamma_c;
+}
+
 // 1 - w for the tile rows row0 .. row0 + n - 1 into s.omw; returns the first row that exhausted the bound,
 // or -1. Non-finite or negative kappa never enters the loop (NaN; kappa = inf gives 0).
 template <typename scalar_t>
 int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p, int64_t B, int64_t d,
                     TileScratch& s) {
-  for (int j = 0; j < n; ++j) s.kappa[j] = static_cast<double>(kappa_p[(row0 + j) % B]);
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {  // no % per row
+    s.kappa[j] = static_cast<double>(kappa_p[b]);
+  }
   if (d == 3) {
     bool plain = true;
     for (int j = 0; j < n; ++j) plain &= s.kappa[j] >= 0.0 && s.kappa[j] < math::infinity();
@@ -136,9 +151,10 @@ int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p,
                                           &rounds);
       continue;
     }
-    s.env.set(np, math::wood_envelope(k, static_cast<double>(d)));
+    s.kappa[np] = k;
     s.pending[np++] = j;
   }
+  envelopes(s.kappa.data(), np, static_cast<double>(d), s.env);
   const bool circle = d == 2;
   for (int round = 0; round < math::kMaxWoodRounds && np > 0; ++round) {
     wood_rounds(seed, row0, s.pending.data(), np, static_cast<uint32_t>(round), s.env, circle,
@@ -162,7 +178,7 @@ int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p,
 HVAE_VECTOR_CLONES
 void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
   const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
-  if (blocks >= 4) {  // vectorize over a row's blocks
+  if (blocks >= 16) {  // vectorize over a row's blocks
     for (int j = 0; j < n; ++j) {
       const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
       uint32_t* w = words + 4 * j * blocks;
@@ -266,12 +282,13 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
         tangent_words(key, row0, n, blocks, scratch.tangent_words.data());
         const scalar_t* normals =
             tangent_normals(scratch.tangent_words.data(), n * blocks, scratch, static_cast<scalar_t*>(nullptr));
-        for (int j = 0; j < n; ++j) {
+        int64_t b = row0 % B;
+        for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
           const int64_t r = row0 + j;
           omw_p[r] = static_cast<scalar_t>(scratch.omw[j]);
-          // a row's normals start at 2 normals per block of the row (2 per float pair, 2 per double block)
+          // a row's normals: 4 per block for float (two pairs), 2 for double (one pair)
           const scalar_t* v = normals + (std::is_same<scalar_t, float>::value ? 4 : 2) * j * blocks;
-          reflect_row<scalar_t>(loc_p + (r % B) * d, v, scratch.omw[j], d, z_p + r * d);
+          reflect_row<scalar_t>(loc_p + b * d, v, scratch.omw[j], d, z_p + r * d);
         }
       }
     });

@@ -33,37 +33,6 @@ namespace math {
 // input, not bad luck: the kernels report the row instead of returning garbage.
 constexpr int kMaxWoodRounds = 10000;
 
-// Per parameter row: the envelope of [Wood 1994] and the constants of the [MT 2000] Gamma draw.
-struct WoodEnvelope {
-  double kappa, dm1, b, x0, omx0;
-  double kappa_omx0;       // kappa (1 - x0), formed without overflow or underflow
-  double log1p_x0;         // log(1 + x0)
-  double gamma_dd, gamma_c;  // [MT 2000] for the shape (d - 1) / 2: dd = shape - 1/3, c = 1 / sqrt(9 dd)
-};
-
-HVAE_HD WoodEnvelope wood_envelope(double kappa, double d) {
-  WoodEnvelope e;
-  e.kappa = kappa;
-  e.dm1 = d - 1.0;
-  // Written in terms of the smaller of kappa and d - 1 so that 4 kappa^2 cannot overflow (kappa > 1e154).
-  double kappa_b;  // kappa b, O(d) for every kappa
-  if (kappa > e.dm1) {
-    const double t = e.dm1 / kappa, den = 2.0 + ::sqrt(4.0 + t * t);
-    e.b = t / den;
-    kappa_b = e.dm1 / den;
-  } else {
-    e.b = e.dm1 / (2.0 * kappa + ::sqrt(4.0 * kappa * kappa + e.dm1 * e.dm1));
-    kappa_b = kappa * e.b;
-  }
-  e.x0 = (1.0 - e.b) / (1.0 + e.b);
-  e.omx0 = 2.0 * e.b / (1.0 + e.b);
-  e.kappa_omx0 = 2.0 * kappa_b / (1.0 + e.b);
-  e.log1p_x0 = ::log1p(e.x0);
-  e.gamma_dd = 0.5 * e.dm1 - 1.0 / 3.0;
-  e.gamma_c = 1.0 / ::sqrt(9.0 * e.gamma_dd);
-  return e;
-}
-
 // Logarithms inside a proposal round: their arguments are uniforms in [2^-54, 1), t^3 of the Gamma draw, and
 // 1 + x0 ratio in [1, 2 / (1 - x0)], so the host polynomials need only clamps, no libm fallback, and a loop
 // over rows that calls wood_round vectorizes. The clamps act only where any value gives the same decision
@@ -81,6 +50,35 @@ HVAE_HD_HOT double round_log1p(double y) {
 #else
   return fast_log1p_core(y > 1e300 ? 1e300 : y);
 #endif
+}
+
+// Per parameter row: the envelope of [Wood 1994] and the constants of the [MT 2000] Gamma draw.
+struct WoodEnvelope {
+  double kappa, dm1, b, x0, omx0;
+  double kappa_omx0;       // kappa (1 - x0), formed without overflow or underflow
+  double log1p_x0;         // log(1 + x0)
+  double gamma_dd, gamma_c;  // [MT 2000] for the shape (d - 1) / 2: dd = shape - 1/3, c = 1 / sqrt(9 dd)
+};
+
+HVAE_HD_HOT WoodEnvelope wood_envelope(double kappa, double d) {
+  WoodEnvelope e;
+  e.kappa = kappa;
+  e.dm1 = d - 1.0;
+  // Written in terms of the smaller of kappa and d - 1 so that 4 kappa^2 cannot overflow (kappa > 1e154).
+  // (branch-free, so that the CPU kernel's loop over rows vectorizes)
+  const bool large = kappa > e.dm1;
+  const double t = large ? e.dm1 / kappa : 0.0;
+  const double den_large = 2.0 + __builtin_sqrt(4.0 + t * t);
+  const double b_small = e.dm1 / (2.0 * kappa + __builtin_sqrt(4.0 * kappa * kappa + e.dm1 * e.dm1));
+  e.b = large ? t / den_large : b_small;
+  const double kappa_b = large ? e.dm1 / den_large : kappa * b_small;  // kappa b, O(d) for every kappa
+  e.x0 = (1.0 - e.b) / (1.0 + e.b);
+  e.omx0 = 2.0 * e.b / (1.0 + e.b);
+  e.kappa_omx0 = 2.0 * kappa_b / (1.0 + e.b);
+  e.log1p_x0 = round_log1p(e.x0);  // x0 in [0, 1)
+  e.gamma_dd = 0.5 * e.dm1 - 1.0 / 3.0;
+  e.gamma_c = 1.0 / __builtin_sqrt(9.0 * e.gamma_dd);  // d = 2: unused (NaN)
+  return e;
 }
 
 // Philox blocks per proposal round: round k of a row uses blocks 2k and 2k + 1 of its radial stream.
