@@ -300,43 +300,46 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
   return {z, omw};
 }
 
+// Backward of one row (math/wood.h has the formulas); mean_resultant = A_d(kappa) of the row's parameters.
 template <typename scalar_t>
 void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu, double kappa,
-                  int64_t d, scalar_t* grad_mu, double* grad_kappa) {
+                  double mean_resultant, int64_t d, scalar_t* grad_mu, double* grad_kappa) {
   const double s = math::householder_sign(static_cast<double>(mu[0]));
   const double a0 = static_cast<double>(mu[0]) + s;
   // Pass 1: |a|^2, a.z, a.g.
-  double n2 = a0 * a0, az = a0 * z[0], ag = a0 * g[0];
-  for (int64_t i = 1; i < d; ++i) {
-    const double m = static_cast<double>(mu[i]);
-    n2 += m * m;
-    az += m * static_cast<double>(z[i]);
-    ag += m * static_cast<double>(g[i]);
-  }
+  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
+  const double az = a0 * static_cast<double>(z[0]) + dot(mu + 1, z + 1, d - 1);
+  const double ag = a0 * static_cast<double>(g[0]) + dot(mu + 1, g + 1, d - 1);
   const double coef_z = 2.0 * az / n2, coef_g = 2.0 * ag / n2;
   const double c = s * az;  // a.y with y = Q z
   const double gmu_a = -4.0 * s * ag * c / (n2 * n2);
   const double gmu_g = 2.0 * s * c / n2, gmu_y = 2.0 * s * ag / n2;
-  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums.
+  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums (four partial sums
+  // each, as in dot()).
   const double y0 = -s * (static_cast<double>(z[0]) - coef_z * a0);
   const double gt0 = -s * (static_cast<double>(g[0]) - coef_g * a0);
   grad_mu[0] = static_cast<scalar_t>(gmu_g * g[0] + gmu_y * y0 + gmu_a * a0);
-  double tail_dot = 0.0, tail_sq = 0.0;
-  for (int64_t i = 1; i < d; ++i) {
+  double tail_dot[4] = {0.0, 0.0, 0.0, 0.0}, tail_sq[4] = {0.0, 0.0, 0.0, 0.0};
+  auto step = [&](int64_t i, int k) {
     const double m = static_cast<double>(mu[i]);
     const double yi = -s * (static_cast<double>(z[i]) - coef_z * m);
     const double gti = -s * (static_cast<double>(g[i]) - coef_g * m);
-    tail_dot += gti * yi;
-    tail_sq += yi * yi;
+    tail_dot[k] += gti * yi;
+    tail_sq[k] += yi * yi;
     grad_mu[i] = static_cast<scalar_t>(gmu_g * g[i] + gmu_y * yi + gmu_a * m);
+  };
+  int64_t i = 1;
+  for (; i + 4 <= d; i += 4) {
+    for (int k = 0; k < 4; ++k) step(i + k, k);
   }
+  for (; i < d; ++i) step(i, 0);
+  const double dot_t = (tail_dot[0] + tail_dot[1]) + (tail_dot[2] + tail_dot[3]);
+  const double sq_t = (tail_sq[0] + tail_sq[1]) + (tail_sq[2] + tail_sq[3]);
   // dL/dw = gt_0 - w / sqrt(1 - w^2) * sum_i gt_i v_i,  v = y_tail / |y_tail|.
   const double w = 1.0 - omw, sin2 = omw * (2.0 - omw);
   double dl_dw = gt0;
-  if (tail_sq > 0.0 && sin2 > 0.0) dl_dw -= w * tail_dot / ::sqrt(tail_sq * sin2);
-  const double dd = static_cast<double>(d);
-  const double dw_dk = math::vmf_w_dkappa(omw, kappa, dd, math::vmf_mean_resultant(kappa, dd));
-  *grad_kappa = dl_dw * dw_dk;
+  if (sq_t > 0.0 && sin2 > 0.0) dl_dw -= w * dot_t / ::sqrt(sq_t * sin2);
+  *grad_kappa = dl_dw * math::vmf_w_dkappa(omw, kappa, static_cast<double>(d), mean_resultant);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& grad_z_in, const at::Tensor& z_in,
@@ -351,6 +354,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // per-sample gradients are summed over the sample axis.
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
+  // A_d(kappa) once per parameter row, not once per sample.
+  std::vector<double> mean_resultant(static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();
     const scalar_t* z_p = z.data_ptr<scalar_t>();
@@ -359,13 +364,19 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* gl_p = grad_loc.data_ptr<scalar_t>();
     scalar_t* gk_p = grad_kappa.data_ptr<scalar_t>();
+    double* a_p = mean_resultant.data();
+    at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
+      }
+    });
     const int64_t grain = std::max<int64_t>(1, 8192 / d);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r % B;
+      int64_t b = begin % B;
+      for (int64_t r = begin; r < end; ++r, b = b + 1 == B ? 0 : b + 1) {
         double gk = 0.0;
         backward_row<scalar_t>(g_p + r * d, z_p + r * d, static_cast<double>(omw_p[r]), loc_p + b * d,
-                               static_cast<double>(kappa_p[b]), d, gl_p + r * d, &gk);
+                               static_cast<double>(kappa_p[b]), a_p[b], d, gl_p + r * d, &gk);
         gk_p[r] = static_cast<scalar_t>(gk);
       }
     });
