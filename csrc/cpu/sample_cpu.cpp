@@ -232,23 +232,60 @@ inline double dot(const T* a, const U* b, int64_t n) {
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
-// z = -s (y - 2 a (a.y) / |a|^2) with y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1 (math/wood.h);
-// v = the d - 1 normals of the row.
+// The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
+// y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
+// steps, so that the divisions and square roots of all rows run side by side (for small d they are most of
+// the work): the dot products row by row, the per-row coefficients over the tile, the writes row by row.
+struct ReflectColumns {
+  std::vector<double> sq, tail_dot, n2, mu0, omw, scale, coef, sign;
+  explicit ReflectColumns(int64_t n) : sq(n), tail_dot(n), n2(n), mu0(n), omw(n), scale(n), coef(n), sign(n) {}
+};
+
+HVAE_VECTOR_CLONES
+void reflect_coefficients(int n, ReflectColumns& c) {
+  const double* __restrict sq = c.sq.data();
+  const double* __restrict tail_dot = c.tail_dot.data();
+  const double* __restrict n2_tail = c.n2.data();
+  const double* __restrict mu0 = c.mu0.data();
+  const double* __restrict omw = c.omw.data();
+  double* __restrict scale = c.scale.data();
+  double* __restrict coef = c.coef.data();
+  double* __restrict sign = c.sign.data();
+  for (int j = 0; j < n; ++j) {
+    // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
+    const double sc = sq[j] > 0.0 ? __builtin_sqrt(omw[j] * (2.0 - omw[j]) / sq[j]) : 0.0;
+    const double s = math::householder_sign(mu0[j]);
+    const double a0 = mu0[j] + s;
+    coef[j] = 2.0 * (a0 * (1.0 - omw[j]) + sc * tail_dot[j]) / (a0 * a0 + n2_tail[j]);
+    scale[j] = sc;
+    sign[j] = s;
+  }
+}
+
 template <typename scalar_t>
-void reflect_row(const scalar_t* mu, const scalar_t* v, double omw, int64_t d, scalar_t* z) {
-  const double sq = dot(v, v, d - 1);
-  const double y0 = 1.0 - omw;
-  // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
-  const double scale = sq > 0.0 ? ::sqrt(omw * (2.0 - omw) / sq) : 0.0;
-  const double s = math::householder_sign(static_cast<double>(mu[0]));
-  const double a0 = static_cast<double>(mu[0]) + s;
-  const double tail_dot = dot(mu + 1, v, d - 1);
-  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
-  const double coef = 2.0 * (a0 * y0 + scale * tail_dot) / n2;
-  z[0] = static_cast<scalar_t>(-s * (y0 - coef * a0));
-  const double ms_scale = -s * scale, s_coef = s * coef;
-  for (int64_t i = 1; i < d; ++i) {
-    z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
+void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
+                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const scalar_t* mu = loc_p + b * d;
+    const scalar_t* v = normals + j * normals_per_row;
+    c.sq[j] = dot(v, v, d - 1);
+    c.tail_dot[j] = dot(mu + 1, v, d - 1);
+    c.n2[j] = dot(mu + 1, mu + 1, d - 1);
+    c.mu0[j] = static_cast<double>(mu[0]);
+  }
+  reflect_coefficients(n, c);
+  b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const scalar_t* mu = loc_p + b * d;
+    const scalar_t* v = normals + j * normals_per_row;
+    scalar_t* z = z_p + (row0 + j) * d;
+    const double s = c.sign[j], coef = c.coef[j];
+    z[0] = static_cast<scalar_t>(-s * ((1.0 - c.omw[j]) - coef * (c.mu0[j] + s)));
+    const double ms_scale = -s * c.scale[j], s_coef = s * coef;
+    for (int64_t i = 1; i < d; ++i) {
+      z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
+    }
   }
 }
 
@@ -271,6 +308,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
     const int64_t num_tiles = (rows + tile - 1) / tile;
     at::parallel_for(0, num_tiles, std::max<int64_t>(1, 16384 / (tile * d)), [&](int64_t t0, int64_t t1) {
       TileScratch scratch(tile, blocks);
+      ReflectColumns columns(tile);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t row0 = t * tile;
         const int n = static_cast<int>(std::min(tile, rows - row0));
@@ -282,14 +320,13 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
         tangent_words(key, row0, n, blocks, scratch.tangent_words.data());
         const scalar_t* normals =
             tangent_normals(scratch.tangent_words.data(), n * blocks, scratch, static_cast<scalar_t*>(nullptr));
-        int64_t b = row0 % B;
-        for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-          const int64_t r = row0 + j;
-          omw_p[r] = static_cast<scalar_t>(scratch.omw[j]);
-          // a row's normals: 4 per block for float (two pairs), 2 for double (one pair)
-          const scalar_t* v = normals + (std::is_same<scalar_t, float>::value ? 4 : 2) * j * blocks;
-          reflect_row<scalar_t>(loc_p + b * d, v, scratch.omw[j], d, z_p + r * d);
+        for (int j = 0; j < n; ++j) {
+          omw_p[row0 + j] = static_cast<scalar_t>(scratch.omw[j]);
+          columns.omw[j] = scratch.omw[j];
         }
+        // a row's normals: 4 per block for float (two pairs), 2 for double (one pair)
+        const int64_t per_row = (std::is_same<scalar_t, float>::value ? 4 : 2) * blocks;
+        reflect_tile<scalar_t>(loc_p, B, row0, n, normals, per_row, d, columns, z_p);
       }
     });
   });
