@@ -21,14 +21,14 @@ namespace cpu {
 #define HVAE_VECTOR_CLONES
 #endif
 
-// Box-Muller on n pairs: words0[p], words1[p] are the two random words of pair p.
+// Box-Muller on n pairs: words[2p], words[2p+1] are the two random words of pair p, whose normals go to
+// out[2p] (cos) and out[2p+1] (sin).
 HVAE_VECTOR_CLONES
-inline void box_muller_float(const uint32_t* __restrict words0, const uint32_t* __restrict words1,
-                             float* __restrict out0, float* __restrict out1, int64_t n) {
+inline void box_muller_float(const uint32_t* __restrict words, float* __restrict out, int64_t n) {
   constexpr float kInv24 = 1.0f / 16777216.0f, kLn2 = 0.693147180559945f, kTwoPi = 6.283185307179586f;
   for (int64_t p = 0; p < n; ++p) {
     // log(u1), u1 in (0, 1): u1 = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh((m-1)/(m+1)).
-    const float u1 = (static_cast<float>(words0[p] >> 8) + 0.5f) * kInv24;
+    const float u1 = (static_cast<float>(words[2 * p] >> 8) + 0.5f) * kInv24;
     uint32_t bits;
     std::memcpy(&bits, &u1, sizeof bits);
     int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 127;
@@ -43,7 +43,7 @@ inline void box_muller_float(const uint32_t* __restrict words0, const uint32_t* 
     const float log_u1 = static_cast<float>(e) * kLn2 + log_m;
     const float radius = __builtin_sqrtf(-2.0f * log_u1);
     // sin/cos(2 pi u2): quadrant q = round(4 u2), x = 2 pi (u2 - q/4) in [-pi/4, pi/4].
-    const float u2 = (static_cast<float>(words1[p] >> 8) + 0.5f) * kInv24;
+    const float u2 = (static_cast<float>(words[2 * p + 1] >> 8) + 0.5f) * kInv24;
     const float qf = __builtin_floorf(4.0f * u2 + 0.5f);
     const float x = kTwoPi * (u2 - 0.25f * qf), x2 = x * x;
     const float sin_x = x * (1.0f - x2 * (1.0f / 6 - x2 * (1.0f / 120 - x2 * (1.0f / 5040 - x2 * (1.0f / 362880)))));
@@ -51,8 +51,8 @@ inline void box_muller_float(const uint32_t* __restrict words0, const uint32_t* 
     const int q = static_cast<int>(qf) & 3;
     const float c = q == 0 ? cos_x : q == 1 ? -sin_x : q == 2 ? -cos_x : sin_x;
     const float sn = q == 0 ? sin_x : q == 1 ? cos_x : q == 2 ? -sin_x : -cos_x;
-    out0[p] = radius * c;
-    out1[p] = radius * sn;
+    out[2 * p] = radius * c;
+    out[2 * p + 1] = radius * sn;
   }
 }
 

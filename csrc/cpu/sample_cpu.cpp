@@ -7,90 +7,285 @@
 #include <atomic>
 #include <cstdint>
 
+#include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../sample_checks.h"
 #include "../vmf_math.h"
+#include "../math/fastmath.h"
 #include "fast_normal.h"
 
 namespace hvae {
 namespace {
 
-using math::PhiloxStream;
+// The forward pass works on tiles of rows, each step one loop over the tile that gcc vectorizes (the
+// math of csrc/math/ is branch-free on the host): the Philox blocks of all rows, Wood's proposal rounds for
+// the rows still rejecting (compacted after each round), the Box-Muller normals of all tangent draws, then
+// the reflection row by row. Row r draws exactly the words of its own streams, as the CUDA kernel does.
 
-// Per-thread scratch of the tangent draws, allocated once per chunk of rows (never per row).
-struct TangentScratch {
-  std::vector<uint32_t> words0, words1;
-  std::vector<float> normals0, normals1;
-  explicit TangentScratch(int64_t d) : words0(d / 2), words1(d / 2), normals0(d / 2), normals1(d / 2) {}
-};
+// Rows per tile: the tile's tangent normals (rows x d) stay in the L1/L2 cache.
+inline int64_t rows_per_tile(int64_t d) { return std::max<int64_t>(1, std::min<int64_t>(256, 8192 / d)); }
 
-// d - 1 standard normals into z[1:]; returns their sum of squares.
-inline double draw_tangent(PhiloxStream& stream, int64_t d, float* z, TangentScratch& scratch) {
-  const int64_t pairs = d / 2;  // covers z[1 .. 2 * pairs]; the last normal is dropped when d is even
-  for (int64_t p = 0; p < pairs; ++p) {  // the words of pair p, in the order the scalar stream uses them
-    scratch.words0[p] = stream.next_u32();
-    scratch.words1[p] = stream.next_u32();
-  }
-  cpu::box_muller_float(scratch.words0.data(), scratch.words1.data(), scratch.normals0.data(),
-                        scratch.normals1.data(), pairs);
-  double sq = 0.0;
-  for (int64_t p = 0; p < pairs; ++p) {
-    const int64_t i = 1 + 2 * p;
-    const float n0 = scratch.normals0[p], n1 = scratch.normals1[p];
-    z[i] = n0;
-    sq += static_cast<double>(n0) * n0;
-    if (i + 1 < d) {
-      z[i + 1] = n1;
-      sq += static_cast<double>(n1) * n1;
-    }
-  }
-  return sq;
+// Philox blocks of the tangent stream per row: a float pair of normals takes two words, a double pair four.
+template <typename scalar_t>
+inline int64_t tangent_blocks(int64_t d) {
+  const int64_t pairs = d / 2;  // cover z[1 .. 2 * pairs]; the last normal is dropped when d is even
+  return std::is_same<scalar_t, float>::value ? (pairs + 1) / 2 : pairs;
 }
 
-// float64 keeps libm's Box-Muller (full double precision).
-inline double draw_tangent(PhiloxStream& stream, int64_t d, double* z, TangentScratch&) {
-  double sq = 0.0;
-  for (int64_t i = 1; i < d; i += 2) {
-    double n0, n1;
-    stream.normal_pair(&n0, &n1);
-    z[i] = n0;
-    sq += n0 * n0;
-    if (i + 1 < d) {
-      z[i + 1] = n1;
-      sq += n1 * n1;
+// Per-thread buffers, allocated once per chunk of tiles (never per row).
+// The per-row fields of math::WoodEnvelope, one array each (what a vectorized loop can load).
+struct EnvelopeColumns {
+  std::vector<double> b, x0, omx0, kappa_omx0, log1p_x0;
+  double dm1 = 0.0, gamma_dd = 0.0, gamma_c = 0.0;  // depend on d only
+  explicit EnvelopeColumns(int64_t n) : b(n), x0(n), omx0(n), kappa_omx0(n), log1p_x0(n) {}
+  void move(int to, int from) {
+    b[to] = b[from]; x0[to] = x0[from]; omx0[to] = omx0[from]; kappa_omx0[to] = kappa_omx0[from];
+    log1p_x0[to] = log1p_x0[from];
+  }
+};
+
+struct TileScratch {
+  EnvelopeColumns env;                    // per pending row
+  std::vector<double> kappa, expm1_m2k, omw, omw_try;
+  std::vector<int32_t> pending;           // tile rows still rejecting
+  std::vector<int32_t> accepted;
+  std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
+  std::vector<float> normals_f;
+  std::vector<double> normals_d;
+  TileScratch(int64_t tile, int64_t blocks_per_row)
+      : env(tile), kappa(tile), expm1_m2k(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
+        tangent_words(4 * tile * blocks_per_row),
+        normals_f(4 * tile * blocks_per_row), normals_d(2 * tile * blocks_per_row) {}
+};
+
+// Proposal round `round` for n pending rows row0 + idx[j] (math::wood_round on blocks 2 round, 2 round + 1
+// of each row's radial stream); lane j's envelope is env[j]. Philox and the round are fused in one loop body.
+template <bool kCircle>
+HVAE_ALWAYS_INLINE void wood_rounds_impl(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n,
+                                         uint32_t round, const EnvelopeColumns& env, double* __restrict omw,
+                                         int32_t* __restrict accepted) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const double* __restrict b = env.b.data();
+  const double* __restrict x0 = env.x0.data();
+  const double* __restrict omx0 = env.omx0.data();
+  const double* __restrict kappa_omx0 = env.kappa_omx0.data();
+  const double* __restrict log1p_x0 = env.log1p_x0.data();
+  const double dm1 = env.dm1, gamma_dd = env.gamma_dd, gamma_c = env.gamma_c;  // locals: no aliasing doubt
+  for (int j = 0; j < n; ++j) {
+    uint32_t w[math::kWordsPerRound];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(idx[j]), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round, w);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round + 1u, w + 4);
+    math::WoodEnvelope e;
+    e.b = b[j]; e.x0 = x0[j]; e.omx0 = omx0[j]; e.kappa_omx0 = kappa_omx0[j]; e.log1p_x0 = log1p_x0[j];
+    e.dm1 = dm1; e.gamma_dd = gamma_dd; e.gamma_c = gamma_c;
+    double o;
+    accepted[j] = math::wood_round(w, e, kCircle, &o) ? 1 : 0;
+    omw[j] = o;
+  }
+}
+HVAE_VECTOR_CLONES
+void wood_rounds(uint64_t seed, int64_t row0, const int32_t* idx, int n, uint32_t round,
+                 const EnvelopeColumns& env, bool circle, double* omw, int32_t* accepted) {
+  if (circle) {
+    wood_rounds_impl<true>(seed, row0, idx, n, round, env, omw, accepted);
+  } else {
+    wood_rounds_impl<false>(seed, row0, idx, n, round, env, omw, accepted);
+  }
+}
+
+// d = 3: the exact inversion for rows row0 .. row0 + n - 1 (every row is "pending": no rejection).
+HVAE_VECTOR_CLONES
+void sphere_rows(uint64_t seed, int64_t row0, int n, const double* __restrict kappa, double* __restrict omw) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  for (int j = 0; j < n; ++j) {
+    uint32_t out[4];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, math::kStreamRadial, 0u, out);
+    const double k = kappa[j];
+    omw[j] = math::sphere_one_minus_w(out[0], out[1], k, math::fast_expm1_nonpositive(-2.0 * k));
+  }
+}
+
+// The envelopes of n rows (math::wood_envelope), column by column.
+HVAE_VECTOR_CLONES
+void envelopes(const double* __restrict kappa, int n, double d, EnvelopeColumns& env) {
+  double* __restrict b = env.b.data();
+  double* __restrict x0 = env.x0.data();
+  double* __restrict omx0 = env.omx0.data();
+  double* __restrict kappa_omx0 = env.kappa_omx0.data();
+  double* __restrict log1p_x0 = env.log1p_x0.data();
+  for (int j = 0; j < n; ++j) {
+    const math::WoodEnvelope e = math::wood_envelope(kappa[j], d);
+    b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
+  }
+  const math::WoodEnvelope e = math::wood_envelope(1.0, d);
+  env.dm1 = e.dm1; env.gamma_dd = e.gamma_dd; env.gamma_c = e.gamma_c;
+}
+
+// 1 - w for the tile rows row0 .. row0 + n - 1 into s.omw; returns the first row that exhausted the bound,
+// or -1. Non-finite or negative kappa never enters the loop (NaN; kappa = inf gives 0).
+template <typename scalar_t>
+int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p, int64_t B, int64_t d,
+                    TileScratch& s) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {  // no % per row
+    s.kappa[j] = static_cast<double>(kappa_p[b]);
+  }
+  if (d == 3) {
+    bool plain = true;
+    for (int j = 0; j < n; ++j) plain &= s.kappa[j] >= 0.0 && s.kappa[j] < math::infinity();
+    if (plain) {
+      sphere_rows(seed, row0, n, s.kappa.data(), s.omw.data());
+      return -1;
     }
   }
-  return sq;
+  int np = 0;
+  for (int j = 0; j < n; ++j) {
+    const double k = s.kappa[j];
+    if (d == 3 || !(k >= 0.0) || k == math::infinity()) {  // no rejection loop (see sample_one_minus_w)
+      int rounds;
+      s.omw[j] = math::sample_one_minus_w(seed, static_cast<uint64_t>(row0 + j), k, static_cast<double>(d),
+                                          &rounds);
+      continue;
+    }
+    s.kappa[np] = k;
+    s.pending[np++] = j;
+  }
+  envelopes(s.kappa.data(), np, static_cast<double>(d), s.env);
+  const bool circle = d == 2;
+  for (int round = 0; round < math::kMaxWoodRounds && np > 0; ++round) {
+    wood_rounds(seed, row0, s.pending.data(), np, static_cast<uint32_t>(round), s.env, circle,
+                s.omw_try.data(), s.accepted.data());
+    int kept = 0;
+    for (int j = 0; j < np; ++j) {
+      if (s.accepted[j]) {
+        s.omw[s.pending[j]] = s.omw_try[j];
+      } else {
+        s.pending[kept] = s.pending[j];
+        s.env.move(kept++, j);
+      }
+    }
+    np = kept;
+  }
+  for (int j = 0; j < np; ++j) s.omw[s.pending[j]] = math::quiet_nan();
+  return np > 0 ? row0 + s.pending[0] : -1;
+}
+
+// The tangent stream's blocks of rows row0 .. row0 + n - 1, row after row, and their normals.
+HVAE_VECTOR_CLONES
+void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  if (blocks >= 16) {  // vectorize over a row's blocks
+    for (int j = 0; j < n; ++j) {
+      const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+      uint32_t* w = words + 4 * j * blocks;
+      for (int64_t b = 0; b < blocks; ++b) {
+        uint32_t out[4];
+        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
+        for (int i = 0; i < 4; ++i) w[4 * b + i] = out[i];
+      }
+    }
+  } else {  // few blocks per row: vectorize over rows
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int j = 0; j < n; ++j) {
+        const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+        uint32_t out[4];
+        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
+        for (int i = 0; i < 4; ++i) words[4 * (j * blocks + b) + i] = out[i];
+      }
+    }
+  }
+}
+
+HVAE_VECTOR_CLONES
+void box_muller_double(const uint32_t* __restrict words, double* __restrict out, int64_t blocks) {
+  for (int64_t k = 0; k < blocks; ++k) {
+    const uint32_t* w = words + 4 * k;
+    double n0, n1;
+    math::box_muller(math::uniform53(w[0], w[1]), math::uniform53(w[2], w[3]), &n0, &n1);
+    out[2 * k] = n0;
+    out[2 * k + 1] = n1;
+  }
+}
+
+inline const float* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, float*) {
+  cpu::box_muller_float(words, s.normals_f.data(), 2 * blocks);
+  return s.normals_f.data();
+}
+inline const double* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, double*) {
+  box_muller_double(words, s.normals_d.data(), blocks);
+  return s.normals_d.data();
+}
+
+// Four partial sums, so that the loop is not one chain of dependent additions (and gcc can vectorize it).
+template <typename T, typename U>
+inline double dot(const T* a, const U* b, int64_t n) {
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
+  }
+  for (; i < n; ++i) acc[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+// The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
+// y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
+// steps, so that the divisions and square roots of all rows run side by side (for small d they are most of
+// the work): the dot products row by row, the per-row coefficients over the tile, the writes row by row.
+struct ReflectColumns {
+  std::vector<double> sq, tail_dot, n2, mu0, omw, scale, coef, sign;
+  explicit ReflectColumns(int64_t n) : sq(n), tail_dot(n), n2(n), mu0(n), omw(n), scale(n), coef(n), sign(n) {}
+};
+
+HVAE_VECTOR_CLONES
+void reflect_coefficients(int n, ReflectColumns& c) {
+  const double* __restrict sq = c.sq.data();
+  const double* __restrict tail_dot = c.tail_dot.data();
+  const double* __restrict n2_tail = c.n2.data();
+  const double* __restrict mu0 = c.mu0.data();
+  const double* __restrict omw = c.omw.data();
+  double* __restrict scale = c.scale.data();
+  double* __restrict coef = c.coef.data();
+  double* __restrict sign = c.sign.data();
+  for (int j = 0; j < n; ++j) {
+    // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
+    const double sc = sq[j] > 0.0 ? __builtin_sqrt(omw[j] * (2.0 - omw[j]) / sq[j]) : 0.0;
+    const double s = math::householder_sign(mu0[j]);
+    const double a0 = mu0[j] + s;
+    coef[j] = 2.0 * (a0 * (1.0 - omw[j]) + sc * tail_dot[j]) / (a0 * a0 + n2_tail[j]);
+    scale[j] = sc;
+    sign[j] = s;
+  }
 }
 
 template <typename scalar_t>
-void sample_row(uint64_t seed, int64_t row, const scalar_t* mu, double kappa, int64_t d, scalar_t* z,
-                scalar_t* omw_out, int* rounds, TangentScratch& scratch) {
-  PhiloxStream radial(seed, static_cast<uint64_t>(row), math::kStreamRadial);
-  const double omw = math::sample_one_minus_w(radial, kappa, static_cast<double>(d), rounds);
-  *omw_out = static_cast<scalar_t>(omw);
-
-  // Tangent direction: d - 1 standard normals written straight into z[1:], normalised below.
-  PhiloxStream tangent(seed, static_cast<uint64_t>(row), math::kStreamTangent);
-  const double sq = draw_tangent(tangent, d, z, scratch);
-  // y = (w, sqrt(1 - w^2) v / |v|); 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
-  const double y0 = 1.0 - omw;
-  const double scale = sq > 0.0 ? ::sqrt(omw * (2.0 - omw) / sq) : 0.0;
-  // z = -s (y - 2 a (a.y) / |a|^2), a = mu + s e1 (see math/wood.h).
-  const double s = math::householder_sign(static_cast<double>(mu[0]));
-  const double a0 = static_cast<double>(mu[0]) + s;
-  double tail_dot = 0.0, n2 = a0 * a0;
-  for (int64_t i = 1; i < d; ++i) {
-    const double m = static_cast<double>(mu[i]);
-    tail_dot += m * static_cast<double>(z[i]);
-    n2 += m * m;
+void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
+                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const scalar_t* mu = loc_p + b * d;
+    const scalar_t* v = normals + j * normals_per_row;
+    c.sq[j] = dot(v, v, d - 1);
+    c.tail_dot[j] = dot(mu + 1, v, d - 1);
+    c.n2[j] = dot(mu + 1, mu + 1, d - 1);
+    c.mu0[j] = static_cast<double>(mu[0]);
   }
-  const double ay = a0 * y0 + scale * tail_dot;
-  const double coef = 2.0 * ay / n2;
-  z[0] = static_cast<scalar_t>(-s * (y0 - coef * a0));
-  for (int64_t i = 1; i < d; ++i) {
-    z[i] = static_cast<scalar_t>(-s * (scale * static_cast<double>(z[i]) - coef * static_cast<double>(mu[i])));
+  reflect_coefficients(n, c);
+  b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const scalar_t* mu = loc_p + b * d;
+    const scalar_t* v = normals + j * normals_per_row;
+    scalar_t* z = z_p + (row0 + j) * d;
+    const double s = c.sign[j], coef = c.coef[j];
+    z[0] = static_cast<scalar_t>(-s * ((1.0 - c.omw[j]) - coef * (c.mu0[j] + s)));
+    const double ms_scale = -s * c.scale[j], s_coef = s * coef;
+    for (int64_t i = 1; i < d; ++i) {
+      z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
+    }
   }
 }
 
@@ -109,18 +304,29 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* z_p = z.data_ptr<scalar_t>();
     scalar_t* omw_p = omw.data_ptr<scalar_t>();
-    const int64_t grain = std::max<int64_t>(1, 16384 / d);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      TangentScratch scratch(d);
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r % B;
-        int rounds = 0;
-        sample_row<scalar_t>(key, r, loc_p + b * d, static_cast<double>(kappa_p[b]), d, z_p + r * d,
-                             omw_p + r, &rounds, scratch);
-        if (rounds > math::kMaxWoodRounds) {
+    const int64_t tile = rows_per_tile(d), blocks = tangent_blocks<scalar_t>(d);
+    const int64_t num_tiles = (rows + tile - 1) / tile;
+    at::parallel_for(0, num_tiles, std::max<int64_t>(1, 16384 / (tile * d)), [&](int64_t t0, int64_t t1) {
+      TileScratch scratch(tile, blocks);
+      ReflectColumns columns(tile);
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t row0 = t * tile;
+        const int n = static_cast<int>(std::min(tile, rows - row0));
+        const int64_t bad = radial_tile<scalar_t>(key, row0, n, kappa_p, B, d, scratch);
+        if (bad >= 0) {
           int64_t expected = -1;
-          failed_row.compare_exchange_strong(expected, r);
+          failed_row.compare_exchange_strong(expected, bad);
         }
+        tangent_words(key, row0, n, blocks, scratch.tangent_words.data());
+        const scalar_t* normals =
+            tangent_normals(scratch.tangent_words.data(), n * blocks, scratch, static_cast<scalar_t*>(nullptr));
+        for (int j = 0; j < n; ++j) {
+          omw_p[row0 + j] = static_cast<scalar_t>(scratch.omw[j]);
+          columns.omw[j] = scratch.omw[j];
+        }
+        // a row's normals: 4 per block for float (two pairs), 2 for double (one pair)
+        const int64_t per_row = (std::is_same<scalar_t, float>::value ? 4 : 2) * blocks;
+        reflect_tile<scalar_t>(loc_p, B, row0, n, normals, per_row, d, columns, z_p);
       }
     });
   });
@@ -131,43 +337,46 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
   return {z, omw};
 }
 
+// Backward of one row (math/wood.h has the formulas); mean_resultant = A_d(kappa) of the row's parameters.
 template <typename scalar_t>
 void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu, double kappa,
-                  int64_t d, scalar_t* grad_mu, double* grad_kappa) {
+                  double mean_resultant, int64_t d, scalar_t* grad_mu, double* grad_kappa) {
   const double s = math::householder_sign(static_cast<double>(mu[0]));
   const double a0 = static_cast<double>(mu[0]) + s;
   // Pass 1: |a|^2, a.z, a.g.
-  double n2 = a0 * a0, az = a0 * z[0], ag = a0 * g[0];
-  for (int64_t i = 1; i < d; ++i) {
-    const double m = static_cast<double>(mu[i]);
-    n2 += m * m;
-    az += m * static_cast<double>(z[i]);
-    ag += m * static_cast<double>(g[i]);
-  }
+  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
+  const double az = a0 * static_cast<double>(z[0]) + dot(mu + 1, z + 1, d - 1);
+  const double ag = a0 * static_cast<double>(g[0]) + dot(mu + 1, g + 1, d - 1);
   const double coef_z = 2.0 * az / n2, coef_g = 2.0 * ag / n2;
   const double c = s * az;  // a.y with y = Q z
   const double gmu_a = -4.0 * s * ag * c / (n2 * n2);
   const double gmu_g = 2.0 * s * c / n2, gmu_y = 2.0 * s * ag / n2;
-  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums.
+  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums (four partial sums
+  // each, as in dot()).
   const double y0 = -s * (static_cast<double>(z[0]) - coef_z * a0);
   const double gt0 = -s * (static_cast<double>(g[0]) - coef_g * a0);
   grad_mu[0] = static_cast<scalar_t>(gmu_g * g[0] + gmu_y * y0 + gmu_a * a0);
-  double tail_dot = 0.0, tail_sq = 0.0;
-  for (int64_t i = 1; i < d; ++i) {
+  double tail_dot[4] = {0.0, 0.0, 0.0, 0.0}, tail_sq[4] = {0.0, 0.0, 0.0, 0.0};
+  auto step = [&](int64_t i, int k) {
     const double m = static_cast<double>(mu[i]);
     const double yi = -s * (static_cast<double>(z[i]) - coef_z * m);
     const double gti = -s * (static_cast<double>(g[i]) - coef_g * m);
-    tail_dot += gti * yi;
-    tail_sq += yi * yi;
+    tail_dot[k] += gti * yi;
+    tail_sq[k] += yi * yi;
     grad_mu[i] = static_cast<scalar_t>(gmu_g * g[i] + gmu_y * yi + gmu_a * m);
+  };
+  int64_t i = 1;
+  for (; i + 4 <= d; i += 4) {
+    for (int k = 0; k < 4; ++k) step(i + k, k);
   }
+  for (; i < d; ++i) step(i, 0);
+  const double dot_t = (tail_dot[0] + tail_dot[1]) + (tail_dot[2] + tail_dot[3]);
+  const double sq_t = (tail_sq[0] + tail_sq[1]) + (tail_sq[2] + tail_sq[3]);
   // dL/dw = gt_0 - w / sqrt(1 - w^2) * sum_i gt_i v_i,  v = y_tail / |y_tail|.
   const double w = 1.0 - omw, sin2 = omw * (2.0 - omw);
   double dl_dw = gt0;
-  if (tail_sq > 0.0 && sin2 > 0.0) dl_dw -= w * tail_dot / ::sqrt(tail_sq * sin2);
-  const double dd = static_cast<double>(d);
-  const double dw_dk = math::vmf_w_dkappa(omw, kappa, dd, math::vmf_mean_resultant(kappa, dd));
-  *grad_kappa = dl_dw * dw_dk;
+  if (sq_t > 0.0 && sin2 > 0.0) dl_dw -= w * dot_t / ::sqrt(sq_t * sin2);
+  *grad_kappa = dl_dw * math::vmf_w_dkappa(omw, kappa, static_cast<double>(d), mean_resultant);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& grad_z_in, const at::Tensor& z_in,
@@ -182,6 +391,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // per-sample gradients are summed over the sample axis.
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
+  // A_d(kappa) once per parameter row, not once per sample.
+  std::vector<double> mean_resultant(static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();
     const scalar_t* z_p = z.data_ptr<scalar_t>();
@@ -190,13 +401,19 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* gl_p = grad_loc.data_ptr<scalar_t>();
     scalar_t* gk_p = grad_kappa.data_ptr<scalar_t>();
+    double* a_p = mean_resultant.data();
+    at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b) {
+        a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
+      }
+    });
     const int64_t grain = std::max<int64_t>(1, 8192 / d);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const int64_t b = r % B;
+      int64_t b = begin % B;
+      for (int64_t r = begin; r < end; ++r, b = b + 1 == B ? 0 : b + 1) {
         double gk = 0.0;
         backward_row<scalar_t>(g_p + r * d, z_p + r * d, static_cast<double>(omw_p[r]), loc_p + b * d,
-                               static_cast<double>(kappa_p[b]), d, gl_p + r * d, &gk);
+                               static_cast<double>(kappa_p[b]), a_p[b], d, gl_p + r * d, &gk);
         gk_p[r] = static_cast<scalar_t>(gk);
       }
     });

@@ -4,7 +4,8 @@
 // loop for row tile + l, so all 32 lanes do useful work. Phase 2: the whole warp walks the tile's rows one
 // by one and splits each row's d - 1 tangent draws and its reflection across lanes, so reads of loc and
 // writes of z are coalesced. Each row draws from Philox streams keyed by (seed, row) with random access to
-// the k-th normal pair (PhiloxStream::seek_normal_pair), so the CUDA and CPU kernels draw the same numbers.
+// the k-th normal pair (PhiloxStream::seek_normal_pair) and to the blocks of each Wood round
+// (math::sample_one_minus_w), so the CUDA and CPU kernels draw the same numbers.
 // The seed is read from device memory (drawn by torch.randint on the device): CUDA-graph safe.
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
@@ -44,9 +45,9 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
     double my_omw = 0.0;
     const int64_t my_row = tile + lane;
     if (my_row < rows) {
-      PhiloxStream radial(seed, static_cast<uint64_t>(my_row), math::kStreamRadial);
       int rounds = 0;
-      my_omw = math::sample_one_minus_w(radial, static_cast<double>(kappa[my_row % B]), dd, &rounds);
+      my_omw = math::sample_one_minus_w(seed, static_cast<uint64_t>(my_row), static_cast<double>(kappa[my_row % B]),
+                                        dd, &rounds);
       omw_out[my_row] = static_cast<scalar_t>(my_omw);
     }
     // Phase 2: the warp finishes the tile's rows together.

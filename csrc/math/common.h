@@ -11,8 +11,15 @@
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define HVAE_HD __host__ __device__ __forceinline__
+#define HVAE_HD_HOT __host__ __device__ __forceinline__
+#elif defined(__GNUC__) || defined(__clang__)
+#define HVAE_HD inline
+// Small functions called inside the CPU kernels' vectorized loops: always inlined there, so that the loop
+// body has no calls and gcc can vectorize it.
+#define HVAE_HD_HOT __attribute__((always_inline)) inline
 #else
 #define HVAE_HD inline
+#define HVAE_HD_HOT inline
 #endif
 
 namespace hvae {

@@ -71,6 +71,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "fastmath.h"
 
 #if !defined(__CUDA_ARCH__) && (defined(__GNUC__) || defined(__clang__))
 #define HVAE_IG_ALWAYS_INLINE __attribute__((always_inline)) inline
@@ -131,119 +132,6 @@ HVAE_HD const double* ig_weights() {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Elementary functions. On the host: inline polynomials that gcc can vectorize (no libm calls, no branches
-// in the hot versions); errors measured against mpmath: exp 0.7 ulp, log1p 1.5 ulp, sin/cos 1 ulp.
-
-#if !defined(__CUDA_ARCH__)
-HVAE_IG_ALWAYS_INLINE double ig_from_bits(long long b) {
-  double x;
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-}
-HVAE_IG_ALWAYS_INLINE long long ig_to_bits(double x) {
-  long long b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-}
-
-// e^x for x in [-708, 709] (clamped: e^-708 = 3e-308 stands in for 0; x > 709 does not occur here).
-// k = round(x / log 2), r = x - k log 2 in [-0.347, 0.347] (log 2 in two parts), a degree-11 polynomial
-// (Chebyshev interpolant of e^r, relative error 4e-18), times 2^k built in the exponent bits.
-HVAE_IG_ALWAYS_INLINE double ig_exp_core(double x) {
-  const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
-  const double shift = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer in the low bits
-  const double kd = xc * 1.4426950408889634 + shift;
-  const double k = kd - shift;
-  const double r = (xc - k * 6.93147180369123816490e-01) - k * 1.90821492927058770002e-10;
-  double q = 2.5110037605963778e-08;
-  q = q * r + 2.7632639639041030e-07;
-  q = q * r + 2.7557240918578970e-06;
-  q = q * r + 2.4801485482328492e-05;
-  q = q * r + 1.9841269890047114e-04;
-  q = q * r + 1.3888888952314775e-03;
-  q = q * r + 8.3333333333196006e-03;
-  q = q * r + 4.1666666666488095e-02;
-  q = q * r + 1.6666666666666681e-01;
-  q = q * r + 5.0000000000000184e-01;
-  q = q * r + 1.0;
-  q = q * r + 1.0;
-  return q * ig_from_bits((ig_to_bits(kd) - 0x4338000000000000LL + 1023) << 52);
-}
-
-// log(1 + y) for y > -1 with 1 + y a normal number: 1 + y = 2^e m, m in [sqrt(1/2), sqrt(2)),
-// log m = 2 atanh(s), s = (m-1)/(m+1) (|s| <= 0.1716), series to s^21; for e = 0 the exact y is used as
-// m - 1, so the rounding of 1 + y does not matter (and for e != 0, |log1p(y)| > 0.34 absorbs it).
-HVAE_IG_ALWAYS_INLINE double ig_log1p_core(double y) {
-  double z = 1.0 + y;
-  z = z < 2.2250738585072014e-308 ? 2.2250738585072014e-308 : z;
-  const long long b = ig_to_bits(z);
-  double m = ig_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
-  double e = ig_from_bits(0x4330000000000000LL | (b >> 52)) - (4503599627370496.0 + 1023.0);
-  const bool big = m > 1.4142135623730951;
-  m = big ? 0.5 * m : m;
-  e = big ? e + 1.0 : e;
-  const double f = e == 0.0 ? y : m - 1.0;
-  const double s = f / (2.0 + f), s2 = s * s;
-  double q = 1.0 / 21.0;
-  q = q * s2 + 1.0 / 19.0;
-  q = q * s2 + 1.0 / 17.0;
-  q = q * s2 + 1.0 / 15.0;
-  q = q * s2 + 1.0 / 13.0;
-  q = q * s2 + 1.0 / 11.0;
-  q = q * s2 + 1.0 / 9.0;
-  q = q * s2 + 1.0 / 7.0;
-  q = q * s2 + 1.0 / 5.0;
-  q = q * s2 + 1.0 / 3.0;
-  return e * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * q)) + e * 1.90821492927058770002e-10);
-}
-#endif
-
-HVAE_HD double ig_exp(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::exp(x);
-#else
-  return x < -708.0 ? 0.0 : (x > 709.0 ? infinity() : ig_exp_core(x));
-#endif
-}
-
-HVAE_HD double ig_log1p(double y) {
-#if defined(__CUDA_ARCH__)
-  return ::log1p(y);
-#else
-  const double z = 1.0 + y;
-  if (!(z >= 2.2250738585072014e-308 && z <= 1.7976931348623157e308)) return ::log1p(y);
-  return ig_log1p_core(y);
-#endif
-}
-
-// sin h and cos h for |h| <= pi/2: Taylor polynomials to h^21 and h^20 (truncation < 3e-17).
-HVAE_HD void ig_sincos(double h, double* s, double* c) {
-  const double h2 = h * h;
-  double ps = 1.9572941063391261e-20;
-  ps = ps * h2 - 8.2206352466243297e-18;
-  ps = ps * h2 + 2.8114572543455208e-15;
-  ps = ps * h2 - 7.6471637318198165e-13;
-  ps = ps * h2 + 1.6059043836821615e-10;
-  ps = ps * h2 - 2.5052108385441719e-08;
-  ps = ps * h2 + 2.7557319223985891e-06;
-  ps = ps * h2 - 1.9841269841269841e-04;
-  ps = ps * h2 + 8.3333333333333333e-03;
-  ps = ps * h2 - 1.6666666666666667e-01;
-  *s = h + h * (h2 * ps);
-  double pc = 4.1103176233121649e-19;
-  pc = pc * h2 - 1.5619206968586226e-16;
-  pc = pc * h2 + 4.7794773323873853e-14;
-  pc = pc * h2 - 1.1470745597729725e-11;
-  pc = pc * h2 + 2.0876756987868099e-09;
-  pc = pc * h2 - 2.7557319223985891e-07;
-  pc = pc * h2 + 2.4801587301587302e-05;
-  pc = pc * h2 - 1.3888888888888889e-03;
-  pc = pc * h2 + 4.1666666666666667e-02;
-  pc = pc * h2 - 0.5;
-  *c = 1.0 + h2 * pc;
-}
-
-// ---------------------------------------------------------------------------------------------------
 // The sample point and the parameters: everything D(delta) needs.
 struct ImplicitGradPoint {
   double omw, w, sin_w, cot_w, kappa, dm2;
@@ -253,12 +141,12 @@ struct ImplicitGradPoint {
 // D(delta) = l(th_w + delta) - l(th_w) and *dt = cos(th_w + delta) - w, |delta| <= pi (scalar version).
 HVAE_HD double ig_log_ratio(const ImplicitGradPoint& p, double delta, double* dt) {
   double sh, ch;
-  ig_sincos(0.5 * delta, &sh, &ch);
+  fast_sincos_half_pi(0.5 * delta, &sh, &ch);
   const double sd = 2.0 * sh * ch, cdm1 = -2.0 * sh * sh;
   const double diff = p.w * cdm1 - p.sin_w * sd;
   *dt = diff;
   double out = p.kappa * diff;
-  if (p.dm2 != 0.0) out += p.dm2 * ig_log1p(cdm1 + p.cot_w * sd);
+  if (p.dm2 != 0.0) out += p.dm2 * fast_log1p(cdm1 + p.cot_w * sd);
   return out;
 }
 
@@ -277,7 +165,7 @@ HVAE_IG_ALWAYS_INLINE void ig_eval_nodes_impl(const ImplicitGradPoint& p, double
   constexpr int H = kIgNodes / 2;
   const double* x = kIgNodesHost + H;  // the positive nodes
   double sm, cm;
-  ig_sincos(0.5 * m, &sm, &cm);
+  fast_sincos_half_pi(0.5 * m, &sm, &cm);
   double u[H], u2[H], su[H], cu[H];
   HVAE_IG_FOR_HALF u[j] = 0.5 * h * x[j];
   HVAE_IG_FOR_HALF u2[j] = u[j] * u[j];
@@ -333,10 +221,10 @@ HVAE_IG_ALWAYS_INLINE void ig_eval_nodes_impl(const ImplicitGradPoint& p, double
     }
     HVAE_IG_FOR t[i] = p.kappa * diff[i] - shift;
   } else {
-    HVAE_IG_FOR t[i] = p.kappa * diff[i] + p.dm2 * ig_log1p_core(y[i]) - shift;
+    HVAE_IG_FOR t[i] = p.kappa * diff[i] + p.dm2 * fast_log1p_core(y[i]) - shift;
   }
   // t <= 709 here: exponents are relative to the maximum (log path) or <= 650 (power path, see pow_up)
-  HVAE_IG_FOR e[i] = ig_exp_core(t[i]);
+  HVAE_IG_FOR e[i] = fast_exp_core(t[i]);
   if (kPow) HVAE_IG_FOR e[i] *= c[i];
   HVAE_IG_FOR adt[i] = ::fabs(diff[i]);
 }
@@ -455,8 +343,8 @@ HVAE_HD double ig_log1p_rough(double y) {
 #else
   const double z = 1.0 + y;
   if (!(z >= 2.2250738585072014e-308 && z <= 1.7976931348623157e308)) return ::log1p(y);
-  const long long b = ig_to_bits(z);
-  double m = ig_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
+  const long long b = fast_to_bits(z);
+  double m = fast_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
   double e = static_cast<double>((b >> 52) - 1023);
   if (m > 1.4142135623730951) {
     m *= 0.5;
@@ -714,7 +602,7 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
     // q's panels carry sin th* / sin th_w less than p's would: the bulk is e^{l - l(th*)} d th either way
   }
   // (U_w L_0 + L_w U_0) / ((L_0 + U_0) f(w)) with the bulk integrals scaled by e^{-shift}
-  const double r_out = p.sin_w * (tw + t0 * (bw / b0)) / (1.0 + t0 * detail::ig_exp(-shift) / b0);
+  const double r_out = p.sin_w * (tw + t0 * (bw / b0)) / (1.0 + t0 * fast_exp(-shift) / b0);
   // Only for kappa far beyond 1e12 with w astronomically far in a tail can everything underflow; return the
   // kappa -> infinity limit at fixed w then.
   return (r_out >= 0.0 && !is_inf(r_out)) ? r_out : omw / kappa;

@@ -8,13 +8,14 @@
 #pragma once
 
 #include "common.h"
+#include "fastmath.h"
 
 namespace hvae {
 namespace math {
 
 namespace detail {
 
-HVAE_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
+HVAE_HD_HOT void mulhilo32(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
 #if defined(__CUDA_ARCH__)
   *hi = __umulhi(a, b);
   *lo = a * b;
@@ -28,12 +29,14 @@ HVAE_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t* hi, uint32_t* lo) {
 }  // namespace detail
 
 // Ten rounds of Philox4x32 on counter `ctr` with key (k0, k1); writes four 32-bit words to `out`.
-HVAE_HD void philox4x32_10(const uint32_t ctr[4], uint32_t k0, uint32_t k1, uint32_t out[4]) {
+HVAE_HD_HOT void philox4x32_10(const uint32_t ctr[4], uint32_t k0, uint32_t k1, uint32_t out[4]) {
   constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
   constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
   uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
 #if defined(__CUDA_ARCH__)
 #pragma unroll
+#elif defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#pragma GCC unroll 10
 #endif
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, lo0, hi1, lo1;
@@ -46,9 +49,44 @@ HVAE_HD void philox4x32_10(const uint32_t ctr[4], uint32_t k0, uint32_t k1, uint
   out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
+// A uniform on the open interval (0, 1) with 53 random bits from two words (27 + 26 bits): never 0, so
+// log(u) is finite. Written as hi 2^-27 + (lo + 1/2) 2^-53 (exact in double) so that it needs only 32-bit
+// integer to double conversions, which vectorize.
+HVAE_HD_HOT double uniform53(uint32_t word_hi, uint32_t word_lo) {
+  return static_cast<double>(static_cast<int32_t>(word_hi >> 5)) * (1.0 / 134217728.0) +
+         (static_cast<double>(static_cast<int32_t>(word_lo >> 6)) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+// Two independent standard normals from two uniforms in (0, 1) by the Box-Muller transform (Box & Muller
+// 1958): n0 = sqrt(-2 log u1) cos(2 pi u2), n1 = sqrt(-2 log u1) sin(2 pi u2). Host: branch-free
+// polynomials (fastmath.h), so loops over many pairs vectorize; device: the CUDA math functions.
+HVAE_HD_HOT void box_muller(double u1, double u2, double* n0, double* n1) {
+#if defined(__CUDA_ARCH__)
+  const double radius = ::sqrt(-2.0 * ::log(u1));
+#else
+  const double radius = __builtin_sqrt(-2.0 * fast_log_core(u1));  // u1 >= 2^-54: a normal number
+#endif
+  double c, s;
+  fast_cos_sin_2pi(u2, &c, &s);
+  *n0 = radius * c;
+  *n1 = radius * s;
+}
+
 // Stream ids: the rejection loop and the tangent direction draw from separate streams, so the tangent
 // direction of a row does not depend on how many proposals its rejection loop needed.
 enum : uint32_t { kStreamRadial = 0u, kStreamTangent = 1u };
+
+// Block `block` of the stream (seed, row, stream): the four words a PhiloxStream returns as its
+// words 4 block .. 4 block + 3. Random access, so that a kernel can draw many blocks side by side.
+// The row as two 32-bit halves: loops over rows stay in 32-bit lanes.
+HVAE_HD_HOT void philox_block(uint64_t seed, uint32_t row_lo, uint32_t row_hi, uint32_t stream, uint32_t block,
+                              uint32_t out[4]) {
+  const uint32_t ctr[4] = {block, stream, row_lo, row_hi};
+  philox4x32_10(ctr, static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), out);
+}
+HVAE_HD_HOT void philox_block(uint64_t seed, uint64_t row, uint32_t stream, uint32_t block, uint32_t out[4]) {
+  philox_block(seed, static_cast<uint32_t>(row), static_cast<uint32_t>(row >> 32), stream, block, out);
+}
 
 // A stream of random words for one (seed, row, stream); four words per Philox call.
 class PhiloxStream {
@@ -70,10 +108,10 @@ class PhiloxStream {
     return buf_[used_++];
   }
 
-  // Uniform on the open interval (0, 1) with 53 random bits: never 0, so log(u) is finite.
+  // Uniform on the open interval (0, 1) with 53 random bits (uniform53).
   HVAE_HD double uniform_double() {
-    const uint64_t hi = next_u32() >> 5, lo = next_u32() >> 6;  // 27 + 26 bits
-    return (static_cast<double>((hi << 26) | lo) + 0.5) * (1.0 / 9007199254740992.0);
+    const uint32_t hi = next_u32();
+    return uniform53(hi, next_u32());
   }
 
   // Uniform on (0, 1) with 24 random bits, for float32 tangent draws.
@@ -81,10 +119,8 @@ class PhiloxStream {
 
   // Two independent standard normals by the Box-Muller transform (Box & Muller 1958).
   HVAE_HD void normal_pair(double* z0, double* z1) {
-    const double radius = ::sqrt(-2.0 * ::log(uniform_double()));
-    const double angle = 2.0 * kPi * uniform_double();
-    *z0 = radius * ::cos(angle);
-    *z1 = radius * ::sin(angle);
+    const double u1 = uniform_double();
+    box_muller(u1, uniform_double(), z0, z1);
   }
   HVAE_HD void normal_pair(float* z0, float* z1) {
     const float radius = ::sqrtf(-2.0f * ::logf(uniform_float()));
