@@ -25,6 +25,9 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def("vmf_mean_resultant_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform(Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
+  // The forward ops of autograd: (value, d value / d kappa) in one pass, the derivative kept for the backward.
+  m.def("vmf_log_normalizer_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
+  m.def("vmf_kl_uniform_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
   m.def("vmf_w_dkappa(Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant) -> Tensor");
   // Sampler: loc (B, d), kappa (B,), seed int64 (1,). Row r of the (num_samples * B, d) output uses
   // parameter row r % B. Returns the samples and 1 - w per row (w = mu^T z, kept for the backward).

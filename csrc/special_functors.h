@@ -101,4 +101,25 @@ struct VmfKlUniformBackwardOp {
   HVAE_HD double operator()(const double* a) const { return a[0] * math::vmf_kl_uniform_dkappa(a[1], a[2]); }
 };
 
+// Value and derivative in one pass: the forward ops of the autograd formulas, whose backward then only
+// multiplies by the saved derivative (kOutputs = 2: operator() returns the value, writes the derivative).
+struct VmfLogNormalizerAndGradOp {
+  static constexpr int kArity = 2;
+  bool single = false;
+  HVAE_HD double operator()(const double* a, double* grad) const {
+    double mean_resultant;
+    const double value = math::vmf_log_normalizer_and_mean_resultant(a[0], a[1], &mean_resultant, single);
+    *grad = -mean_resultant;
+    return value;
+  }
+};
+
+struct VmfKlUniformAndGradOp {
+  static constexpr int kArity = 2;
+  bool single = false;
+  HVAE_HD double operator()(const double* a, double* grad) const {
+    return math::vmf_kl_uniform_and_dkappa(a[0], a[1], grad);
+  }
+};
+
 }  // namespace hvae

@@ -101,6 +101,14 @@ for _name in ("vmf_log_normalizer_backward", "vmf_mean_resultant_backward", "vmf
         return _broadcast_fake(grad, kappa, dim, promote=(True, True, False))
 
 
+for _name in ("vmf_log_normalizer_and_grad", "vmf_kl_uniform_and_grad"):
+
+    @torch.library.register_fake(f"hvae_ext::{_name}")
+    def _(kappa, dim):
+        out = _broadcast_fake(kappa, dim, promote=(True, False))
+        return out, torch.empty_like(out)
+
+
 @torch.library.register_fake("hvae_ext::vmf_w_dkappa")
 def _(one_minus_w, kappa, dim, mean_resultant):
     return _broadcast_fake(one_minus_w, kappa, dim, mean_resultant, promote=(True, True, False, True))
@@ -189,7 +197,63 @@ def _vmf_kl_uniform_bwd(ctx, grad):
     return _sum_to(ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
 
 
+def _vmf_kl_uniform_backward_bwd(ctx, grad):
+    g, kappa, dim = ctx.saved_tensors
+    # D = kappa A' = kappa (1 - A^2) - (d - 1) A;  D' = (1 - A^2) - (2 kappa A + d - 1) A'
+    a = ops.vmf_mean_resultant(kappa, dim)
+    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
+    d_prime = (1 - a * a) - (2 * kappa * a + (dim - 1)) * a_prime
+    dg = ops.vmf_kl_uniform_backward(grad, kappa, dim)
+    return _sum_to(dg, g), _sum_to(grad * g * d_prime, kappa), None
+
+
 torch.library.register_autograd("hvae_ext::vmf_kl_uniform", _vmf_kl_uniform_bwd, setup_context=_setup_vx)
+torch.library.register_autograd(
+    "hvae_ext::vmf_kl_uniform_backward", _vmf_kl_uniform_backward_bwd, setup_context=_setup_vx
+)
+
+
+# (value, derivative) ops: the forward computes both in one pass, so the backward is one multiplication. A
+# double backward (create_graph=True, grad mode on inside the backward) goes through the differentiable
+# backward op instead, since the saved derivative is not connected to kappa.
+
+
+def _setup_value_and_grad(ctx, inputs, output):
+    kappa, dim = inputs
+    _value, derivative = output
+    ctx.mark_non_differentiable(derivative)
+    ctx.save_for_backward(kappa, dim, derivative)
+
+
+def _value_and_grad_backward(backward_op):
+    def backward(ctx, grad, _grad_derivative):
+        kappa, dim, derivative = ctx.saved_tensors
+        if grad is None:
+            return None, None
+        g = backward_op(grad, kappa, dim) if torch.is_grad_enabled() else grad * derivative
+        return _sum_to(g, kappa), None
+
+    return backward
+
+
+torch.library.register_autograd(
+    "hvae_ext::vmf_log_normalizer_and_grad",
+    _value_and_grad_backward(ops.vmf_log_normalizer_backward),
+    setup_context=_setup_value_and_grad,
+)
+torch.library.register_autograd(
+    "hvae_ext::vmf_kl_uniform_and_grad",
+    _value_and_grad_backward(ops.vmf_kl_uniform_backward),
+    setup_context=_setup_value_and_grad,
+)
+
+
+def value_for_autograd(name: str, kappa: torch.Tensor, dim: torch.Tensor) -> torch.Tensor:
+    """``ops.<name>(kappa, dim)``; through the (value, derivative) op ``<name>_and_grad`` when a gradient
+    with respect to ``kappa`` will be asked for, so that the backward need not evaluate Bessel functions again."""
+    if kappa.requires_grad and torch.is_grad_enabled():
+        return getattr(ops, name + "_and_grad")(kappa, dim)[0]
+    return getattr(ops, name)(kappa, dim)
 
 
 def _vmf_sample_setup(ctx, inputs, output):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ._ops import ops
+from ._ops import ops, value_for_autograd
 
 __all__ = ["log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant"]
 
@@ -96,12 +96,12 @@ def vmf_log_normalizer(kappa, dim) -> torch.Tensor:
         dim: the ambient dimension :math:`d \ge 2`: an int, or an integer tensor broadcastable with ``kappa``.
 
     Continuous at :math:`\kappa = 0`, where it equals :math:`-\log |S^{d-1}|`. NaN for
-    :math:`\kappa < 0` or :math:`d < 2`. Its backward is a dedicated kernel,
-    :math:`\partial_\kappa \log C_d(\kappa) = -A_d(\kappa)`; the double backward uses
+    :math:`\kappa < 0` or :math:`d < 2`. When ``kappa`` requires a gradient the forward kernel also
+    computes :math:`\partial_\kappa \log C_d(\kappa) = -A_d(\kappa)` in the same pass, for the backward; the double backward uses
     :math:`A_d' = 1 - A_d^2 - (d - 1) A_d / \kappa`.
     """
     kappa = _as_float_tensor(kappa, name="kappa")
-    return ops.vmf_log_normalizer(kappa, _as_dim_tensor(dim, kappa))
+    return value_for_autograd("vmf_log_normalizer", kappa, _as_dim_tensor(dim, kappa))
 
 
 def vmf_mean_resultant(kappa, dim) -> torch.Tensor:

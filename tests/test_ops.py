@@ -86,3 +86,26 @@ def test_torch_compile_fullgraph_rsample_step(device):
     torch.testing.assert_close(loss_c, loss_e)
     torch.testing.assert_close(gc[0], mu_raw.grad)
     torch.testing.assert_close(gc[1], k_raw.grad)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["vmf_log_normalizer", "vmf_kl_uniform"])
+def test_value_and_grad_ops(device, name):
+    """The (value, derivative) forward ops used when kappa requires a gradient: opcheck, the same value as
+    the plain op, the same derivative as the backward op, and first and second derivatives through autograd."""
+    from hvae_ext._ops import value_for_autograd
+
+    kappa = torch.tensor([1e-3, 0.5, 3.0, 40.0, 2e3], dtype=torch.float64, device=device)
+    dim = torch.tensor(7, device=device)
+    fused = getattr(ops, name + "_and_grad").default
+    torch.library.opcheck(fused, (kappa, dim))
+    torch.library.opcheck(fused, (kappa.clone().requires_grad_(True), dim))
+    value, derivative = fused(kappa, dim)
+    torch.testing.assert_close(value, getattr(ops, name)(kappa, dim), rtol=0, atol=0)
+    expected = getattr(ops, name + "_backward")(torch.ones_like(kappa), kappa, dim)
+    torch.testing.assert_close(derivative, expected, rtol=0, atol=0)
+    k = kappa.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: value_for_autograd(name, t, dim), (k,))
+    assert torch.autograd.gradgradcheck(lambda t: value_for_autograd(name, t, dim), (k,))
+    with torch.no_grad():  # no gradient needed: the plain op
+        torch.testing.assert_close(value_for_autograd(name, k, dim), value, rtol=0, atol=0)

@@ -36,6 +36,35 @@ at::Tensor run_cpu(const char* name, std::array<at::Tensor, Op::kArity> inputs,
   return args.out;
 }
 
+// Two outputs: the value and its derivative (Op::operator()(a, &derivative)).
+template <class Op>
+std::tuple<at::Tensor, at::Tensor> run_cpu_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                     std::array<bool, Op::kArity> promote) {
+  constexpr int N = Op::kArity;
+  auto args = prepare_elementwise<N>(name, inputs, promote);
+  at::Tensor grad = at::empty_like(args.out);
+  const int64_t numel = args.out.numel();
+  AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cpu", [&] {
+    std::array<const scalar_t*, N> ptr;
+    for (int i = 0; i < N; ++i) ptr[i] = args.inputs[i].template data_ptr<scalar_t>();
+    const auto strides = args.strides;
+    scalar_t* out = args.out.template data_ptr<scalar_t>();
+    scalar_t* out_grad = grad.template data_ptr<scalar_t>();
+    at::parallel_for(0, numel, 512, [&](int64_t begin, int64_t end) {
+      Op op;
+      op.single = std::is_same<scalar_t, float>::value;
+      double a[N];
+      for (int64_t i = begin; i < end; ++i) {
+        for (int k = 0; k < N; ++k) a[k] = static_cast<double>(ptr[k][i * strides[k]]);
+        double g;
+        out[i] = static_cast<scalar_t>(op(a, &g));
+        out_grad[i] = static_cast<scalar_t>(g);
+      }
+    });
+  });
+  return {args.out, grad};
+}
+
 at::Tensor log_bessel_iv_cpu(const at::Tensor& v, const at::Tensor& x) {
   return run_cpu<LogBesselIvOp>("log_bessel_iv", {v, x}, {true, true});
 }
@@ -70,6 +99,12 @@ at::Tensor vmf_kl_uniform_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
 at::Tensor vmf_kl_uniform_backward_cpu(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cpu<VmfKlUniformBackwardOp>("vmf_kl_uniform_backward", {g, kappa, dim}, {true, true, false});
 }
+std::tuple<at::Tensor, at::Tensor> vmf_log_normalizer_and_grad_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cpu_with_grad<VmfLogNormalizerAndGradOp>("vmf_log_normalizer_and_grad", {kappa, dim}, {true, false});
+}
+std::tuple<at::Tensor, at::Tensor> vmf_kl_uniform_and_grad_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cpu_with_grad<VmfKlUniformAndGradOp>("vmf_kl_uniform_and_grad", {kappa, dim}, {true, false});
+}
 at::Tensor vmf_w_dkappa_cpu(const at::Tensor& omw, const at::Tensor& kappa, const at::Tensor& dim,
                             const at::Tensor& mean_resultant) {
   return run_cpu<VmfWDkappaOp>("vmf_w_dkappa", {omw, kappa, dim, mean_resultant},
@@ -89,6 +124,8 @@ TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
   m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cpu);
   m.impl("vmf_kl_uniform", &vmf_kl_uniform_cpu);
   m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cpu);
+  m.impl("vmf_log_normalizer_and_grad", &vmf_log_normalizer_and_grad_cpu);
+  m.impl("vmf_kl_uniform_and_grad", &vmf_kl_uniform_and_grad_cpu);
   m.impl("vmf_w_dkappa", &vmf_w_dkappa_cpu);
 }
 

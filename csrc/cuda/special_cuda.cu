@@ -30,6 +30,47 @@ __global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* 
   }
 }
 
+template <class Op, typename scalar_t>
+__global__ void elementwise_with_grad_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out,
+                                             scalar_t* __restrict__ out_grad, int64_t numel) {
+  Op op;
+  op.single = sizeof(scalar_t) == 4;
+  double a[Op::kArity];
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+#pragma unroll
+    for (int k = 0; k < Op::kArity; ++k) a[k] = static_cast<double>(in.ptr[k][i * in.stride[k]]);
+    double g;
+    out[i] = static_cast<scalar_t>(op(a, &g));
+    out_grad[i] = static_cast<scalar_t>(g);
+  }
+}
+
+// Two outputs: the value and its derivative (Op::operator()(a, &derivative)).
+template <class Op>
+std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                      std::array<bool, Op::kArity> promote) {
+  constexpr int N = Op::kArity;
+  const c10::cuda::CUDAGuard guard(inputs[0].device());
+  auto args = prepare_elementwise<N>(name, inputs, promote);
+  at::Tensor grad = at::empty_like(args.out);
+  const int64_t numel = args.out.numel();
+  if (numel == 0) return {args.out, grad};
+  constexpr int kThreads = 256;
+  const int64_t blocks = std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535 * 8);
+  AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cuda", [&] {
+    Operands<scalar_t, N> in;
+    for (int k = 0; k < N; ++k) {
+      in.ptr[k] = args.inputs[k].template data_ptr<scalar_t>();
+      in.stride[k] = args.strides[k];
+    }
+    elementwise_with_grad_kernel<Op, scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        in, args.out.template data_ptr<scalar_t>(), grad.template data_ptr<scalar_t>(), numel);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {args.out, grad};
+}
+
 template <class Op>
 at::Tensor run_cuda(const char* name, std::array<at::Tensor, Op::kArity> inputs,
                     std::array<bool, Op::kArity> promote) {
@@ -83,6 +124,12 @@ at::Tensor vmf_kl_uniform_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
 at::Tensor vmf_kl_uniform_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cuda<VmfKlUniformBackwardOp>("vmf_kl_uniform_backward", {g, kappa, dim}, {true, true, false});
 }
+std::tuple<at::Tensor, at::Tensor> vmf_log_normalizer_and_grad_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda_with_grad<VmfLogNormalizerAndGradOp>("vmf_log_normalizer_and_grad", {kappa, dim}, {true, false});
+}
+std::tuple<at::Tensor, at::Tensor> vmf_kl_uniform_and_grad_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cuda_with_grad<VmfKlUniformAndGradOp>("vmf_kl_uniform_and_grad", {kappa, dim}, {true, false});
+}
 at::Tensor vmf_w_dkappa_cuda(const at::Tensor& omw, const at::Tensor& kappa, const at::Tensor& dim,
                              const at::Tensor& mean_resultant) {
   return run_cuda<VmfWDkappaOp>("vmf_w_dkappa", {omw, kappa, dim, mean_resultant}, {true, true, false, true});
@@ -101,6 +148,8 @@ TORCH_LIBRARY_IMPL(hvae_ext, CUDA, m) {
   m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cuda);
   m.impl("vmf_kl_uniform", &vmf_kl_uniform_cuda);
   m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cuda);
+  m.impl("vmf_log_normalizer_and_grad", &vmf_log_normalizer_and_grad_cuda);
+  m.impl("vmf_kl_uniform_and_grad", &vmf_kl_uniform_and_grad_cuda);
   m.impl("vmf_w_dkappa", &vmf_w_dkappa_cuda);
 }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch.distributions import register_kl
 
-from .._ops import ops
+from .._ops import ops, value_for_autograd
 from .. import special
 from .hyperspherical_uniform import HypersphericalUniform
 from .von_mises_fisher import VonMisesFisher
@@ -32,7 +32,8 @@ def _check_same_dim(p_dim: int, q_dim: int, what: str) -> None:
 def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
     _check_same_dim(p.dim, q.dim, "KL(VonMisesFisher || HypersphericalUniform)")
     kappa = p.concentration
-    return ops.vmf_kl_uniform(kappa, torch.tensor(p.dim, dtype=torch.int64, device=kappa.device))
+    dim = torch.tensor(p.dim, dtype=torch.int64, device=kappa.device)
+    return value_for_autograd("vmf_kl_uniform", kappa, dim)
 
 
 @register_kl(VonMisesFisher, VonMisesFisher)
