@@ -11,17 +11,21 @@
 namespace hvae {
 namespace {
 
-template <class Op>
-at::Tensor run_cpu(const char* name, std::array<at::Tensor, Op::kArity> inputs,
-                   std::array<bool, Op::kArity> promote) {
+// A parallel loop over elements; with kGrad the functor also writes the derivative (operator()(a, &grad)),
+// into a second output.
+template <class Op, bool kGrad>
+std::tuple<at::Tensor, at::Tensor> run_cpu_impl(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                std::array<bool, Op::kArity> promote) {
   constexpr int N = Op::kArity;
   auto args = prepare_elementwise<N>(name, inputs, promote);
+  at::Tensor grad = kGrad ? at::empty_like(args.out) : at::Tensor();
   const int64_t numel = args.out.numel();
   AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cpu", [&] {
     std::array<const scalar_t*, N> ptr;
     for (int i = 0; i < N; ++i) ptr[i] = args.inputs[i].template data_ptr<scalar_t>();
     const auto strides = args.strides;
     scalar_t* out = args.out.template data_ptr<scalar_t>();
+    scalar_t* out_grad = kGrad ? grad.template data_ptr<scalar_t>() : nullptr;
     // Each element costs ~100 ns, so small grains already pay for a thread.
     at::parallel_for(0, numel, 512, [&](int64_t begin, int64_t end) {
       Op op;
@@ -29,40 +33,27 @@ at::Tensor run_cpu(const char* name, std::array<at::Tensor, Op::kArity> inputs,
       double a[N];
       for (int64_t i = begin; i < end; ++i) {
         for (int k = 0; k < N; ++k) a[k] = static_cast<double>(ptr[k][i * strides[k]]);
-        out[i] = static_cast<scalar_t>(op(a));
-      }
-    });
-  });
-  return args.out;
-}
-
-// Two outputs: the value and its derivative (Op::operator()(a, &derivative)).
-template <class Op>
-std::tuple<at::Tensor, at::Tensor> run_cpu_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
-                                                     std::array<bool, Op::kArity> promote) {
-  constexpr int N = Op::kArity;
-  auto args = prepare_elementwise<N>(name, inputs, promote);
-  at::Tensor grad = at::empty_like(args.out);
-  const int64_t numel = args.out.numel();
-  AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cpu", [&] {
-    std::array<const scalar_t*, N> ptr;
-    for (int i = 0; i < N; ++i) ptr[i] = args.inputs[i].template data_ptr<scalar_t>();
-    const auto strides = args.strides;
-    scalar_t* out = args.out.template data_ptr<scalar_t>();
-    scalar_t* out_grad = grad.template data_ptr<scalar_t>();
-    at::parallel_for(0, numel, 512, [&](int64_t begin, int64_t end) {
-      Op op;
-      op.single = std::is_same<scalar_t, float>::value;
-      double a[N];
-      for (int64_t i = begin; i < end; ++i) {
-        for (int k = 0; k < N; ++k) a[k] = static_cast<double>(ptr[k][i * strides[k]]);
-        double g;
-        out[i] = static_cast<scalar_t>(op(a, &g));
-        out_grad[i] = static_cast<scalar_t>(g);
+        if constexpr (kGrad) {
+          double g;
+          out[i] = static_cast<scalar_t>(op(a, &g));
+          out_grad[i] = static_cast<scalar_t>(g);
+        } else {
+          out[i] = static_cast<scalar_t>(op(a));
+        }
       }
     });
   });
   return {args.out, grad};
+}
+
+template <class Op>
+at::Tensor run_cpu(const char* name, std::array<at::Tensor, Op::kArity> inputs, std::array<bool, Op::kArity> promote) {
+  return std::get<0>(run_cpu_impl<Op, false>(name, inputs, promote));
+}
+template <class Op>
+std::tuple<at::Tensor, at::Tensor> run_cpu_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                     std::array<bool, Op::kArity> promote) {
+  return run_cpu_impl<Op, true>(name, inputs, promote);
 }
 
 at::Tensor log_bessel_iv_cpu(const at::Tensor& v, const at::Tensor& x) {

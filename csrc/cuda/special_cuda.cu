@@ -17,8 +17,11 @@ struct Operands {
   int64_t stride[N];
 };
 
-template <class Op, typename scalar_t>
-__global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out, int64_t numel) {
+// A grid-stride loop over elements; with kGrad the functor also writes the derivative
+// (operator()(a, &grad)) into out_grad.
+template <class Op, bool kGrad, typename scalar_t>
+__global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out,
+                                   scalar_t* __restrict__ out_grad, int64_t numel) {
   Op op;
   op.single = sizeof(scalar_t) == 4;
   double a[Op::kArity];
@@ -26,34 +29,23 @@ __global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* 
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
 #pragma unroll
     for (int k = 0; k < Op::kArity; ++k) a[k] = static_cast<double>(in.ptr[k][i * in.stride[k]]);
-    out[i] = static_cast<scalar_t>(op(a));
+    if constexpr (kGrad) {
+      double g;
+      out[i] = static_cast<scalar_t>(op(a, &g));
+      out_grad[i] = static_cast<scalar_t>(g);
+    } else {
+      out[i] = static_cast<scalar_t>(op(a));
+    }
   }
 }
 
-template <class Op, typename scalar_t>
-__global__ void elementwise_with_grad_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* __restrict__ out,
-                                             scalar_t* __restrict__ out_grad, int64_t numel) {
-  Op op;
-  op.single = sizeof(scalar_t) == 4;
-  double a[Op::kArity];
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < numel;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-#pragma unroll
-    for (int k = 0; k < Op::kArity; ++k) a[k] = static_cast<double>(in.ptr[k][i * in.stride[k]]);
-    double g;
-    out[i] = static_cast<scalar_t>(op(a, &g));
-    out_grad[i] = static_cast<scalar_t>(g);
-  }
-}
-
-// Two outputs: the value and its derivative (Op::operator()(a, &derivative)).
-template <class Op>
-std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
-                                                      std::array<bool, Op::kArity> promote) {
+template <class Op, bool kGrad>
+std::tuple<at::Tensor, at::Tensor> run_cuda_impl(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                 std::array<bool, Op::kArity> promote) {
   constexpr int N = Op::kArity;
   const c10::cuda::CUDAGuard guard(inputs[0].device());
   auto args = prepare_elementwise<N>(name, inputs, promote);
-  at::Tensor grad = at::empty_like(args.out);
+  at::Tensor grad = kGrad ? at::empty_like(args.out) : at::Tensor();
   const int64_t numel = args.out.numel();
   if (numel == 0) return {args.out, grad};
   constexpr int kThreads = 256;
@@ -64,8 +56,8 @@ std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::arr
       in.ptr[k] = args.inputs[k].template data_ptr<scalar_t>();
       in.stride[k] = args.strides[k];
     }
-    elementwise_with_grad_kernel<Op, scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        in, args.out.template data_ptr<scalar_t>(), grad.template data_ptr<scalar_t>(), numel);
+    elementwise_kernel<Op, kGrad, scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+        in, args.out.template data_ptr<scalar_t>(), kGrad ? grad.template data_ptr<scalar_t>() : nullptr, numel);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {args.out, grad};
@@ -74,24 +66,12 @@ std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::arr
 template <class Op>
 at::Tensor run_cuda(const char* name, std::array<at::Tensor, Op::kArity> inputs,
                     std::array<bool, Op::kArity> promote) {
-  constexpr int N = Op::kArity;
-  const c10::cuda::CUDAGuard guard(inputs[0].device());
-  auto args = prepare_elementwise<N>(name, inputs, promote);
-  const int64_t numel = args.out.numel();
-  if (numel == 0) return args.out;
-  constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((numel + kThreads - 1) / kThreads, 65535 * 8);
-  AT_DISPATCH_FLOATING_TYPES(args.out.scalar_type(), "hvae_ext_special_cuda", [&] {
-    Operands<scalar_t, N> in;
-    for (int k = 0; k < N; ++k) {
-      in.ptr[k] = args.inputs[k].template data_ptr<scalar_t>();
-      in.stride[k] = args.strides[k];
-    }
-    elementwise_kernel<Op, scalar_t><<<blocks, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        in, args.out.template data_ptr<scalar_t>(), numel);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-  });
-  return args.out;
+  return std::get<0>(run_cuda_impl<Op, false>(name, inputs, promote));
+}
+template <class Op>
+std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                      std::array<bool, Op::kArity> promote) {
+  return run_cuda_impl<Op, true>(name, inputs, promote);
 }
 
 at::Tensor log_bessel_iv_cuda(const at::Tensor& v, const at::Tensor& x) {

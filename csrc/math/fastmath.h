@@ -57,19 +57,18 @@ HVAE_ALWAYS_INLINE double fast_exp_core(double x) {
   return q * fast_from_bits((fast_to_bits(kd) - 0x4338000000000000LL + 1023) << 52);
 }
 
-// log(1 + y) for y > -1 with 1 + y a normal number: 1 + y = 2^e m, m in [sqrt(1/2), sqrt(2)),
-// log m = 2 atanh(s), s = (m-1)/(m+1) (|s| <= 0.1716), series to s^21; for e = 0 the exact y is used as
-// m - 1, so the rounding of 1 + y does not matter (and for e != 0, |log1p(y)| > 0.34 absorbs it).
-HVAE_ALWAYS_INLINE double fast_log1p_core(double y) {
-  double z = 1.0 + y;
-  z = z < 2.2250738585072014e-308 ? 2.2250738585072014e-308 : z;
+// The two halves of the host logarithms. fast_log_split: z = 2^e m with m in [sqrt(1/2), sqrt(2)) for z a
+// positive normal number. fast_log_reduced: e log 2 + log(1 + f) for f = m - 1, log(1 + f) = 2 atanh(s),
+// s = f / (2 + f) (|s| <= 0.1716), series to s^21, log 2 in two parts.
+HVAE_ALWAYS_INLINE void fast_log_split(double z, double* e, double* m) {
   const long long b = fast_to_bits(z);
-  double m = fast_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
-  double e = fast_from_bits(0x4330000000000000LL | (b >> 52)) - (4503599627370496.0 + 1023.0);
-  const bool big = m > 1.4142135623730951;
-  m = big ? 0.5 * m : m;
-  e = big ? e + 1.0 : e;
-  const double f = e == 0.0 ? y : m - 1.0;
+  double mm = fast_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
+  double ee = fast_from_bits(0x4330000000000000LL | (b >> 52)) - (4503599627370496.0 + 1023.0);
+  const bool big = mm > 1.4142135623730951;
+  *m = big ? 0.5 * mm : mm;
+  *e = big ? ee + 1.0 : ee;
+}
+HVAE_ALWAYS_INLINE double fast_log_reduced(double e, double f) {
   const double s = f / (2.0 + f), s2 = s * s;
   double q = 1.0 / 21.0;
   q = q * s2 + 1.0 / 19.0;
@@ -82,6 +81,23 @@ HVAE_ALWAYS_INLINE double fast_log1p_core(double y) {
   q = q * s2 + 1.0 / 5.0;
   q = q * s2 + 1.0 / 3.0;
   return e * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * q)) + e * 1.90821492927058770002e-10);
+}
+
+// log(1 + y) for y > -1 with 1 + y a normal number; for e = 0 the exact y is used as m - 1, so the
+// rounding of 1 + y does not matter (and for e != 0, |log1p(y)| > 0.34 absorbs it).
+HVAE_ALWAYS_INLINE double fast_log1p_core(double y) {
+  double z = 1.0 + y;
+  z = z < 2.2250738585072014e-308 ? 2.2250738585072014e-308 : z;
+  double e, m;
+  fast_log_split(z, &e, &m);
+  return fast_log_reduced(e, e == 0.0 ? y : m - 1.0);
+}
+
+// log x for x a positive normal double (m - 1 is exact by Sterbenz's lemma).
+HVAE_ALWAYS_INLINE double fast_log_core(double x) {
+  double e, m;
+  fast_log_split(x, &e, &m);
+  return fast_log_reduced(e, m - 1.0);
 }
 #endif
 
@@ -131,30 +147,6 @@ HVAE_HD_HOT void fast_sincos_half_pi(double h, double* s, double* c) {
 }
 
 
-// log x for x a positive normal double (host: the same atanh series as fast_log1p_core, on x = 2^e m).
-#if !defined(__CUDA_ARCH__)
-HVAE_ALWAYS_INLINE double fast_log_core(double x) {
-  const long long b = fast_to_bits(x);
-  double m = fast_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);  // [1, 2)
-  double e = fast_from_bits(0x4330000000000000LL | (b >> 52)) - (4503599627370496.0 + 1023.0);
-  const bool big = m > 1.4142135623730951;
-  m = big ? 0.5 * m : m;
-  e = big ? e + 1.0 : e;
-  const double f = m - 1.0;  // exact (Sterbenz)
-  const double s = f / (2.0 + f), s2 = s * s;
-  double q = 1.0 / 21.0;
-  q = q * s2 + 1.0 / 19.0;
-  q = q * s2 + 1.0 / 17.0;
-  q = q * s2 + 1.0 / 15.0;
-  q = q * s2 + 1.0 / 13.0;
-  q = q * s2 + 1.0 / 11.0;
-  q = q * s2 + 1.0 / 9.0;
-  q = q * s2 + 1.0 / 7.0;
-  q = q * s2 + 1.0 / 5.0;
-  q = q * s2 + 1.0 / 3.0;
-  return e * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * q)) + e * 1.90821492927058770002e-10);
-}
-#endif
 
 // log x for x in the positive normal range (the callers' arguments: uniforms in (0, 1), ratios of
 // positive normal numbers); anything else goes to libm.
