@@ -333,3 +333,20 @@ def test_cuda_matches_cpu_in_distribution_and_keeps_device():
     assert torch.equal(a, q.sample((10,)))
     with pytest.raises(ValueError):  # a CPU generator for CUDA samples
         q.sample((2,), generator=torch.Generator())
+
+
+@pytest.mark.parametrize("d", [2, 3, 16, 70])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sample_rows_use_their_parameter_rows(d, dtype):
+    """Sample row r of the kernel uses parameter row r % B, across the CPU kernel's tiles of rows (B = 7 does
+    not divide a tile): at kappa = 1e6 every sample lies within ~sqrt(d / kappa) of its own mean direction,
+    and rows with kappa = inf are exactly their mean direction."""
+    g = torch.Generator().manual_seed(d)
+    loc = torch.nn.functional.normalize(torch.randn(7, d, dtype=dtype, generator=g), dim=-1)
+    kappa = torch.full((7,), 1e6, dtype=dtype)
+    kappa[3] = float("inf")
+    z = VonMisesFisher(loc, kappa, validate_args=False).rsample((301,))  # inf: the kernel's limit w = 1
+    assert z.shape == (301, 7, d)
+    cos = (z * loc).sum(-1)
+    assert (1 - cos).max() < 50 * d / 1e6
+    torch.testing.assert_close(z[:, 3], loc[3].expand(301, d), rtol=0, atol=4 * torch.finfo(dtype).eps)
