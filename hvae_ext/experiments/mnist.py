@@ -122,14 +122,25 @@ def library_versions() -> dict:
             "hvae_ext_library": _loaded_library()}
 
 
-def _loaded_library() -> str | None:
+def _loaded_library() -> dict | None:
+    """Path, modification time and sha256 of the compiled library that was loaded (it may be rebuilt
+    between runs)."""
+    import hashlib
+
     try:
         for lib in torch.ops.loaded_libraries:
             if "hvae_ext" in lib:
-                return lib
+                data = Path(lib).read_bytes()
+                return {"path": lib, "sha256": hashlib.sha256(data).hexdigest(),
+                        "mtime_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(lib)))}
     except Exception:  # pragma: no cover
         pass
-    return None
+    try:
+        from .. import _C  # installed package
+
+        return {"path": _C.__file__}
+    except ImportError:  # pragma: no cover
+        return None
 
 
 def device_info(device: torch.device) -> dict:
@@ -193,7 +204,10 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
             per_image[k].append(out[k].double().cpu())
     cat = {k: torch.cat(v) for k, v in per_image.items()}
     ll = cat["log_likelihood"]
-    return {"test_ll": float(ll.mean()), "test_ll_sem": float(ll.std() / math.sqrt(len(ll))),
+    bad = int((~torch.isfinite(ll)).sum())
+    if bad:
+        print(f"warning: the log-likelihood estimate is not finite for {bad} test images", file=sys.stderr)
+    return {"nonfinite_test_images": bad, "test_ll": float(ll.mean()), "test_ll_sem": float(ll.std() / math.sqrt(len(ll))),
             "test_elbo": float(cat["elbo"].mean()), "test_recon": float(cat["recon"].mean()),
             "test_kl": float(cat["kl"].mean()), "test_elbo_mc": float(cat["elbo_mc"].mean()),
             "num_test_images": len(ll), "is_samples": num_samples}

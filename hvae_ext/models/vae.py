@@ -224,7 +224,9 @@ class SVAE(_MLPVAE):
         return F.normalize(loc, dim=-1)
 
     def prior(self, device=None, dtype=None):
-        return HypersphericalUniform(self.latent_dim, device=device, dtype=dtype)
+        # no support check in log_prob: the value is a constant, and the check (on by default in torch)
+        # costs time on every importance sample
+        return HypersphericalUniform(self.latent_dim, validate_args=False, device=device, dtype=dtype)
 
     def _kl(self, q):
         return kl_divergence(q, self.prior(q.loc.device, q.loc.dtype))
