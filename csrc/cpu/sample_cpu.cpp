@@ -22,7 +22,8 @@ namespace {
 // The forward pass works on tiles of rows, each step one loop over the tile that gcc vectorizes (the
 // math of csrc/math/ is branch-free on the host): the Philox blocks of all rows, Wood's proposal rounds for
 // the rows still rejecting (compacted after each round), the Box-Muller normals of all tangent draws, then
-// the reflection row by row. Row r draws exactly the words of its own streams, as the CUDA kernel does.
+// the reflection (its per-row coefficients side by side). Row r draws exactly the words of its own streams,
+// as the CUDA kernel does (docs/performance.md has the profile).
 
 // Rows per tile: the tile's tangent normals (rows x d) stay in the L1/L2 cache.
 inline int64_t rows_per_tile(int64_t d) { return std::max<int64_t>(1, std::min<int64_t>(256, 8192 / d)); }
@@ -34,7 +35,6 @@ inline int64_t tangent_blocks(int64_t d) {
   return std::is_same<scalar_t, float>::value ? (pairs + 1) / 2 : pairs;
 }
 
-// Per-thread buffers, allocated once per chunk of tiles (never per row).
 // The per-row fields of math::WoodEnvelope, one array each (what a vectorized loop can load).
 struct EnvelopeColumns {
   std::vector<double> b, x0, omx0, kappa_omx0, log1p_x0;
@@ -46,18 +46,19 @@ struct EnvelopeColumns {
   }
 };
 
+// Per-thread buffers, allocated once per chunk of tiles (never per row).
 struct TileScratch {
   EnvelopeColumns env;                    // per pending row
-  std::vector<double> kappa, expm1_m2k, omw, omw_try;
+  std::vector<double> kappa, omw, omw_try;
   std::vector<int32_t> pending;           // tile rows still rejecting
   std::vector<int32_t> accepted;
   std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
-  std::vector<float> normals_f;
-  std::vector<double> normals_d;
-  TileScratch(int64_t tile, int64_t blocks_per_row)
-      : env(tile), kappa(tile), expm1_m2k(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
+  std::vector<float> normals_f;           // float32: 4 normals per block
+  std::vector<double> normals_d;          // float64: 2 normals per block
+  TileScratch(int64_t tile, int64_t blocks_per_row, bool single)
+      : env(tile), kappa(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
         tangent_words(4 * tile * blocks_per_row),
-        normals_f(4 * tile * blocks_per_row), normals_d(2 * tile * blocks_per_row) {}
+        normals_f(single ? 4 * tile * blocks_per_row : 0), normals_d(single ? 0 : 2 * tile * blocks_per_row) {}
 };
 
 // Proposal round `round` for n pending rows row0 + idx[j] (math::wood_round on blocks 2 round, 2 round + 1
@@ -307,7 +308,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
     const int64_t tile = rows_per_tile(d), blocks = tangent_blocks<scalar_t>(d);
     const int64_t num_tiles = (rows + tile - 1) / tile;
     at::parallel_for(0, num_tiles, std::max<int64_t>(1, 16384 / (tile * d)), [&](int64_t t0, int64_t t1) {
-      TileScratch scratch(tile, blocks);
+      TileScratch scratch(tile, blocks, std::is_same<scalar_t, float>::value);
       ReflectColumns columns(tile);
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t row0 = t * tile;
