@@ -35,6 +35,7 @@ MODEL_LABEL = {"n-vgae": "N-VGAE", "s-vgae": "S-VGAE"}
 MAIN_LATENT = 16
 TUNING_KEYS = ("epochs", "lr", "kl_weight", "kappa_floor", "decoder_scale", "fixed_scale", "dropout",
                "normalize_features", "hidden_dim", "latent_dim")
+S_ONLY_KEYS = ("kappa_floor", "decoder_scale", "fixed_scale")  # recorded for N-VGAE runs too, unused there
 
 
 def target(dataset: str, model: str) -> tuple[float, float] | None:
@@ -152,6 +153,12 @@ def main_table(groups) -> tuple[list[str], list[tuple]]:
     return lines, summary
 
 
+def _pairwise(n: list[float], s: list[float]) -> str:
+    if not n or len(n) != len(s):
+        return "—"
+    return f"{statistics.median(b / a for a, b in zip(n, s)):.2f}"
+
+
 def timing_table(groups, timings) -> list[str]:
     lines = []
     rows = []
@@ -163,20 +170,23 @@ def timing_table(groups, timings) -> list[str]:
         tn = statistics.median(r["median_train_time_s"] for r in n)
         ts = statistics.median(r["median_train_time_s"] for r in s)
         rows.append(f"| {ds} | runs (median over seeds of each run's median training step) | {1e3 * tn:.1f} | "
-                    f"{1e3 * ts:.1f} | {ts / tn:.2f} |")
-    for t in timings:
+                    f"{1e3 * ts:.1f} | {ts / tn:.2f} | — |")
+    for t in sorted(timings, key=lambda t: (_order(t["dataset"]), t["_path"])):
         lib = t.get("versions", {}).get("hvae_ext_library")
         lib = f", library `{lib}`" if lib else ""
+        where = f", `{t['_path']}`"
         rows.append(f"| {t['dataset']} | interleaved N/S training steps in one process ({t['steps']} each, "
-                    f"{t['device']}, {t['threads']} thread(s){lib}) | {1e3 * t['median_n_s']:.1f} | "
-                    f"{1e3 * t['median_s_s']:.1f} | {t['ratio_median']:.2f} |")
+                    f"{t['device']}, {t['threads']} thread(s){lib}{where}) | {1e3 * t['median_n_s']:.1f} | "
+                    f"{1e3 * t['median_s_s']:.1f} | {t['ratio_median']:.2f} | "
+                    f"{_pairwise(t['times_n_s'], t['times_s_s'])} |")
         if "median_epoch_n_s" in t:
             rows.append(f"| {t['dataset']} | same process, training step + validation pass | "
                         f"{1e3 * t['median_epoch_n_s']:.1f} | {1e3 * t['median_epoch_s_s']:.1f} | "
-                        f"{t['epoch_ratio_median']:.2f} |")
+                        f"{t['epoch_ratio_median']:.2f} | "
+                        f"{_pairwise(t['epoch_times_n_s'], t['epoch_times_s_s'])} |")
     if rows:
-        lines = ["| Dataset | measurement | N-VGAE epoch (ms) | S-VGAE epoch (ms) | S / N |",
-                 "|---|---|---:|---:|---:|"] + rows
+        lines = ["| Dataset | measurement | N-VGAE epoch (ms) | S-VGAE epoch (ms) | S / N (ratio of medians) "
+                 "| S / N (median of pairwise ratios) |", "|---|---|---:|---:|---:|---:|"] + rows
     return lines
 
 
@@ -310,7 +320,8 @@ def write_report(root: Path) -> Path:
         for m in MODEL_ORDER:
             rs = [r for k, g in groups.items() if k[1] == m and k[2] == MAIN_LATENT for r in g]
             if rs:
-                md.append(f"* {MODEL_LABEL[m]}: " + ", ".join(f"{k}={v}" for k, v in signature(rs[0])))
+                md.append(f"* {MODEL_LABEL[m]}: " + ", ".join(f"{k}={v}" for k, v in signature(rs[0])
+                                                          if m == "s-vgae" or k not in S_ONLY_KEYS))
         md += ["", "Compiled hvae_ext library of the main-table runs: "
                + (", ".join(f"`{x}`" for x in libraries(main_runs)) or "not recorded") + ".", ""]
     if off_config:
@@ -325,7 +336,9 @@ def write_report(root: Path) -> Path:
     if tt:
         md += ["", "## Epoch time", "", "Wall time (median) of one training step (encode, sample, loss, backward, "
                "Adam step; validation excluded unless said). The interleaved measurement alternates N and S steps "
-               "in one process, so both see the same machine load; issue 5's bar is S / N ≤ 1.25 there.", ""] + tt
+               "in one process (N, S, S, N, ...), so both see the same machine load; the median of the ratios of adjacent "
+               "N/S steps is the estimate that cancels load swings of a shared machine, the ratio of the two "
+               "medians is shown beside it. Issue 5's bar is S / N ≤ 1.25.", ""] + tt
     if curves:
         md += ["", "## Training curves", ""] + [f"![{p.stem}]({p.name})" for p in curves]
     lt = latent_table(groups)
