@@ -349,7 +349,8 @@ def write_report(root: Path) -> Path:
     tu = tuning_table(tagged, groups)
     if tu:
         md += ["", "## Tuning (validation split only)", "",
-               "Configurations tried (seeds 0-4 of the same splits unless fewer are listed), with the best "
+               "Configurations tried (seed k gives the same split in every configuration; the seeds column "
+               "counts them), with the best "
                "validation AUC/AP of each run; the test split played no part in the choice. \"(final default)\" "
                "rows are the main-table runs (10 seeds).", ""] + tu
     notes = root / "notes.md"
