@@ -187,8 +187,23 @@ torch.library.register_autograd(
 torch.library.register_autograd(
     "hvae_ext::vmf_log_normalizer_backward", _vmf_log_normalizer_backward_bwd, setup_context=_setup_vx
 )
+def _vmf_mean_resultant_backward_bwd(ctx, grad):
+    g, kappa, dim = ctx.saved_tensors
+    # d/dkappa [g A'] = g A'', A'' = -2 A A' - (d - 1) (A' / kappa - A / kappa^2); A''(0) = 0 (A is odd in kappa)
+    a = ops.vmf_mean_resultant(kappa, dim)
+    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
+    safe = torch.where(kappa > 0, kappa, torch.ones_like(kappa))
+    a_second = -2 * a * a_prime - (dim - 1) * (a_prime / safe - a / (safe * safe))
+    a_second = torch.where(kappa > 0, a_second, torch.zeros_like(a_second))
+    dg = ops.vmf_mean_resultant_backward(grad, kappa, dim)
+    return _sum_to(dg, g), _sum_to(grad * g * a_second, kappa), None
+
+
 torch.library.register_autograd(
     "hvae_ext::vmf_mean_resultant", _vmf_mean_resultant_bwd, setup_context=_setup_vx
+)
+torch.library.register_autograd(
+    "hvae_ext::vmf_mean_resultant_backward", _vmf_mean_resultant_backward_bwd, setup_context=_setup_vx
 )
 
 

@@ -350,3 +350,14 @@ def test_sample_rows_use_their_parameter_rows(d, dtype):
     cos = (z * loc).sum(-1)
     assert (1 - cos).max() < 50 * d / 1e6
     torch.testing.assert_close(z[:, 3], loc[3].expand(301, d), rtol=0, atol=4 * torch.finfo(dtype).eps)
+
+
+def test_variance_and_covariance_are_differentiable_in_kappa():
+    """Var and Cov use A_d'(kappa); their kappa-gradient goes through A_d'' (gradcheck, and the double
+    backward of vmf_mean_resultant)."""
+    loc = torch.nn.functional.normalize(torch.tensor([[0.3, -0.5, 0.8, 0.1], [1.0, 0.0, 0.0, 0.0]],
+                                                     dtype=torch.float64), dim=-1)
+    kappa = torch.tensor([0.7, 25.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc, k).variance, (kappa,))
+    assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc, k).covariance_matrix, (kappa,))
+    assert torch.autograd.gradgradcheck(lambda k: VonMisesFisher(loc, k).mean, (kappa,))
