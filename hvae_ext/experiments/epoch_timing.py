@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from . import link_prediction as lp
+from .common import synchronize
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -61,21 +62,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     def step(name: str) -> tuple[float, float]:
         model, opt = models[name], opts[name]
-        lp._sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         opt.zero_grad()
         z = model.encode(train_data.x, train_data.edge_index)
         loss = model.recon_loss(z, train_data.pos_edge_label_index) + model.kl_loss() / train_data.num_nodes
         loss.backward()
         opt.step()
-        lp._sync(device)
+        synchronize(device)
         t1 = time.perf_counter()
         model.eval()
         with torch.no_grad():
             z = model.encode(train_data.x, train_data.edge_index)
             model.test(z, val_data.pos_edge_label_index, val_data.neg_edge_label_index)
         model.train()
-        lp._sync(device)
+        synchronize(device)
         return t1 - t0, time.perf_counter() - t0
 
     for i in range(a.warmup + a.steps):

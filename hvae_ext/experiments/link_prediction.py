@@ -25,33 +25,13 @@ from pathlib import Path
 
 import torch
 
+from .common import device_info, parse_seeds, synchronize  # noqa: F401  (parse_seeds: public here too)
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
 
 MODELS = ("n-vgae", "s-vgae")
 DEFAULT_DROPOUT = {"n-vgae": 0.2, "s-vgae": 0.2}  # chosen on the validation split
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"0,3,5"``, ``"2"`` or combinations such as ``"0-2,7"``."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1)
-            lo_i, hi_i = int(lo), int(hi)
-            if lo_i < 0 or hi_i < lo_i:
-                raise ValueError(f"bad seed range {part!r}")
-            seeds.extend(range(lo_i, hi_i + 1))
-        else:
-            s = int(part)
-            if s < 0:
-                raise ValueError(f"seeds must be >= 0, got {s}")
-            seeds.append(s)
-    if not seeds:
-        raise ValueError("no seeds given")
-    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,12 +124,6 @@ def library_versions() -> dict:
             "numpy": numpy.__version__, "sklearn": sklearn.__version__}
 
 
-def device_info(device: torch.device) -> dict:
-    info = {"device": str(device), "platform": platform.platform(), "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def split_data(dataset_name: str, seed: int, args) -> tuple:
@@ -190,9 +164,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_run(model_name: str, seed: int, splits, args, device: torch.device, progress: bool = True) -> dict:
@@ -212,7 +183,7 @@ def train_run(model_name: str, seed: int, splits, args, device: torch.device, pr
                disable=not progress, dynamic_ncols=True)
     t_run = time.perf_counter()
     for epoch in bar:
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         model.train()
         opt.zero_grad()
@@ -222,7 +193,7 @@ def train_run(model_name: str, seed: int, splits, args, device: torch.device, pr
         loss = recon + (args.kl_weight / num_nodes) * kl
         loss.backward()
         opt.step()
-        _sync(device)
+        synchronize(device)
         t1 = time.perf_counter()
         model.eval()
         with torch.no_grad():

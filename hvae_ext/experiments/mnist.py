@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .link_prediction import parse_seeds
+from .common import device_info, parse_seeds, synchronize
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 
 MODELS = ("n-vae", "s-vae")
@@ -143,12 +143,6 @@ def _loaded_library() -> dict | None:
         return None
 
 
-def device_info(device: torch.device) -> dict:
-    info = {"device": str(device), "platform": platform.platform(), "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_images: int = 0) -> dict:
@@ -213,9 +207,6 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
             "num_test_images": len(ll), "is_samples": num_samples}
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def train_run(seed: int, data: dict, args, device: torch.device, progress: bool = True) -> dict:
@@ -239,7 +230,7 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
     t_run = time.perf_counter()
     stopped = "max epochs"
     for epoch in bar:
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         model.train()
         perm = torch.randperm(n, generator=gen, device=device)
@@ -252,7 +243,7 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
             loss.backward()
             opt.step()
             sums += torch.stack([elbo.sum(), recon.sum(), kl.sum()]).detach().double().cpu()
-        _sync(device)
+        synchronize(device)
         t1 = time.perf_counter()
         val = evaluate_elbo(model, data["val"])
         t2 = time.perf_counter()
@@ -281,7 +272,7 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
     torch.manual_seed(10_000 + seed)
     t0 = time.perf_counter()
     test = evaluate_test(model, data["test"], args.is_samples)
-    _sync(device)
+    synchronize(device)
     is_time = time.perf_counter() - t0
     with torch.no_grad():
         means = torch.cat([model.latent_mean(data["test"][i:i + 1000]) for i in range(0, len(data["test"]), 1000)])
