@@ -122,7 +122,7 @@ void envelopes(const double* __restrict kappa, int n, double d, EnvelopeColumns&
     const math::WoodEnvelope e = math::wood_envelope(kappa[j], d);
     b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
   }
-  const math::WoodEnvelope e = math::wood_envelope(1.0, d);
+  const math::WoodEnvelope e = math::wood_envelope(1.0, d);  // the fields that depend on d only (any kappa)
   env.dm1 = e.dm1; env.gamma_dd = e.gamma_dd; env.gamma_c = e.gamma_c;
 }
 

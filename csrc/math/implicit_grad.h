@@ -343,13 +343,8 @@ HVAE_HD double ig_log1p_rough(double y) {
 #else
   const double z = 1.0 + y;
   if (!(z >= 2.2250738585072014e-308 && z <= 1.7976931348623157e308)) return ::log1p(y);
-  const long long b = fast_to_bits(z);
-  double m = fast_from_bits((b & 0x000fffffffffffffLL) | 0x3ff0000000000000LL);
-  double e = static_cast<double>((b >> 52) - 1023);
-  if (m > 1.4142135623730951) {
-    m *= 0.5;
-    e += 1.0;
-  }
+  double e, m;
+  fast_log_split(z, &e, &m);
   const double f = e == 0.0 ? y : m - 1.0;
   const double s = f / (2.0 + f), s2 = s * s;
   return e * 6.93147180559945309e-01 + 2.0 * s * (1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0))));
