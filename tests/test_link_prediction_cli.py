@@ -117,6 +117,7 @@ def test_raw_files_copied_from_read_only_folder(tmp_path):
     (["--dataset", "Cora", "--lr", "-1"], "--lr"),
     (["--dataset", "Cora", "--dropout", "1.0"], "--dropout must be in [0, 1)"),
     (["--dataset", "Cora", "--decoder-scale", "0"], "--decoder-scale must be > 0"),
+    (["--dataset", "Cora", "--neg-ratio", "0"], "--neg-ratio must be a positive integer"),
 ])
 def test_bad_arguments(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:

@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,1,2")
     p.add_argument("--kl-weight", type=float, default=1.0, help="KL is scaled by kl_weight / num_nodes")
+    p.add_argument("--neg-ratio", type=int, default=1,
+                   help="negatives sampled afresh per training edge and epoch (their BCE is averaged, so the "
+                        "loss is the same in expectation; more of them only lowers its variance)")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="S-VGAE: kappa = softplus(.) + floor")
     p.add_argument("--decoder-scale", type=float, default=10.0,
                    help="S-VGAE: initial scale s of the decoder sigma(s z_i^T z_j + b)")
@@ -92,6 +95,8 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--lr must be positive, got {args.lr}")
     if args.kl_weight < 0:
         p.error(f"--kl-weight must be >= 0, got {args.kl_weight}")
+    if args.neg_ratio < 1:
+        p.error(f"--neg-ratio must be a positive integer, got {args.neg_ratio}")
     if args.kappa_floor < 0:
         p.error(f"--kappa-floor must be >= 0, got {args.kappa_floor}")
     if not args.decoder_scale > 0:
@@ -168,6 +173,7 @@ def seed_everything(seed: int) -> None:
 
 def train_run(model_name: str, seed: int, splits, args, device: torch.device, progress: bool = True) -> dict:
     """Trains one model on one split; returns the run record (without configuration and versions)."""
+    from torch_geometric.utils import negative_sampling
     from tqdm.auto import tqdm
 
     train_data, val_data, test_data = (s.to(device) for s in splits)
@@ -188,7 +194,9 @@ def train_run(model_name: str, seed: int, splits, args, device: torch.device, pr
         model.train()
         opt.zero_grad()
         z = model.encode(train_data.x, train_data.edge_index)
-        recon = model.recon_loss(z, train_data.pos_edge_label_index)
+        pos = train_data.pos_edge_label_index
+        neg = negative_sampling(pos, num_nodes, num_neg_samples=args.neg_ratio * pos.size(1))
+        recon = model.recon_loss(z, pos, neg)
         kl = model.kl_loss()
         loss = recon + (args.kl_weight / num_nodes) * kl
         loss.backward()
