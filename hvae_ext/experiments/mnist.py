@@ -216,7 +216,9 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
 
     torch.manual_seed(seed)
     model = build_model(args).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    # fused Adam (one kernel over all parameters; CPU and CUDA since torch 2.4): a fifth of the CPU step time
+    # of the per-parameter loop at this model size, same update up to rounding
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=device.type in ("cpu", "cuda"))
     gen = torch.Generator(device=device).manual_seed(seed)
     x_train = data["train"]
     n = len(x_train)
@@ -236,7 +238,10 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
         perm = torch.randperm(n, generator=gen, device=device)
         sums = torch.zeros(3, dtype=torch.float64)
         for i in range(0, n, args.batch_size):
-            xb = torch.bernoulli(x_train[perm[i:i + args.batch_size]], generator=gen)
+            # dynamic binarization, x_j ~ Bernoulli(intensity_j): uniform < intensity is the same law and a
+            # third of torch.bernoulli's time on CPU
+            grey = x_train[perm[i:i + args.batch_size]]
+            xb = (torch.rand(grey.shape, generator=gen, device=device, dtype=grey.dtype) < grey).to(grey.dtype)
             elbo, recon, kl = model.elbo(xb)
             loss = -elbo.mean()
             opt.zero_grad(set_to_none=True)
