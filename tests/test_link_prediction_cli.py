@@ -133,8 +133,13 @@ def test_defaults_are_the_chosen_configuration():
     args = parser.parse_args(["--dataset", "cora", "--model", "n-vgae,s-vgae"])
     lp.validate_args(parser, args)
     assert args.dataset == "Cora" and args.models == ["n-vgae", "s-vgae"]
-    assert (args.epochs, args.lr, args.latent_dim, args.hidden_dim, args.kl_weight) == (400, 0.005, 16, 32, 1.0)
-    assert lp.model_dropout("n-vgae", args) == lp.model_dropout("s-vgae", args) == 0.2
+    assert (args.lr, args.latent_dim, args.hidden_dim, args.kl_weight, args.neg_ratio) == (0.005, 16, 32, 1.0, 1)
+    assert (lp.model_dropout("n-vgae", args), lp.model_epochs("n-vgae", args)) == (0.5, 600)
+    assert (lp.model_dropout("s-vgae", args), lp.model_epochs("s-vgae", args)) == (0.2, 400)
+    args = parser.parse_args(["--dataset", "cora", "--epochs", "7", "--dropout", "0.1"])
+    lp.validate_args(parser, args)
+    assert lp.model_epochs("n-vgae", args) == lp.model_epochs("s-vgae", args) == 7
+    assert lp.model_dropout("n-vgae", args) == lp.model_dropout("s-vgae", args) == 0.1
     assert (args.decoder_scale, args.kappa_floor, args.fixed_scale) == (10.0, 1.0, False)  # S-VGAE only
     assert not args.normalize_features
 

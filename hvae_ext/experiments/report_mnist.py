@@ -357,17 +357,24 @@ def write_report(root) -> Path:
     md += ["", "## Training", "",
            f"Adam lr {c['lr']}, batch {c['batch_size']}, at most {c['epochs']} epochs, early stopping with "
            f"patience {c['patience']} on the validation ELBO (10,000 held-out training images). Per-seed values "
-           f"separated by /. Sum of run times: {total / 3600:.2f} h ({len(runs)} runs, one at a time).", ""]
+           f"separated by /. Sum of the run times of all {len(runs)} run files (tagged ones included): "
+           f"{total / 3600:.2f} h.", ""]
     md += training_table(groups)
     if latent_pngs:
         md += ["", "## Latent means of the test set", "",
                "One seed each; d = 3 runs are for the pictures only."] + ["", *[f"![{p.stem}]({p.name})" for p in latent_pngs]]
     if tagged:
-        md += ["", "## Exploratory runs (tagged)", "", "| tag | model | d | seeds | test LL | epochs |",
-               "|---|---|--:|--:|--:|--:|"]
+        md += ["", "## Exploratory runs (tagged)", "",
+               "Main − tagged: the main table's mean test LL for the same model and d minus the tagged runs' "
+               "mean (positive: the main table's runs are better).", "",
+               "| tag | model | d | seeds | test LL | epochs | main − tagged |", "|---|---|--:|--:|--:|--:|--:|"]
         for (m, d, tag), rs in sorted(tagged.items()):
-            md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(r['test_ll'] for r in rs)} | "
-                      f"{'/'.join(str(r['epochs_run']) for r in rs)} |")
+            tagged_ll = [r["test_ll"] for r in rs]
+            main_ll = [r["test_ll"] for r in groups.get((m, d), [])]
+            diff = (f"{statistics.fmean(main_ll) - statistics.fmean(tagged_ll):+.2f}".replace("-", "−")
+                    if main_ll else "—")
+            md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(tagged_ll)} | "
+                      f"{'/'.join(str(r['epochs_run']) for r in rs)} | {diff} |")
     notes = root / "notes.md"
     if notes.is_file():
         md += ["", notes.read_text().rstrip()]

@@ -3,7 +3,7 @@
 #   bash results/link_prediction/run_all.sh [DATA_ROOT]
 # DATA_ROOT: a folder with Planetoid raw files (DATA_ROOT/<Name>/raw/ind.* or DATA_ROOT/planetoid/<Name>/raw/);
 # default: download. The experiment's defaults are the configuration chosen on the validation split
-# (400 epochs, lr 0.005, dropout 0.2, both models; see notes.md); the tuning runs themselves are listed in
+# (lr 0.005; N-VGAE 600 epochs, dropout 0.5; S-VGAE 400 epochs, dropout 0.2; see notes.md); the tuning runs are listed in
 # notes.md (--tag ... --out $OUT/tuning). LATENT_SEEDS (default "0 1 2 3 4") sets the seeds of the
 # latent-dimension study, THREADS (default 1) the torch threads.
 set -euo pipefail
@@ -11,7 +11,7 @@ OUT=results/link_prediction
 DATA=()
 if [ $# -ge 1 ]; then DATA=(--data-root "$1"); fi
 COMMON=(--no-progress --threads "${THREADS:-1}" "${DATA[@]}")
-# 1. main table: 10 seeds, latent 16, N and S in one process per seed (same split, comparable epoch times)
+# 1. main table: 10 seeds, latent 16, N and S in one process per seed (same split)
 for ds in Cora CiteSeer; do
   python -m hvae_ext.experiments.link_prediction --dataset $ds --model n-vgae,s-vgae --seeds 0-9 \
     --out $OUT/runs "${COMMON[@]}"
