@@ -169,7 +169,11 @@ def timing_table(groups, timings) -> list[str]:
             continue
         tn = statistics.median(r["median_train_time_s"] for r in n)
         ts = statistics.median(r["median_train_time_s"] for r in s)
-        rows.append(f"| {ds} | runs (median over seeds of each run's median training step) | {1e3 * tn:.1f} | "
+        together = all(set(r["config"].get("models_in_process") or ()) >= {"n-vgae", "s-vgae"} for r in n + s)
+        where = ("" if together else
+                 "; N and S ran in separate processes at different times, so the machine's load differs: "
+                 "not a comparison")
+        rows.append(f"| {ds} | runs (median over seeds of each run's median training step{where}) | {1e3 * tn:.1f} | "
                     f"{1e3 * ts:.1f} | {ts / tn:.2f} | — |")
     for t in sorted(timings, key=lambda t: (_order(t["dataset"]), t["_path"])):
         lib = t.get("versions", {}).get("hvae_ext_library")
