@@ -74,8 +74,8 @@ def fmt(values, digits: int = 2) -> str:
     return "—" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}".replace("-", "−")
 
 
-def num(x: float, digits: int = 2) -> str:
-    return f"{x:.{digits}f}".replace("-", "−")
+def num(x: float, digits: int = 2, signed: bool = False) -> str:
+    return f"{x:{'+' if signed else ''}.{digits}f}".replace("-", "−")
 
 
 def group(runs, tagged: bool = False):
@@ -371,8 +371,7 @@ def write_report(root) -> Path:
         for (m, d, tag), rs in sorted(tagged.items()):
             tagged_ll = [r["test_ll"] for r in rs]
             main_ll = [r["test_ll"] for r in groups.get((m, d), [])]
-            diff = (f"{statistics.fmean(main_ll) - statistics.fmean(tagged_ll):+.2f}".replace("-", "−")
-                    if main_ll else "—")
+            diff = num(mean_std(main_ll)[0] - mean_std(tagged_ll)[0], signed=True) if main_ll else "—"
             md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(tagged_ll)} | "
                       f"{'/'.join(str(r['epochs_run']) for r in rs)} | {diff} |")
     notes = root / "notes.md"
