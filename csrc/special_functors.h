@@ -122,4 +122,17 @@ struct VmfKlUniformAndGradOp {
   }
 };
 
+// One element of an elementwise run, shared by the CPU loop and the CUDA kernel: the functor on the
+// float64 operands a, its value stored to out[i] and, with kGrad, its derivative to out_grad[i].
+template <bool kGrad, class Op, typename scalar_t>
+HVAE_HD void eval_and_store(const Op& op, const double* a, scalar_t* out, scalar_t* out_grad, int64_t i) {
+  if constexpr (kGrad) {
+    double g;
+    out[i] = static_cast<scalar_t>(op(a, &g));
+    out_grad[i] = static_cast<scalar_t>(g);
+  } else {
+    out[i] = static_cast<scalar_t>(op(a));
+  }
+}
+
 }  // namespace hvae

@@ -33,13 +33,7 @@ std::tuple<at::Tensor, at::Tensor> run_cpu_impl(const char* name, std::array<at:
       double a[N];
       for (int64_t i = begin; i < end; ++i) {
         for (int k = 0; k < N; ++k) a[k] = static_cast<double>(ptr[k][i * strides[k]]);
-        if constexpr (kGrad) {
-          double g;
-          out[i] = static_cast<scalar_t>(op(a, &g));
-          out_grad[i] = static_cast<scalar_t>(g);
-        } else {
-          out[i] = static_cast<scalar_t>(op(a));
-        }
+        eval_and_store<kGrad>(op, a, out, out_grad, i);
       }
     });
   });

@@ -29,13 +29,7 @@ __global__ void elementwise_kernel(Operands<scalar_t, Op::kArity> in, scalar_t* 
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
 #pragma unroll
     for (int k = 0; k < Op::kArity; ++k) a[k] = static_cast<double>(in.ptr[k][i * in.stride[k]]);
-    if constexpr (kGrad) {
-      double g;
-      out[i] = static_cast<scalar_t>(op(a, &g));
-      out_grad[i] = static_cast<scalar_t>(g);
-    } else {
-      out[i] = static_cast<scalar_t>(op(a));
-    }
+    eval_and_store<kGrad>(op, a, out, out_grad, i);
   }
 }
 
