@@ -1,18 +1,34 @@
 """MNIST VAE across latent dimensions, N-VAE against S-VAE (Davidson et al., 2018, Table 1).
 
     python -m hvae_ext.experiments.mnist --model s-vae --latent-dim 10 --seeds 0-2 \
-        --data-root ../shared/data/MNIST/raw --out results/mnist/runs
+        --data-root ../shared/data/MNIST/raw --out results/mnist/paper
 
-Setup of the paper and its reference code: MLP encoder 784-256-128 and decoder d-128-256-784 (ReLU),
-Bernoulli likelihood on dynamically binarized MNIST (a fresh binarization x ~ Bernoulli(pixel intensity)
-every time an image is used for training), Adam (lr 1e-3), batch size 100. The last 10,000 of the 60,000
+Dimension convention. By default (``--dim-convention paper``) ``--latent-dim d`` counts latent degrees of
+freedom as in the paper's Table 1 and the authors' example scripts: the N-VAE has z in R^d, the S-VAE z on
+S^d in R^(d+1). ``--dim-convention ambient`` makes d the size of z for both (the S-VAE on S^(d-1), the
+library's own convention: ``VonMisesFisher`` and ``HypersphericalUniform`` count the ambient dimension).
+Each run file records both: ``latent_dim`` (the table's d) and ``ambient_dim`` (the size of z).
+
+Protocol (the defaults; public reproductions of Table 1): MLP encoder 784-256-128 and decoder
+ambient-128-256-784 (ReLU), Bernoulli likelihood on dynamically binarized MNIST (a fresh binarization
+x ~ Bernoulli(pixel intensity) every time an image is used for training), Adam (lr 1e-3), batch size 64,
+the KL term weighted by a factor rising linearly from 0 to 1 over the first ``--warmup-epochs`` (100) epochs
+(per step), up to ``--epochs`` (500) epochs with early stopping on the validation ELBO (the full ELBO,
+weight 1) after ``--patience`` (50) epochs without improvement. The last 10,000 of the 60,000
 training images (a seeded permutation, the same for every seed) form a validation split, binarized once
-(seeded); training stops when the validation ELBO has not improved for ``--patience`` epochs or after
-``--epochs`` epochs, and the parameters of the best validation epoch are evaluated on the test set,
+(seeded); the parameters of the best validation epoch are evaluated on the test set,
 binarized once with a fixed seed (the same test set for every run). Test metrics: the importance-sampled
 log-likelihood (Burda et al., 2016) with ``--is-samples`` (default 500) posterior samples per image, the
 ELBO and its reconstruction and KL terms. One JSON file per run is written (atomically) to ``--out``,
-plus, for d <= 3, a ``.npz`` with the test set's latent means and labels (for the report's pictures).
+plus, for an ambient dimension <= 3, a ``.npz`` with the test set's latent means and labels (for the
+report's pictures).
+
+Several seeds train side by side as one batched model with ``--batch-seeds`` (``stack_ensemble``: one
+batched matmul per layer, each seed its own data order, binarization and early stopping); measured on the
+2-core CPU it gives no gain (``results/mnist/notes.md``), on a GPU it is what makes the full protocol
+affordable (``scripts/mnist_gpu.sh``). ``--time-budget`` bounds the training time of a call (the run is then
+evaluated at its best epoch and marked as stopped by the budget), and ``--checkpoint-dir`` keeps a
+checkpoint per epoch from which ``--resume`` continues a stopped run.
 """
 
 from __future__ import annotations
@@ -34,6 +50,7 @@ from .common import device_info, parse_seeds, synchronize
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 
 MODELS = ("n-vae", "s-vae")
+DIM_CONVENTIONS = ("paper", "ambient")
 NUM_VALIDATION = 10_000
 SPLIT_SEED = 20180000  # permutation of the training images into train / validation (fixed)
 VAL_BINARIZATION_SEED = 20180001
@@ -45,16 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF).")
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
     p.add_argument("--latent-dim", type=int, required=True,
-                   help="latent dimension d (for s-vae the ambient dimension of S^(d-1), d >= 2)")
+                   help="latent dimension d; with --dim-convention paper (default) the degrees of freedom: "
+                        "n-vae on R^d, s-vae on S^d in R^(d+1); with ambient: the size of z for both")
+    p.add_argument("--dim-convention", default="paper", choices=DIM_CONVENTIONS,
+                   help="paper: d = latent degrees of freedom (Table 1); ambient: d = size of z")
     p.add_argument("--seeds", default="0", help="e.g. 0-2 or 0,1,2")
     p.add_argument("--data-root", default=None,
                    help=f"folder with the MNIST idx files (DIR, DIR/raw or DIR/MNIST/raw holding "
                         f"train-images-idx3-ubyte.gz, ...); default: ${ENV_VAR}")
-    p.add_argument("--out", default="results/mnist/runs", help="folder for the JSON files")
-    p.add_argument("--epochs", type=int, default=1000, help="maximum number of epochs")
-    p.add_argument("--patience", type=int, default=10,
+    p.add_argument("--out", default="results/mnist/paper", help="folder for the JSON files")
+    p.add_argument("--epochs", type=int, default=500, help="maximum number of epochs")
+    p.add_argument("--patience", type=int, default=50,
                    help="stop after this many epochs without a better validation ELBO")
-    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--warmup-epochs", type=float, default=100.0,
+                   help="the KL weight rises linearly from 0 to 1 over this many epochs (0: no warm-up)")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", default="256,128", help="encoder widths (the decoder uses them reversed)")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="s-vae: kappa = softplus(.) + floor")
@@ -63,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-images", type=int, default=0,
                    help="train on the first N images of the training split (0: all 50,000; for quick checks)")
     p.add_argument("--tag", default="", help="label for exploratory runs (kept apart in the report)")
+    p.add_argument("--batch-seeds", action="store_true",
+                   help="train all --seeds together as one batched model (one process, batched matmuls)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="minutes of training after which the run stops and is evaluated (0: no limit)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="folder for a per-epoch checkpoint of each call (for --resume)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0: leave as is)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -75,14 +104,22 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
     if args.latent_dim < 1:
         p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
-    if args.model == "s-vae" and args.latent_dim < 2:
-        p.error(f"--latent-dim must be >= 2 for s-vae (the sphere S^(d-1) lives in R^d), got {args.latent_dim}")
+    if args.model == "s-vae" and args.dim_convention == "ambient" and args.latent_dim < 2:
+        p.error(f"--latent-dim must be >= 2 for s-vae with --dim-convention ambient (the sphere S^(d-1) lives "
+                f"in R^d), got {args.latent_dim}")
+    args.ambient_dim = ambient_dim(args.model, args.latent_dim, args.dim_convention)
     if args.epochs < 1:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")
     if args.patience < 1:
         p.error(f"--patience must be a positive integer, got {args.patience}")
     if args.batch_size < 1:
         p.error(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if not (args.warmup_epochs >= 0 and math.isfinite(args.warmup_epochs)):
+        p.error(f"--warmup-epochs must be >= 0, got {args.warmup_epochs}")
+    if not (args.time_budget >= 0 and math.isfinite(args.time_budget)):
+        p.error(f"--time-budget must be >= 0 minutes, got {args.time_budget}")
+    if args.resume and not args.checkpoint_dir:
+        p.error("--resume needs --checkpoint-dir (the folder holding the checkpoint)")
     if not (args.lr > 0 and math.isfinite(args.lr)):
         p.error(f"--lr must be positive, got {args.lr}")
     if not args.kappa_floor >= 0:
@@ -118,8 +155,25 @@ def library_versions() -> dict:
     import hvae_ext
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "hvae_ext": hvae_ext.__version__, "hvae_ext_file": hvae_ext.__file__,
+            "hvae_ext": hvae_ext.__version__, "hvae_ext_file": _portable_path(hvae_ext.__file__),
+            "git_commit": _git_commit(),
             "hvae_ext_library": _loaded_library()}
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree the experiment code was run from (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        here = Path(__file__).resolve().parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10)
+        if out.returncode == 0:
+            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
 
 
 def _loaded_library() -> dict | None:
@@ -131,7 +185,7 @@ def _loaded_library() -> dict | None:
         for lib in torch.ops.loaded_libraries:
             if "hvae_ext" in lib:
                 data = Path(lib).read_bytes()
-                return {"path": lib, "sha256": hashlib.sha256(data).hexdigest(),
+                return {"path": Path(lib).name, "sha256": hashlib.sha256(data).hexdigest(),
                         "mtime_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(lib)))}
     except Exception:  # pragma: no cover
         pass
@@ -166,12 +220,19 @@ def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_i
             "val": val.to(device), "test": test.to(device), "test_labels": test_labels.to(device)}
 
 
+def ambient_dim(model: str, latent_dim: int, convention: str = "paper") -> int:
+    """The size of z: the S-VAE on S^d lives in R^(d+1) under the paper's convention."""
+    if convention not in DIM_CONVENTIONS:
+        raise ValueError(f"convention must be one of {DIM_CONVENTIONS}, got {convention!r}")
+    return latent_dim + 1 if (model == "s-vae" and convention == "paper") else latent_dim
+
+
 def build_model(args):
     from ..models.vae import NVAE, SVAE
 
     if args.model == "n-vae":
-        return NVAE(args.latent_dim, hidden=args.hidden_widths)
-    return SVAE(args.latent_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor)
+        return NVAE(args.ambient_dim, hidden=args.hidden_widths)
+    return SVAE(args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor)
 
 
 @torch.no_grad()
@@ -209,70 +270,182 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
 
 
 
-def train_run(seed: int, data: dict, args, device: torch.device, progress: bool = True) -> dict:
-    """Trains one model with early stopping on the validation ELBO; returns the run record (without
-    configuration and versions) and the test latent means."""
+def kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
+    """Linear KL warm-up: 0 at the first step, 1 after ``warmup_epochs`` epochs (per step)."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, step / (warmup_epochs * steps_per_epoch))
+
+
+class _Members:
+    """The models of one call, trained side by side: a :func:`stack_ensemble` model (``--batch-seeds``)
+    or a single plain model. ``elbo(x, kl_scale)`` always returns (E, B) tensors."""
+
+    def __init__(self, seeds: list[int], args, device: torch.device, batched: bool):
+        from ..models.vae import stack_ensemble
+
+        models = []
+        for seed in seeds:
+            torch.manual_seed(seed)  # member e starts exactly as a single run of its seed
+            models.append(build_model(args))
+        self.batched = batched
+        self.model = (stack_ensemble(models) if batched else models[0]).to(device)
+
+    def elbo(self, x: torch.Tensor, kl_scale: float = 1.0):
+        """(training objective, ELBO, recon, KL), each (E, B)."""
+        elbo, recon, kl = self.model.elbo(x)
+        if not self.batched:
+            elbo, recon, kl = elbo.unsqueeze(0), recon.unsqueeze(0), kl.unsqueeze(0)
+        return recon - kl_scale * kl, elbo, recon, kl
+
+    def member_state(self, e: int) -> dict:
+        """A state dict of member e in the plain model's layout (a copy)."""
+        from ..models.vae import ensemble_member
+
+        plain = ensemble_member(self.model, e) if self.batched else self.model
+        return copy.deepcopy(plain.state_dict())
+
+
+@torch.no_grad()
+def _member_elbos(members: _Members, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Mean (ELBO, recon, KL) of each member over x: (E, 3), float64, one posterior sample per image."""
+    members.model.eval()
+    sums = 0
+    for i in range(0, len(x), batch_size):
+        _, elbo, recon, kl = members.elbo(x[i:i + batch_size])
+        sums = sums + torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).double().cpu()
+    return sums / len(x)
+
+
+def _new_history(model: str) -> dict:
+    keys = ["epoch", "train_elbo", "train_recon", "train_kl", "kl_weight", "val_elbo", "val_recon", "val_kl",
+            "epoch_time_s", "val_time_s"]
+    if model == "s-vae":
+        keys.append("val_kappa_median")
+    return {k: [] for k in keys}
+
+
+def _checkpoint_path(args, seeds: list[int]) -> Path | None:
+    if not args.checkpoint_dir:
+        return None
+    stem = run_file_name(args.model, args.latent_dim, seeds[0], args.tag)
+    return Path(args.checkpoint_dir) / f"{stem}_seeds{'-'.join(map(str, seeds))}.pt"
+
+
+def _binarized_batch(x_train, perms, i, batch_size, gens):
+    """Rows i .. i + batch_size of each member's permutation, dynamically binarized: (E, B, 784).
+    x_j ~ Bernoulli(intensity_j) as uniform < intensity (the same law, a third of torch.bernoulli's CPU time)."""
+    grey = x_train[perms[:, i:i + batch_size]]
+    u = torch.stack([torch.rand(grey.shape[1:], generator=g, device=grey.device, dtype=grey.dtype) for g in gens])
+    return (u < grey).to(grey.dtype)
+
+
+def _train_group(members: _Members, seeds: list[int], data: dict, args, device: torch.device,
+                 progress: bool) -> list[dict]:
     from tqdm.auto import tqdm
 
-    torch.manual_seed(seed)
-    model = build_model(args).to(device)
-    # fused Adam (one kernel over all parameters; CPU and CUDA since torch 2.4): a fifth of the CPU step time
-    # of the per-parameter loop at this model size, same update up to rounding
+    E, model = len(seeds), members.model
+    # fused Adam (one kernel over all parameters): element-wise, so stacked members stay independent
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=device.type in ("cpu", "cuda"))
-    gen = torch.Generator(device=device).manual_seed(seed)
+    gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     x_train = data["train"]
     n = len(x_train)
-    history = {"epoch": [], "train_elbo": [], "train_recon": [], "train_kl": [], "val_elbo": [],
-               "val_recon": [], "val_kl": [], "epoch_time_s": [], "val_time_s": []}
-    if args.model == "s-vae":
-        history["val_kappa_median"] = []
-    best = {"val_elbo": -math.inf, "epoch": 0, "state": None}
-    bar = tqdm(range(1, args.epochs + 1), desc=f"MNIST {args.model} d={args.latent_dim} seed {seed}",
-               leave=False, disable=not progress, dynamic_ncols=True)
-    t_run = time.perf_counter()
-    stopped = "max epochs"
+    steps_per_epoch = math.ceil(n / args.batch_size)
+    state = {"epoch": 0, "step": 0, "train_time_s": 0.0,
+             "history": [_new_history(args.model) for _ in range(E)],
+             "best": [{"val_elbo": -math.inf, "epoch": 0, "state": None} for _ in range(E)],
+             "stopped": [None] * E}
+    ckpt = _checkpoint_path(args, seeds)
+    if args.resume and ckpt is not None and ckpt.is_file():
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        for g, gs in zip(gens, saved["generators"]):
+            g.set_state(gs)
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+        print(f"resumed {ckpt.name} at epoch {state['epoch']}", flush=True)
+    budget_s = args.time_budget * 60.0
+    bar = tqdm(range(state["epoch"] + 1, args.epochs + 1), leave=False, disable=not progress, dynamic_ncols=True,
+               desc=f"MNIST {args.model} d={args.latent_dim} seeds {','.join(map(str, seeds))}")
     for epoch in bar:
+        if all(s is not None for s in state["stopped"]):
+            break
+        if budget_s and state["train_time_s"] >= budget_s:
+            state["stopped"] = [s or f"time budget: {args.time_budget:g} min of training" for s in state["stopped"]]
+            break
         synchronize(device)
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(n, generator=gen, device=device)
-        sums = torch.zeros(3, dtype=torch.float64)
+        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])  # (E, n)
+        sums = torch.zeros(E, 3, dtype=torch.float64)
+        weight_sum = 0.0
         for i in range(0, n, args.batch_size):
-            # dynamic binarization, x_j ~ Bernoulli(intensity_j): uniform < intensity is the same law and a
-            # third of torch.bernoulli's time on CPU
-            grey = x_train[perm[i:i + args.batch_size]]
-            xb = (torch.rand(grey.shape, generator=gen, device=device, dtype=grey.dtype) < grey).to(grey.dtype)
-            elbo, recon, kl = model.elbo(xb)
-            loss = -elbo.mean()
+            beta = kl_weight(state["step"], steps_per_epoch, args.warmup_epochs)
+            xb = _binarized_batch(x_train, perms, i, args.batch_size, gens)
+            objective, elbo, recon, kl = members.elbo(xb if members.batched else xb[0], beta)
+            loss = -objective.mean(-1).sum()  # a sum over members keeps their gradients apart
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += torch.stack([elbo.sum(), recon.sum(), kl.sum()]).detach().double().cpu()
+            sums += torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).detach().double().cpu()
+            weight_sum += beta * xb.shape[1]
+            state["step"] += 1
         synchronize(device)
         t1 = time.perf_counter()
-        val = evaluate_elbo(model, data["val"])
-        t2 = time.perf_counter()
-        tr = (sums / n).tolist()
-        if not all(math.isfinite(v) for v in tr + [val["elbo"]]):
-            raise FloatingPointError(f"MNIST {args.model} d={args.latent_dim} seed {seed}: non-finite ELBO "
-                                     f"(train {tr[0]}, validation {val['elbo']}) at epoch {epoch}")
-        for key, v in (("epoch", epoch), ("train_elbo", tr[0]), ("train_recon", tr[1]), ("train_kl", tr[2]),
-                       ("val_elbo", val["elbo"]), ("val_recon", val["recon"]), ("val_kl", val["kl"]),
-                       ("epoch_time_s", t1 - t0), ("val_time_s", t2 - t1)):
-            history[key].append(v)
+        val = _member_elbos(members, data["val"])  # (E, 3)
+        kappa_medians = None
         if args.model == "s-vae":
             with torch.no_grad():
-                kappa = model.posterior(data["val"][:1000]).concentration
-            history["val_kappa_median"].append(float(kappa.median()))
-        if val["elbo"] > best["val_elbo"]:
-            best = {"val_elbo": val["elbo"], "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
-        bar.set_postfix(train=f"{tr[0]:.2f}", val=f"{val['elbo']:.2f}", best=f"{best['val_elbo']:.2f}@{best['epoch']}")
-        if epoch - best["epoch"] >= args.patience:
-            stopped = f"early stopping: no better validation ELBO for {args.patience} epochs"
-            break
+                kappa = members.model.posterior(data["val"][:1000]).concentration
+            kappa_medians = kappa.reshape(E, -1).median(-1).values.tolist()
+        t2 = time.perf_counter()
+        state["train_time_s"] += t1 - t0
+        state["epoch"] = epoch
+        tr = (sums / n).tolist()
+        for e in range(E):
+            if state["stopped"][e] is None:
+                _record_epoch(state, e, epoch, tr[e], val[e].tolist(), weight_sum / n, (t1 - t0, t2 - t1),
+                              kappa_medians[e] if kappa_medians else None, members, args, seeds[e])
+        b = state["best"]
+        bar.set_postfix(best=" ".join(f"{b[e]['val_elbo']:.2f}@{b[e]['epoch']}" for e in range(E)))
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_name(ckpt.name + ".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                        "generators": [g.get_state() for g in gens], "torch_rng": torch.get_rng_state()}, tmp)
+            os.replace(tmp, ckpt)
     bar.close()
-    train_time = time.perf_counter() - t_run
-    model.load_state_dict(best["state"])
+    return [{"history": state["history"][e], "best_epoch": state["best"][e]["epoch"],
+             "best_val_elbo": state["best"][e]["val_elbo"], "best_state": state["best"][e]["state"],
+             "epochs_run": len(state["history"][e]["epoch"]), "stopped": state["stopped"][e] or "max epochs",
+             "train_time_s": state["train_time_s"], "steps_per_epoch": steps_per_epoch} for e in range(E)]
+
+
+def _record_epoch(state, e, epoch, train, val, mean_weight, times, kappa_median, members, args, seed) -> None:
+    """Appends member e's epoch to its history, keeps its best state, and decides early stopping."""
+    if not all(math.isfinite(v) for v in train + [val[0]]):
+        raise FloatingPointError(f"MNIST {args.model} d={args.latent_dim} seed {seed}: non-finite ELBO "
+                                 f"(train {train[0]}, validation {val[0]}) at epoch {epoch}")
+    h = state["history"][e]
+    for key, v in (("epoch", epoch), ("train_elbo", train[0]), ("train_recon", train[1]), ("train_kl", train[2]),
+                   ("kl_weight", mean_weight), ("val_elbo", val[0]), ("val_recon", val[1]), ("val_kl", val[2]),
+                   ("epoch_time_s", times[0]), ("val_time_s", times[1])):
+        h[key].append(v)
+    if kappa_median is not None:
+        h["val_kappa_median"].append(float(kappa_median))
+    best = state["best"][e]
+    if val[0] > best["val_elbo"]:
+        state["best"][e] = {"val_elbo": val[0], "epoch": epoch, "state": members.member_state(e)}
+    elif epoch - best["epoch"] >= args.patience:
+        state["stopped"][e] = f"early stopping: no better validation ELBO for {args.patience} epochs"
+
+
+def evaluate_run(trained: dict, seed: int, data: dict, args, device: torch.device):
+    """Test metrics of a trained member at its best epoch; returns the run record (without configuration
+    and versions) and the test latent means."""
+    model = build_model(args).to(device)
+    model.load_state_dict(trained["best_state"])
     model.eval()
     torch.manual_seed(10_000 + seed)
     t0 = time.perf_counter()
@@ -281,12 +454,18 @@ def train_run(seed: int, data: dict, args, device: torch.device, progress: bool 
     is_time = time.perf_counter() - t0
     with torch.no_grad():
         means = torch.cat([model.latent_mean(data["test"][i:i + 1000]) for i in range(0, len(data["test"]), 1000)])
+    history = trained["history"]
     epoch_times = sorted(history["epoch_time_s"])
-    record = {**test, "best_epoch": best["epoch"], "best_val_elbo": best["val_elbo"],
-              "epochs_run": len(history["epoch"]), "stopped": stopped,
-              "median_epoch_time_s": epoch_times[len(epoch_times) // 2], "train_time_s": train_time,
-              "is_time_s": is_time, "total_time_s": train_time + is_time,
-              "num_train_images": n, "num_val_images": len(data["val"]), "history": history}
+    best_epoch, epochs_run = trained["best_epoch"], trained["epochs_run"]
+    record = {**test, "best_epoch": best_epoch, "best_val_elbo": trained["best_val_elbo"],
+              "epochs_run": epochs_run, "stopped": trained["stopped"],
+              # still improving when it stopped: not stopped early, best epoch within the last tenth of the run
+              "under_trained": (not trained["stopped"].startswith("early stopping"))
+                               and best_epoch > epochs_run - max(5, epochs_run // 10),
+              "median_epoch_time_s": epoch_times[len(epoch_times) // 2] if epoch_times else float("nan"),
+              "train_time_s": trained["train_time_s"], "is_time_s": is_time,
+              "total_time_s": trained["train_time_s"] + is_time, "steps_per_epoch": trained["steps_per_epoch"],
+              "num_train_images": len(data["train"]), "num_val_images": len(data["val"]), "history": history}
     return record, means.cpu().numpy()
 
 
@@ -318,32 +497,61 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     versions = library_versions()
     records = []
-    for seed in args.seed_list:
-        result, means = train_run(seed, data, args, device, progress=not args.no_progress)
-        config = {k: v for k, v in vars(args).items() if k not in ("seed_list", "hidden_widths")}
-        config.update(experiment="mnist", seed=seed, hidden=args.hidden_widths, data_folder=str(raw["folder"]),
-                      split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
-                            f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
-                      binarization="dynamic (train), fixed (validation, test)",
-                      argv=sys.argv if argv is None else argv)
-        record = {"config": config, "versions": versions, "device": device_info(device), **result}
-        stem = run_file_name(args.model, args.latent_dim, seed, args.tag)
-        if args.latent_dim <= 3:
-            npz = out / f"{stem}_latent.npz"
-            tmp = out / f"{stem}_latent.tmp.npz"
-            np.savez_compressed(tmp, means=means.astype(np.float16),
-                                labels=data["test_labels"].cpu().numpy().astype(np.uint8))
-            os.replace(tmp, npz)
-            record["latent_means_file"] = npz.name
-        path = out / f"{stem}.json"
-        _write_atomic(path, json.dumps(record, indent=1))
-        records.append(record)
-        print(f"MNIST {args.model} d={args.latent_dim} seed {seed}: test LL {result['test_ll']:.2f} "
-              f"(IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon {result['test_recon']:.2f}, "
-              f"KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at epoch "
-              f"{result['best_epoch']}/{result['epochs_run']}; median epoch {result['median_epoch_time_s']:.1f} s, "
-              f"IS {result['is_time_s']:.0f} s -> {path}", flush=True)
+    ambient = "R^{0}".format(args.ambient_dim) if args.model == "n-vae" else \
+        "S^{0} in R^{1}".format(args.ambient_dim - 1, args.ambient_dim)
+    print(f"MNIST {args.model}: --latent-dim {args.latent_dim} under the {args.dim_convention} convention "
+          f"-> z on {ambient}", flush=True)
+    # with --batch-seeds all seeds train together as one batched model; else one after the other, each
+    # written as soon as it is evaluated
+    groups = [args.seed_list] if args.batch_seeds and len(args.seed_list) > 1 else [[s] for s in args.seed_list]
+    for group in groups:
+        members = _Members(group, args, device, batched=len(group) > 1)
+        trained = _train_group(members, group, data, args, device, progress=not args.no_progress)
+        for seed, run in zip(group, trained):
+            result, means = evaluate_run(run, seed, data, args, device)
+            records.append(_write_run(result, means, seed, args, raw, data, versions, device, out, argv))
     return records
+
+
+def _portable_path(path) -> str:
+    """A path relative to the working directory when it lies below it, else its last two parts (run files
+    hold no absolute paths of the machine they ran on)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
+def _write_run(result, means, seed, args, raw, data, versions, device, out: Path, argv) -> dict:
+    config = {k: v for k, v in vars(args).items() if k not in ("seed_list", "hidden_widths")}
+    config.update(experiment="mnist", seed=seed, hidden=args.hidden_widths, data_folder=_portable_path(raw["folder"]),
+                  split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
+                        f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
+                  binarization="dynamic (train), fixed (validation, test)",
+                  kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs",
+                  argv=sys.argv[1:] if argv is None else argv)
+    for key in ("data_root", "out", "checkpoint_dir"):
+        if config.get(key):
+            config[key] = _portable_path(config[key])
+    record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": args.ambient_dim,
+              "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device), **result}
+    stem = run_file_name(args.model, args.latent_dim, seed, args.tag)
+    if args.ambient_dim <= 3:
+        npz = out / f"{stem}_latent.npz"
+        tmp = out / f"{stem}_latent.tmp.npz"
+        np.savez_compressed(tmp, means=means.astype(np.float16),
+                            labels=data["test_labels"].cpu().numpy().astype(np.uint8))
+        os.replace(tmp, npz)
+        record["latent_means_file"] = npz.name
+    path = out / f"{stem}.json"
+    _write_atomic(path, json.dumps(record, indent=1))
+    print(f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
+          f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
+          f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "
+          f"epoch {result['best_epoch']}/{result['epochs_run']} ({result['stopped']}); median epoch "
+          f"{result['median_epoch_time_s']:.1f} s, IS {result['is_time_s']:.0f} s -> {path}", flush=True)
+    return record
 
 
 if __name__ == "__main__":

@@ -33,21 +33,117 @@ from torch.distributions import Distribution, Normal, kl_divergence
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
 
-__all__ = ["MLP", "NVAE", "SVAE", "MNIST_DIM"]
+__all__ = ["MLP", "EnsembleLinear", "NVAE", "SVAE", "MNIST_DIM", "stack_ensemble", "ensemble_member"]
 
 MNIST_DIM = 784
 
 
-class MLP(nn.Sequential):
-    """Linear layers of the given widths with ReLU between them (none after the last)."""
+class EnsembleLinear(nn.Module):
+    """``members`` independent affine maps applied side by side: input (E, ..., in) or (..., in) (shared by
+    every member), output (E, ..., out). Member e has ``weight[e]`` of shape (out, in) and ``bias[e]``,
+    exactly an :class:`torch.nn.Linear`'s, so members can be copied in and out (:meth:`from_linears`,
+    :meth:`member`). Training E models this way is one batched matmul per layer instead of E small ones;
+    element-wise optimizers (SGD, Adam) update each member exactly as they would update it alone."""
 
-    def __init__(self, widths: Sequence[int]):
+    def __init__(self, members: int, in_features: int, out_features: int):
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"members must be >= 1, got {members}")
+        self.members, self.in_features, self.out_features = int(members), int(in_features), int(out_features)
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members, out_features))
+        for e in range(members):  # nn.Linear's initialization, member by member
+            layer = nn.Linear(in_features, out_features)
+            with torch.no_grad():
+                self.weight[e].copy_(layer.weight)
+                self.bias[e].copy_(layer.bias)
+
+    @classmethod
+    def from_linears(cls, layers: Sequence[nn.Linear]) -> "EnsembleLinear":
+        out = cls.__new__(cls)
+        nn.Module.__init__(out)
+        out.members, out.in_features, out.out_features = len(layers), layers[0].in_features, layers[0].out_features
+        out.weight = nn.Parameter(torch.stack([l.weight.detach() for l in layers]).clone())
+        out.bias = nn.Parameter(torch.stack([l.bias.detach() for l in layers]).clone())
+        return out
+
+    def member(self, e: int) -> nn.Linear:
+        layer = nn.Linear(self.in_features, self.out_features, device=self.weight.device, dtype=self.weight.dtype)
+        with torch.no_grad():
+            layer.weight.copy_(self.weight[e])
+            layer.bias.copy_(self.bias[e])
+        return layer
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        if x.dim() >= 3 and shape[0] == self.members:  # (E, ..., in): each member its own rows
+            flat = x.reshape(self.members, -1, self.in_features)
+            y = torch.baddbmm(self.bias.unsqueeze(1), flat, self.weight.transpose(1, 2))
+            return y.reshape(*shape[:-1], self.out_features)
+        if x.dim() == 2:  # (B, in): the same rows for every member
+            flat = x.unsqueeze(0).expand(self.members, -1, -1)
+            y = torch.baddbmm(self.bias.unsqueeze(1), flat, self.weight.transpose(1, 2))
+            return y
+        raise ValueError(f"EnsembleLinear with {self.members} members takes (B, {self.in_features}) rows shared "
+                         f"by all members or ({self.members}, ..., {self.in_features}), got {tuple(shape)}")
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class MLP(nn.Sequential):
+    """Linear layers of the given widths with ReLU between them (none after the last); with ``members``
+    set, :class:`EnsembleLinear` layers (an ensemble of independent MLPs, leading dimension E)."""
+
+    def __init__(self, widths: Sequence[int], members: int | None = None):
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(nn.Linear(a, b))
+            layers.append(nn.Linear(a, b) if members is None else EnsembleLinear(members, a, b))
             if i < len(widths) - 2:
                 layers.append(nn.ReLU())
         super().__init__(*layers)
+
+
+def _replace_linears(module: nn.Module, make) -> None:
+    """Replaces, in place, every nn.Linear / EnsembleLinear child (recursively) by ``make(name_path, child)``."""
+    def visit(mod: nn.Module, prefix: str) -> None:
+        for name, child in list(mod.named_children()):
+            path = f"{prefix}{name}"
+            if isinstance(child, (nn.Linear, EnsembleLinear)):
+                setattr(mod, name, make(path, child))
+            else:
+                visit(child, path + ".")
+    visit(module, "")
+
+
+def stack_ensemble(models: Sequence[nn.Module]) -> nn.Module:
+    """One model that runs ``models`` (same class and sizes, e.g. one per seed) side by side: every Linear
+    becomes an :class:`EnsembleLinear` holding the members' weights, so a forward pass takes inputs
+    (B, ...) shared by all members or (E, B, ...) and returns outputs with a leading member dimension E.
+    For the MLP VAEs here, ``elbo(x)`` then returns (E, B) tensors and ``-elbo(x)[0].mean(-1).sum()``
+    trains the E members independently with one optimizer (element-wise updates such as Adam's keep
+    them independent). :func:`ensemble_member` takes member e back out as a plain model."""
+    if not models:
+        raise ValueError("stack_ensemble needs at least one model")
+    import copy
+
+    first = models[0]
+    others = [dict(m.named_modules()) for m in models]
+    stacked = copy.deepcopy(first)
+    _replace_linears(stacked, lambda path, _: EnsembleLinear.from_linears([mods[path] for mods in others]))
+    stacked.members = len(models)
+    return stacked
+
+
+def ensemble_member(stacked: nn.Module, e: int) -> nn.Module:
+    """Member ``e`` of a :func:`stack_ensemble` model as a plain model (a copy)."""
+    import copy
+
+    plain = copy.deepcopy(stacked)
+    _replace_linears(plain, lambda _, layer: layer.member(e))
+    if hasattr(plain, "members"):
+        del plain.members
+    return plain
 
 
 class _MLPVAE(nn.Module):
