@@ -3,8 +3,8 @@
 # R^(d+1), d in {2, 5, 10, 20, 40}, seeds 0-2, on a CPU: two lanes (one per core, 1 thread each), the S-VAE
 # cells in one and the N-VAE cells in the other, d = 2, 5, 10 first.
 # The CPU budget of a session cannot hold the default protocol (up to 500 epochs, KL warm-up over 100, patience
-# 50): here EPOCHS_LOW (60) epochs for d <= 10 and EPOCHS_HIGH (30) for d >= 20, a KL warm-up of WARMUP (10)
-# epochs, each run also bounded by a training-time budget; every option is recorded in the run files, and the
+# 50): here EPOCHS_LOW (100) epochs for d <= 10 and EPOCHS_HIGH (40) for d >= 20, a KL warm-up of WARMUP (20)
+# epochs, each run also bounded by a training-time budget (BUDGET_LOW 8 and BUDGET_HIGH 3 minutes); every option is recorded in the run files, and the
 # report marks runs still improving at their last epoch as under-trained. Checkpoints in CKPT make a stopped
 # sweep resumable (a cell whose JSON exists is skipped; a cell with a checkpoint continues from it).
 # Usage (repository root): bash results/mnist/run_paper.sh [MNIST_DIR]
@@ -12,8 +12,8 @@ set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
 CKPT=${CKPT:-.cache/mnist_checkpoints}
-EPOCHS_LOW=${EPOCHS_LOW:-60}; EPOCHS_HIGH=${EPOCHS_HIGH:-30}; WARMUP=${WARMUP:-10}
-BUDGET_LOW=${BUDGET_LOW:-5}; BUDGET_HIGH=${BUDGET_HIGH:-2.5}
+EPOCHS_LOW=${EPOCHS_LOW:-100}; EPOCHS_HIGH=${EPOCHS_HIGH:-40}; WARMUP=${WARMUP:-20}
+BUDGET_LOW=${BUDGET_LOW:-8}; BUDGET_HIGH=${BUDGET_HIGH:-3}
 run_cell() {  # model d seed
     local f="$OUT/mnist_$1_d$2_seed$3.json" epochs=$EPOCHS_LOW budget=$BUDGET_LOW
     if [[ -f "$f" ]]; then echo "skip $f"; return 0; fi
