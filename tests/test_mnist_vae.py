@@ -173,7 +173,11 @@ def _error(argv, capsys) -> str:
 
 @pytest.mark.parametrize("argv,message", [
     (["--model", "x-vae", "--latent-dim", "2"], "unknown model 'x-vae'; choose one of n-vae, s-vae"),
-    (["--model", "s-vae", "--latent-dim", "1"], "--latent-dim must be >= 2 for s-vae"),
+    (["--model", "s-vae", "--latent-dim", "1", "--dim-convention", "ambient"], "--latent-dim must be >= 2 for s-vae"),
+    (["--model", "s-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["--model", "n-vae", "--latent-dim", "2", "--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
+    (["--model", "n-vae", "--latent-dim", "2", "--time-budget", "-1"], "--time-budget must be >= 0"),
+    (["--model", "n-vae", "--latent-dim", "2", "--resume"], "--resume needs --checkpoint-dir"),
     (["--model", "n-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
     (["--model", "n-vae", "--latent-dim", "2", "--epochs", "0"], "--epochs must be a positive integer"),
     (["--model", "n-vae", "--latent-dim", "2", "--epochs", "-3"], "--epochs must be a positive integer"),
@@ -202,8 +206,9 @@ def test_missing_data_root_names_what_to_pass(tmp_path, capsys, monkeypatch):
 def test_command_writes_run_files_and_report(tmp_path):
     out = tmp_path / "runs"
     common = ["--data-root", str(MNIST_DIR), "--out", str(out), "--epochs", "2", "--patience", "1",
-              "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress"]
-    recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1"] + common)
+              "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress",
+              "--warmup-epochs", "1"]
+    recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1", "--batch-seeds"] + common)
     recs += mx.main(["--model", "n-vae", "--latent-dim", "2", "--seeds", "0"] + common)
     assert len(recs) == 3
     files = sorted(p.name for p in out.glob("*.json"))
@@ -211,12 +216,24 @@ def test_command_writes_run_files_and_report(tmp_path):
     rec = json.loads((out / "mnist_s-vae_d2_seed1.json").read_text())
     c = rec["config"]
     assert c["model"] == "s-vae" and c["latent_dim"] == 2 and c["seed"] == 1 and c["experiment"] == "mnist"
-    assert c["hidden"] == [256, 128] and c["batch_size"] == 100 and c["lr"] == 1e-3
-    for key in ("torch", "hvae_ext", "python", "numpy"):
+    # the paper's convention: d = 2 degrees of freedom is the S-VAE on S^2 in R^3, the N-VAE on R^2
+    assert rec["latent_dim"] == 2 and rec["ambient_dim"] == 3 and rec["dim_convention"] == "paper"
+    assert recs[2]["ambient_dim"] == 2
+    # the Table 1 protocol's defaults, recorded
+    assert c["hidden"] == [256, 128] and c["batch_size"] == 64 and c["lr"] == 1e-3 and c["patience"] == 1
+    assert c["warmup_epochs"] == 1 and c["batch_seeds"] is True
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).warmup_epochs == 100
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).patience == 50
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).epochs == 500
+    # no absolute paths of this machine in the record
+    assert str(tmp_path) not in json.dumps(rec) and str(REPO) not in json.dumps(rec)
+    for key in ("torch", "hvae_ext", "python", "numpy", "git_commit"):
         assert key in rec["versions"]
     assert rec["device"]["device"] in ("cpu", "cuda") and rec["device"]["torch_threads"] == 1
     h = rec["history"]
     assert 1 <= len(h["train_elbo"]) <= 2 and len(h["val_elbo"]) == len(h["train_elbo"])
+    # warm-up over one epoch of 8 steps: mean weight of the first epoch 3.5 / 8, then 1
+    assert h["kl_weight"][0] == pytest.approx(3.5 / 8) and h["kl_weight"][-1] in (1.0, pytest.approx(3.5 / 8))
     assert rec["num_test_images"] == 100 and rec["is_samples"] == 500
     assert rec["test_ll"] >= rec["test_elbo_mc"]
     assert rec["test_elbo"] == pytest.approx(rec["test_recon"] - rec["test_kl"])
@@ -224,7 +241,7 @@ def test_command_writes_run_files_and_report(tmp_path):
                 "is_time_s"):
         assert np.isfinite(rec[key])
     lat = np.load(out / rec["latent_means_file"])
-    assert lat["means"].shape == (100, 2) and lat["labels"].shape == (100,)
+    assert lat["means"].shape == (100, 3) and lat["labels"].shape == (100,)
     np.testing.assert_allclose(np.linalg.norm(lat["means"].astype(np.float32), axis=1), 1.0, atol=2e-3)
     # no temporary files left behind
     assert not list(out.glob("*.tmp*"))
@@ -234,5 +251,76 @@ def test_command_writes_run_files_and_report(tmp_path):
 
     report.main([str(out)])
     text = (out / "report.md").read_text()
-    assert "−132.50" in text and "S-VAE" in text and "| 2 |" in text
-    assert (out / "ll_vs_dim.png").is_file() and (out / "latent_d2.png").is_file()
+    # the d = 2 row of the paper-convention table holds these runs' own test LL (mean over seeds 0, 1)
+    s_mean = np.mean([r["test_ll"] for r in recs[:2]])
+    row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
+    assert f"{s_mean:.2f}".replace("-", "−") in row and f"{recs[2]['test_ll']:.2f}".replace("-", "−") in row
+    assert (out / "ll_vs_dim.png").is_file()
+
+
+# ---------------------------------------------------------------- seeds trained side by side
+
+@pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (SVAE, 3)])
+def test_stacked_members_train_exactly_as_alone(model_cls, d):
+    """stack_ensemble: member e's forward pass and its Adam updates are those of the model trained alone
+    (deterministic parts: the posterior parameters and the decoder; the same z fed to both)."""
+    from hvae_ext.models.vae import ensemble_member, stack_ensemble
+
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(model_cls(d).double())
+    stacked = stack_ensemble(models)
+    assert stacked.members == 3
+    x = torch.rand(3, 16, 784, dtype=torch.float64).bernoulli()
+    z = torch.nn.functional.normalize(torch.randn(3, 16, d, dtype=torch.float64), dim=-1)
+    opt_s = torch.optim.Adam(stacked.parameters(), lr=1e-2)
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
+
+    def loss(model, xx, zz):  # a loss through encoder and decoder, independent of sampling
+        q = model.posterior(xx)
+        return -(model.log_likelihood_given(xx, zz) - (q.loc - zz).square().sum(-1)).mean(-1).sum()
+
+    for _ in range(3):
+        opt_s.zero_grad()
+        loss(stacked, x, z).backward()
+        opt_s.step()
+        for e, (m, o) in enumerate(zip(models, opts)):
+            o.zero_grad()
+            loss(m, x[e], z[e]).backward()
+            o.step()
+    for e, m in enumerate(models):
+        member = ensemble_member(stacked, e)
+        assert type(member) is type(m) and not hasattr(member, "members")
+        for (name, a), (_, b) in zip(member.state_dict().items(), m.state_dict().items()):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
+    # rows shared by all members (validation) give every member's own output
+    xs = x[0]
+    torch.testing.assert_close(stacked.posterior(xs).loc[1], models[1].posterior(xs).loc)
+    with pytest.raises(ValueError, match="EnsembleLinear with 3 members"):
+        stacked.encoder(torch.zeros(2, 5, 784, dtype=torch.float64))
+
+
+def test_kl_warmup_and_dimension_convention():
+    assert mx.kl_weight(0, 10, 2) == 0.0 and mx.kl_weight(10, 10, 2) == 0.5 and mx.kl_weight(25, 10, 2) == 1.0
+    assert mx.kl_weight(0, 10, 0) == 1.0
+    assert mx.ambient_dim("s-vae", 2) == 3 and mx.ambient_dim("n-vae", 2) == 2
+    assert mx.ambient_dim("s-vae", 2, "ambient") == 2
+    with pytest.raises(ValueError, match="convention"):
+        mx.ambient_dim("s-vae", 2, "manifold")
+
+
+@requires_mnist
+def test_resume_continues_a_stopped_run(tmp_path):
+    """A run stopped by its time budget and resumed from its checkpoint reaches the same epoch count and
+    keeps the history of both parts."""
+    common = ["--model", "n-vae", "--latent-dim", "2", "--seeds", "0", "--data-root", str(MNIST_DIR),
+              "--epochs", "3", "--train-images", "300", "--test-images", "50", "--is-samples", "10",
+              "--no-progress", "--warmup-epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]
+    first = mx.main(common + ["--out", str(tmp_path / "a"), "--time-budget", "1e-6"])[0]
+    assert first["epochs_run"] == 1 and first["stopped"].startswith("time budget")
+    assert first["under_trained"]
+    second = mx.main(common + ["--out", str(tmp_path / "b"), "--resume"])[0]
+    assert second["epochs_run"] == 3 and second["stopped"] == "max epochs"
+    assert second["history"]["epoch"] == [1, 2, 3]
+    assert second["history"]["val_elbo"][0] == first["history"]["val_elbo"][0]
