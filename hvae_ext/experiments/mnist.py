@@ -530,7 +530,7 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
                         f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
                   binarization="dynamic (train), fixed (validation, test)",
                   kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs",
-                  argv=sys.argv[1:] if argv is None else argv)
+                  argv=[_portable_path(a) if os.path.isabs(a) else a for a in (sys.argv[1:] if argv is None else argv)])
     for key in ("data_root", "out", "checkpoint_dir"):
         if config.get(key):
             config[key] = _portable_path(config[key])
