@@ -332,12 +332,12 @@ def _checkpoint_path(args, seeds: list[int]) -> Path | None:
     return Path(args.checkpoint_dir) / f"{stem}_seeds{'-'.join(map(str, seeds))}.pt"
 
 
-def _binarized_batch(x_train, perms, i, batch_size, gens):
-    """Rows i .. i + batch_size of each member's permutation, dynamically binarized: (E, B, 784).
-    x_j ~ Bernoulli(intensity_j) as uniform < intensity (the same law, a third of torch.bernoulli's CPU time)."""
+def _binarized_batch(x_train, perms, i, batch_size, gen):
+    """Rows i .. i + batch_size of each member's permutation, dynamically binarized: (E, B, 784), one uniform
+    draw for all members. x_j ~ Bernoulli(intensity_j) as uniform < intensity (the same law, a third of
+    torch.bernoulli's CPU time)."""
     grey = x_train[perms[:, i:i + batch_size]]
-    u = torch.stack([torch.rand(grey.shape[1:], generator=g, device=grey.device, dtype=grey.dtype) for g in gens])
-    return (u < grey).to(grey.dtype)
+    return (torch.rand(grey.shape, generator=gen, device=grey.device, dtype=grey.dtype) < grey).to(grey.dtype)
 
 
 def _train_group(members: _Members, seeds: list[int], data: dict, args, device: torch.device,
@@ -347,7 +347,11 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
     E, model = len(seeds), members.model
     # fused Adam (one kernel over all parameters): element-wise, so stacked members stay independent
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, fused=device.type in ("cpu", "cuda"))
+    # member e's data order from its own seed; the binarization noise of all members from one stream (one
+    # draw per step): a single run's own generator, for stacked members one seeded by the first seed
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+    noise = gens[0] if E == 1 else torch.Generator(device=device).manual_seed(seeds[0] + 7_919)
+    streams = gens if E == 1 else gens + [noise]
     x_train = data["train"]
     n = len(x_train)
     steps_per_epoch = math.ceil(n / args.batch_size)
@@ -360,9 +364,11 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
         saved = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
-        for g, gs in zip(gens, saved["generators"]):
+        for g, gs in zip(streams, saved["generators"]):
             g.set_state(gs)
         torch.set_rng_state(saved["torch_rng"])
+        if saved.get("cuda_rng") is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(saved["cuda_rng"], device)
         state = saved["state"]
         print(f"resumed {ckpt.name} at epoch {state['epoch']}", flush=True)
     budget_s = args.time_budget * 60.0
@@ -378,17 +384,17 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
         t0 = time.perf_counter()
         model.train()
         perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])  # (E, n)
-        sums = torch.zeros(E, 3, dtype=torch.float64)
+        sums = torch.zeros(E, 3, dtype=torch.float64, device=device)  # on the device: no host sync per step
         weight_sum = 0.0
         for i in range(0, n, args.batch_size):
             beta = kl_weight(state["step"], steps_per_epoch, args.warmup_epochs)
-            xb = _binarized_batch(x_train, perms, i, args.batch_size, gens)
+            xb = _binarized_batch(x_train, perms, i, args.batch_size, noise)
             objective, elbo, recon, kl = members.elbo(xb if members.batched else xb[0], beta)
             loss = -objective.mean(-1).sum()  # a sum over members keeps their gradients apart
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).detach().double().cpu()
+            sums += torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).detach().double()
             weight_sum += beta * xb.shape[1]
             state["step"] += 1
         synchronize(device)
@@ -402,7 +408,7 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
         t2 = time.perf_counter()
         state["train_time_s"] += t1 - t0
         state["epoch"] = epoch
-        tr = (sums / n).tolist()
+        tr = (sums / n).cpu().tolist()
         for e in range(E):
             if state["stopped"][e] is None:
                 _record_epoch(state, e, epoch, tr[e], val[e].tolist(), weight_sum / n, (t1 - t0, t2 - t1),
@@ -413,7 +419,8 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_name(ckpt.name + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                        "generators": [g.get_state() for g in gens], "torch_rng": torch.get_rng_state()}, tmp)
+                        "generators": [g.get_state() for g in streams], "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
             os.replace(tmp, ckpt)
     bar.close()
     return [{"history": state["history"][e], "best_epoch": state["best"][e]["epoch"],
