@@ -150,3 +150,24 @@ def test_parse_seeds():
     assert lp.parse_seeds("0-2,7") == [0, 1, 2, 7]
     with pytest.raises(ValueError):
         lp.parse_seeds("")
+
+
+def test_latent_table_at_equal_degrees_of_freedom():
+    """The paper-convention study pairs the N-VGAE on R^d with the S-VGAE on S^d in R^(d+1) (run files
+    record the size of z), seeds 0-4 only, S − N per seed."""
+    from hvae_ext.experiments import report
+
+    def run(model, ambient, seed, auc):
+        return {"config": {"model": model, "latent_dim": ambient, "seed": seed, "dataset": "Cora"}, "test_auc": auc}
+
+    groups = {
+        ("Cora", "n-vgae", 2): [run("n-vgae", 2, s, 0.80 + 0.01 * s) for s in range(5)],
+        ("Cora", "s-vgae", 3): [run("s-vgae", 3, s, 0.85 + 0.01 * s) for s in range(7)],  # seeds 5, 6 left out
+        ("Cora", "s-vgae", 2): [run("s-vgae", 2, s, 0.10) for s in range(5)],  # S^1: d = 1, not in the study
+    }
+    lines = report.paper_latent_table(groups)
+    row = next(line for line in lines if line.startswith("| 2 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "82.0 ± 1.6 (5)" and cells[2] == "87.0 ± 1.6 (5)"
+    assert cells[3] == "+5.0 ± 0.0 (5/5)"
+    assert next(line for line in lines if line.startswith("| 3 |")).count("—") == 3
