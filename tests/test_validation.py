@@ -173,16 +173,16 @@ def test_devices_differ():
 
 def test_log_prob_value_rules():
     q = VonMisesFisher(E1, 1.0, validate_args=True)
-    with pytest.raises(TypeError, match=r"value must be a float32 or float64 tensor.*torch.int64"):
+    with pytest.raises(TypeError, match=r"value must be a float32, float64, float16 or bfloat16 tensor.*torch.int64"):
         q.log_prob(torch.tensor([1, 0, 0]))
-    with pytest.raises(TypeError, match=r"value must be a float32 or float64 tensor.*list"):
+    with pytest.raises(TypeError, match=r"value must be a float32, float64, float16 or bfloat16 tensor.*list"):
         q.log_prob([1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="right-most size of value must match event_shape"):
         q.log_prob(torch.tensor([1.0, 0.0]))
     with pytest.raises(ValueError, match="support"):
         q.log_prob(torch.tensor([2.0, 0.0, 0.0]))
     u = HypersphericalUniform(3, validate_args=True)
-    with pytest.raises(TypeError, match="value must be a float32 or float64 tensor"):
+    with pytest.raises(TypeError, match="value must be a float32, float64, float16 or bfloat16 tensor"):
         u.log_prob(torch.tensor([1, 0, 0]))
     with pytest.raises(ValueError, match="support"):
         u.log_prob(torch.tensor([2.0, 0.0, 0.0]))
