@@ -75,7 +75,11 @@ def check_concentration(value: torch.Tensor, given=None) -> None:
 
 
 def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
-    """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere)."""
+    """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere); 4 eps
+    for float16/bfloat16 (checked in float32: rounding a unit vector to half precision moves its norm by at
+    most eps/2, and 64 eps would be 0.5 in bfloat16)."""
+    if dtype in HALF_DTYPES:
+        return 4 * torch.finfo(dtype).eps
     return 64 * torch.finfo(dtype).eps * max(1.0, d**0.5)
 
 
@@ -93,7 +97,8 @@ def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = 
     i = int(dev.argmax())
     if not dev[i].item() <= tol:
         raise ValueError(
-            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= 64 eps max(1, sqrt(d)) = "
+            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= "
+            f"{'4 eps' if dtype in HALF_DTYPES else '64 eps max(1, sqrt(d))'} = "
             f"{tol:.3g} for {dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
             f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
         )
