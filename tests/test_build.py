@@ -84,7 +84,7 @@ def test_forcing_cuda_without_compiler_fails_with_a_clear_message(tmp_path, how)
     r = _configure(tmp_path, *defines, env_extra=env)
     out = re.sub(r"\s+", " ", r.stdout + r.stderr)
     assert r.returncode != 0
-    assert "HVAE_WITH_CUDA=1 but no working CUDA compiler was found" in out
+    assert "HVAE_WITH_CUDA=1 but no working CUDA compiler was found (CMAKE_CUDA_COMPILER = '/nonexistent/nvcc')" in out
     assert "HVAE_WITH_CUDA=0" in out  # says how to build without
 
 

@@ -55,6 +55,9 @@ def test_mixed_half_and_float32_parameters():
     assert q.rsample().dtype == torch.float32
     q = VonMisesFisher(torch.nn.functional.normalize(loc.double(), dim=-1), kappa.half(), validate_args=True)
     assert q.loc.dtype == torch.float64 and q.rsample().dtype == torch.float64
+    q = VonMisesFisher(loc.half(), 1e-8)  # a number: taken in float32 (it would round to 0 in float16)
+    assert q.concentration.dtype == torch.float32 and q.concentration[0].item() == pytest.approx(1e-8)
+    assert q.rsample().dtype == torch.float16
     with pytest.raises(ValueError, match="unit norm"):
         VonMisesFisher((2 * loc).bfloat16(), kappa, validate_args=True)
 

@@ -104,12 +104,14 @@ class VonMisesFisher(Distribution):
         if d < 2:
             raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
         given_concentration = concentration if not isinstance(concentration, torch.Tensor) else None
-        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
-        if concentration.device != loc.device:
-            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
         # Mixed precision: float16/bfloat16 parameters are cast up and everything is computed in float32
         # (float64 if the other parameter is float64); samples come back in loc's dtype.
         sample_dtype = loc.dtype
+        if loc.dtype in HALF_DTYPES and given_concentration is not None:
+            loc = loc.float()  # a Python number is taken in float32, not rounded to half precision
+        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
+        if concentration.device != loc.device:
+            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
         if loc.dtype in HALF_DTYPES or concentration.dtype in HALF_DTYPES:
             compute = torch.float64 if torch.float64 in (loc.dtype, concentration.dtype) else torch.float32
             loc, concentration = loc.to(compute), concentration.to(compute)
@@ -160,7 +162,7 @@ class VonMisesFisher(Distribution):
         kappa = self.concentration.reshape(-1)
         seed = draw_seed(loc.device, generator)
         z, one_minus_w = ops.vmf_sample(loc, kappa, seed, sample_shape.numel())
-        if _sampler_checks_enabled() and not torch.compiler.is_compiling():
+        if not torch.compiler.is_compiling() and _sampler_checks_enabled():
             check_sample_rows(one_minus_w, kappa, d)
         return z.view(shape).to(self._sample_dtype)
 
