@@ -37,6 +37,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# the checkout's Python files, as in the tests (hvae_ext/_ops.py loads the installed compiled library)
+sys.path.insert(0, str(ROOT))
 
 
 def _device_name(device: str) -> str:

@@ -10,8 +10,12 @@ import signal
 import subprocess
 import sys
 
+from pathlib import Path
+
 import pytest
 import torch.distributed as dist
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")
@@ -22,7 +26,7 @@ def test_ddp_svae_two_cpu_processes(tmp_path):
     cmd = [sys.executable, "-m", "hvae_ext.experiments.ddp_example", "--world-size", "2", "--steps", "3",
            "--timeout", "60", "--report", str(report)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=os.getcwd())
+                            start_new_session=True, cwd=ROOT)
     try:
         out, _ = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
