@@ -10,7 +10,8 @@ import torch  # noqa: F401  (must be loaded before the extension library)
 from . import _ops  # noqa: F401  (registers fake kernels and autograd)
 from . import special
 from .distributions import HypersphericalUniform, VonMisesFisher
+from .distributions.von_mises_fisher import set_sampler_checks
 
 __version__ = "0.1.0"
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "special", "__version__"]
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "special", "set_sampler_checks", "__version__"]

@@ -52,6 +52,46 @@ def _load_library() -> None:
 _load_library()
 ops = torch.ops.hvae_ext
 
+OP_NAMES = sorted(
+    name.split("::", 1)[1] for name in torch._C._dispatch_get_all_op_names() if name.startswith("hvae_ext::")
+)
+
+#: Whether the compiled library has CUDA kernels (a build with a CUDA compiler and a CUDA torch).
+HAS_CUDA_KERNELS = torch._C._dispatch_has_kernel_for_dispatch_key("hvae_ext::vmf_sample", "CUDA")
+
+
+def no_cuda_kernels_message(op: str) -> str:
+    return (
+        f"hvae_ext::{op} got a CUDA tensor, but this build of hvae_ext has no CUDA kernels: it was built "
+        f"without a working CUDA compiler or with HVAE_WITH_CUDA=0 (torch.version.cuda is "
+        f"{torch.version.cuda}). Rebuild with the CUDA toolkit of the same major version on PATH (or "
+        f"CUDACXX=/path/to/nvcc): HVAE_WITH_CUDA=1 pip install --no-build-isolation --force-reinstall "
+        f"--no-deps <hvae_ext source folder>; or move the tensors to the CPU."
+    )
+
+
+def _no_cuda_kernel(op: str):
+    def kernel(*args, **kwargs):
+        raise RuntimeError(no_cuda_kernels_message(op))
+
+    return kernel
+
+
+# A CPU-only build: a CUDA tensor would otherwise fail in the dispatcher with "Could not run
+# 'hvae_ext::...' with arguments from the 'CUDA' backend", which does not say how to fix it.
+_LIB = torch.library.Library("hvae_ext", "IMPL")
+if not HAS_CUDA_KERNELS:
+    for _name in OP_NAMES:
+        if not torch._C._dispatch_has_kernel_for_dispatch_key(f"hvae_ext::{_name}", "CUDA"):
+            _LIB.impl(_name, _no_cuda_kernel(_name), "CUDA")
+
+# Mixed precision: under torch.autocast every op runs in float32 (floating inputs of lower precision are
+# cast up; float64 stays float64), whatever the autocast dtype: the kernels compute in float32/float64 only.
+for _name in OP_NAMES:
+    for _device in ("cpu", "cuda"):
+        if torch._C._is_autocast_available(_device):
+            torch.library.register_autocast(f"hvae_ext::{_name}", _device, torch.float32, lib=_LIB)
+
 
 def _broadcast_fake(*tensors: torch.Tensor, promote: tuple[bool, ...]) -> torch.Tensor:
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
@@ -123,7 +163,8 @@ def _(loc, kappa, seed, num_samples):
 
 @torch.library.register_fake("hvae_ext::vmf_sample_backward")
 def _(grad_z, z, one_minus_w, loc, kappa):
-    return torch.empty_like(loc), torch.empty_like(kappa)
+    # contiguous, like the real kernels' outputs (empty_like would keep a non-contiguous loc's strides)
+    return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
 
 
 # --- autograd -----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 r"""Special functions for the von Mises-Fisher distribution, as compiled CPU/CUDA kernels.
 
 All functions broadcast their arguments, accept float32 and float64 (computing internally in float64
-and rounding once), keep the device of their inputs, and are differentiable in their continuous
+and rounding once; float16 and bfloat16 tensors are computed and returned in float32), keep the device of
+their inputs, create no tensor from host values on the device (no hidden synchronisation), and are differentiable in their continuous
 argument with hand-written backward kernels (twice differentiable for ``log_bessel_iv`` and
 ``vmf_log_normalizer``).
 
@@ -24,10 +25,15 @@ __all__ = ["log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_r
 
 def _as_float_tensor(x, like: torch.Tensor | None = None, name: str = "argument") -> torch.Tensor:
     if isinstance(x, torch.Tensor):
+        if x.dtype in (torch.float16, torch.bfloat16):
+            return x.float()  # mixed precision: computed (and returned) in float32
         if x.dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"{name} must be a float32 or float64 tensor, got dtype {x.dtype}")
+            raise TypeError(f"{name} must be a float32 or float64 tensor (or float16/bfloat16), got dtype {x.dtype}")
         return x
     if like is not None:
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            # torch.full fills on the device; torch.as_tensor would copy from the host (a synchronisation)
+            return torch.full((), x, dtype=like.dtype, device=like.device)
         return torch.as_tensor(x, dtype=like.dtype, device=like.device)
     return torch.as_tensor(x, dtype=torch.get_default_dtype())
 
@@ -39,7 +45,7 @@ def _as_dim_tensor(dim, like: torch.Tensor) -> torch.Tensor:
         return dim.to(device=like.device, dtype=torch.int64)
     if isinstance(dim, bool) or not isinstance(dim, int):
         raise TypeError(f"dim must be an int or an integer tensor, got {type(dim).__name__}")
-    return torch.tensor(dim, dtype=torch.int64, device=like.device)
+    return torch.full((), dim, dtype=torch.int64, device=like.device)  # no host-to-device copy
 
 
 def _pair(v, x) -> tuple[torch.Tensor, torch.Tensor]:

@@ -110,7 +110,7 @@ def test_validation_errors():
     with pytest.raises(ValueError):
         VonMisesFisher(torch.zeros(2, 3), torch.ones(5))  # batch shapes do not broadcast
     with pytest.raises(TypeError):
-        VonMisesFisher(loc.half(), 1.0)
+        VonMisesFisher(loc.long(), 1.0)  # (half precision is accepted: tests/test_mixed_precision.py)
     with pytest.raises(TypeError):
         VonMisesFisher(loc, torch.tensor(1.0, dtype=torch.float64))  # dtype mismatch
     with pytest.raises(ValueError):

@@ -106,7 +106,7 @@ def invalid_cases(draw):
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
     d = draw(st.integers(2, 6))
     bad = draw(st.sampled_from(["kappa_zero", "kappa_neg", "kappa_nan", "kappa_inf", "loc_nan", "loc_inf",
-                                "loc_scaled", "loc_half", "kappa_int", "d1", "broadcast", "dtype_mismatch"]))
+                                "loc_scaled", "loc_int", "kappa_int", "d1", "broadcast", "dtype_mismatch"]))
     return dtype, d, bad, draw(st.floats(-1e30, -1e-30)), draw(st.floats(1.01, 1e6))
 
 
@@ -128,8 +128,8 @@ def check_invalid(dtype, d, bad, neg, scale):
     elif bad == "loc_scaled":
         loc = loc * scale
         word = "unit norm"
-    elif bad == "loc_half":
-        loc, expect, word = loc.half(), TypeError, "loc"
+    elif bad == "loc_int":  # (half precision is accepted: mixed precision)
+        loc, expect, word = loc.long(), TypeError, "loc"
     elif bad == "kappa_int":
         k, expect = k.long(), TypeError
     elif bad == "d1":

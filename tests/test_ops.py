@@ -109,3 +109,22 @@ def test_value_and_grad_ops(device, name):
     assert torch.autograd.gradgradcheck(lambda t: value_for_autograd(name, t, dim), (k,))
     with torch.no_grad():  # no gradient needed: the plain op
         torch.testing.assert_close(value_for_autograd(name, k, dim), value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("num_samples", [1, 3])
+def test_fake_sample_backward_has_the_real_kernels_strides(num_samples):
+    """The real kernels return contiguous gradients whatever loc's layout; the fake kernel must say the same
+    (torch.compile asserts the strides)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    loc = _unit(4, 6, "cpu").t().contiguous().t()  # column-major: not contiguous
+    assert not loc.is_contiguous()
+    kappa = torch.tensor([0.5, 2.0, 30.0, 1e3], dtype=loc.dtype)
+    seed = torch.tensor([3], dtype=torch.int64)
+    z, omw = ops.vmf_sample(loc, kappa, seed, num_samples)
+    args = (torch.ones_like(z), z, omw, loc, kappa)
+    real = ops.vmf_sample_backward(*args)
+    with FakeTensorMode() as mode:
+        fake = ops.vmf_sample_backward(*(mode.from_tensor(t) for t in args))
+    for r, f in zip(real, fake):
+        assert r.shape == f.shape and r.stride() == f.stride() and r.dtype == f.dtype

@@ -37,8 +37,10 @@ template <class Op, bool kGrad>
 std::tuple<at::Tensor, at::Tensor> run_cuda_impl(const char* name, std::array<at::Tensor, Op::kArity> inputs,
                                                  std::array<bool, Op::kArity> promote) {
   constexpr int N = Op::kArity;
-  const c10::cuda::CUDAGuard guard(inputs[0].device());
+  // Checks first: with a CPU first operand and a CUDA second one the dispatcher still picks this kernel,
+  // and the op's own device message beats CUDAGuard's "non-CUDA DeviceType".
   auto args = prepare_elementwise<N>(name, inputs, promote);
+  const c10::cuda::CUDAGuard guard(args.out.device());
   at::Tensor grad = kGrad ? at::empty_like(args.out) : at::Tensor();
   const int64_t numel = args.out.numel();
   if (numel == 0) return {args.out, grad};

@@ -7,20 +7,24 @@ import numbers
 import torch
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
+#: Accepted for parameters and values (mixed precision), computed in float32.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
-def as_float_tensor(name: str, value, like: torch.Tensor | None = None) -> torch.Tensor:
+def as_float_tensor(name: str, value, like: torch.Tensor | None = None, allow_half: bool = False) -> torch.Tensor:
     """Converts numbers to tensors (dtype and device of ``like``) and checks the dtype."""
     if isinstance(value, torch.Tensor):
-        if value.dtype not in SUPPORTED_DTYPES:
+        if value.dtype not in SUPPORTED_DTYPES and not (allow_half and value.dtype in HALF_DTYPES):
             raise TypeError(
-                f"{name} must be a float32 or float64 tensor, got dtype {value.dtype}"
-                + (" (half precision is not supported: cast to float32)" if value.dtype in (torch.float16, torch.bfloat16) else "")
+                f"{name} must be a float32, float64, float16 or bfloat16 tensor, got dtype {value.dtype}"
+                if allow_half
+                else f"{name} must be a float32 or float64 tensor, got dtype {value.dtype}"
             )
         return value
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if like is not None:
-            return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+            # filled on the device: torch.tensor would copy from the host (a stream synchronisation)
+            return torch.full((), float(value), dtype=like.dtype, device=like.device)
         return torch.tensor(float(value), dtype=torch.get_default_dtype())
     raise TypeError(f"{name} must be a tensor or a real number, got {type(value).__name__}")
 
@@ -35,10 +39,10 @@ def check_dim(dim) -> int:
 
 
 def check_float_value(value) -> None:
-    """The ``value`` of a ``log_prob`` (with validation): a float32 or float64 tensor."""
-    if not isinstance(value, torch.Tensor) or value.dtype not in SUPPORTED_DTYPES:
+    """The ``value`` of a ``log_prob`` (with validation): a floating tensor (float32, float64, float16, bfloat16)."""
+    if not isinstance(value, torch.Tensor) or value.dtype not in SUPPORTED_DTYPES + HALF_DTYPES:
         raise TypeError(
-            "value must be a float32 or float64 tensor of shape (..., d), got "
+            "value must be a float32, float64, float16 or bfloat16 tensor of shape (..., d), got "
             + (f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__)
         )
 
@@ -71,23 +75,30 @@ def check_concentration(value: torch.Tensor, given=None) -> None:
 
 
 def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
-    """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere)."""
+    """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere); 4 eps
+    for float16/bfloat16 (checked in float32: rounding a unit vector to half precision moves its norm by at
+    most eps/2, and 64 eps would be 0.5 in bfloat16)."""
+    if dtype in HALF_DTYPES:
+        return 4 * torch.finfo(dtype).eps
     return 64 * torch.finfo(dtype).eps * max(1.0, d**0.5)
 
 
-def check_unit_norm(name: str, value: torch.Tensor) -> None:
-    """``value`` must be finite and of unit Euclidean norm along its last axis."""
+def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """``value`` must be finite and of unit Euclidean norm along its last axis (to the precision of
+    ``dtype``, by default ``value``'s: the dtype it was given in, for a half-precision tensor cast up)."""
     if value.numel() == 0:
         return
     check_finite(name, value)
     d = value.shape[-1]
-    tol = unit_norm_tolerance(value.dtype, d)
+    dtype = value.dtype if dtype is None else dtype
+    tol = unit_norm_tolerance(dtype, d)
     norms = torch.linalg.vector_norm(value, dim=-1).reshape(-1)
     dev = (norms - 1).abs()
     i = int(dev.argmax())
     if not dev[i].item() <= tol:
         raise ValueError(
-            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= 64 eps max(1, sqrt(d)) = "
-            f"{tol:.3g} for {value.dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
+            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= "
+            f"{'4 eps' if dtype in HALF_DTYPES else '64 eps max(1, sqrt(d))'} = "
+            f"{tol:.3g} for {dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
             f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
         )

@@ -32,7 +32,7 @@ def _check_same_dim(p_dim: int, q_dim: int, what: str) -> None:
 def _kl_vmf_uniform(p: VonMisesFisher, q: HypersphericalUniform) -> torch.Tensor:
     _check_same_dim(p.dim, q.dim, "KL(VonMisesFisher || HypersphericalUniform)")
     kappa = p.concentration
-    dim = torch.tensor(p.dim, dtype=torch.int64, device=kappa.device)
+    dim = torch.full((), p.dim, dtype=torch.int64, device=kappa.device)  # filled on the device: no sync
     return value_for_autograd("vmf_kl_uniform", kappa, dim)
 
 

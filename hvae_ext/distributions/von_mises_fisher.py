@@ -2,13 +2,15 @@ r"""The von Mises-Fisher distribution on :math:`S^{d-1} \subset R^d`."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
 from .. import special
 from .._ops import ops
-from ._validation import as_float_tensor, check_concentration, check_float_value, check_unit_norm
+from ._validation import HALF_DTYPES, as_float_tensor, check_concentration, check_float_value, check_unit_norm
 from .constraints import unit_sphere
 
 __all__ = ["VonMisesFisher"]
@@ -28,6 +30,40 @@ def draw_seed(device: torch.device, generator: torch.Generator | None) -> torch.
     return torch.randint(_INT64_MIN, _INT64_MAX, (1,), dtype=torch.int64, device=device, generator=generator)
 
 
+def _sampler_checks_enabled() -> bool:
+    return _SAMPLER_CHECKS or os.environ.get("HVAE_CHECK_SAMPLES", "") not in ("", "0")
+
+
+_SAMPLER_CHECKS = False
+
+
+def set_sampler_checks(enabled: bool) -> None:
+    """Opt-in check of every ``rsample`` (also on with the environment variable ``HVAE_CHECK_SAMPLES=1``).
+
+    The rejection loop of each sample row is bounded (``kMaxWoodRounds`` = 10,000 proposals, out of reach
+    for valid input: the mean is below 3). A row that exhausts the bound raises in the CPU kernel, naming
+    the row; the CUDA kernel cannot raise without a host synchronisation, so there the row's sample is NaN.
+    With the checks on, ``rsample`` looks at the rows after each call (one synchronisation on CUDA) and
+    raises a ``RuntimeError`` naming the first NaN row, its parameter row, ``kappa`` and ``d``. Skipped
+    inside ``torch.compile``.
+    """
+    global _SAMPLER_CHECKS
+    _SAMPLER_CHECKS = bool(enabled)
+
+
+def check_sample_rows(one_minus_w: torch.Tensor, kappa: torch.Tensor, d: int) -> None:
+    """Raises naming the first sample row whose rejection loop gave NaN (see :func:`set_sampler_checks`)."""
+    bad = torch.isnan(one_minus_w)
+    if one_minus_w.numel() and bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        b = kappa.shape[0]
+        raise RuntimeError(
+            f"vmf_sample: sample row {row} (parameter row {row % b}, kappa = {kappa[row % b].item()!r}, d = {d}) "
+            f"is NaN: its rejection loop exhausted the bound of 10000 proposals or kappa is not finite; this "
+            f"indicates invalid input, please report it"
+        )
+
+
 class VonMisesFisher(Distribution):
     r"""The von Mises-Fisher distribution :math:`\mathrm{vMF}(\mu, \kappa)` on the unit sphere
     :math:`S^{d-1} \subset R^d`, with density :math:`C_d(\kappa)\, e^{\kappa \mu^\top z}` with respect to the
@@ -40,6 +76,11 @@ class VonMisesFisher(Distribution):
             A Python number is taken as a scalar of ``loc``'s dtype and device.
         validate_args: check the arguments (unit norm of ``loc``, finite positive ``concentration``)
             and the values passed to :meth:`log_prob`. Default: torch's global setting.
+
+    Mixed precision: float16/bfloat16 parameters are accepted (also a mix with float32) and cast up:
+    ``loc``, ``concentration``, ``log_prob``, ``entropy``, ``mean`` and KLs are float32 (float64 if
+    either parameter is float64), ``rsample``/``sample`` return the dtype of the ``loc`` given (computed in
+    float32 and rounded once). Under ``torch.autocast`` the compiled ops run in float32.
 
     ``rsample`` runs Wood's (1994) rejection sampler inside one compiled kernel (CPU or CUDA: no Python
     loop, no host synchronisation), with exact inversion for ``d = 3``. Its gradients are unbiased for every
@@ -56,16 +97,24 @@ class VonMisesFisher(Distribution):
     has_rsample = True
 
     def __init__(self, loc, concentration, validate_args=None):
-        loc = as_float_tensor("loc", loc)
+        loc = as_float_tensor("loc", loc, allow_half=True)
         if loc.dim() < 1:
             raise ValueError("loc must have shape (..., d) with d >= 2, got a scalar")
         d = loc.shape[-1]
         if d < 2:
             raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
         given_concentration = concentration if not isinstance(concentration, torch.Tensor) else None
-        concentration = as_float_tensor("concentration", concentration, like=loc)
+        # Mixed precision: float16/bfloat16 parameters are cast up and everything is computed in float32
+        # (float64 if the other parameter is float64); samples come back in loc's dtype.
+        sample_dtype = loc.dtype
+        if loc.dtype in HALF_DTYPES and given_concentration is not None:
+            loc = loc.float()  # a Python number is taken in float32, not rounded to half precision
+        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
         if concentration.device != loc.device:
             raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
+        if loc.dtype in HALF_DTYPES or concentration.dtype in HALF_DTYPES:
+            compute = torch.float64 if torch.float64 in (loc.dtype, concentration.dtype) else torch.float32
+            loc, concentration = loc.to(compute), concentration.to(compute)
         if concentration.dtype != loc.dtype:
             raise TypeError(f"concentration has dtype {concentration.dtype} but loc has dtype {loc.dtype}")
         if concentration.dim() == loc.dim() and concentration.shape[-1] == 1:
@@ -82,15 +131,17 @@ class VonMisesFisher(Distribution):
         if validate:
             # Our own checks, with messages that name the argument and the rule, in place of torch's
             # generic arg_constraints messages (which then need not run a second time).
-            check_unit_norm("loc", loc)
+            check_unit_norm("loc", loc, dtype=sample_dtype)
             check_concentration(concentration, given=given_concentration)
         self.loc = loc.expand(batch_shape + (d,))
         self.concentration = concentration.expand(batch_shape)
+        self._sample_dtype = sample_dtype
         super().__init__(batch_shape, torch.Size([d]), validate_args=False)
         self._validate_args = validate
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(VonMisesFisher, _instance)
+        new._sample_dtype = self._sample_dtype
         batch_shape = torch.Size(batch_shape)
         new.loc = self.loc.expand(batch_shape + self.event_shape)
         new.concentration = self.concentration.expand(batch_shape)
@@ -110,8 +161,10 @@ class VonMisesFisher(Distribution):
         loc = self.loc.reshape(-1, d)
         kappa = self.concentration.reshape(-1)
         seed = draw_seed(loc.device, generator)
-        z, _ = ops.vmf_sample(loc, kappa, seed, sample_shape.numel())
-        return z.view(shape)
+        z, one_minus_w = ops.vmf_sample(loc, kappa, seed, sample_shape.numel())
+        if not torch.compiler.is_compiling() and _sampler_checks_enabled():
+            check_sample_rows(one_minus_w, kappa, d)
+        return z.view(shape).to(self._sample_dtype)
 
     def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
@@ -123,6 +176,8 @@ class VonMisesFisher(Distribution):
             if value.device != self.loc.device:
                 raise ValueError(f"value is on {value.device} but the distribution is on {self.loc.device}")
             self._validate_sample(value)
+        if value.dtype in HALF_DTYPES:
+            value = value.to(self.loc.dtype)
         return self._log_normalizer + self.concentration * (self.loc * value).sum(-1)
 
     def entropy(self) -> torch.Tensor:
@@ -150,7 +205,8 @@ class VonMisesFisher(Distribution):
         a = self._mean_resultant
         kappa = self.concentration
         tangent = a / kappa
-        radial = ops.vmf_mean_resultant_backward(torch.ones_like(kappa), kappa, torch.tensor(self.dim, device=kappa.device))
+        dim = torch.full((), self.dim, dtype=torch.int64, device=kappa.device)  # no host-to-device copy
+        radial = ops.vmf_mean_resultant_backward(torch.ones_like(kappa), kappa, dim)
         return tangent, radial
 
     @property
