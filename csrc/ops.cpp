@@ -25,6 +25,9 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def("vmf_mean_resultant_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform(Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
+  // Entropy and KL(vMF || vMF), accurate at large kappa (backward composed in hvae_ext/_ops.py).
+  m.def("vmf_entropy(Tensor kappa, Tensor dim) -> Tensor");
+  m.def("vmf_kl_vmf(Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim) -> Tensor");
   // The forward ops of autograd: (value, d value / d kappa) in one pass, the derivative kept for the backward.
   m.def("vmf_log_normalizer_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
   m.def("vmf_kl_uniform_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
