@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import device_info, parse_seeds, synchronize
+from .common import device_info, finalize_record, parse_seeds, synchronize
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 
 MODELS = ("n-vae", "s-vae")
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             os.replace(tmp, npz)
             record["latent_means_file"] = npz.name
         path = out / f"{stem}.json"
-        _write_atomic(path, json.dumps(record, indent=1))
+        _write_atomic(path, json.dumps(finalize_record(record), indent=1))  # relative paths, commit, library hash
         records.append(record)
         print(f"MNIST {args.model} d={args.latent_dim} seed {seed}: test LL {result['test_ll']:.2f} "
               f"(IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon {result['test_recon']:.2f}, "
