@@ -123,17 +123,6 @@ def test_the_table_reaches_the_documented_range():
     pts = [(d, k) for d, rows in _table().items() for k, _, _ in rows]
     assert max(k for _, k in pts) >= 1e12 and max(d for d, _ in pts) >= 1e5 and min(d for d, _ in pts) == 2
 
-
-if __name__ == "__main__":
-    e = entropy_and_kl_uniform_errors()
-    v = kl_vmf_errors()
-    print(f"entropy:          {len(e)} points, worst {float(max(x[2] for x in e)):.1e}")
-    print(f"KL(vMF || U):     {len(e)} points, worst {float(max(x[3] for x in e)):.1e}")
-    print(f"KL(vMF || vMF):   {len(v)} points, worst {float(max(x[4] for x in v)):.1e}")
-    g = derivative_errors()
-    print(f"kappa A_d' (= -dH/dkappa): {len(g)} points, worst relative error {float(max(x[2] for x in g)):.1e}")
-
-
 def derivative_errors():
     """(d, kappa, relative error of kappa A_d'(kappa) = -dH/dkappa = dKL(vMF || U)/dkappa) for every point."""
     out = []
@@ -154,3 +143,23 @@ def test_entropy_gradient_and_mean_resultant_derivative_accurate_at_large_kappa(
     errs = derivative_errors()
     bad = [(d, k, float(e)) for d, k, e in errs if not e <= 1e-10]
     assert not bad, bad[:10]
+
+
+if __name__ == "__main__":
+    # writes docs/entropy_kl_accuracy.md, which README.md shows (tests/test_docs_tables.py checks that)
+    e = entropy_and_kl_uniform_errors()
+    v = kl_vmf_errors()
+    g = derivative_errors()
+    rows = [
+        ("entropy H", len(e), max(x[2] for x in e), "max(1, abs(value))"),
+        ("KL(vMF ‖ U)", len(e), max(x[3] for x in e), "max(1, abs(value))"),
+        ("KL(vMF ‖ vMF), all pairs of one d × 6 values of 1 − cos", len(v), max(x[4] for x in v), "max(1, abs(value))"),
+        ("κ A_d′(κ) = −dH/dκ (gradients)", len(g), max(x[2] for x in g), "abs(value)"),
+    ]
+    lines = ["| quantity | points | worst error, float64 | relative to |", "|---|--:|--:|---|"]
+    lines += [f"| {q} | {n} | {float(w):.1e} | {r} |" for q, n, w, r in rows]
+    out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "entropy_kl_accuracy.md")
+    with open(out, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {os.path.relpath(out)}")
