@@ -324,3 +324,9 @@ def _vmf_kl_vmf_bwd(ctx, grad):
 
 torch.library.register_autograd("hvae_ext::vmf_entropy", _vmf_entropy_bwd, setup_context=_setup_vx)
 torch.library.register_autograd("hvae_ext::vmf_kl_vmf", _vmf_kl_vmf_bwd, setup_context=_setup_vx)
+
+
+@torch.library.register_fake("hvae_ext::vmf_sample_proposals")
+def _(loc, kappa, seed, num_samples):
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
