@@ -107,7 +107,7 @@ def test_subnormal_kappa_is_uniform(kappa):
     assert kl_divergence(q, HypersphericalUniform(d, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-300)
 
 
-# --- huge kappa beyond the documented range: known C++ limitations --------------------------------------------
+# --- huge kappa beyond the documented range: sampler and the large-kappa expansions of entropy and KL -----------
 
 
 @pytest.mark.parametrize("kappa", [1e160, 1e300])

@@ -125,3 +125,11 @@ def test_opcheck_entropy_and_kl_vmf(device):
     assert torch.autograd.gradcheck(lambda a, b, c: ops.vmf_kl_vmf(a, b, c, dim), args)
     assert torch.autograd.gradgradcheck(lambda a, b, c: ops.vmf_kl_vmf(a, b, c, dim), args)
     assert torch.autograd.gradgradcheck(lambda k: ops.vmf_entropy(k, dim), (args[0],))
+
+
+def test_opcheck_sample_proposals():
+    """The benchmarks' opt-in counter (CPU only)."""
+    loc = _unit(3, 6, "cpu")
+    kappa = torch.tensor([0.5, 20.0, 1e4], dtype=torch.float64)
+    seed = torch.tensor([7], dtype=torch.int64)
+    torch.library.opcheck(ops.vmf_sample_proposals.default, (loc, kappa, seed, 4))
