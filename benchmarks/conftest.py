@@ -92,7 +92,10 @@ def _hvae_ext_info() -> dict:
     try:
         import hvae_ext
 
-        return {"hvae_ext_version": getattr(hvae_ext, "__version__", "?"), "hvae_ext_path": os.path.dirname(hvae_ext.__file__)}
+        from hvae_ext.experiments.common import portable_path  # no absolute paths of this machine in the record
+
+        return {"hvae_ext_version": getattr(hvae_ext, "__version__", "?"),
+                "hvae_ext_path": portable_path(os.path.dirname(hvae_ext.__file__))}
     except Exception as exc:  # pragma: no cover - depends on the environment
         return {"hvae_ext_version": None, "hvae_ext_error": repr(exc)}
 

@@ -148,7 +148,9 @@ def proposals_table(run: Run):
                 row.append("–")
                 continue
             cell = f"{r['proposals_exact']:.4f} ({r['proposals_empirical']:.4f})"
-            if d == 3:
+            if r.get("proposals_counted"):
+                cell += f"; hvae_ext {r['proposals_ours']:.4f}"
+            elif d == 3:
                 cell += "; hvae_ext 1"
             row.append(cell)
         rows.append(row)
@@ -294,9 +296,10 @@ def report(runs, stat: str, png_name: str | None) -> str:
             out += [
                 "### Mean proposals per accepted sample (Wood's envelope)", "",
                 "Exact value by quadrature (`baselines.expected_proposals`), in parentheses the count of the "
-                "pure-PyTorch baseline in this run (float64). hvae_ext's kernel uses the same envelope "
-                "(`csrc/math/wood.h`), so its expected count is the exact value, except for d = 3, where it "
-                "inverts the CDF exactly (one draw per sample).", "", t, "",
+                "pure-PyTorch baseline in this run (float64), then hvae_ext's count: the proposals its sampler "
+                "draws for N samples of one key, counted by the opt-in op `vmf_sample_proposals` (runs recorded "
+                "before that op existed show no hvae_ext count; d = 3 inverts the CDF, one draw per sample).",
+                "", t, "",
             ]
     return "\n".join(out)
 

@@ -25,6 +25,9 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def("vmf_mean_resultant_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform(Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
+  // Entropy and KL(vMF || vMF), accurate at large kappa (backward composed in hvae_ext/_ops.py).
+  m.def("vmf_entropy(Tensor kappa, Tensor dim) -> Tensor");
+  m.def("vmf_kl_vmf(Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim) -> Tensor");
   // The forward ops of autograd: (value, d value / d kappa) in one pass, the derivative kept for the backward.
   m.def("vmf_log_normalizer_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
   m.def("vmf_kl_uniform_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
@@ -32,6 +35,9 @@ TORCH_LIBRARY(hvae_ext, m) {
   // Sampler: loc (B, d), kappa (B,), seed int64 (1,). Row r of the (num_samples * B, d) output uses
   // parameter row r % B. Returns the samples and 1 - w per row (w = mu^T z, kept for the backward).
   m.def("vmf_sample(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
+  // Opt-in counter for the benchmarks (CPU): per sample row of vmf_sample with this seed, 1 - w (float64) and the
+  // number of Wood proposals drawn (int32).
+  m.def("vmf_sample_proposals(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
   m.def(
       "vmf_sample_backward(Tensor grad_z, Tensor z, Tensor one_minus_w, Tensor loc, Tensor kappa) -> "
       "(Tensor, Tensor)");

@@ -73,10 +73,8 @@ struct VmfMeanResultantBackwardOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
-    const double grad = a[0], kappa = a[1], d = a[2];
-    if (kappa == 0.0) return grad / d;
-    const double r = math::vmf_mean_resultant(kappa, d, single);
-    return grad * (1.0 - r * r - (d - 1.0) * r / kappa);
+    // accurate also at large kappa, where 1 - A^2 - (d - 1) A / kappa cancels (csrc/math/vmf.h)
+    return a[0] * math::vmf_mean_resultant_derivative(a[1], a[2]);
   }
 };
 
@@ -99,6 +97,20 @@ struct VmfKlUniformBackwardOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const { return a[0] * math::vmf_kl_uniform_dkappa(a[1], a[2]); }
+};
+
+// H(kappa) = -log C_d(kappa) - kappa A_d(kappa), without cancellation at large kappa (csrc/math/vmf.h)
+struct VmfEntropyOp {
+  bool single = false;  // unused: computed in float64 (a float32 path would save little here)
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_entropy(a[0], a[1]); }
+};
+
+// KL(vMF(mu_p, kappa_p) || vMF(mu_q, kappa_q)) from (kappa_p, kappa_q, 1 - mu_q^T mu_p, d)
+struct VmfKlVmfOp {
+  bool single = false;  // unused: computed in float64
+  static constexpr int kArity = 4;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_kl_vmf(a[0], a[1], a[2], a[3]); }
 };
 
 // Value and derivative in one pass: the forward ops of the autograd formulas, whose backward then only

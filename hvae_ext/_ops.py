@@ -328,3 +328,46 @@ def _vmf_sample_bwd(ctx, grad_z, _grad_one_minus_w):
 
 
 torch.library.register_autograd("hvae_ext::vmf_sample", _vmf_sample_bwd, setup_context=_vmf_sample_setup)
+
+
+# --- entropy and KL(vMF || vMF) (csrc/math/vmf.h: accurate at large kappa) ---------------------------------
+# Their derivatives are composed of the differentiable ops above, so double backward works too:
+#   dH/dkappa = -kappa A_d'(kappa);
+#   KL = log C(kp) + kp A(kp) - log C(kq) - kq A(kp) (1 - omc):  dKL/dkp = A'(kp) (kp - kq (1 - omc)),
+#   dKL/dkq = A(kq) - A(kp) (1 - omc),  dKL/domc = kq A(kp).
+
+
+@torch.library.register_fake("hvae_ext::vmf_entropy")
+def _(kappa, dim):
+    return _broadcast_fake(kappa, dim, promote=(True, False))
+
+
+@torch.library.register_fake("hvae_ext::vmf_kl_vmf")
+def _(kappa_p, kappa_q, one_minus_cos, dim):
+    return _broadcast_fake(kappa_p, kappa_q, one_minus_cos, dim, promote=(True, True, True, False))
+
+
+def _vmf_entropy_bwd(ctx, grad):
+    kappa, dim = ctx.saved_tensors
+    return _sum_to(-ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
+
+
+def _vmf_kl_vmf_bwd(ctx, grad):
+    kp, kq, omc, dim = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    ap = ops.vmf_mean_resultant(kp, dim)
+    cos = 1 - omc
+    g_p = _sum_to(ops.vmf_mean_resultant_backward(grad * (kp - kq * cos), kp, dim), kp) if needs[0] else None
+    g_q = _sum_to(grad * (ops.vmf_mean_resultant(kq, dim) - ap * cos), kq) if needs[1] else None
+    g_c = _sum_to(grad * kq * ap, omc) if needs[2] else None
+    return g_p, g_q, g_c, None
+
+
+torch.library.register_autograd("hvae_ext::vmf_entropy", _vmf_entropy_bwd, setup_context=_setup_vx)
+torch.library.register_autograd("hvae_ext::vmf_kl_vmf", _vmf_kl_vmf_bwd, setup_context=_setup_vx)
+
+
+@torch.library.register_fake("hvae_ext::vmf_sample_proposals")
+def _(loc, kappa, seed, num_samples):
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)

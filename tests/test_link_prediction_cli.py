@@ -16,7 +16,7 @@ from hvae_ext.experiments import link_prediction as lp  # noqa: E402
 from hvae_ext.experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("HVAE_EXT_DATA", REPO.parent / "shared" / "data"))  # the data root
 
 
 def _raw_dir(name: str) -> Path | None:
@@ -58,6 +58,11 @@ def test_end_to_end_two_epochs_on_cora(tmp_path):
         assert rec["num_nodes"] == 2708
         # 85/5/10 split of Cora's 5278 undirected edges
         assert rec["num_test_edges"] == 527 and rec["num_val_edges"] == 263
+        # provenance without paths of this machine: the git commit and the compiled library's hash
+        assert len(rec["provenance"]["library_sha256"]) == 64
+        assert "commit" in rec["provenance"]["git"]
+        text = (out / f).read_text()
+        assert str(REPO) not in text and str(tmp_path) not in text and str(SHARED_DATA) not in text
     # the raw files were copied to the writable cache (the shared folder may be read-only)
     assert (tmp_path / "cache" / "Cora" / "processed").is_dir() or (SHARED_DATA / "planetoid" / "Cora" / "processed").is_dir()
 
@@ -67,7 +72,14 @@ def test_end_to_end_two_epochs_on_cora(tmp_path):
     pytest.importorskip("matplotlib")
     report.main([str(out)])
     text = (out / "report.md").read_text()
-    assert "| Cora |" in text and "S-VGAE" in text and "94.1" in text
+    # the main table shows what the run files hold: seeds, test AUC / AP (%) of each model's one seed as "mean ± std"
+    for f in files:
+        rec = json.loads((out / f).read_text())
+        label = "S-VGAE" if "s-vgae" in f else "N-VGAE"
+        row = next(line for line in text.splitlines() if line.startswith(f"| Cora | {label} |"))
+        cells = [c.strip() for c in row.split("|")]
+        assert cells[3] == "1" and cells[4] == f"{100 * rec['test_auc']:.1f} ± 0.0", (row, rec["test_auc"])
+        assert cells[5] == f"{100 * rec['test_ap']:.1f} ± 0.0", (row, rec["test_ap"])
     assert (out / "curves_Cora.png").is_file()
 
 

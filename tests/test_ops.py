@@ -128,3 +128,27 @@ def test_fake_sample_backward_has_the_real_kernels_strides(num_samples):
         fake = ops.vmf_sample_backward(*(mode.from_tensor(t) for t in args))
     for r, f in zip(real, fake):
         assert r.shape == f.shape and r.stride() == f.stride() and r.dtype == f.dtype
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_entropy_and_kl_vmf(device):
+    kappa = torch.tensor([1e-3, 0.7, 10.5, 300.0, 1e9], dtype=torch.float64, device=device)
+    dim = torch.tensor(7, dtype=torch.int64, device=device)
+    torch.library.opcheck(ops.vmf_entropy.default, (kappa, dim))
+    torch.library.opcheck(ops.vmf_entropy.default, (kappa.clone().requires_grad_(True), dim))
+    kq = torch.tensor([2.0, 0.3, 10.0, 1e4, 1e9], dtype=torch.float64, device=device)
+    omc = torch.tensor([0.0, 0.5, 1e-6, 2.0, 0.1], dtype=torch.float64, device=device)
+    torch.library.opcheck(ops.vmf_kl_vmf.default, (kappa, kq, omc, dim))
+    args = tuple(t.clone().requires_grad_(True) for t in (kappa[:4], kq[:4], omc[:4]))
+    torch.library.opcheck(ops.vmf_kl_vmf.default, args + (dim,))
+    assert torch.autograd.gradcheck(lambda a, b, c: ops.vmf_kl_vmf(a, b, c, dim), args)
+    assert torch.autograd.gradgradcheck(lambda a, b, c: ops.vmf_kl_vmf(a, b, c, dim), args)
+    assert torch.autograd.gradgradcheck(lambda k: ops.vmf_entropy(k, dim), (args[0],))
+
+
+def test_opcheck_sample_proposals():
+    """The benchmarks' opt-in counter (CPU only)."""
+    loc = _unit(3, 6, "cpu")
+    kappa = torch.tensor([0.5, 20.0, 1e4], dtype=torch.float64)
+    seed = torch.tensor([7], dtype=torch.int64)
+    torch.library.opcheck(ops.vmf_sample_proposals.default, (loc, kappa, seed, 4))

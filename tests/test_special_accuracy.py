@@ -14,8 +14,8 @@ Also here: a denser check near the boundaries between the evaluation regions of 
 against mpmath.besseli (which converges for these moderate orders and arguments), and the tabulated
 -log|S^{d-1}| at kappa = 0.
 
-``python tests/test_special_accuracy.py`` prints the measured worst errors per region (the table in
-docs/special_functions.md).
+``python tests/test_special_accuracy.py`` prints the measured worst errors per region and writes them to
+docs/special_accuracy.md (the table in README.md and docs/special_functions.md).
 """
 
 from __future__ import annotations
@@ -238,4 +238,11 @@ def accuracy_table() -> str:
 
 
 if __name__ == "__main__":
-    print(accuracy_table())
+    # writes the table that README.md and docs/special_functions.md show (tests/test_docs_tables.py checks that
+    # they show this file)
+    out = os.path.join(os.path.dirname(HERE), "docs", "special_accuracy.md")
+    table = accuracy_table() + "\n"
+    with open(out, "w") as fh:
+        fh.write(table)
+    print(table, end="")
+    print(f"wrote {os.path.relpath(out)}")

@@ -243,6 +243,23 @@ def test_special_wrong_type_of_dim_is_a_type_error():
             sp.vmf_mean_resultant(torch.tensor([1.0]), bad)
 
 
+@pytest.mark.parametrize("name", ["vmf_log_normalizer", "vmf_mean_resultant", "vmf_entropy"])
+@pytest.mark.parametrize("dim", [1, 0, -3])
+def test_special_int_dim_below_two_is_a_value_error_naming_it(name, dim):
+    """An int dim the function does not define (d < 2) is a ValueError naming the function, the argument and
+    the rule; an integer *tensor* of dims is data and gives NaN there, as torch.special does."""
+    fn = getattr(hvae_ext.special, name)
+    with pytest.raises(ValueError, match=rf"{name}: dim must be >= 2 .*got dim = {dim}$"):
+        fn(torch.tensor([1.0]), dim)
+    assert torch.isnan(fn(torch.tensor([1.0]), torch.tensor([dim]))).all()
+    assert torch.isfinite(fn(torch.tensor([1.0]), 2)).all()  # the smallest defined d
+
+
+def test_special_kl_vmf_int_dim_below_two_is_a_value_error():
+    with pytest.raises(ValueError, match=r"vmf_kl_vmf: dim must be >= 2 .*got dim = 1"):
+        hvae_ext.special.vmf_kl_vmf(torch.tensor([1.0]), torch.tensor([2.0]), torch.tensor([0.0]), 1)
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -338,6 +338,32 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
   return {z, omw};
 }
 
+// Opt-in proposal counter (the benchmarks' "proposals per sample"): for each sample row of vmf_sample with the
+// same key, the number of Wood proposals the sampler draws for it and its 1 - w (float64), by the scalar
+// math::sample_one_minus_w on the same Philox streams as the tiled kernel (which is not changed by this and
+// counts nothing). tests/test_sampler_statistics.py checks that its 1 - w are the kernel's.
+std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& loc, const at::Tensor& kappa_in,
+                                                            const at::Tensor& seed, int64_t num_samples) {
+  check_sample_args(loc, kappa_in, seed, num_samples);
+  const at::Tensor kappa = kappa_in.to(at::kDouble).contiguous();
+  const int64_t B = loc.size(0), d = loc.size(1), rows = num_samples * B;
+  at::Tensor omw = at::empty({rows}, kappa.options());
+  at::Tensor count = at::empty({rows}, kappa.options().dtype(at::kInt));
+  if (rows == 0) return {omw, count};
+  const uint64_t key = static_cast<uint64_t>(seed.item<int64_t>());
+  const double* kappa_p = kappa.data_ptr<double>();
+  double* omw_p = omw.data_ptr<double>();
+  int32_t* count_p = count.data_ptr<int32_t>();
+  at::parallel_for(0, rows, 1024, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      int rounds = 0;
+      omw_p[r] = math::sample_one_minus_w(key, static_cast<uint64_t>(r), kappa_p[r % B], static_cast<double>(d), &rounds);
+      count_p[r] = rounds;
+    }
+  });
+  return {omw, count};
+}
+
 // Backward of one row (math/wood.h has the formulas); mean_resultant = A_d(kappa) of the row's parameters.
 template <typename scalar_t>
 void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu, double kappa,
@@ -428,6 +454,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
 TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
   m.impl("vmf_sample", &vmf_sample_cpu);
   m.impl("vmf_sample_backward", &vmf_sample_backward_cpu);
+  m.impl("vmf_sample_proposals", &vmf_sample_proposals_cpu);
 }
 
 }  // namespace hvae

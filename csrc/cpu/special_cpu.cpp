@@ -84,6 +84,12 @@ at::Tensor vmf_kl_uniform_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
 at::Tensor vmf_kl_uniform_backward_cpu(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cpu<VmfKlUniformBackwardOp>("vmf_kl_uniform_backward", {g, kappa, dim}, {true, true, false});
 }
+at::Tensor vmf_entropy_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
+  return run_cpu<VmfEntropyOp>("vmf_entropy", {kappa, dim}, {true, false});
+}
+at::Tensor vmf_kl_vmf_cpu(const at::Tensor& kp, const at::Tensor& kq, const at::Tensor& omc, const at::Tensor& dim) {
+  return run_cpu<VmfKlVmfOp>("vmf_kl_vmf", {kp, kq, omc, dim}, {true, true, true, false});
+}
 std::tuple<at::Tensor, at::Tensor> vmf_log_normalizer_and_grad_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cpu_with_grad<VmfLogNormalizerAndGradOp>("vmf_log_normalizer_and_grad", {kappa, dim}, {true, false});
 }
@@ -109,6 +115,8 @@ TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
   m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cpu);
   m.impl("vmf_kl_uniform", &vmf_kl_uniform_cpu);
   m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cpu);
+  m.impl("vmf_entropy", &vmf_entropy_cpu);
+  m.impl("vmf_kl_vmf", &vmf_kl_vmf_cpu);
   m.impl("vmf_log_normalizer_and_grad", &vmf_log_normalizer_and_grad_cpu);
   m.impl("vmf_kl_uniform_and_grad", &vmf_kl_uniform_and_grad_cpu);
   m.impl("vmf_w_dkappa", &vmf_w_dkappa_cpu);

@@ -425,8 +425,9 @@ HVAE_HD double series_log_sum(double mu, double x, double tol, double* ratio) {
 // where (mu + 1/2)/x <= 0.3 and the last term is O(mu^2/x^2) in region H: nothing cancels.
 // Term k is term k-1 times (4 mu^2 - (2k-1)^2) c / k with c = -1/(8x); four terms per step with one
 // division: c / (k+i) = cg prod_{j != i} (k+j) with cg = c / (k (k+1) (k+2) (k+3)).
+// With tail (kRatio), also sum_k k t_k / T, so that 1 - I_{mu+1}/I_mu = (mu + 1/2 + tail) / x without cancellation.
 template <bool kRatio>
-HVAE_HD double hankel_log_sum(double mu, double x, double tol, double* ratio) {
+HVAE_HD double hankel_log_sum(double mu, double x, double tol, double* ratio, double* tail = nullptr) {
   const double m = 4.0 * mu * mu;
   const double minus_8x = -8.0 * x;
   double t = 1.0, sum = 1.0, sum_k = 0.0;
@@ -446,6 +447,7 @@ HVAE_HD double hankel_log_sum(double mu, double x, double tol, double* ratio) {
     if (::fabs(t) <= tol * sum) break;
   }
   if (kRatio) *ratio = (1.0 - (mu + 0.5) / x) - sum_k / (x * sum);
+  if (kRatio && tail) *tail = sum_k / sum;
   return ::log(sum);
 }
 
@@ -453,10 +455,11 @@ HVAE_HD double hankel_log_sum(double mu, double x, double tol, double* ratio) {
 // sum_{k<K} U_k(p) / nu^k and (if kW) sum_{1<=k<K} W_k(p) / nu^k, U_k(p) = (p/nu)^k P_k(p^2), with
 // compile-time K so that the K Horner chains are unrolled and overlap.
 template <int K, bool kW>
-HVAE_HD void debye_sums_k(double p2, double step, double* su, double* sw) {
+HVAE_HD void debye_sums_k(double p2, double step, double* su, double* sw, double* su_tail = nullptr,
+                          double* sw_tail = nullptr) {
   const double* u = debye_u();
   const double* w = debye_w();
-  double scale = 1.0, acc_u = 1.0, acc_w = 0.0;
+  double scale = 1.0, acc_u = 0.0, acc_w = 0.0, acc_w1 = 0.0;  // acc_u: k >= 1; acc_w: k >= 2; acc_w1: k = 1
 #if defined(__CUDACC__)
 #pragma unroll
 #endif
@@ -476,27 +479,34 @@ HVAE_HD void debye_sums_k(double p2, double step, double* su, double* sw) {
 #pragma unroll
 #endif
       for (int j = k - 2; j >= 0; --j) pw = pw * p2 + wk[j];
-      acc_w += scale * pw;
+      if (k == 1) {
+        acc_w1 = scale * pw;
+      } else {
+        acc_w += scale * pw;
+      }
     }
   }
-  *su = acc_u;
-  *sw = acc_w;
+  *su = 1.0 + acc_u;
+  *sw = acc_w1 + acc_w;
+  if (su_tail) *su_tail = acc_u;  // sum_{k>=1} U_k / nu^k
+  if (sw_tail) *sw_tail = acc_w;  // sum_{k>=2} W_k / nu^k
 }
 
 template <bool kW>
-HVAE_HD void debye_sums(double nu, bool single, double p2, double step, double* su, double* sw) {
+HVAE_HD void debye_sums(double nu, bool single, double p2, double step, double* su, double* sw,
+                        double* su_tail = nullptr, double* sw_tail = nullptr) {
   switch (debye_terms(nu, single)) {
-    case 3: debye_sums_k<3, kW>(p2, step, su, sw); return;
-    case 4: debye_sums_k<4, kW>(p2, step, su, sw); return;
-    case 5: debye_sums_k<5, kW>(p2, step, su, sw); return;
-    case 6: debye_sums_k<6, kW>(p2, step, su, sw); return;
-    case 7: debye_sums_k<7, kW>(p2, step, su, sw); return;
-    case 8: debye_sums_k<8, kW>(p2, step, su, sw); return;
-    case 9: debye_sums_k<9, kW>(p2, step, su, sw); return;
-    case 10: debye_sums_k<10, kW>(p2, step, su, sw); return;
-    case 11: debye_sums_k<11, kW>(p2, step, su, sw); return;
-    case 12: debye_sums_k<12, kW>(p2, step, su, sw); return;
-    default: debye_sums_k<13, kW>(p2, step, su, sw); return;
+    case 3: debye_sums_k<3, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 4: debye_sums_k<4, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 5: debye_sums_k<5, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 6: debye_sums_k<6, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 7: debye_sums_k<7, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 8: debye_sums_k<8, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 9: debye_sums_k<9, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 10: debye_sums_k<10, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 11: debye_sums_k<11, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 12: debye_sums_k<12, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    default: debye_sums_k<13, kW>(p2, step, su, sw, su_tail, sw_tail); return;
   }
 }
 
@@ -505,6 +515,12 @@ struct Debye {
   double ratio;    // I_{nu+1}(x) / I_nu(x) (if requested)
   double log_s;    // log sqrt(1 + z^2)
   double e;        // sqrt(1 + z^2) - log(1 + sqrt(1 + z^2)), so that eta = e + log z
+  double z, s;     // z = x / nu, s = sqrt(1 + z^2)
+  double one_minus_ratio;  // 1 - I_{nu+1}(x) / I_nu(x) (if the ratio is requested), without cancellation
+  // x (1 - I_{nu+1}/I_nu) - (nu + 1/2) (if the ratio is requested), without cancellation for large z:
+  // -nu / (s + z) + (-p^2/2 - U_tail/2 - nu z^2 p W_tail) / sum U, from W_1 / nu = -p^2 / (2 nu) (the k >= 2
+  // part of sum W is W_tail, the k >= 1 part of sum U is U_tail) and 1 - z^2 p^2 = p^2.
+  double u;
 };
 
 template <bool kRatio>
@@ -513,11 +529,16 @@ HVAE_HD Debye debye(double nu, double x, bool single) {
   // s = sqrt(1 + z^2) without overflow of z^2 (for z > 1e150, 1 + z^-2 rounds to 1).
   const double s = z < 1e150 ? ::sqrt(1.0 + z * z) : z;
   const double p = 1.0 / s;
-  double su, sw;
-  debye_sums<kRatio>(nu, single, p * p, p / nu, &su, &sw);
+  double su, sw, su_tail, sw_tail;
+  debye_sums<kRatio>(nu, single, p * p, p / nu, &su, &sw, &su_tail, &sw_tail);
   Debye out;
   out.log_sum = ::log(su);
   out.ratio = kRatio ? z / (1.0 + s) + z * p * sw / su : 0.0;
+  // 1 - z / (1 + s) = (1 + s - z) / (1 + s) with s - z = 1 / (s + z); sw < 0, so both terms are positive.
+  out.one_minus_ratio = kRatio ? (1.0 + 1.0 / (s + z)) / (1.0 + s) - z * p * sw / su : 0.0;
+  out.z = z;
+  out.s = s;
+  out.u = kRatio ? -nu / (s + z) + (-0.5 * (p * p + su_tail) - nu * z * (z * p) * sw_tail) / su : 0.0;
   out.log_s = ::log(s);
   out.e = s - ::log(1.0 + s);
   return out;

@@ -181,7 +181,7 @@ class VonMisesFisher(Distribution):
         return self._log_normalizer + self.concentration * (self.loc * value).sum(-1)
 
     def entropy(self) -> torch.Tensor:
-        return -self._log_normalizer - self.concentration * self._mean_resultant
+        return special.vmf_entropy(self.concentration, self.dim)  # without cancellation at large kappa
 
     @lazy_property
     def _log_normalizer(self) -> torch.Tensor:

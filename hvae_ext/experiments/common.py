@@ -45,3 +45,96 @@ def synchronize(device: torch.device) -> None:
     """Waits for the device's queued kernels, so that a timer read afterwards covers them (no-op on CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# --- what a run file records about its provenance, without paths of the machine it ran on -----------------
+
+_REPO_MARKERS = ("hvae_ext", "results", "benchmarks", "tests", "docs", "scripts", "csrc")
+_ABS_ROOTS = ("work", "home", "root", "tmp", "usr", "opt", "mnt", "data", "var", "scratch", "Users", "private",
+              "srv", "nfs", "gpfs", "lustre", "media")
+_ABS_PATH = None  # compiled lazily (re)
+
+
+def repo_root() -> str:
+    """The source tree this package runs from (the folder holding ``hvae_ext/``)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def portable_path(path: str, root: str | None = None) -> str:
+    """An absolute path as it may be committed: relative to the repository when it lies in it (``root``);
+    ``<folder>/hvae_ext/...`` for a path into another checkout or an installed package (the folder above the
+    first of hvae_ext/, results/, benchmarks/, ..., e.g. ``<site-packages>/hvae_ext/_C.so``), ``<data>/...`` for a
+    path under a folder named ``data`` (the data root: MNIST, Planetoid), else ``<external>/`` + its last
+    component. Relative paths are returned unchanged."""
+    if not os.path.isabs(path):
+        return path
+    root = repo_root() if root is None else root
+    norm = os.path.normpath(path)
+    if norm == root or norm.startswith(root + os.sep):
+        return os.path.relpath(norm, root)
+    parts = norm.split(os.sep)
+    for i, part in enumerate(parts):
+        if part in _REPO_MARKERS and i > 1:
+            return "/".join([f"<{parts[i - 1]}>"] + parts[i:])
+    if "data" in parts[:-1] or parts[-1] == "data":
+        i = len(parts) - 1 - parts[::-1].index("data")
+        return "/".join(["<data>"] + parts[i + 1:])
+    return "<external>/" + parts[-1]
+
+
+def portable(obj, root: str | None = None):
+    """``obj`` (a run record: dicts, lists, strings, numbers) with every absolute path in its strings, also
+    inside longer strings such as ``--data-root=/x/y``, replaced by :func:`portable_path`."""
+    import re
+
+    global _ABS_PATH
+    if _ABS_PATH is None:
+        # an absolute path under a usual top-level folder, not preceded by a word character, a dot, a slash or
+        # a colon (so not "75/s", "(d-1)/2" or "https://host/x")
+        _ABS_PATH = re.compile(r"(?<![\w.<>/:-])/(?:%s)(?:/[\w.+~-]+)+/?" % "|".join(_ABS_ROOTS))
+    if isinstance(obj, dict):
+        return {k: portable(v, root) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v, root) for v in obj]
+    if isinstance(obj, str) and "/" in obj:
+        return _ABS_PATH.sub(lambda m: portable_path(m.group(0), root), obj)
+    return obj
+
+
+def git_commit(root: str | None = None) -> dict:
+    """The commit of the source tree and whether it had uncommitted changes (None where git is unavailable)."""
+    import subprocess
+
+    root = repo_root() if root is None else root
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def library_sha256() -> str | None:
+    """sha256 of the compiled hvae_ext library that is loaded in this process."""
+    import hashlib
+    import sys
+
+    from .._ops import ops  # noqa: F401  (loads the library)
+
+    libs = [p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p]
+    if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):
+        libs = [sys.modules["hvae_ext._C"].__file__]
+    if not libs:
+        return None
+    with open(libs[0], "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def finalize_record(record: dict) -> dict:
+    """The run record as written: the source tree's git commit and the compiled library's hash added under
+    ``provenance``, and every absolute path made portable (:func:`portable`)."""
+    out = dict(record)
+    out["provenance"] = {"git": git_commit(), "library_sha256": library_sha256()}
+    return portable(out)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import link_prediction as lp
-from .common import synchronize
+from .common import finalize_record, synchronize
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"timing_{args.dataset}.json"
-    path.write_text(json.dumps(rec, indent=1))
+    path.write_text(json.dumps(finalize_record(rec), indent=1))  # relative paths, git commit, library hash
     print(f"{args.dataset}: N-VGAE step {1e3 * mn:.1f} ms, S-VGAE step {1e3 * ms:.1f} ms, S/N = {ms / mn:.2f}; "
           f"with validation: {1e3 * rec['median_epoch_n_s']:.1f} / {1e3 * rec['median_epoch_s_s']:.1f} ms, "
           f"S/N = {rec['epoch_ratio_median']:.2f} -> {path}")

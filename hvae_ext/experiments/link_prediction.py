@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .common import device_info, parse_seeds, synchronize  # noqa: F401  (parse_seeds: public here too)
+from .common import device_info, finalize_record, parse_seeds, synchronize  # noqa: F401  (parse_seeds: public here too)
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
 
 MODELS = ("n-vgae", "s-vgae")
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                           models_in_process=args.models, argv=sys.argv if argv is None else argv)
             record = {"config": config, "versions": versions, "device": device_info(device), **result}
             path = out / run_file_name(args.dataset, model_name, args.latent_dim, seed, args.tag)
-            path.write_text(json.dumps(record, indent=1))
+            path.write_text(json.dumps(finalize_record(record), indent=1))  # relative paths, git commit, library hash
             records.append(record)
             print(f"{args.dataset} {model_name} d={args.latent_dim} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
                   f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "

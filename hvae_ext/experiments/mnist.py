@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import device_info, parse_seeds, synchronize
+from .common import device_info, finalize_record, parse_seeds, synchronize
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 
 MODELS = ("n-vae", "s-vae")
@@ -552,7 +552,7 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
         os.replace(tmp, npz)
         record["latent_means_file"] = npz.name
     path = out / f"{stem}.json"
-    _write_atomic(path, json.dumps(record, indent=1))
+    _write_atomic(path, json.dumps(finalize_record(record), indent=1))  # relative paths, git commit, library hash
     print(f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
           f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
           f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "

@@ -126,7 +126,8 @@ def libraries(runs) -> list[str]:
 
 def has_nan(r) -> bool:
     vals = [r["test_auc"], r["test_ap"]] + r["history"]["loss"] + r["history"]["val_auc"]
-    return any(not math.isfinite(v) for v in vals)
+    # history_nan_count: NaN values of the full history of a run file pruned by scripts/clean_results.py
+    return r.get("history_nan_count", 0) > 0 or any(not math.isfinite(v) for v in vals)
 
 
 def main_table(groups) -> tuple[list[str], list[tuple]]:
