@@ -10,7 +10,15 @@ import torch  # noqa: F401  (must be loaded before the extension library)
 from . import _ops  # noqa: F401  (registers fake kernels and autograd)
 from . import special
 from .distributions import HypersphericalUniform, VonMisesFisher
+from .distributions.fit import MixtureFit, fit_mixture
 
 __version__ = "0.1.0"
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "special", "__version__"]
+__all__ = [
+    "VonMisesFisher",
+    "HypersphericalUniform",
+    "fit_mixture",
+    "MixtureFit",
+    "special",
+    "__version__",
+]
