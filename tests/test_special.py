@@ -117,5 +117,6 @@ def test_torch_compile_fullgraph():
 
 
 def test_public_namespace():
-    assert set(special.__all__) == {"log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant"}
+    assert set(special.__all__) == {"log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant",
+                                    "vmf_mean_resultant_inverse"}
     assert hvae_ext.VonMisesFisher is not None
