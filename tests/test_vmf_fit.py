@@ -88,7 +88,8 @@ def test_inverse_round_trip_and_broadcasting(device):
     kappa = special.vmf_mean_resultant_inverse(r, d)
     assert kappa.shape == (6, 7)
     back = special.vmf_mean_resultant(kappa, d)
-    torch.testing.assert_close(back, r.expand_as(back), rtol=4e-16, atol=0)
+    # A_d(kappa) = r to a few roundings (A_d's own error ~1e-16 plus kappa's rounding times d log A / d log kappa <= 1)
+    torch.testing.assert_close(back, r.expand_as(back), rtol=1e-15, atol=0)
     # python scalars and float32
     assert special.vmf_mean_resultant_inverse(0.5, 3).dtype == torch.get_default_dtype()
     k32 = special.vmf_mean_resultant_inverse(r.float(), d)

@@ -18,16 +18,17 @@
 //
 // Newton's method on F, safeguarded by the bracket (a step that leaves it bisects it), from the start
 //     kappa_0 = r (alpha + sqrt(r^2 alpha^2 + (1 - r^2) beta^2)) / (1 - r^2),
-//     alpha = (d - 1)/2,  beta^2 = (d^2 - 1)/4,
-// the inverse of A ~ kappa / (alpha + sqrt(kappa^2 + beta^2)) (between Amos's (1974) bounds with beta =
-// nu + 1/2 and nu + 3/2, nu = d/2 - 1; with beta^2 = (nu + 1/2)(nu + 3/2) it matches A_d to O(kappa^-2)
-// as kappa -> inf and to O(1/d) relatively as kappa -> 0), within 2% of the root. The slope is
+//     alpha = (d - 1)/2,  beta^2 = (d^2 - 1)/4 + (1 - r^2) (d + 1)/2,
+// the inverse of A ~ kappa / (alpha + sqrt(kappa^2 + beta^2)), the form of Amos's (1974) bounds (beta =
+// nu + 1/2 and nu + 3/2, nu = d/2 - 1); beta^2 moves from (nu + 3/2)^2 as r -> 0, where A_d ~ kappa / d,
+// to (nu + 1/2)(nu + 3/2) as r -> 1, where it matches A_d to O(kappa^-2). Measured: within 1.8% of the
+// root for d = 2, 0.33% for d = 16, 6e-7 for d = 1e5 (r in [1e-8, 1 - 1e-10]). The slope is
 //     F'(kappa) = kappa A'(1 + r A) / (A (1 - r^2)) + (A - r) d/dkappa[kappa (1 + rA) / (A (1 - r^2))],
 // evaluated as kappa A' (1 + r A) / (A (1 - r^2)) (exact at the root) with A' from the Riccati equation.
 // Where that formula cancels (kappa >> d: 1 - A^2 and (d - 1) A / kappa agree to many digits) its
 // value is replaced by 1 + 1/(2 kappa), the large-kappa limit of F' (rho ~ 1/(2 kappa)), whichever has
 // the smaller error bound (fit_slope); both are clamped to [1, 2]. Newton then converges quadratically
-// (linearly at a rate <= 1e-8 where the limit is used); iteration stops after a step below 1e-9 kappa
+// (linearly, at the small rate F'/s - 1, where the limit is used); iteration stops after a step below 1e-9 kappa
 // (1e-6 for float32 results), the next error being below ~1e-17 (1e-11), or when the bracket has
 // shrunk to 4e-16 kappa, or after kFitMaxIterations.
 //
@@ -93,7 +94,7 @@ HVAE_HD double vmf_mean_resultant_inverse(double r, double d, bool single = fals
   // The bracket, widened by a few roundings: for kappa << d the root is within ~kappa^2 / d^2 of hi.
   double lo = scale * (d - 1.0) * (1.0 - 1e-15), hi = scale * d * (1.0 + 1e-15);
   const double alpha = 0.5 * (d - 1.0);
-  const double beta2 = 0.25 * (d - 1.0) * (d + 1.0);
+  const double beta2 = 0.25 * (d - 1.0) * (d + 1.0) + one_minus_r2 * 0.5 * (d + 1.0);
   double kappa = scale * (alpha + ::sqrt(r * r * alpha * alpha + one_minus_r2 * beta2));
   if (!(kappa > lo && kappa < hi)) kappa = 0.5 * (lo + hi);
   if (!(lo > 0.0)) lo = 0.0;  // d = 2 rounding, or underflow for tiny r
