@@ -23,6 +23,8 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def("vmf_log_normalizer_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_mean_resultant(Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_mean_resultant_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
+  m.def("vmf_mean_resultant_inverse(Tensor r, Tensor dim) -> Tensor");
+  m.def("vmf_mean_resultant_inverse_backward(Tensor grad, Tensor kappa, Tensor r, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform(Tensor kappa, Tensor dim) -> Tensor");
   m.def("vmf_kl_uniform_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
   // Entropy and KL(vMF || vMF), accurate at large kappa (backward composed in hvae_ext/_ops.py).

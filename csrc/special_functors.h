@@ -78,6 +78,24 @@ struct VmfMeanResultantBackwardOp {
   }
 };
 
+// kappa = A_d^{-1}(r), the inverse of the mean resultant length (math/vmf_fit.h)
+struct VmfMeanResultantInverseOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const {
+    return math::vmf_mean_resultant_inverse(a[0], a[1], single);
+  }
+};
+
+// grad * dkappa/dr = grad / A_d'(kappa) at kappa = A_d^{-1}(r) (operands: grad, kappa, r, dim)
+struct VmfMeanResultantInverseBackwardOp {
+  bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
+  static constexpr int kArity = 4;
+  HVAE_HD double operator()(const double* a) const {
+    return a[0] * math::vmf_mean_resultant_inverse_dr(a[1], a[2], a[3], single);
+  }
+};
+
 // dw/dkappa by implicit reparameterization, w = 1 - one_minus_w
 struct VmfWDkappaOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path

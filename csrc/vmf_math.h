@@ -3,6 +3,7 @@
 // reference in the header that defines it.
 //   math/bessel.h         log I_v(x), I_v/I_{v-1}, log C_d(kappa), A_d(kappa)
 //   math/vmf.h            log |S^{d-1}|, KL(vMF || uniform)
+//   math/vmf_fit.h        A_d^{-1}(r): the maximum-likelihood concentration for a mean resultant length r
 //   math/wood.h           Wood's rejection sampler for w = mu^T z, the d = 3 inversion, the reflection
 //   math/implicit_grad.h  dw/dkappa by implicit reparameterization
 //   math/philox.h         counter-based random numbers keyed by (seed, row, stream)
@@ -13,4 +14,5 @@
 #include "math/bessel.h"
 #include "math/implicit_grad.h"
 #include "math/vmf.h"
+#include "math/vmf_fit.h"
 #include "math/wood.h"

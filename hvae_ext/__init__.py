@@ -10,8 +10,10 @@ import torch  # noqa: F401  (must be loaded before the extension library)
 from . import _ops  # noqa: F401  (registers fake kernels and autograd)
 from . import special
 from .distributions import HypersphericalUniform, VonMisesFisher
+from .distributions.fit import MixtureFit, fit_mixture
 from .distributions.von_mises_fisher import set_sampler_checks
 
 __version__ = "0.1.0"
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "special", "set_sampler_checks", "__version__"]
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "fit_mixture", "MixtureFit", "special",
+           "set_sampler_checks", "__version__"]

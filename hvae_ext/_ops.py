@@ -149,6 +149,16 @@ for _name in ("vmf_log_normalizer_and_grad", "vmf_kl_uniform_and_grad"):
         return out, torch.empty_like(out)
 
 
+@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse")
+def _(r, dim):
+    return _broadcast_fake(r, dim, promote=(True, False))
+
+
+@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse_backward")
+def _(grad, kappa, r, dim):
+    return _broadcast_fake(grad, kappa, r, dim, promote=(True, True, True, False))
+
+
 @torch.library.register_fake("hvae_ext::vmf_w_dkappa")
 def _(one_minus_w, kappa, dim, mean_resultant):
     return _broadcast_fake(one_minus_w, kappa, dim, mean_resultant, promote=(True, True, False, True))
@@ -245,6 +255,25 @@ torch.library.register_autograd(
 )
 torch.library.register_autograd(
     "hvae_ext::vmf_mean_resultant_backward", _vmf_mean_resultant_backward_bwd, setup_context=_setup_vx
+)
+
+
+# kappa = A_d^{-1}(r): dkappa/dr = 1 / A_d'(kappa), by a kernel that reuses the solved kappa (no second solve).
+
+
+def _vmf_mean_resultant_inverse_setup(ctx, inputs, output):
+    r, dim = inputs
+    ctx.save_for_backward(r, dim, output)
+
+
+def _vmf_mean_resultant_inverse_bwd(ctx, grad):
+    r, dim, kappa = ctx.saved_tensors
+    return _sum_to(ops.vmf_mean_resultant_inverse_backward(grad, kappa, r, dim), r), None
+
+
+torch.library.register_autograd(
+    "hvae_ext::vmf_mean_resultant_inverse", _vmf_mean_resultant_inverse_bwd,
+    setup_context=_vmf_mean_resultant_inverse_setup,
 )
 
 

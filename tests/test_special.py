@@ -125,5 +125,6 @@ def test_torch_compile_fullgraph():
 
 
 def test_public_namespace():
-    names = {"log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant", "vmf_entropy", "vmf_kl_vmf"}
+    names = {"log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant", "vmf_entropy", "vmf_kl_vmf",
+             "vmf_mean_resultant_inverse"}
     assert set(special.__all__) == names and all(callable(getattr(special, n)) for n in names)

@@ -78,6 +78,14 @@ at::Tensor vmf_mean_resultant_backward_cpu(const at::Tensor& g, const at::Tensor
   return run_cpu<VmfMeanResultantBackwardOp>("vmf_mean_resultant_backward", {g, kappa, dim},
                                              {true, true, false});
 }
+at::Tensor vmf_mean_resultant_inverse_cpu(const at::Tensor& r, const at::Tensor& dim) {
+  return run_cpu<VmfMeanResultantInverseOp>("vmf_mean_resultant_inverse", {r, dim}, {true, false});
+}
+at::Tensor vmf_mean_resultant_inverse_backward_cpu(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& r,
+                                                 const at::Tensor& dim) {
+  return run_cpu<VmfMeanResultantInverseBackwardOp>("vmf_mean_resultant_inverse_backward", {g, kappa, r, dim},
+                                                  {true, true, true, false});
+}
 at::Tensor vmf_kl_uniform_cpu(const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cpu<VmfKlUniformOp>("vmf_kl_uniform", {kappa, dim}, {true, false});
 }
@@ -113,6 +121,8 @@ TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
   m.impl("vmf_log_normalizer_backward", &vmf_log_normalizer_backward_cpu);
   m.impl("vmf_mean_resultant", &vmf_mean_resultant_cpu);
   m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cpu);
+  m.impl("vmf_mean_resultant_inverse", &vmf_mean_resultant_inverse_cpu);
+  m.impl("vmf_mean_resultant_inverse_backward", &vmf_mean_resultant_inverse_backward_cpu);
   m.impl("vmf_kl_uniform", &vmf_kl_uniform_cpu);
   m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cpu);
   m.impl("vmf_entropy", &vmf_entropy_cpu);

@@ -94,6 +94,14 @@ at::Tensor vmf_mean_resultant_cuda(const at::Tensor& kappa, const at::Tensor& di
 at::Tensor vmf_mean_resultant_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cuda<VmfMeanResultantBackwardOp>("vmf_mean_resultant_backward", {g, kappa, dim}, {true, true, false});
 }
+at::Tensor vmf_mean_resultant_inverse_cuda(const at::Tensor& r, const at::Tensor& dim) {
+  return run_cuda<VmfMeanResultantInverseOp>("vmf_mean_resultant_inverse", {r, dim}, {true, false});
+}
+at::Tensor vmf_mean_resultant_inverse_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& r,
+                                                 const at::Tensor& dim) {
+  return run_cuda<VmfMeanResultantInverseBackwardOp>("vmf_mean_resultant_inverse_backward", {g, kappa, r, dim},
+                                                  {true, true, true, false});
+}
 at::Tensor vmf_kl_uniform_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
   return run_cuda<VmfKlUniformOp>("vmf_kl_uniform", {kappa, dim}, {true, false});
 }
@@ -128,6 +136,8 @@ TORCH_LIBRARY_IMPL(hvae_ext, CUDA, m) {
   m.impl("vmf_log_normalizer_backward", &vmf_log_normalizer_backward_cuda);
   m.impl("vmf_mean_resultant", &vmf_mean_resultant_cuda);
   m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cuda);
+  m.impl("vmf_mean_resultant_inverse", &vmf_mean_resultant_inverse_cuda);
+  m.impl("vmf_mean_resultant_inverse_backward", &vmf_mean_resultant_inverse_backward_cuda);
   m.impl("vmf_kl_uniform", &vmf_kl_uniform_cuda);
   m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cuda);
   m.impl("vmf_entropy", &vmf_entropy_cuda);

@@ -6,6 +6,7 @@ Both count ``d`` as the ambient dimension: samples lie on :math:`S^{d-1} \\subse
 from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
 from .von_mises_fisher import VonMisesFisher
+from .fit import MixtureFit, fit_mixture
 from . import kl  # noqa: F401  (registers the KL divergences)
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "unit_sphere"]
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "unit_sphere", "fit_mixture", "MixtureFit"]
