@@ -291,7 +291,7 @@ def _latent(groups, model: str, d: int):
     return None
 
 
-def plot_latents(groups, out: Path, prefix: str = "latent", max_points: int = 5000) -> list[Path]:
+def plot_latents(groups, out: Path, prefix: str = "latent", max_points: int = 3000) -> list[Path]:
     """One figure per d with latent means: N-VAE beside S-VAE. The picture follows the size of z (2: a
     scatter, or the circle for the S-VAE; 3: a 3-d scatter, or a Mollweide map of S^2 for the S-VAE)."""
     paths = []
@@ -315,7 +315,7 @@ def plot_latents(groups, out: Path, prefix: str = "latent", max_points: int = 50
         fig.legend(handles=handles, loc="center right", title="digit", fontsize=8)
         fig.tight_layout(rect=(0, 0, 0.93, 1))
         path = out / f"{prefix}_d{d}.png"
-        fig.savefig(path, dpi=100)
+        fig.savefig(path, dpi=80)
         plt.close(fig)
         paths.append(path)
     return paths
@@ -432,7 +432,8 @@ def _section(md: list, runs, groups, out: Path, paper: bool) -> None:
     curves = plot_curves(groups, out, "curves_paper.png" if paper else "curves_ambient.png")
     if curves:
         md += ["", "Validation ELBO per epoch (dots: best epoch):", "", f"![learning curves]({curves.name})"]
-    pngs = plot_latents(groups, out, prefix="latent" if paper else "latent_ambient")
+    # pictures of the paper-convention runs only (N on R^2 beside S on S^2; results/ stays small)
+    pngs = plot_latents(groups, out) if paper else []
     if pngs:
         md += ["", "### Latent means of the test set", "", "One seed each."] + \
               ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
