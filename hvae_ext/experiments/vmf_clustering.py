@@ -6,7 +6,7 @@ Both methods start from the same seeded k-means++ centers (cosine distance) per 
 compared with the paper classes by normalized mutual information and the adjusted Rand index
 (scikit-learn). Writes a JSON of the results and a picture::
 
-    python -m hvae_ext.experiments.vmf_clustering --data-root /work/cache/planetoid \\
+    python -m hvae_ext.experiments.vmf_clustering --data-root ../shared/data/planetoid --cache-root .cache/planetoid \\
         --out results/clustering/cora.json --figure docs/figures/cora_vmf_clustering.png
 
 (``--data-root``: a folder holding ``Cora/raw/`` with the Planetoid raw files; see
