@@ -50,8 +50,6 @@ def synchronize(device: torch.device) -> None:
 # --- what a run file records about its provenance, without paths of the machine it ran on -----------------
 
 _REPO_MARKERS = ("hvae_ext", "results", "benchmarks", "tests", "docs", "scripts", "csrc")
-_ABS_ROOTS = ("work", "home", "root", "tmp", "usr", "opt", "mnt", "data", "var", "scratch", "Users", "private",
-              "srv", "nfs", "gpfs", "lustre", "media")
 _ABS_PATH = None  # compiled lazily (re)
 
 
@@ -89,9 +87,10 @@ def portable(obj, root: str | None = None):
 
     global _ABS_PATH
     if _ABS_PATH is None:
-        # an absolute path under a usual top-level folder, not preceded by a word character, a dot, a slash or
-        # a colon (so not "75/s", "(d-1)/2" or "https://host/x")
-        _ABS_PATH = re.compile(r"(?<![\w.<>/:-])/(?:%s)(?:/[\w.+~-]+)+/?" % "|".join(_ABS_ROOTS))
+        # an absolute path of at least two components whose first starts with a letter (any top-level folder:
+        # a CI checkout may live under /check or /builds), not preceded by a word character, a dot, a bracket,
+        # a slash or a colon (so not "75/s", "(d-1)/2" or "https://host/x")
+        _ABS_PATH = re.compile(r"(?<![\w.<>/:)\]-])/[A-Za-z_][\w.+~-]*(?:/[\w.+~-]+)+/?")
     if isinstance(obj, dict):
         return {k: portable(v, root) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
