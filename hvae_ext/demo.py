@@ -26,46 +26,14 @@ import numpy as np
 import torch
 
 from . import VonMisesFisher, special
+from .testing import WLaw, angle_from_loc, random_unit
 
 S2_KAPPAS = (1.0, 10.0, 50.0, 500.0)
 HIST_CELLS = ((2, 1.0), (3, 10.0), (5, 2.0), (10, 50.0), (100, 20.0), (1000, 1000.0))
 
 
-class _ExactW:
-    """The law of w = cos(theta): density of theta proportional to exp(kappa cos theta) sin(theta)^(d-2)."""
-
-    def __init__(self, d: int, kappa: float, points: int = 20001):
-        from scipy.integrate import cumulative_simpson
-
-        m = d - 2.0
-        mode = 0.0 if m == 0 else math.acos(min(1.0, 2 * kappa / (m + math.sqrt(m * m + 4 * kappa * kappa))))
-        s = math.sin(mode)
-        curv = kappa * math.cos(mode) + (m / (s * s) if s > 0 else 0.0)
-        width = 1 / math.sqrt(curv) if curv > 0 else math.pi
-        th = np.linspace(max(0.0, mode - 60 * width), min(math.pi, mode + 60 * width), points)
-        with np.errstate(divide="ignore"):
-            logf = -2 * kappa * np.sin(th / 2) ** 2 + (m * np.log(np.sin(th)) if m > 0 else 0.0)
-        f = np.exp(logf - logf.max())
-        cdf = cumulative_simpson(f, x=th, initial=0.0)
-        self.theta, self.pdf_theta, self.cdf = th, f / cdf[-1], cdf / cdf[-1]
-
-    def cdf_theta(self, theta):
-        return np.interp(theta, self.theta, self.cdf, left=0.0, right=1.0)
-
-    def pdf_w(self, w):
-        th = np.arccos(np.clip(w, -1, 1))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(np.sin(th) > 0, np.interp(th, self.theta, self.pdf_theta, 0, 0) / np.sin(th), 0.0)
-
-
-def _random_unit(d: int, seed: int) -> torch.Tensor:
-    x = torch.randn(d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    return x / x.norm()
-
-
 def _w_theta(z: torch.Tensor, mu: torch.Tensor):
-    w = z @ mu
-    theta = torch.atan2(torch.linalg.vector_norm(z - w[:, None] * mu, dim=-1), w)
+    w, theta = angle_from_loc(z, mu)
     return w.numpy(), theta.numpy()
 
 
@@ -101,12 +69,12 @@ def ks_cells(n: int = 100_000, seed: int = 1) -> list[dict]:
 
     cells = []
     for d, kappa in HIST_CELLS:
-        mu = _random_unit(d, seed + d)
+        mu = random_unit(d, seed + d)
         m = n if d <= 100 else max(5000, 10_000_000 // d)
         z = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64)).sample(
             (m,), generator=torch.Generator().manual_seed(seed))
         w, theta = _w_theta(z, mu)
-        law = _ExactW(d, kappa)
+        law = WLaw(d, kappa, points=20001)
         ks = stats.kstest(theta, law.cdf_theta)
         a_d = special.vmf_mean_resultant(torch.tensor(kappa, dtype=torch.float64), d).item()
         cells.append(dict(d=d, kappa=kappa, n=m, mean_w=float(w.mean()), a_d=a_d, D=float(ks.statistic),

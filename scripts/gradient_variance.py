@@ -8,10 +8,9 @@ a Taylor approximation for 10 < kappa < 11 (see scripts/gradient_table.py, which
 """
 import math, os, sys, torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
-from conftest import w_law
 from hvae_ext import VonMisesFisher
+from hvae_ext.testing import w_law
 
 def ours(d, kappa, n):
     mu = torch.zeros(d, dtype=torch.float64); mu[0] = 1

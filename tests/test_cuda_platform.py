@@ -10,7 +10,7 @@ import torch
 from torch.distributions import kl_divergence
 
 import hvae_ext
-from conftest import requires_cuda
+from hvae_ext.testing import requires_cuda
 from hvae_ext import HypersphericalUniform, VonMisesFisher, special
 from hvae_ext import _ops
 

@@ -17,7 +17,7 @@ import textwrap
 import pytest
 import torch
 
-from conftest import DEVICES
+from hvae_ext.testing import DEVICES
 from hvae_ext import HypersphericalUniform, VonMisesFisher
 
 _SCRIPT = textwrap.dedent(

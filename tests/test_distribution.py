@@ -12,7 +12,7 @@ import torch
 from scipy import stats
 from torch.distributions import kl_divergence
 
-from conftest import DEVICES, random_unit, w_law
+from hvae_ext.testing import DEVICES, angle_from_loc, random_unit, w_law
 import hvae_ext
 from hvae_ext import HypersphericalUniform, VonMisesFisher
 
@@ -331,7 +331,7 @@ def test_cuda_matches_cpu_in_distribution_and_keeps_device():
     assert z.is_cuda and z.dtype == torch.float64
     assert q.log_prob(z).is_cuda and q.entropy().is_cuda
     assert kl_divergence(q, HypersphericalUniform(d, dtype=torch.float64, device="cuda")).is_cuda
-    _, theta = __import__("conftest").angle_from_loc(z.cpu(), mu)
+    _, theta = angle_from_loc(z.cpu(), mu)
     assert w_law(d, kappa).ks(theta).pvalue > 1e-4
     torch.cuda.manual_seed(1)
     a = q.sample((10,))

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from conftest import DEVICES
+from hvae_ext.testing import DEVICES
 from hvae_ext import HypersphericalUniform, VonMisesFisher
 
 # The documented range of the guarantees (docs/reliability.md).

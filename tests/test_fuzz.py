@@ -23,12 +23,12 @@ from hypothesis import strategies as st
 from torch.distributions import kl_divergence
 
 from hvae_ext import HypersphericalUniform, VonMisesFisher
+from hvae_ext.testing import DEVICE_NAMES as DEVICES  # a hypothesis strategy draws from plain names
 
 KAPPA_MAX = 1e12  # the documented range; beyond it see test_extremes.py (known limitations)
 CI_EXAMPLES = int(os.environ.get("HVAE_FUZZ_CI_EXAMPLES", 300))
 SLOW_EXAMPLES = int(os.environ.get("HVAE_FUZZ_EXAMPLES", 5000))
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 TINY = {torch.float32: 1.401298464324817e-45, torch.float64: 5e-324}
 
 

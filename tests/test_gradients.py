@@ -7,7 +7,7 @@
   CI runs a subset; the whole grid is marked ``slow``.
 * loc: the tangent projection of the gradient of E[v^T z] is A (I - mu mu^T) v, also at mu = +-e1.
 * per sample: dw/dkappa equals -dF/dkappa / p(w) exactly, checked against the d = 3 closed form and the
-  quadrature of conftest for other d.
+  quadrature of hvae_ext.testing for other d.
 
 ``HVAE_TEST_GRAD_N`` overrides n (for a quick development run; the committed default is 1e6).
 """
@@ -21,7 +21,8 @@ import pytest
 import torch
 from scipy.integrate import cumulative_simpson
 
-from conftest import DEVICES, FULL_GRID, env_int, grid_params, random_unit, w_law, cell_seed
+from hvae_ext.testing import (DEVICES, FULL_GRID, angle_from_loc, cell_seed, env_int, grid_params, random_unit,
+                              w_law)
 from hvae_ext import VonMisesFisher
 
 GRAD_N = env_int("HVAE_TEST_GRAD_N", 1_000_000)
@@ -125,7 +126,7 @@ def test_dw_dkappa_d3_closed_form(kappa):
     k = torch.full((n,), kappa, dtype=torch.float64, requires_grad=True)
     z = VonMisesFisher(mu.expand(n, 3), k).rsample(generator=torch.Generator().manual_seed(4))
     (z @ mu).sum().backward()
-    _, theta = __import__("conftest").angle_from_loc(z.detach(), mu)
+    _, theta = angle_from_loc(z.detach(), mu)
     omw = 2 * torch.sin(theta / 2) ** 2
     if 2 * kappa > 700:
         second = 2 * torch.exp(kappa * omw - 2 * kappa) / kappa
@@ -143,7 +144,7 @@ def test_dw_dkappa_matches_implicit_formula(d, kappa):
     k = torch.full((n,), kappa, dtype=torch.float64, requires_grad=True)
     z = VonMisesFisher(mu.expand(n, d), k).rsample(generator=torch.Generator().manual_seed(6))
     (z @ mu).sum().backward()
-    _, theta = __import__("conftest").angle_from_loc(z.detach(), mu)
+    _, theta = angle_from_loc(z.detach(), mu)
     exact = _exact_dw_dkappa(d, kappa, theta.numpy())
     # compare where the quadrature itself is reliable (density not vanishingly small)
     law = w_law(d, kappa)

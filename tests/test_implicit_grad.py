@@ -21,11 +21,11 @@ import pytest
 import torch
 
 import hvae_ext  # noqa: F401  (registers torch.ops.hvae_ext)
+from hvae_ext.testing import DEVICES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE_PATH = os.path.join(HERE, "data", "implicit_grad_reference.json")
 RTOL = 1e-9
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _evaluate(omw, kappa, dim, a, device="cpu"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import hvae_ext  # noqa: F401  (registers the ops)
-from conftest import DEVICES
+from hvae_ext.testing import DEVICES
 from hvae_ext import HypersphericalUniform, VonMisesFisher
 
 ops = torch.ops.hvae_ext

@@ -2,7 +2,7 @@
 
 Per (d, kappa) cell, with a random mean direction mu:
 
-* KS test of w = mu^T z (through theta = arccos w) against the exact CDF (conftest.WLaw, by quadrature);
+* KS test of w = mu^T z (through theta = arccos w) against the exact CDF (hvae_ext.testing.WLaw, by quadrature);
 * the sample mean of w against A_d(kappa) (z-score with the sample standard deviation);
 * the tangent directions v = (z - w mu) / |z - w mu|: uniform on the sphere of mu's orthogonal complement,
   tested through their mean (n (d-1) |mean v|^2 ~ chi^2_{d-1}) and their second moment in k random
@@ -25,9 +25,10 @@ import pytest
 import torch
 from scipy import stats
 
-from conftest import (
+from hvae_ext.testing import (
     DEVICES,
     FAMILY_ALPHA,
+    FULL_GRID,
     NUM_GRID_CELLS,
     angle_from_loc,
     cell_seed,
@@ -200,7 +201,7 @@ def _main(argv: list[str]) -> None:
 
     rows = []
     t_all = time.time()
-    for d, k in [(d, k) for d, k in __import__("conftest").FULL_GRID]:
+    for d, k in [(d, k) for d, k in FULL_GRID]:
         t0 = time.time()
         s = cell_statistics(d, k)
         if not args.no_grad:

@@ -8,8 +8,7 @@ import torch
 
 import hvae_ext
 from hvae_ext import special
-
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+from hvae_ext.testing import DEVICES
 
 
 @pytest.mark.parametrize("d", [2, 3, 5, 16, 100])

@@ -30,13 +30,13 @@ import pytest
 import torch
 
 from hvae_ext import special
+from hvae_ext.testing import DEVICES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE_PATH = os.path.join(HERE, "data", "special_reference.json")
 
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6}
 DTYPES = [torch.float64, torch.float32]
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _load_table():

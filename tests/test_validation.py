@@ -12,7 +12,7 @@ import torch
 from torch.distributions import kl_divergence
 
 import hvae_ext
-from conftest import DEVICES, requires_cuda
+from hvae_ext.testing import DEVICES, requires_cuda
 from hvae_ext import HypersphericalUniform, VonMisesFisher
 
 ops = torch.ops.hvae_ext

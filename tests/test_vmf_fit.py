@@ -23,7 +23,7 @@ import torch
 from scipy import stats
 
 import hvae_ext
-from conftest import DEVICES
+from hvae_ext.testing import DEVICES
 from hvae_ext import VonMisesFisher, fit_mixture, special
 
 ops = torch.ops.hvae_ext
