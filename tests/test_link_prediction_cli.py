@@ -14,9 +14,10 @@ pytest.importorskip("tqdm", reason="the experiment needs tqdm (the 'experiments'
 
 from hvae_ext.experiments import link_prediction as lp  # noqa: E402
 from hvae_ext.experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
+from hvae_ext.testing import data_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("HVAE_EXT_DATA", REPO.parent / "shared" / "data"))  # the data root
+SHARED_DATA = data_root()  # read only: Planetoid writes into the per-test cache
 
 
 def _raw_dir(name: str) -> Path | None:
@@ -33,12 +34,18 @@ requires_cora = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("HVAE_EXT_DATA", str(tmp_path / "cache"))
+    """The default cache (where Planetoid writes) is a temporary folder of the test."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.is_dir() else []
 
 
 @requires_cora
 def test_end_to_end_two_epochs_on_cora(tmp_path):
     out = tmp_path / "runs"
+    data_before = _tree(SHARED_DATA)
     records = lp.main(["--dataset", "Cora", "--model", "n-vgae,s-vgae", "--epochs", "2", "--seeds", "0",
                        "--data-root", str(SHARED_DATA), "--out", str(out), "--no-progress", "--no-download"])
     assert len(records) == 2
@@ -63,8 +70,9 @@ def test_end_to_end_two_epochs_on_cora(tmp_path):
         assert "commit" in rec["provenance"]["git"]
         text = (out / f).read_text()
         assert str(REPO) not in text and str(tmp_path) not in text and str(SHARED_DATA) not in text
-    # the raw files were copied to the writable cache (the shared folder may be read-only)
-    assert (tmp_path / "cache" / "Cora" / "processed").is_dir() or (SHARED_DATA / "planetoid" / "Cora" / "processed").is_dir()
+    # the raw files were copied to the cache and processed there; the data folder got nothing new
+    assert (tmp_path / "xdg" / "hvae_ext" / "planetoid" / "Cora" / "processed").is_dir()
+    assert _tree(SHARED_DATA) == data_before
 
     # the report command on these runs
     from hvae_ext.experiments import report
@@ -101,6 +109,24 @@ def test_pubmed_offline():
         pytest.skip(f"PubMed is not available offline (no raw files under {SHARED_DATA}); "
                     "the experiment downloads it when online")
     assert prepare_root("PubMed", SHARED_DATA, download=False).is_dir()
+
+
+def test_writable_data_folder_is_not_written(tmp_path, monkeypatch):
+    """A writable data folder (a fresh clone's ../shared/data) is only read: the raw files are copied to the
+    cache, where Planetoid writes processed/."""
+    data = tmp_path / "data" / "planetoid" / "Cora" / "raw"
+    data.mkdir(parents=True)
+    for f in raw_file_names("Cora"):
+        (data / f).write_bytes(b"x")
+    before = _tree(tmp_path / "data")
+    root = prepare_root("Cora", tmp_path / "data", tmp_path / "cache", download=False)
+    assert root == tmp_path / "cache"
+    assert sorted(p.name for p in (root / "Cora" / "raw").iterdir()) == sorted(raw_file_names("Cora"))
+    assert _tree(tmp_path / "data") == before
+    # the default cache is not the data folder, also when $HVAE_EXT_DATA names the data folder
+    monkeypatch.setenv("HVAE_EXT_DATA", str(tmp_path / "data"))
+    assert prepare_root("Cora", None, download=False) == tmp_path / "xdg" / "hvae_ext" / "planetoid"
+    assert _tree(tmp_path / "data") == before
 
 
 def test_raw_files_copied_from_read_only_folder(tmp_path):

@@ -15,9 +15,10 @@ import torch
 from hvae_ext.experiments import mnist as mx
 from hvae_ext.experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, load_mnist, read_idx
 from hvae_ext.models.vae import NVAE, SVAE
+from hvae_ext.testing import data_root
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
+SHARED_MNIST = data_root() / "MNIST" / "raw"
 
 
 def _mnist_dir() -> Path | None:

@@ -15,9 +15,15 @@ class DatasetUnavailableError(RuntimeError):
 
 
 def default_data_root() -> Path:
-    """``$HVAE_EXT_DATA`` or ``$XDG_CACHE_HOME/hvae_ext/planetoid`` (``~/.cache/hvae_ext/planetoid``)."""
+    """``$HVAE_EXT_DATA`` (the data folder), else the cache folder (:func:`default_cache_root`)."""
     if os.environ.get("HVAE_EXT_DATA"):
         return Path(os.environ["HVAE_EXT_DATA"]).expanduser()
+    return default_cache_root()
+
+
+def default_cache_root() -> Path:
+    """``$XDG_CACHE_HOME/hvae_ext/planetoid`` (``~/.cache/hvae_ext/planetoid``): the folder Planetoid writes
+    into (raw copies, ``processed/``, downloads)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
     return cache / "hvae_ext" / "planetoid"
 
@@ -38,26 +44,21 @@ def find_raw_dir(root: Path, name: str) -> Path | None:
     return None
 
 
-def _writable(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
-
-
 def prepare_root(name: str, data_root: str | os.PathLike | None, cache_root: str | os.PathLike | None = None,
                  download: bool = True) -> Path:
-    """Returns a writable Planetoid root (``root/name/raw`` present, or to be downloaded into).
+    """Returns the cache folder to give Planetoid (``cache/name/raw`` present, or to be downloaded into).
 
-    Raw files found under ``data_root`` are used in place when their dataset folder is writable, and else
-    copied to ``cache_root/name/raw`` first (Planetoid writes ``processed/`` beside ``raw/``).
+    The data folder is only read: raw files found under ``data_root`` (or already in the cache) are copied to
+    ``cache_root/name/raw`` (Planetoid writes ``processed/`` beside ``raw/``), so a read-only or shared data
+    folder never receives ``processed/`` files. ``cache_root`` defaults to :func:`default_cache_root`.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     root = Path(data_root).expanduser() if data_root is not None else default_data_root()
-    cache = Path(cache_root).expanduser() if cache_root is not None else default_data_root()
-    raw = find_raw_dir(root, name)
+    cache = Path(cache_root).expanduser() if cache_root is not None else default_cache_root()
+    target = cache / name / "raw"
+    raw = find_raw_dir(root, name) or find_raw_dir(cache, name)
     if raw is not None:
-        if raw.name == "raw" and raw.parent.name == name and _writable(raw.parent):
-            return raw.parent.parent
-        target = cache / name / "raw"
         if raw.resolve() != target.resolve():
             target.mkdir(parents=True, exist_ok=True)
             for f in raw_file_names(name):
@@ -67,7 +68,7 @@ def prepare_root(name: str, data_root: str | os.PathLike | None, cache_root: str
         return cache
     if not download:
         raise DatasetUnavailableError(_missing_message(name, root))
-    return root
+    return cache
 
 
 def _missing_message(name: str, root: Path, cause: BaseException | None = None) -> str:
