@@ -228,8 +228,11 @@ def test_command_writes_run_files_and_report(tmp_path):
     assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).epochs == 500
     # no absolute paths of this machine in the record
     assert str(tmp_path) not in json.dumps(rec) and str(REPO) not in json.dumps(rec)
-    for key in ("torch", "hvae_ext", "python", "numpy", "git_commit"):
+    for key in ("torch", "hvae_ext", "python", "numpy", "hvae_ext_library"):
         assert key in rec["versions"]
+    # provenance: the source tree's commit (None outside a git checkout) and the compiled library's hash
+    assert set(rec["provenance"]["git"]) == {"commit", "dirty"}
+    assert len(rec["provenance"]["library_sha256"]) == 64
     assert rec["device"]["device"] in ("cpu", "cuda") and rec["device"]["torch_threads"] == 1
     h = rec["history"]
     assert 1 <= len(h["train_elbo"]) <= 2 and len(h["val_elbo"]) == len(h["train_elbo"])

@@ -1,12 +1,67 @@
-"""Pieces shared by the experiment commands (link prediction, MNIST): the ``--seeds`` syntax, the device
-record of a run file, and the device synchronization that makes wall-clock timings honest on CUDA."""
+"""Pieces shared by the experiment commands (link prediction, MNIST): their common arguments (``--seeds``,
+``--out``, ``--device``, ...), the run record (configuration, versions, device, provenance without paths of
+the machine) and its writing, and the device synchronization that makes wall-clock timings honest on CUDA."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import os
 import platform
+import sys
+from pathlib import Path
 
 import torch
+
+
+def add_common_arguments(p: argparse.ArgumentParser, *, out: str, threads: int, tag_help: str) -> None:
+    """``--out``, ``--tag``, ``--device``, ``--threads`` and ``--no-progress`` (``--seeds`` and ``--lr`` are
+    added by each command where it fits its help)."""
+    p.add_argument("--out", default=out, help="folder for the JSON files")
+    p.add_argument("--tag", default="", help=tag_help)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=threads, help="torch.set_num_threads (0: leave as is)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+def validate_common(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Checks ``--lr`` and ``--threads``, parses ``--seeds`` into ``args.seed_list`` and resolves
+    ``--device auto``; errors name the argument (``p.error``: exit status 2)."""
+    if not (args.lr > 0 and math.isfinite(args.lr)):
+        p.error(f"--lr must be positive, got {args.lr}")
+    if args.threads < 0:
+        p.error(f"--threads must be >= 0, got {args.threads}")
+    try:
+        args.seed_list = parse_seeds(args.seeds)
+    except ValueError as exc:
+        p.error(f"--seeds: {exc}")
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def set_threads(args: argparse.Namespace) -> torch.device:
+    """Applies ``--threads`` (0: torch's default) and returns the run's device."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device)
+
+
+def run_config(args: argparse.Namespace, drop: tuple[str, ...], argv: list[str] | None, **extra) -> dict:
+    """The ``config`` of a run record: the parsed arguments without the derived ones in ``drop``, ``extra``
+    and the command line (``sys.argv[1:]`` when ``argv`` is None)."""
+    config = {k: v for k, v in vars(args).items() if k not in drop}
+    config.update(extra)
+    config["argv"] = list(sys.argv[1:] if argv is None else argv)
+    return config
+
+
+def write_record(path: Path, record: dict) -> None:
+    """Writes the run record atomically as JSON, with :func:`finalize_record`'s provenance and portable
+    paths."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(finalize_record(record), indent=1))
+    os.replace(tmp, path)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -115,20 +170,42 @@ def git_commit(root: str | None = None) -> dict:
         return {"commit": None, "dirty": None}
 
 
+def loaded_library() -> str | None:
+    """The file of the compiled hvae_ext library loaded in this process (None if it cannot be told)."""
+    from .._ops import ops  # noqa: F401  (loads the library)
+
+    libs = sorted(p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p)
+    if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):
+        libs = [sys.modules["hvae_ext._C"].__file__]  # the installed package's extension module
+    return libs[0] if libs else None
+
+
 def library_sha256() -> str | None:
     """sha256 of the compiled hvae_ext library that is loaded in this process."""
     import hashlib
-    import sys
 
-    from .._ops import ops  # noqa: F401  (loads the library)
-
-    libs = [p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p]
-    if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):
-        libs = [sys.modules["hvae_ext._C"].__file__]
-    if not libs:
+    lib = loaded_library()
+    if lib is None:
         return None
-    with open(libs[0], "rb") as fh:
+    with open(lib, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()
+
+
+def library_versions(*extra: str) -> dict:
+    """The ``versions`` of a run record: Python, torch, numpy, hvae_ext (its package and compiled library
+    files; made portable when written) and the modules named in ``extra`` (e.g. ``"torch_geometric"``)."""
+    import importlib
+
+    import numpy
+
+    import hvae_ext
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                "hvae_ext": hvae_ext.__version__, "hvae_ext_file": hvae_ext.__file__,
+                "hvae_ext_library": loaded_library()}
+    for name in extra:
+        versions[name] = importlib.import_module(name).__version__
+    return versions
 
 
 def finalize_record(record: dict) -> dict:

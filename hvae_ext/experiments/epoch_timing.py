@@ -2,17 +2,17 @@
 
     python -m hvae_ext.experiments.epoch_timing --dataset Cora --steps 100 --out results/link_prediction/timing
 
-Both models are built on the same split with the experiment's defaults; their training steps (encode,
-sample, loss with fresh negatives, backward, Adam step) alternate N, S, S, N, ... so that both see the
-same machine load. Each step is followed by the epoch's validation pass (eval-mode encode, AUC/AP on the
-validation edges), timed apart, so both the training step and the whole epoch are measured. Writes
-``timing_<Dataset>.json`` with every time, the medians and their ratios.
+Both models are built on the same split with the experiment's defaults; their training steps (the
+experiment's own :func:`~hvae_ext.experiments.training.vgae_train_step`: encode, sample, loss with fresh
+negatives, backward, Adam step) alternate N, S, S, N, ... so that both see the same machine load. Each step
+is followed by the epoch's validation pass (eval-mode encode, AUC/AP on the validation edges), timed apart,
+so both the training step and the whole epoch are measured. Writes ``timing_<Dataset>.json`` with every
+time, the medians and their ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from . import link_prediction as lp
-from .common import finalize_record, synchronize
+from .common import library_versions, set_threads, synchronize, write_record
+from .training import vgae_scores, vgae_train_step
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"--steps must be positive, got {a.steps}")
     if a.warmup < 0:
         p.error(f"--warmup must be >= 0, got {a.warmup}")
+    if a.threads < 0:
+        p.error(f"--threads must be >= 0, got {a.threads}")
     base = ["--dataset", a.dataset, "--model", "n-vgae,s-vgae", "--latent-dim", str(a.latent_dim),
             "--device", a.device] + (["--data-root", a.data_root] if a.data_root else []) + \
         (["--cache-root", a.cache_root] if a.cache_root else []) + \
@@ -47,9 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = lp.build_parser()
     args = parser.parse_args(base)
     lp.validate_args(parser, args)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    device = torch.device(args.device)
+    args.threads = a.threads
+    device = set_threads(args)
     _, *splits = lp.split_data(args.dataset, 0, args)
     train_data, val_data = splits[0].to(device), splits[1].to(device)
     models, opts, times, epoch_times = {}, {}, {}, {}
@@ -64,18 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
         model, opt = models[name], opts[name]
         synchronize(device)
         t0 = time.perf_counter()
-        opt.zero_grad()
-        z = model.encode(train_data.x, train_data.edge_index)
-        loss = model.recon_loss(z, train_data.pos_edge_label_index) + model.kl_loss() / train_data.num_nodes
-        loss.backward()
-        opt.step()
+        vgae_train_step(model, opt, train_data, args.kl_weight, args.neg_ratio)
         synchronize(device)
         t1 = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            z = model.encode(train_data.x, train_data.edge_index)
-            model.test(z, val_data.pos_edge_label_index, val_data.neg_edge_label_index)
-        model.train()
+        vgae_scores(model, train_data, val_data)
         synchronize(device)
         return t1 - t0, time.perf_counter() - t0
 
@@ -89,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     mn, ms = statistics.median(times["n-vgae"]), statistics.median(times["s-vgae"])
     ratios = sorted(s / n for n, s in zip(times["n-vgae"], times["s-vgae"]))
     rec = {"dataset": args.dataset, "latent_dim": args.latent_dim, "steps": a.steps, "device": str(device),
-           "threads": torch.get_num_threads(), "versions": lp.library_versions(), "median_n_s": mn,
+           "threads": torch.get_num_threads(), "versions": library_versions(*lp.VERSIONED_MODULES), "median_n_s": mn,
            "median_s_s": ms, "ratio_median": ms / mn, "median_of_pairwise_ratios": ratios[len(ratios) // 2],
            "mean_n_s": statistics.fmean(times["n-vgae"]), "mean_s_s": statistics.fmean(times["s-vgae"]),
            "median_epoch_n_s": statistics.median(epoch_times["n-vgae"]),
@@ -100,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"timing_{args.dataset}.json"
-    path.write_text(json.dumps(finalize_record(rec), indent=1))  # relative paths, git commit, library hash
+    write_record(path, rec)  # relative paths, git commit, library hash
     print(f"{args.dataset}: N-VGAE step {1e3 * mn:.1f} ms, S-VGAE step {1e3 * ms:.1f} ms, S/N = {ms / mn:.2f}; "
           f"with validation: {1e3 * rec['median_epoch_n_s']:.1f} / {1e3 * rec['median_epoch_s_s']:.1f} ms, "
           f"S/N = {rec['epoch_ratio_median']:.2f} -> {path}")

@@ -18,24 +18,23 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from .common import device_info, finalize_record, parse_seeds, synchronize  # noqa: F401  (parse_seeds: public here too)
+from .common import (add_common_arguments, device_info, library_versions, parse_seeds,  # noqa: F401  (parse_seeds: public here too)
+                     run_config, set_threads, synchronize, validate_common, write_record)
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
+from .training import vgae_scores, vgae_train_step
 
 MODELS = ("n-vgae", "s-vgae")
 # per-model defaults, chosen on the validation split (results/link_prediction/notes.md)
 DEFAULT_DROPOUT = {"n-vgae": 0.5, "s-vgae": 0.2}
 DEFAULT_EPOCHS = {"n-vgae": 600, "s-vgae": 400}
-
-
+VERSIONED_MODULES = ("torch_geometric", "sklearn")  # recorded in each run file beside torch and hvae_ext
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,11 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-root", default=None,
                    help="writable folder raw files are copied to when --data-root is read-only")
     p.add_argument("--no-download", action="store_true", help="never try to download")
-    p.add_argument("--out", default="results/link_prediction/runs", help="folder for the JSON files")
-    p.add_argument("--tag", default="", help="label for tuning runs (kept apart in the report)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave as is)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    add_common_arguments(p, out="results/link_prediction/runs", threads=0,
+                         tag_help="label for tuning runs (kept apart in the report)")
     return p
 
 
@@ -97,8 +93,6 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--latent-dim must be >= 2 for s-vgae (the sphere S^(d-1) lives in R^d), got {args.latent_dim}")
     if args.hidden_dim < 1:
         p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        p.error(f"--lr must be positive, got {args.lr}")
     if args.kl_weight < 0:
         p.error(f"--kl-weight must be >= 0, got {args.kl_weight}")
     if args.neg_ratio < 1:
@@ -109,32 +103,7 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--decoder-scale must be > 0, got {args.decoder_scale}")
     if args.dropout is not None and not 0 <= args.dropout < 1:
         p.error(f"--dropout must be in [0, 1), got {args.dropout}")
-    try:
-        args.seed_list = parse_seeds(args.seeds)
-    except ValueError as exc:
-        p.error(f"--seeds: {exc}")
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def library_versions() -> dict:
-    import numpy
-    import sklearn
-    import torch_geometric
-
-    import hvae_ext
-
-    from .._ops import ops  # noqa: F401  (loads the compiled library)
-
-    libs = sorted(p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p)
-    if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):
-        libs = [sys.modules["hvae_ext._C"].__file__]  # the installed package's extension module
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torch_geometric": torch_geometric.__version__, "hvae_ext": hvae_ext.__version__,
-            "hvae_ext_file": hvae_ext.__file__, "hvae_ext_library": libs[0] if libs else None,
-            "numpy": numpy.__version__, "sklearn": sklearn.__version__}
-
-
+    validate_common(p, args)
 
 
 def split_data(dataset_name: str, seed: int, args) -> tuple:
@@ -179,44 +148,50 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-
-
 def train_run(model_name: str, seed: int, splits, args, device: torch.device, progress: bool = True) -> dict:
     """Trains one model on one split; returns the run record (without configuration and versions)."""
-    from torch_geometric.utils import negative_sampling
-    from tqdm.auto import tqdm
-
     train_data, val_data, test_data = (s.to(device) for s in splits)
     seed_everything(seed)
     model = build_model(model_name, train_data.num_features, args).to(device)
+    t_run = time.perf_counter()
+    history, best = _fit(model, model_name, seed, train_data, val_data, args, device, progress)
+    total = time.perf_counter() - t_run
+    model.load_state_dict(best["state"])
+    test_auc, test_ap, z = vgae_scores(model, train_data, test_data)
+    if not torch.isfinite(z).all():
+        raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: non-finite embeddings")
+    train_times = sorted(history["train_time_s"][1:] or history["train_time_s"])
+    return {"test_auc": float(test_auc), "test_ap": float(test_ap), "best_epoch": best["epoch"],
+            "best_val_auc": best["val_auc"], "best_val_ap": best["val_ap"],
+            "median_train_time_s": train_times[len(train_times) // 2],
+            "median_epoch_time_s": sorted(history["epoch_time_s"])[len(history["epoch_time_s"]) // 2],
+            "total_time_s": total, "history": history,
+            "num_nodes": int(train_data.num_nodes), "num_train_edges": int(train_data.pos_edge_label_index.size(1)),
+            "num_val_edges": int(val_data.pos_edge_label_index.size(1)),
+            "num_test_edges": int(test_data.pos_edge_label_index.size(1))}
+
+
+def _fit(model, model_name: str, seed: int, train_data, val_data, args, device: torch.device,
+         progress: bool) -> tuple[dict, dict]:
+    """The epochs of one run (a training step, then the validation pass); returns the history and the best
+    epoch by validation AUC (its scores and a copy of its parameters)."""
+    from tqdm.auto import tqdm
+
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    num_nodes = train_data.num_nodes
     history = {"epoch": [], "loss": [], "recon_loss": [], "kl_loss": [], "val_auc": [], "val_ap": [],
                "train_time_s": [], "epoch_time_s": []}
+    if model_name == "s-vgae":
+        history.update(kappa_mean=[], decoder_scale=[], decoder_bias=[])
     best = {"val_auc": -1.0, "epoch": 0, "state": None}
-    extra_hist: dict[str, list] = {}
-    bar = tqdm(range(1, model_epochs(model_name, args) + 1), desc=f"{args.dataset} {model_name} seed {seed}", leave=False,
-               disable=not progress, dynamic_ncols=True)
-    t_run = time.perf_counter()
+    bar = tqdm(range(1, model_epochs(model_name, args) + 1), desc=f"{args.dataset} {model_name} seed {seed}",
+               leave=False, disable=not progress, dynamic_ncols=True)
     for epoch in bar:
         synchronize(device)
         t0 = time.perf_counter()
-        model.train()
-        opt.zero_grad()
-        z = model.encode(train_data.x, train_data.edge_index)
-        pos = train_data.pos_edge_label_index
-        neg = negative_sampling(pos, num_nodes, num_neg_samples=args.neg_ratio * pos.size(1))
-        recon = model.recon_loss(z, pos, neg)
-        kl = model.kl_loss()
-        loss = recon + (args.kl_weight / num_nodes) * kl
-        loss.backward()
-        opt.step()
+        loss, recon, kl = vgae_train_step(model, opt, train_data, args.kl_weight, args.neg_ratio)
         synchronize(device)
         t1 = time.perf_counter()
-        model.eval()
-        with torch.no_grad():
-            z = model.encode(train_data.x, train_data.edge_index)
-            val_auc, val_ap = model.test(z, val_data.pos_edge_label_index, val_data.neg_edge_label_index)
+        val_auc, val_ap, _ = vgae_scores(model, train_data, val_data)
         t2 = time.perf_counter()
         loss_v = float(loss.detach())
         if not math.isfinite(loss_v):
@@ -226,34 +201,15 @@ def train_run(model_name: str, seed: int, splits, args, device: torch.device, pr
                          ("train_time_s", t1 - t0), ("epoch_time_s", t2 - t0)):
             history[key].append(val)
         if model_name == "s-vgae":
-            kappa = model.__kappa__.detach()
-            extra_hist.setdefault("kappa_mean", []).append(float(kappa.mean()))
-            extra_hist.setdefault("decoder_scale", []).append(float(model.decoder.scale.detach()))
-            extra_hist.setdefault("decoder_bias", []).append(float(model.decoder.bias.detach()))
+            history["kappa_mean"].append(float(model.__kappa__.detach().mean()))
+            history["decoder_scale"].append(float(model.decoder.scale.detach()))
+            history["decoder_bias"].append(float(model.decoder.bias.detach()))
         if val_auc > best["val_auc"]:
             best = {"val_auc": float(val_auc), "val_ap": float(val_ap), "epoch": epoch,
                     "state": copy.deepcopy(model.state_dict())}
         bar.set_postfix(loss=f"{loss_v:.3f}", val_auc=f"{val_auc:.3f}")
     bar.close()
-    total = time.perf_counter() - t_run
-    model.load_state_dict(best["state"])
-    model.eval()
-    with torch.no_grad():
-        z = model.encode(train_data.x, train_data.edge_index)
-        test_auc, test_ap = model.test(z, test_data.pos_edge_label_index, test_data.neg_edge_label_index)
-        last_z = z
-    if not torch.isfinite(last_z).all():
-        raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: non-finite embeddings")
-    history.update(extra_hist)
-    train_times = sorted(history["train_time_s"][1:] or history["train_time_s"])
-    return {"test_auc": float(test_auc), "test_ap": float(test_ap), "best_epoch": best["epoch"],
-            "best_val_auc": best["val_auc"], "best_val_ap": best["val_ap"],
-            "median_train_time_s": train_times[len(train_times) // 2],
-            "median_epoch_time_s": sorted(history["epoch_time_s"])[len(history["epoch_time_s"]) // 2],
-            "total_time_s": total, "history": history,
-            "num_nodes": int(num_nodes), "num_train_edges": int(train_data.pos_edge_label_index.size(1)),
-            "num_val_edges": int(val_data.pos_edge_label_index.size(1)),
-            "num_test_edges": int(test_data.pos_edge_label_index.size(1))}
+    return history, best
 
 
 def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "") -> str:
@@ -265,12 +221,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(parser, args)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = set_threads(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    versions = library_versions()
+    versions = library_versions(*VERSIONED_MODULES)
     records = []
     for seed in args.seed_list:
         try:
@@ -280,14 +234,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit(2) from None
         for model_name in args.models:
             result = train_run(model_name, seed, splits, args, device, progress=not args.no_progress)
-            config = {k: v for k, v in vars(args).items() if k not in ("models", "seed_list")}
-            config.update(model=model_name, seed=seed, dropout=model_dropout(model_name, args),
-                          epochs=model_epochs(model_name, args),
-                          split="RandomLinkSplit 85/5/10",
-                          models_in_process=args.models, argv=sys.argv if argv is None else argv)
+            config = run_config(args, ("models", "seed_list"), argv, model=model_name, seed=seed,
+                                dropout=model_dropout(model_name, args), epochs=model_epochs(model_name, args),
+                                split="RandomLinkSplit 85/5/10", models_in_process=args.models)
             record = {"config": config, "versions": versions, "device": device_info(device), **result}
             path = out / run_file_name(args.dataset, model_name, args.latent_dim, seed, args.tag)
-            path.write_text(json.dumps(finalize_record(record), indent=1))  # relative paths, git commit, library hash
+            write_record(path, record)
             records.append(record)
             print(f"{args.dataset} {model_name} d={args.latent_dim} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
                   f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "

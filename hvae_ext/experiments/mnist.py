@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -46,8 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import device_info, finalize_record, parse_seeds, synchronize
+from .common import (add_common_arguments, device_info, library_versions, run_config, set_threads, synchronize,
+                     validate_common, write_record)
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
+from .training import vae_train_step
 
 MODELS = ("n-vae", "s-vae")
 DIM_CONVENTIONS = ("paper", "ambient")
@@ -70,7 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None,
                    help=f"folder with the MNIST idx files (DIR, DIR/raw or DIR/MNIST/raw holding "
                         f"train-images-idx3-ubyte.gz, ...); default: ${ENV_VAR}")
-    p.add_argument("--out", default="results/mnist/paper", help="folder for the JSON files")
     p.add_argument("--epochs", type=int, default=500, help="maximum number of epochs")
     p.add_argument("--patience", type=int, default=50,
                    help="stop after this many epochs without a better validation ELBO")
@@ -84,7 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images (0: all)")
     p.add_argument("--train-images", type=int, default=0,
                    help="train on the first N images of the training split (0: all 50,000; for quick checks)")
-    p.add_argument("--tag", default="", help="label for exploratory runs (kept apart in the report)")
     p.add_argument("--batch-seeds", action="store_true",
                    help="train all --seeds together as one batched model (one process, batched matmuls)")
     p.add_argument("--time-budget", type=float, default=0.0,
@@ -92,9 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for a per-epoch checkpoint of each call (for --resume)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0: leave as is)")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    add_common_arguments(p, out="results/mnist/paper", threads=1,
+                         tag_help="label for exploratory runs (kept apart in the report)")
     return p
 
 
@@ -120,26 +117,19 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--time-budget must be >= 0 minutes, got {args.time_budget}")
     if args.resume and not args.checkpoint_dir:
         p.error("--resume needs --checkpoint-dir (the folder holding the checkpoint)")
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        p.error(f"--lr must be positive, got {args.lr}")
     if not args.kappa_floor >= 0:
         p.error(f"--kappa-floor must be >= 0, got {args.kappa_floor}")
     if args.is_samples < 1:
         p.error(f"--is-samples must be a positive integer, got {args.is_samples}")
     if args.test_images < 0 or args.train_images < 0:
         p.error("--test-images and --train-images must be >= 0 (0: all)")
-    if args.threads < 0:
-        p.error(f"--threads must be >= 0, got {args.threads}")
     try:
         args.hidden_widths = [int(h) for h in args.hidden.split(",") if h.strip()]
     except ValueError:
         p.error(f"--hidden must be a comma list of positive integers, got {args.hidden!r}")
     if not args.hidden_widths or min(args.hidden_widths) < 1:
         p.error(f"--hidden must be a comma list of positive integers, got {args.hidden!r}")
-    try:
-        args.seed_list = parse_seeds(args.seeds)
-    except ValueError as exc:
-        p.error(f"--seeds: {exc}")
+    validate_common(p, args)
     if args.data_root is None and not os.environ.get(ENV_VAR):
         p.error(f"--data-root is required (a folder holding the MNIST idx files "
                 f"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
@@ -147,56 +137,6 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
         p.error(f"--data-root {args.data_root} is not a folder: pass the folder holding the MNIST idx files "
                 f"(train-images-idx3-ubyte.gz, ...), directly or in MNIST/raw")
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def library_versions() -> dict:
-    import hvae_ext
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "hvae_ext": hvae_ext.__version__, "hvae_ext_file": _portable_path(hvae_ext.__file__),
-            "git_commit": _git_commit(),
-            "hvae_ext_library": _loaded_library()}
-
-
-def _git_commit() -> str | None:
-    """The commit of the source tree the experiment code was run from (None outside a git checkout)."""
-    import subprocess
-
-    try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10)
-        if out.returncode == 0:
-            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
-
-
-def _loaded_library() -> dict | None:
-    """Path, modification time and sha256 of the compiled library that was loaded (it may be rebuilt
-    between runs)."""
-    import hashlib
-
-    try:
-        for lib in torch.ops.loaded_libraries:
-            if "hvae_ext" in lib:
-                data = Path(lib).read_bytes()
-                return {"path": Path(lib).name, "sha256": hashlib.sha256(data).hexdigest(),
-                        "mtime_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(os.path.getmtime(lib)))}
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        from .. import _C  # installed package
-
-        return {"path": _C.__file__}
-    except ImportError:  # pragma: no cover
-        return None
-
-
 
 
 def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_images: int = 0) -> dict:
@@ -266,8 +206,6 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
             "test_elbo": float(cat["elbo"].mean()), "test_recon": float(cat["recon"].mean()),
             "test_kl": float(cat["kl"].mean()), "test_elbo_mc": float(cat["elbo_mc"].mean()),
             "num_test_images": len(ll), "is_samples": num_samples}
-
-
 
 
 def kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
@@ -342,6 +280,8 @@ def _binarized_batch(x_train, perms, i, batch_size, gen):
 
 def _train_group(members: _Members, seeds: list[int], data: dict, args, device: torch.device,
                  progress: bool) -> list[dict]:
+    """Trains the members of one call epoch by epoch (training, validation, early stopping per member,
+    a checkpoint per epoch with ``--checkpoint-dir``); returns each member's history and best state."""
     from tqdm.auto import tqdm
 
     E, model = len(seeds), members.model
@@ -352,8 +292,7 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
     gens = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     noise = gens[0] if E == 1 else torch.Generator(device=device).manual_seed(seeds[0] + 7_919)
     streams = gens if E == 1 else gens + [noise]
-    x_train = data["train"]
-    n = len(x_train)
+    n = len(data["train"])
     steps_per_epoch = math.ceil(n / args.batch_size)
     state = {"epoch": 0, "step": 0, "train_time_s": 0.0,
              "history": [_new_history(args.model) for _ in range(E)],
@@ -361,16 +300,7 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
              "stopped": [None] * E}
     ckpt = _checkpoint_path(args, seeds)
     if args.resume and ckpt is not None and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
-        for g, gs in zip(streams, saved["generators"]):
-            g.set_state(gs)
-        torch.set_rng_state(saved["torch_rng"])
-        if saved.get("cuda_rng") is not None and device.type == "cuda":
-            torch.cuda.set_rng_state(saved["cuda_rng"], device)
-        state = saved["state"]
-        print(f"resumed {ckpt.name} at epoch {state['epoch']}", flush=True)
+        state = _load_checkpoint(ckpt, model, opt, streams, device)
     budget_s = args.time_budget * 60.0
     bar = tqdm(range(state["epoch"] + 1, args.epochs + 1), leave=False, disable=not progress, dynamic_ncols=True,
                desc=f"MNIST {args.model} d={args.latent_dim} seeds {','.join(map(str, seeds))}")
@@ -382,29 +312,10 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
             break
         synchronize(device)
         t0 = time.perf_counter()
-        model.train()
-        perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])  # (E, n)
-        sums = torch.zeros(E, 3, dtype=torch.float64, device=device)  # on the device: no host sync per step
-        weight_sum = 0.0
-        for i in range(0, n, args.batch_size):
-            beta = kl_weight(state["step"], steps_per_epoch, args.warmup_epochs)
-            xb = _binarized_batch(x_train, perms, i, args.batch_size, noise)
-            objective, elbo, recon, kl = members.elbo(xb if members.batched else xb[0], beta)
-            loss = -objective.mean(-1).sum()  # a sum over members keeps their gradients apart
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sums += torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).detach().double()
-            weight_sum += beta * xb.shape[1]
-            state["step"] += 1
+        sums, weight_sum = _train_epoch(members, opt, data["train"], gens, noise, state, steps_per_epoch, args)
         synchronize(device)
         t1 = time.perf_counter()
-        val = _member_elbos(members, data["val"])  # (E, 3)
-        kappa_medians = None
-        if args.model == "s-vae":
-            with torch.no_grad():
-                kappa = members.model.posterior(data["val"][:1000]).concentration
-            kappa_medians = kappa.reshape(E, -1).median(-1).values.tolist()
+        val, kappa_medians = _validate(members, data["val"], args.model, E)
         t2 = time.perf_counter()
         state["train_time_s"] += t1 - t0
         state["epoch"] = epoch
@@ -416,17 +327,66 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
         b = state["best"]
         bar.set_postfix(best=" ".join(f"{b[e]['val_elbo']:.2f}@{b[e]['epoch']}" for e in range(E)))
         if ckpt is not None:
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_name(ckpt.name + ".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                        "generators": [g.get_state() for g in streams], "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
-            os.replace(tmp, ckpt)
+            _save_checkpoint(ckpt, model, opt, state, streams, device)
     bar.close()
     return [{"history": state["history"][e], "best_epoch": state["best"][e]["epoch"],
              "best_val_elbo": state["best"][e]["val_elbo"], "best_state": state["best"][e]["state"],
              "epochs_run": len(state["history"][e]["epoch"]), "stopped": state["stopped"][e] or "max epochs",
              "train_time_s": state["train_time_s"], "steps_per_epoch": steps_per_epoch} for e in range(E)]
+
+
+def _train_epoch(members: _Members, opt, x_train, gens, noise, state: dict, steps_per_epoch: int,
+                 args) -> tuple[torch.Tensor, float]:
+    """One pass over each member's own permutation of the training images; returns the sums of (ELBO,
+    recon, KL) per member, (E, 3) on the device (no host sync per step), and the sum of the KL weights."""
+    E, n, device = len(gens), len(x_train), x_train.device
+    members.model.train()
+    perms = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])  # (E, n)
+    sums = torch.zeros(E, 3, dtype=torch.float64, device=device)
+    weight_sum = 0.0
+    for i in range(0, n, args.batch_size):
+        beta = kl_weight(state["step"], steps_per_epoch, args.warmup_epochs)
+        xb = _binarized_batch(x_train, perms, i, args.batch_size, noise)
+        elbo, recon, kl = vae_train_step(members, opt, xb, beta)
+        sums += torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).detach().double()
+        weight_sum += beta * xb.shape[1]
+        state["step"] += 1
+    return sums, weight_sum
+
+
+def _validate(members: _Members, x_val: torch.Tensor, model_name: str, E: int):
+    """Each member's mean (ELBO, recon, KL) on the validation images, (E, 3), and for the S-VAE the median
+    posterior concentration of each member on the first 1000 of them."""
+    val = _member_elbos(members, x_val)
+    if model_name != "s-vae":
+        return val, None
+    with torch.no_grad():
+        kappa = members.model.posterior(x_val[:1000]).concentration
+    return val, kappa.reshape(E, -1).median(-1).values.tolist()
+
+
+def _load_checkpoint(ckpt: Path, model, opt, streams, device: torch.device) -> dict:
+    """Restores the model, the optimizer and every random stream from ``ckpt``; returns the training state."""
+    saved = torch.load(ckpt, map_location=device, weights_only=False)
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["optimizer"])
+    for g, gs in zip(streams, saved["generators"]):
+        g.set_state(gs)
+    torch.set_rng_state(saved["torch_rng"])
+    if saved.get("cuda_rng") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    print(f"resumed {ckpt.name} at epoch {saved['state']['epoch']}", flush=True)
+    return saved["state"]
+
+
+def _save_checkpoint(ckpt: Path, model, opt, state: dict, streams, device: torch.device) -> None:
+    """Writes (atomically) what :func:`_load_checkpoint` needs to continue after this epoch."""
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
+                "generators": [g.get_state() for g in streams], "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
+    os.replace(tmp, ckpt)
 
 
 def _record_epoch(state, e, epoch, train, val, mean_weight, times, kappa_median, members, args, seed) -> None:
@@ -481,19 +441,11 @@ def run_file_name(model: str, latent_dim: int, seed: int, tag: str = "") -> str:
     return f"mnist_{model}_d{latent_dim}{tag_part}_seed{seed}"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate_args(parser, args)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = set_threads(args)
     try:
         raw = load_mnist(args.data_root)
     except MNISTUnavailableError as exc:
@@ -520,27 +472,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return records
 
 
-def _portable_path(path) -> str:
-    """A path relative to the working directory when it lies below it, else its last two parts (run files
-    hold no absolute paths of the machine they ran on)."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(Path(*path.parts[-2:]))
-
-
 def _write_run(result, means, seed, args, raw, data, versions, device, out: Path, argv) -> dict:
-    config = {k: v for k, v in vars(args).items() if k not in ("seed_list", "hidden_widths")}
-    config.update(experiment="mnist", seed=seed, hidden=args.hidden_widths, data_folder=_portable_path(raw["folder"]),
-                  split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
-                        f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
-                  binarization="dynamic (train), fixed (validation, test)",
-                  kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs",
-                  argv=[_portable_path(a) if os.path.isabs(a) else a for a in (sys.argv[1:] if argv is None else argv)])
-    for key in ("data_root", "out", "checkpoint_dir"):
-        if config.get(key):
-            config[key] = _portable_path(config[key])
+    """Writes the run file (and, for an ambient dimension <= 3, the test latent means); returns the record."""
+    config = run_config(args, ("seed_list", "hidden_widths"), argv, experiment="mnist", seed=seed,
+                        hidden=args.hidden_widths, data_folder=str(Path(raw["folder"]).resolve()),
+                        split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
+                              f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
+                        binarization="dynamic (train), fixed (validation, test)",
+                        kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs")
     record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": args.ambient_dim,
               "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device), **result}
     stem = run_file_name(args.model, args.latent_dim, seed, args.tag)
@@ -552,7 +491,7 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
         os.replace(tmp, npz)
         record["latent_means_file"] = npz.name
     path = out / f"{stem}.json"
-    _write_atomic(path, json.dumps(finalize_record(record), indent=1))  # relative paths, git commit, library hash
+    write_record(path, record)  # relative paths, git commit, library hash
     print(f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
           f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
           f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "
