@@ -16,12 +16,13 @@ Runs with a ``--tag`` are tuning runs and are kept out of the main table and the
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
+                        write_markdown)
 
 # Test AUC / AP in % (mean over runs).
 PAPER = {  # Davidson et al. (2018), Table 3
@@ -45,38 +46,17 @@ def target(dataset: str, model: str) -> tuple[float, float] | None:
 
 
 def load_runs(root: Path) -> list[dict]:
-    runs = []
-    for path in sorted(root.rglob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and "config" in rec and "test_auc" in rec:
-            rec["_path"] = str(path.relative_to(root))
-            runs.append(rec)
-    return runs
+    return load_records(root, lambda rec: isinstance(rec, dict) and "config" in rec and "test_auc" in rec)
 
 
 def load_timings(root: Path) -> list[dict]:
-    out = []
-    for path in sorted(root.rglob("timing_*.json")):
-        rec = json.loads(path.read_text())
-        rec["_path"] = str(path.relative_to(root))
-        out.append(rec)
-    return out
+    """The ``timing_*.json`` files of :mod:`hvae_ext.experiments.epoch_timing`."""
+    return load_records(root, lambda rec: isinstance(rec, dict), pattern="timing_*.json")
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    m = statistics.fmean(values)
-    s = statistics.stdev(values) if len(values) > 1 else 0.0
-    return m, s
-
-
-def fmt(values: list[float], scale: float = 100.0) -> str:
-    m, s = mean_std([scale * v for v in values])
-    return "—" if math.isnan(m) else f"{m:.1f} ± {s:.1f}"
+def fmt(values: list[float]) -> str:
+    """Scores in [0, 1] as percent, ``"m ± s"`` with one decimal."""
+    return format_mean_std(values, digits=1, scale=100.0)
 
 
 def _order(ds: str) -> int:
@@ -260,21 +240,12 @@ def plot_paper_latent(groups, out: Path) -> Path | None:
     datasets = sorted({k[0] for k in dof}, key=_order)
     if not datasets:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         for m, color, label in (("n-vgae", "tab:blue", "N-VGAE, z in R^d"), ("s-vgae", "tab:red", "S-VGAE, z on S^d")):
-            pts = [(d, mean_std([100 * r["test_auc"] for r in dof[(ds, m, d)]])) for d in PAPER_DIMS
-                   if dof.get((ds, m, d))]
-            if pts:
-                ax.errorbar([d for d, _ in pts], [mu for _, (mu, _) in pts], yerr=[sd for _, (_, sd) in pts],
-                            marker="o", capsize=3, color=color, label=label)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(PAPER_DIMS, [str(d) for d in PAPER_DIMS])
+            errorbar_means(ax, [(d, _auc_percent(dof.get((ds, m, d), []))) for d in PAPER_DIMS], color, label)
+        log2_axis(ax, PAPER_DIMS)
         ax.set(xlabel="latent degrees of freedom d", ylabel="test AUC (%)", title=f"{ds}: equal degrees of freedom")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
@@ -306,12 +277,14 @@ def tuning_table(tagged_groups, untagged_groups) -> list[str]:
             "| NaN runs |", "|---|---|---|---|---:|---:|---:|---:|---:|"] + rows
 
 
-def plot_curves(groups, out: Path) -> list[Path]:
-    import matplotlib
+def _auc_percent(runs) -> list[float]:
+    return [100 * r["test_auc"] for r in runs]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_curves(groups, out: Path) -> list[Path]:
     import numpy as np
+
+    plt = pyplot()
 
     paths = []
     for ds in sorted({k[0] for k in groups}, key=_order):
@@ -345,28 +318,16 @@ def plot_latent(groups, out: Path) -> Path | None:
     dims = sorted({k[2] for k in groups})
     if len(dims) < 2:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     datasets = [ds for ds in sorted({k[0] for k in groups}, key=_order)
                 if sum((ds, m, d) in groups for m in MODEL_ORDER for d in dims) > 2]
     if not datasets:
         return None
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
-            xs, mus, sds = [], [], []
-            for d in dims:
-                rs = groups.get((ds, m, d))
-                if rs:
-                    mu, sd = mean_std([100 * r["test_auc"] for r in rs])
-                    xs.append(d), mus.append(mu), sds.append(sd)
-            if xs:
-                ax.errorbar(xs, mus, yerr=sds, marker="o", capsize=3, color=color, label=MODEL_LABEL[m])
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(dims, [str(d) for d in dims])
+            errorbar_means(ax, [(d, _auc_percent(groups.get((ds, m, d), []))) for d in dims], color, MODEL_LABEL[m])
+        log2_axis(ax, dims)
         ax.set(xlabel="ambient dimension d (size of z)", ylabel="test AUC (%)",
                title=f"{ds}: equal ambient dimension")
         ax.legend(loc="lower right")
@@ -443,29 +404,19 @@ def write_report(root: Path) -> Path:
                "counts them), with the best "
                "validation AUC/AP of each run; the test split played no part in the choice. \"(final default)\" "
                "rows are the main-table runs (10 seeds).", ""] + tu
-    notes = root / "notes.md"
-    if notes.is_file():
-        md += ["", notes.read_text().rstrip()]
-    path = root / "report.md"
-    path.write_text("\n".join(md) + "\n")
-    return path
+    return write_markdown(root, md)
+
+
+def write_any_report(root: Path) -> Path:
+    """The MNIST report (issue 8) when ``root`` holds MNIST N-VAE / S-VAE runs, else the link-prediction one."""
+    from . import report_mnist
+
+    return report_mnist.write_report(root) if report_mnist.has_mnist_runs(root) else write_report(root)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.report",
-                                description="Tables and plots from link-prediction run JSON files.")
-    p.add_argument("dir", help="folder with the run JSON files (searched recursively); outputs go there")
-    args = p.parse_args(argv)
-    root = Path(args.dir)
-    if not root.is_dir():
-        p.error(f"{root} is not a folder")
-    from . import report_mnist  # MNIST N-VAE / S-VAE runs (issue 8): their own report
-
-    if report_mnist.has_mnist_runs(root):
-        print(f"wrote {report_mnist.write_report(root)}")
-        return
-    path = write_report(root)
-    print(f"wrote {path}")
+    report_main(argv, "python -m hvae_ext.experiments.report",
+                "Tables and plots from link-prediction (or MNIST) run JSON files.", write_any_report)
 
 
 if __name__ == "__main__":

@@ -18,12 +18,13 @@ of the tables (listed apart).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 from collections import defaultdict
 from pathlib import Path
+
+from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
+                        write_markdown)
 
 # Davidson et al. (2018), Table 1: test log-likelihood (importance sampling), MNIST, higher is better.
 PAPER_LL = {
@@ -63,16 +64,7 @@ def _is_mnist_run(rec) -> bool:
 
 
 def load_runs(root: Path) -> list[dict]:
-    runs = []
-    for path in sorted(Path(root).rglob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if _is_mnist_run(rec):
-            rec["_path"] = path
-            runs.append(rec)
-    return runs
+    return load_records(Path(root), _is_mnist_run)
 
 
 def has_mnist_runs(root) -> bool:
@@ -80,16 +72,9 @@ def has_mnist_runs(root) -> bool:
     return bool(load_runs(Path(root)))
 
 
-def mean_std(values) -> tuple[float, float]:
-    values = list(values)
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def fmt(values, digits: int = 2) -> str:
-    m, s = mean_std(values)
-    return "—" if math.isnan(m) else f"{m:.{digits}f} ± {s:.{digits}f}".replace("-", "−")
+    """Nats, ``"m ± s"`` with ``digits`` decimals and typographic minus signs."""
+    return format_mean_std(values, digits, unicode_minus=True)
 
 
 def num(x: float, digits: int = 2, signed: bool = False) -> str:
@@ -219,54 +204,28 @@ def training_table(groups) -> list[str]:
     return lines
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_ll(groups, out: Path) -> Path | None:
     dims = sorted({d for _, d in groups if d in TABLE_DIMS})
     if not dims:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
-        xs, mus, sds = [], [], []
-        for d in dims:
-            rs = groups.get((m, d))
-            if rs:
-                mu, sd = mean_std(r["test_ll"] for r in rs)
-                xs.append(d), mus.append(mu), sds.append(sd)
-        if xs:
-            ax.errorbar(xs, mus, yerr=sds, marker="o", capsize=3, color=color,
-                        label=f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)")
+        errorbar_means(ax, [(d, [r["test_ll"] for r in groups.get((m, d), [])]) for d in dims], color,
+                       f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)")
         ax.plot(TABLE_DIMS, [PAPER_LL[(m, d)] for d in TABLE_DIMS], ls="--", marker="x", color=color, alpha=0.7,
                 label=f"{MODEL_LABEL[m]} (Davidson et al., Table 1)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(TABLE_DIMS, [str(d) for d in TABLE_DIMS])
+    log2_axis(ax, TABLE_DIMS)
     ax.set(xlabel="latent dimension d", ylabel="test log-likelihood (nats)",
            title="MNIST: importance-sampled test LL vs d")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     # the crossover: S - N per seed pair (same seed, same data order), mean +- std
-    xs, mus, sds = [], [], []
-    for d in dims:
-        n = {r["config"]["seed"]: r["test_ll"] for r in groups.get(("n-vae", d), [])}
-        diffs = [r["test_ll"] - n[r["config"]["seed"]] for r in groups.get(("s-vae", d), []) if r["config"]["seed"] in n]
-        if diffs:
-            mu, sd = mean_std(diffs)
-            xs.append(d), mus.append(mu), sds.append(sd)
-    if xs:
-        ax2.errorbar(xs, mus, yerr=sds, marker="o", capsize=3, color="k", label="ours (per seed, mean ± std)")
+    errorbar_means(ax2, [(d, _paired_differences(groups, d)) for d in dims], "k", "ours (per seed, mean ± std)")
     ax2.plot(TABLE_DIMS, [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS], ls="--",
              marker="x", color="0.5", label="Davidson et al., Table 1")
     ax2.axhline(0.0, color="0.7", lw=0.8)
-    ax2.set_xscale("log", base=2)
-    ax2.set_xticks(TABLE_DIMS, [str(d) for d in TABLE_DIMS])
+    log2_axis(ax2, TABLE_DIMS)
     ax2.set(xlabel="latent dimension d", ylabel="LL(S-VAE) − LL(N-VAE) (nats)",
             title="S-VAE minus N-VAE (> 0: S better)")
     ax2.grid(alpha=0.3)
@@ -278,13 +237,19 @@ def plot_ll(groups, out: Path) -> Path | None:
     return path
 
 
+def _paired_differences(groups, d: int) -> list[float]:
+    """Test LL of the S-VAE minus the N-VAE of the same seed (same data order), at d."""
+    n = {r["config"]["seed"]: r["test_ll"] for r in groups.get(("n-vae", d), [])}
+    return [r["test_ll"] - n[r["config"]["seed"]] for r in groups.get(("s-vae", d), []) if r["config"]["seed"] in n]
+
+
 def _latent(groups, model: str, d: int):
     import numpy as np
 
     for r in groups.get((model, d), []):
         name = r.get("latent_means_file")
         if name:
-            f = Path(r["_path"]).parent / name
+            f = r["_file"].parent / name
             if f.is_file():
                 z = np.load(f)
                 return z["means"].astype(np.float32), z["labels"], r
@@ -299,7 +264,7 @@ def plot_latents(groups, out: Path, prefix: str = "latent", max_points: int = 30
         found = {m: _latent(groups, m, d) for m in MODEL_ORDER}
         if not any(found.values()):
             continue
-        plt = _plt()
+        plt = pyplot()
         fig = plt.figure(figsize=(11, 5))
         for i, m in enumerate(MODEL_ORDER):
             item = found[m]
@@ -366,7 +331,7 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
     dims = sorted({d for _, d in groups})
     if not dims:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.4), squeeze=False)
     for ax, d in zip(axes[0], dims):
         lows = []
@@ -479,23 +444,12 @@ def write_report(root) -> Path:
             diff = num(mean_std(main_ll)[0] - mean_std(tagged_ll)[0], signed=True) if main_ll else "—"
             md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(tagged_ll)} | "
                       f"{'/'.join(str(r['epochs_run']) for r in rs)} | {diff} |")
-    notes = root / "notes.md"
-    if notes.is_file():
-        md += ["", notes.read_text().rstrip()]
-    path = root / "report.md"
-    path.write_text("\n".join(md) + "\n")
-    return path
+    return write_markdown(root, md)
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.report_mnist",
-                                description="Tables and plots from MNIST N-VAE / S-VAE run JSON files.")
-    p.add_argument("dir", help="folder with the run JSON files (searched recursively); outputs go there")
-    args = p.parse_args(argv)
-    root = Path(args.dir)
-    if not root.is_dir():
-        p.error(f"{root} is not a folder")
-    print(f"wrote {write_report(root)}")
+    report_main(argv, "python -m hvae_ext.experiments.report_mnist",
+                "Tables and plots from MNIST N-VAE / S-VAE run JSON files.", write_report)
 
 
 if __name__ == "__main__":
