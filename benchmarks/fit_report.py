@@ -160,7 +160,17 @@ def _fmt(x) -> str:
     return f"{x:.1e}"
 
 
-def markdown(acc: dict, ex: list[dict], sp: dict | None, cora: dict | None) -> str:
+def _heading(title: str) -> list[str]:
+    return [f"## {title}", ""]
+
+
+def _missing(path: str, command: str) -> str:
+    """The line standing for a section whose input file is absent."""
+    return f"({path} not present: run {command}.)"
+
+
+def _intro_section() -> list[str]:
+    """Title, provenance and what is measured."""
     L = []
     L.append("# Fitting a vMF from data: A_d^-1, maximum likelihood and mixtures")
     L.append("")
@@ -172,6 +182,12 @@ def markdown(acc: dict, ex: list[dict], sp: dict | None, cora: dict | None) -> s
              "(maximum likelihood: mu = m / |m|, kappa = A_d^-1(|m|), m the weighted mean of the points) and "
              "`hvae_ext.fit_mixture(x, k)` (EM for a mixture of vMFs) use. Tests: `tests/test_vmf_fit.py`.")
     L.append("")
+    return L
+
+
+def _accuracy_section(acc: dict) -> list[str]:
+    """Accuracy of A_d^-1 against the mpmath roots, per d and overall."""
+    L = []
     L.append("## Accuracy of kappa = A_d^-1(r) against 50-digit mpmath roots")
     L.append("")
     pts = acc["points"]
@@ -213,6 +229,12 @@ def markdown(acc: dict, ex: list[dict], sp: dict | None, cora: dict | None) -> s
     L.append("The issue's target, 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in float32, is asserted by "
              "tests/test_vmf_fit.py on the same points.")
     L.append("")
+    return L
+
+
+def _examples_section(ex: list[dict]) -> list[str]:
+    """The issue's examples: fits of 20,000 samples by scipy and hvae_ext."""
+    L = []
     L.append("## Fits of 20,000 samples (the issue's examples)")
     L.append("")
     L.append("Samples of vMF(mu, kappa) from hvae_ext's sampler (seeded), fitted by `scipy.stats.vonmises_fisher.fit` "
@@ -229,59 +251,70 @@ def markdown(acc: dict, ex: list[dict], sp: dict | None, cora: dict | None) -> s
         L.append(f"| {e['d']} | {e['kappa']:g} | {e['rbar']:.6f} | {sc} | {e['ours']:.6g} | "
                  f"{e['expected_ours']:.4g} +- {e['sd']:.2g} |")
     L.append("")
-    L.append("## Speed per 1e6 values")
-    L.append("")
+    return L
+
+
+def _speed_section(sp: dict | None) -> list[str]:
+    """Seconds per 1e6 values of each implementation (from the benchmark file)."""
+    L = _heading("Speed per 1e6 values")
     if sp is None:
-        L.append("(benchmarks/results/fit-cpu-1thread.json not present: run the benchmark command above.)")
-    else:
-        L.append(f"`benchmarks/test_bench_fit.py` ({sp['mode']} mode), {sp['machine']}, {sp['threads']} thread(s), "
-                 f"timer `{sp['timer']}` (CPU time of the process: the 2-core machine was shared with training jobs), "
-                 "median of the rounds; r uniform in [1e-3, 0.999]. scipy's `fit` is one Python call per value on "
-                 "fewer values (N below), scaled to 1e6.")
-        L.append("")
-        names = {"ours": "hvae_ext forward", "ours_fwd_bwd": "hvae_ext forward + backward", "banerjee": "Banerjee",
-                 "sra": "Sra (2 Newton steps, scipy ive)", "scipy_fit": "scipy vonmises_fisher.fit"}
-        ds = sorted({r["d"] for r in sp["rows"]})
-        L.append("| implementation | " + " | ".join(f"d = {d}: s / 1e6 values" for d in ds) + " |")
-        L.append("|---|" + "---|" * len(ds))
-        for impl in names:
-            cells = []
-            for d in ds:
-                row = [r for r in sp["rows"] if r["impl"] == impl and r["d"] == d]
-                cells.append(f"{row[0]['s_per_1e6']:.3g} (N = {row[0]['N']})" if row else "–")
-            L.append(f"| {names[impl]} | " + " | ".join(cells) + " |")
+        return L + [_missing("benchmarks/results/fit-cpu-1thread.json", "the benchmark command above"), ""]
+    L.append(f"`benchmarks/test_bench_fit.py` ({sp['mode']} mode), {sp['machine']}, {sp['threads']} thread(s), "
+             f"timer `{sp['timer']}` (CPU time of the process: the 2-core machine was shared with training jobs), "
+             "median of the rounds; r uniform in [1e-3, 0.999]. scipy's `fit` is one Python call per value on "
+             "fewer values (N below), scaled to 1e6.")
     L.append("")
-    L.append("## Clustering Cora's normalized word features: mixture of vMFs against spherical k-means")
+    names = {"ours": "hvae_ext forward", "ours_fwd_bwd": "hvae_ext forward + backward", "banerjee": "Banerjee",
+             "sra": "Sra (2 Newton steps, scipy ive)", "scipy_fit": "scipy vonmises_fisher.fit"}
+    ds = sorted({r["d"] for r in sp["rows"]})
+    L.append("| implementation | " + " | ".join(f"d = {d}: s / 1e6 values" for d in ds) + " |")
+    L.append("|---|" + "---|" * len(ds))
+    for impl in names:
+        cells = []
+        for d in ds:
+            row = [r for r in sp["rows"] if r["impl"] == impl and r["d"] == d]
+            cells.append(f"{row[0]['s_per_1e6']:.3g} (N = {row[0]['N']})" if row else "–")
+        L.append(f"| {names[impl]} | " + " | ".join(cells) + " |")
     L.append("")
+    return L
+
+
+def _cora_section(cora: dict | None) -> list[str]:
+    """Clustering Cora: a mixture of vMFs against spherical k-means."""
+    L = _heading("Clustering Cora's normalized word features: mixture of vMFs against spherical k-means")
     if cora is None:
-        L.append("(results/clustering/cora.json not present: run the command above.)")
-    else:
-        c = cora["config"]
-        L.append(f"`{c['command']}`: n = {c['n']} papers, d = {c['d']}, k = {c['k']}, seeds {c['seeds'][0]}-"
-                 f"{c['seeds'][-1]}; both methods start from the same k-means++ centers per seed; EM stops at a relative "
-                 f"log-likelihood change below {c['tol']:g} or {c['max_iter']} iterations. Agreement with the 7 "
-                 "paper classes by normalized mutual information (NMI) and adjusted Rand index (ARI).")
-        L.append("")
-        L.append("| method | NMI mean (min-max) | ARI mean (min-max) | iterations (mean) | s per run (mean; wall clock, 1 thread, shared machine) |")
-        L.append("|---|---|---|---|---|")
-        for key, name in (("movmf", "mixture of vMFs (EM, `hvae_ext.fit_mixture`)"), ("spkmeans", "spherical k-means")):
-            runs = cora[key]
-            nmi = np.array([r["nmi"] for r in runs])
-            ari = np.array([r["ari"] for r in runs])
-            it = np.mean([r["iterations"] for r in runs])
-            t = np.mean([r["seconds"] for r in runs])
-            L.append(f"| {name} | {nmi.mean():.3f} ({nmi.min():.3f}-{nmi.max():.3f}) | {ari.mean():.3f} "
-                     f"({ari.min():.3f}-{ari.max():.3f}) | {it:.1f} | {t:.2f} |")
-        L.append("")
-        steps = [r["min_log_likelihood_step"] for r in cora["movmf"]]
-        best = max(cora["movmf"], key=lambda r: r["log_likelihood"][-1])
-        L.append(f"EM's log-likelihood never decreased: the smallest change between iterations over all seeds is "
-                 f"{min(steps):.3g} nats. Best-likelihood seed {best['seed']}: NMI {best['nmi']:.3f}, "
-                 f"concentrations {', '.join(f'{k:.0f}' for k in sorted(best['concentration']))}.")
-        L.append("")
-        L.append("![Cora clustering](figures/cora_vmf_clustering.png)")
+        return L + [_missing("results/clustering/cora.json", "the command above"), ""]
+    c = cora["config"]
+    L.append(f"`{c['command']}`: n = {c['n']} papers, d = {c['d']}, k = {c['k']}, seeds {c['seeds'][0]}-"
+             f"{c['seeds'][-1]}; both methods start from the same k-means++ centers per seed; EM stops at a relative "
+             f"log-likelihood change below {c['tol']:g} or {c['max_iter']} iterations. Agreement with the 7 "
+             "paper classes by normalized mutual information (NMI) and adjusted Rand index (ARI).")
     L.append("")
-    return "\n".join(L)
+    L.append("| method | NMI mean (min-max) | ARI mean (min-max) | iterations (mean) | s per run (mean; wall clock, 1 thread, shared machine) |")
+    L.append("|---|---|---|---|---|")
+    for key, name in (("movmf", "mixture of vMFs (EM, `hvae_ext.fit_mixture`)"), ("spkmeans", "spherical k-means")):
+        runs = cora[key]
+        nmi = np.array([r["nmi"] for r in runs])
+        ari = np.array([r["ari"] for r in runs])
+        it = np.mean([r["iterations"] for r in runs])
+        t = np.mean([r["seconds"] for r in runs])
+        L.append(f"| {name} | {nmi.mean():.3f} ({nmi.min():.3f}-{nmi.max():.3f}) | {ari.mean():.3f} "
+                 f"({ari.min():.3f}-{ari.max():.3f}) | {it:.1f} | {t:.2f} |")
+    L.append("")
+    steps = [r["min_log_likelihood_step"] for r in cora["movmf"]]
+    best = max(cora["movmf"], key=lambda r: r["log_likelihood"][-1])
+    L.append(f"EM's log-likelihood never decreased: the smallest change between iterations over all seeds is "
+             f"{min(steps):.3g} nats. Best-likelihood seed {best['seed']}: NMI {best['nmi']:.3f}, "
+             f"concentrations {', '.join(f'{k:.0f}' for k in sorted(best['concentration']))}.")
+    L.append("")
+    L.append("![Cora clustering](figures/cora_vmf_clustering.png)")
+    L.append("")
+    return L
+
+
+def markdown(acc: dict, ex: list[dict], sp: dict | None, cora: dict | None) -> str:
+    return "\n".join(_intro_section() + _accuracy_section(acc) + _examples_section(ex) + _speed_section(sp)
+                     + _cora_section(cora))
 
 
 def main(argv=None):
