@@ -169,3 +169,45 @@ def mean_resultant_deriv_ref(d: int, kappa: float) -> float:
 
 def env_int(name: str, default: int) -> int:
     return int(float(os.environ.get(name, default)))
+
+
+# --- CUDA checks shared by tests/test_cuda_platform.py and scripts/gpu_check.py ----------------------------
+
+
+def svae_train_step(model, x: torch.Tensor, lr: float = 1e-3):
+    """A training step of ``model`` (an SVAE) on the batch ``x`` as a closure: zero_grad, ``model.loss(x)``,
+    backward, Adam step (``capturable`` on CUDA, so that the step itself does not synchronise). Call it once
+    before a sync check: Adam creates its state lazily."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, capturable=x.device.type == "cuda")
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        model.loss(x).backward()
+        opt.step()
+
+    return step
+
+
+def capture_rsample_graph(loc: torch.Tensor, kappa: torch.Tensor, weight: torch.Tensor, warmup: int = 3):
+    """A CUDA graph of ``VonMisesFisher(loc, kappa).rsample()`` and the backward of ``(z * weight).sum()``
+    (``loc`` and ``kappa`` require grad), warmed up on a side stream as the CUDA-graph docs ask; returns the
+    graph and its static output z (each replay draws new samples into it and assigns the gradients)."""
+    from . import VonMisesFisher
+
+    def body():
+        z = VonMisesFisher(loc, kappa, validate_args=False).rsample()
+        (z * weight).sum().backward()
+        return z
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(warmup):
+            loc.grad = kappa.grad = None
+            body()
+    torch.cuda.current_stream().wait_stream(s)
+    loc.grad = kappa.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        z = body()
+    return graph, z

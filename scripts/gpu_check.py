@@ -108,6 +108,7 @@ def stage_sync(args) -> dict:
 
     from hvae_ext import HypersphericalUniform, VonMisesFisher, special
     from hvae_ext.models import SVAE
+    from hvae_ext.testing import svae_train_step
 
     dev = args.device
     n, d = (64, 16) if args.small else (4096, 64)
@@ -149,15 +150,7 @@ def stage_sync(args) -> dict:
 
     torch.manual_seed(0)
     model = SVAE(latent_dim=16, hidden=(256, 128)).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=torch.device(dev).type == "cuda")
-    x = (torch.rand(128, 784, device=dev) < 0.3).float()
-
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        loss = model.loss(x)
-        loss.backward()
-        opt.step()
-
+    train_step = svae_train_step(model, (torch.rand(128, 784, device=dev) < 0.3).float())
     train_step()  # warm-up outside the check (lazy state creation)
     check("svae_training_step", train_step)
     return {"checks": checks, "n": n, "d": d, "ok": all(v == "ok" for v in checks.values())}
@@ -229,7 +222,7 @@ def stage_agree(args) -> dict:
 
 
 def stage_graph(args) -> dict:
-    from hvae_ext import VonMisesFisher
+    from hvae_ext.testing import capture_rsample_graph
 
     if torch.device(args.device).type != "cuda":
         return {"skipped": "CUDA graphs need a CUDA device", "ok": True}
@@ -237,24 +230,7 @@ def stage_graph(args) -> dict:
     n, d = (1024, 16) if args.small else (65536, 64)
     loc = _unit(n, d, dev).requires_grad_(True)
     kappa = (torch.rand(n, device=dev) * 50 + 1).requires_grad_(True)
-    weight = torch.randn(n, d, device=dev)
-
-    def body():
-        z = VonMisesFisher(loc, kappa, validate_args=False).rsample()
-        (z * weight).sum().backward()
-        return z
-
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):  # warm-up on a side stream, as the CUDA-graph docs ask
-            loc.grad = kappa.grad = None
-            body()
-    torch.cuda.current_stream().wait_stream(s)
-    loc.grad = kappa.grad = None
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        z_static = body()
+    graph, z_static = capture_rsample_graph(loc, kappa, torch.randn(n, d, device=dev))
     outs = []
     for _ in range(3):
         graph.replay()

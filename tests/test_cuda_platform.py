@@ -10,9 +10,8 @@ import torch
 from torch.distributions import kl_divergence
 
 import hvae_ext
-from hvae_ext.testing import requires_cuda
-from hvae_ext import HypersphericalUniform, VonMisesFisher, special
-from hvae_ext import _ops
+from hvae_ext import HypersphericalUniform, VonMisesFisher, _ops, special
+from hvae_ext.testing import capture_rsample_graph, requires_cuda, svae_train_step
 
 pytestmark = [requires_cuda, pytest.mark.cuda]
 ops = torch.ops.hvae_ext
@@ -59,14 +58,7 @@ def test_training_path_does_not_synchronise():
     kappa.requires_grad_(True)
     torch.manual_seed(0)
     model = SVAE(latent_dim=8, hidden=(64, 32), data_dim=100).cuda()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
-    x = (torch.rand(32, 100, device="cuda") < 0.3).float()
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        model.loss(x).backward()
-        opt.step()
-
+    step = svae_train_step(model, (torch.rand(32, 100, device="cuda") < 0.3).float())
     step()  # lazy state
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -87,24 +79,7 @@ def test_cuda_graph_capture_of_rsample_and_backward():
     loc, kappa = _params(1024, 16)
     loc.requires_grad_(True)
     kappa.requires_grad_(True)
-    weight = torch.randn(1024, 16, device="cuda")
-
-    def body():
-        z = VonMisesFisher(loc, kappa, validate_args=False).rsample()
-        (z * weight).sum().backward()
-        return z
-
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
-            loc.grad = kappa.grad = None
-            body()
-    torch.cuda.current_stream().wait_stream(s)
-    loc.grad = kappa.grad = None
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        z = body()
+    graph, z = capture_rsample_graph(loc, kappa, torch.randn(1024, 16, device="cuda"))
     graph.replay()
     first = z.clone()
     graph.replay()
