@@ -65,10 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normalize-features", action="store_true",
                    help="row-normalize the features (PyG's example); default: raw binary features as in Kipf & Welling")
     p.add_argument("--data-root", default=None,
-                   help="folder with Planetoid data (DIR/<Name>/raw/ind.*); default: a user cache folder, "
-                        "downloaded into when online")
+                   help="folder with Planetoid data (DIR/<Name>/raw/ind.* or DIR/planetoid/<Name>/raw/ind.*), only "
+                        "read; default: $HVAE_EXT_DATA, else the cache folder (downloaded into when online)")
     p.add_argument("--cache-root", default=None,
-                   help="writable folder raw files are copied to when --data-root is read-only")
+                   help="writable folder the raw files are copied to and Planetoid writes processed/ into "
+                        "(default: $XDG_CACHE_HOME/hvae_ext/planetoid)")
     p.add_argument("--no-download", action="store_true", help="never try to download")
     add_common_arguments(p, out="results/link_prediction/runs", threads=0,
                          tag_help="label for tuning runs (kept apart in the report)")
