@@ -40,6 +40,21 @@ def validate_common(p: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def parse_run_args(build_parser, validate_args, argv: list[str] | None) -> tuple[argparse.Namespace, torch.device]:
+    """A command's arguments, parsed and checked (``validate_args(parser, args)``), with ``--threads``
+    applied; returns them and the run's device."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_args(parser, args)
+    return args, set_threads(args)
+
+
+def run_stem(prefix: str, latent_dim: int, seed: int, tag: str = "") -> str:
+    """The name of a run file without its suffix: ``PREFIX_dD[_TAG]_seedS``."""
+    tag_part = f"_{tag}" if tag else ""
+    return f"{prefix}_d{latent_dim}{tag_part}_seed{seed}"
+
+
 def set_threads(args: argparse.Namespace) -> torch.device:
     """Applies ``--threads`` (0: torch's default) and returns the run's device."""
     if args.threads > 0:

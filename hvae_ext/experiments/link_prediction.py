@@ -25,8 +25,9 @@ from pathlib import Path
 
 import torch
 
-from .common import (add_common_arguments, device_info, library_versions, parse_seeds,  # noqa: F401  (parse_seeds: public here too)
-                     run_config, set_threads, synchronize, validate_common, write_record)
+from .common import (add_common_arguments, device_info, library_versions, parse_run_args,
+                     parse_seeds,  # noqa: F401  (public here too)
+                     run_config, run_stem, synchronize, validate_common, write_record)
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
 from .training import vgae_scores, vgae_train_step
 
@@ -214,15 +215,11 @@ def _fit(model, model_name: str, seed: int, train_data, val_data, args, device: 
 
 
 def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "") -> str:
-    tag_part = f"_{tag}" if tag else ""
-    return f"{dataset}_{model}_d{latent_dim}{tag_part}_seed{seed}.json"
+    return run_stem(f"{dataset}_{model}", latent_dim, seed, tag) + ".json"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(parser, args)
-    device = set_threads(args)
+    args, device = parse_run_args(build_parser, validate_args, argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     versions = library_versions(*VERSIONED_MODULES)

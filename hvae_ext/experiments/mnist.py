@@ -44,8 +44,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import (add_common_arguments, device_info, library_versions, run_config, set_threads, synchronize,
-                     validate_common, write_record)
+from .common import (add_common_arguments, device_info, library_versions, parse_run_args, run_config, run_stem,
+                     synchronize, validate_common, write_record)
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 from .training import vae_train_step
 
@@ -437,15 +437,11 @@ def evaluate_run(trained: dict, seed: int, data: dict, args, device: torch.devic
 
 
 def run_file_name(model: str, latent_dim: int, seed: int, tag: str = "") -> str:
-    tag_part = f"_{tag}" if tag else ""
-    return f"mnist_{model}_d{latent_dim}{tag_part}_seed{seed}"
+    return run_stem(f"mnist_{model}", latent_dim, seed, tag)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    validate_args(parser, args)
-    device = set_threads(args)
+    args, device = parse_run_args(build_parser, validate_args, argv)
     try:
         raw = load_mnist(args.data_root)
     except MNISTUnavailableError as exc:

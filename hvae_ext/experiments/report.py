@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
-                        write_markdown)
+                        save_figure, write_markdown)
 
 # Test AUC / AP in % (mean over runs).
 PAPER = {  # Davidson et al. (2018), Table 3
@@ -250,10 +250,7 @@ def plot_paper_latent(groups, out: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     fig.tight_layout()
-    path = out / "latent_dim_paper.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "latent_dim_paper.png", 110)
 
 
 def tuning_table(tagged_groups, untagged_groups) -> list[str]:
@@ -307,10 +304,7 @@ def plot_curves(groups, out: Path) -> list[Path]:
         axes[0].legend(loc="lower right")
         axes[1].legend(loc="upper right")
         fig.tight_layout()
-        path = out / f"curves_{ds}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"curves_{ds}.png", 110))
     return paths
 
 
@@ -332,10 +326,7 @@ def plot_latent(groups, out: Path) -> Path | None:
                title=f"{ds}: equal ambient dimension")
         ax.legend(loc="lower right")
     fig.tight_layout()
-    path = out / "latent_dim.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "latent_dim.png", 110)
 
 
 def write_report(root: Path) -> Path:

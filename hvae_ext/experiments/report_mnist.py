@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
-                        write_markdown)
+                        save_figure, write_markdown)
 
 # Davidson et al. (2018), Table 1: test log-likelihood (importance sampling), MNIST, higher is better.
 PAPER_LL = {
@@ -231,10 +231,7 @@ def plot_ll(groups, out: Path) -> Path | None:
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     fig.tight_layout()
-    path = out / "ll_vs_dim.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "ll_vs_dim.png", 100)
 
 
 def _paired_differences(groups, d: int) -> list[float]:
@@ -279,10 +276,7 @@ def plot_latents(groups, out: Path, prefix: str = "latent", max_points: int = 30
         handles = [plt.Line2D([], [], ls="", marker="o", color=cmap(k), label=str(k)) for k in range(10)]
         fig.legend(handles=handles, loc="center right", title="digit", fontsize=8)
         fig.tight_layout(rect=(0, 0, 0.93, 1))
-        path = out / f"{prefix}_d{d}.png"
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(save_figure(fig, out / f"{prefix}_d{d}.png", 80))
     return paths
 
 
@@ -351,10 +345,7 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out / name
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / name, 90)
 
 
 def _protocol(runs) -> str:

@@ -57,6 +57,13 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, dpi: int) -> Path:
+    """Writes ``fig`` to ``path`` and closes it."""
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def errorbar_means(ax, points: Iterable[tuple[float, list[float]]], color: str, label: str) -> None:
     """Mean ± std of each (x, values) with values (points without values are left out), as one errorbar
     line; nothing is drawn when no point has values."""
