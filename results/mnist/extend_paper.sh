@@ -1,25 +1,43 @@
 #!/usr/bin/env bash
-# Continues the cells of results/mnist/run_paper.sh that were furthest from the paper (S-VAE d = 2 and 10,
-# N-VAE d = 10; issue 13) from their checkpoints, with the same options except a larger training-time budget
-# (BUDGET minutes in all, counted from the run's start) and --epochs 500 (the protocol's maximum; the budget is
-# what stops them on a CPU). The run files in OUT are replaced by the continued runs; their histories hold every
-# epoch from the first.
+# Continues the d = 2, 5, 10 cells of results/mnist/run_paper.sh (issue 13) from their checkpoints, with the
+# same options except a larger training-time budget (BUDGET minutes in all, counted from the run's start) and
+# --epochs 500 (the protocol's maximum; on a CPU the budget is what stops them), so that every run of these
+# cells, N and S alike, ends with the same budget. The run files in OUT are replaced by the continued runs;
+# their histories hold every epoch from the first. A cell whose run file already records this budget is
+# skipped, so a stopped call can simply be repeated. JOBS workers (one thread each) take the cells in the
+# order below: first those furthest from the paper and those the d = 2 comparison needs.
 # Usage (repository root): CKPT=<checkpoint folder of run_paper.sh> bash results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
 CKPT=${CKPT:-.cache/mnist_checkpoints}
-WARMUP=${WARMUP:-20}; BUDGET=${BUDGET:-24}
-extend() {  # model d seed
-    echo "$(date -u +%FT%TZ) continue $1 d=$2 seed $3 to $BUDGET min"
-    python -m hvae_ext.experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --data-root "$DATA" \
-        --out "$OUT" --epochs 500 --warmup-epochs "$WARMUP" --time-budget "$BUDGET" \
-        --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
-        || echo "$(date -u +%FT%TZ) FAILED $1 d=$2 seed $3 (continuing)"
+WARMUP=${WARMUP:-20}; BUDGET=${BUDGET:-24}; JOBS=${JOBS:-2}
+CELLS=(
+    "s-vae 2 1" "s-vae 10 0" "s-vae 2 2" "s-vae 10 1" "s-vae 2 0" "n-vae 2 0" "n-vae 2 1" "n-vae 2 2"
+    "n-vae 10 0" "s-vae 10 2" "n-vae 10 1" "n-vae 10 2"
+    "s-vae 5 0" "n-vae 5 0" "s-vae 5 1" "n-vae 5 1" "s-vae 5 2" "n-vae 5 2"
+)
+QUEUE=$(mktemp); LOCK=$QUEUE.lock
+printf '%s\n' "${CELLS[@]}" > "$QUEUE"
+has_budget() {  # run file, budget: whether the file records that budget
+    [[ -f "$1" ]] && python -c "import json,sys; sys.exit(json.load(open('$1'))['config'].get('time_budget') != float('$2'))"
 }
-lane_a() { for s in 1 2 0; do extend s-vae 2 $s; done; for s in 0 1 2; do extend n-vae 10 $s; done; }
-lane_b() { for s in 0 1 2; do extend s-vae 10 $s; done; }
-lane_a > "$OUT/extend_a.log" 2>&1 &
-lane_b > "$OUT/extend_b.log" 2>&1 &
+next_cell() {  # pops the first line of the queue under a lock
+    ( flock 9; head -n 1 "$QUEUE"; sed -i 1d "$QUEUE" ) 9> "$LOCK"
+}
+worker() {
+    while true; do
+        local cell; cell=$(next_cell); [[ -z "$cell" ]] && return 0
+        read -r model d seed <<< "$cell"
+        if has_budget "$OUT/mnist_${model}_d${d}_seed${seed}.json" "$BUDGET"; then echo "skip $cell"; continue; fi
+        echo "$(date -u +%FT%TZ) continue $model d=$d seed $seed to $BUDGET min"
+        python -m hvae_ext.experiments.mnist --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" \
+            --out "$OUT" --epochs 500 --warmup-epochs "$WARMUP" --time-budget "$BUDGET" \
+            --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
+            || echo "$(date -u +%FT%TZ) FAILED $model d=$d seed $seed (continuing)"
+    done
+}
+for j in $(seq 1 "$JOBS"); do worker > "$OUT/extend_$j.log" 2>&1 & done
 wait
+rm -f "$QUEUE" "$LOCK"
 echo "$(date -u +%FT%TZ) all done"
