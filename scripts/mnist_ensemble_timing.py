@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -41,6 +42,15 @@ def _step_fn(members, x_rows, args, gen):
         loss.backward()
         opt.step()
     return step
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux), so that the committed timing names the machine."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    except OSError:
+        return None
 
 
 def main(argv=None):
@@ -87,11 +97,12 @@ def main(argv=None):
             "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "batch_size": 64, "steps_per_block": a.steps, "blocks": a.blocks, "rows": rows,
-            "command": "python scripts/mnist_ensemble_timing.py " + " ".join(argv or [])}
+            "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+            "command": "python scripts/mnist_ensemble_timing.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=1) + "\n")
-    md = [f"Stacked (`--batch-seeds`) against sequential training steps, {info['gpu'] or 'CPU'}, "
+    md = [f"Stacked (`--batch-seeds`) against sequential training steps, {info['gpu'] or info['cpu_model'] or 'CPU'}, "
           f"{a.threads} thread(s), torch {torch.__version__}, batch 64, median of {a.blocks} alternating blocks of "
           f"{a.steps} steps (`{info['command'].strip()}`):", "",
           "| model | E | stacked step (ms) | E single steps (ms) | gain |", "|---|--:|--:|--:|--:|"]
