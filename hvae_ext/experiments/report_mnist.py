@@ -178,15 +178,16 @@ def elbo_table(groups, with_paper: bool = True) -> list[str]:
 
 
 def training_table(groups) -> list[str]:
-    lines = ["| d | model | z | epochs run | best epoch | stopped by | under-trained | median epoch (s) | "
-             "IS eval (s) | run total (s) | S-VAE median κ (val, last epoch) |",
-             "|--:|---|---|:--:|:--:|---|:--:|--:|--:|--:|--:|"]
+    lines = ["| d | model | z | training budget (min) | epochs run | best epoch | stopped by | under-trained | "
+             "median epoch (s) | IS eval (s) | run total (s) | S-VAE median κ (val, last epoch) |",
+             "|--:|---|---|:--:|:--:|:--:|---|:--:|--:|--:|--:|--:|"]
     for d in sorted({d for _, d in groups}):
         for m in MODEL_ORDER:
             rs = groups.get((m, d))
             if not rs:
                 continue
             eps = "/".join(str(r["epochs_run"]) for r in rs)
+            budget = "/".join(f"{r['config']['time_budget']:g}" if r["config"].get("time_budget") else "—" for r in rs)
             best = "/".join(str(r["best_epoch"]) for r in rs)
             reasons = sorted({r["stopped"].split(":")[0] for r in rs})
             under = sum(bool(r.get("under_trained", r["best_epoch"] > r["epochs_run"] - 5
@@ -196,7 +197,7 @@ def training_table(groups) -> list[str]:
             kappa = "—"
             if m == "s-vae":
                 kappa = "/".join(f"{r['history']['val_kappa_median'][-1]:.0f}" for r in rs)
-            lines.append(f"| {d} | {MODEL_LABEL[m]} | {space} | {eps} | {best} | {', '.join(reasons)} | "
+            lines.append(f"| {d} | {MODEL_LABEL[m]} | {space} | {budget} | {eps} | {best} | {', '.join(reasons)} | "
                          f"{under}/{len(rs)} | "
                          f"{statistics.median(r['median_epoch_time_s'] for r in rs):.1f} | "
                          f"{statistics.median(r['is_time_s'] for r in rs):.0f} | "
