@@ -14,6 +14,7 @@
 #include "../sample_checks.h"
 #include "../vmf_math.h"
 #include "../math/fastmath.h"
+#include "../math/implicit_grad_lanes.h"
 #include "fast_normal.h"
 
 namespace hvae {
@@ -253,13 +254,10 @@ void reflect_coefficients(int n, ReflectColumns& c) {
   double* __restrict coef = c.coef.data();
   double* __restrict sign = c.sign.data();
   for (int j = 0; j < n; ++j) {
-    // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
-    const double sc = sq[j] > 0.0 ? __builtin_sqrt(omw[j] * (2.0 - omw[j]) / sq[j]) : 0.0;
-    const double s = math::householder_sign(mu0[j]);
-    const double a0 = mu0[j] + s;
-    coef[j] = 2.0 * (a0 * (1.0 - omw[j]) + sc * tail_dot[j]) / (a0 * a0 + n2_tail[j]);
-    scale[j] = sc;
-    sign[j] = s;
+    const math::HouseholderForward h = math::householder_forward(mu0[j], omw[j], sq[j], tail_dot[j], n2_tail[j]);
+    coef[j] = h.coef;
+    scale[j] = h.scale;
+    sign[j] = h.sign;
   }
 }
 
@@ -281,11 +279,14 @@ void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const s
     const scalar_t* mu = loc_p + b * d;
     const scalar_t* v = normals + j * normals_per_row;
     scalar_t* z = z_p + (row0 + j) * d;
-    const double s = c.sign[j], coef = c.coef[j];
-    z[0] = static_cast<scalar_t>(-s * ((1.0 - c.omw[j]) - coef * (c.mu0[j] + s)));
-    const double ms_scale = -s * c.scale[j], s_coef = s * coef;
+    math::HouseholderForward h;
+    h.sign = c.sign[j];
+    h.a0 = c.mu0[j] + h.sign;
+    h.scale = c.scale[j];
+    h.coef = c.coef[j];
+    z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));
     for (int64_t i = 1; i < d; ++i) {
-      z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
+      z[i] = static_cast<scalar_t>(math::householder_zi(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
     }
   }
 }
@@ -364,33 +365,25 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
   return {omw, count};
 }
 
-// Backward of one row (math/wood.h has the formulas); mean_resultant = A_d(kappa) of the row's parameters.
+// Backward of one row's reflection (math/wood.h has the formulas): writes dL/dmu, returns dL/dw.
+// Pass 1 forms the three sums, pass 2 the gradient and the two tangent sums (four partial sums each, as in dot()).
 template <typename scalar_t>
-void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu, double kappa,
-                  double mean_resultant, int64_t d, scalar_t* grad_mu, double* grad_kappa) {
-  const double s = math::householder_sign(static_cast<double>(mu[0]));
-  const double a0 = static_cast<double>(mu[0]) + s;
-  // Pass 1: |a|^2, a.z, a.g.
-  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
-  const double az = a0 * static_cast<double>(z[0]) + dot(mu + 1, z + 1, d - 1);
-  const double ag = a0 * static_cast<double>(g[0]) + dot(mu + 1, g + 1, d - 1);
-  const double coef_z = 2.0 * az / n2, coef_g = 2.0 * ag / n2;
-  const double c = s * az;  // a.y with y = Q z
-  const double gmu_a = -4.0 * s * ag * c / (n2 * n2);
-  const double gmu_g = 2.0 * s * c / n2, gmu_y = 2.0 * s * ag / n2;
-  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums (four partial sums
-  // each, as in dot()).
-  const double y0 = -s * (static_cast<double>(z[0]) - coef_z * a0);
-  const double gt0 = -s * (static_cast<double>(g[0]) - coef_g * a0);
-  grad_mu[0] = static_cast<scalar_t>(gmu_g * g[0] + gmu_y * y0 + gmu_a * a0);
+HVAE_ALWAYS_INLINE double reflect_backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu,
+                                               int64_t d, scalar_t* grad_mu) {
+  const math::HouseholderBackward c =
+      math::householder_backward(static_cast<double>(mu[0]), static_cast<double>(z[0]), static_cast<double>(g[0]),
+                                 dot(mu + 1, mu + 1, d - 1), dot(mu + 1, z + 1, d - 1), dot(mu + 1, g + 1, d - 1));
+  double y0, gt0, gmu0;
+  math::householder_backward_elem(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, &gt0, &gmu0);
+  grad_mu[0] = static_cast<scalar_t>(gmu0);
   double tail_dot[4] = {0.0, 0.0, 0.0, 0.0}, tail_sq[4] = {0.0, 0.0, 0.0, 0.0};
   auto step = [&](int64_t i, int k) {
-    const double m = static_cast<double>(mu[i]);
-    const double yi = -s * (static_cast<double>(z[i]) - coef_z * m);
-    const double gti = -s * (static_cast<double>(g[i]) - coef_g * m);
+    double yi, gti, gmu;
+    math::householder_backward_elem(c, static_cast<double>(mu[i]), static_cast<double>(z[i]), static_cast<double>(g[i]),
+                                    &yi, &gti, &gmu);
     tail_dot[k] += gti * yi;
     tail_sq[k] += yi * yi;
-    grad_mu[i] = static_cast<scalar_t>(gmu_g * g[i] + gmu_y * yi + gmu_a * m);
+    grad_mu[i] = static_cast<scalar_t>(gmu);
   };
   int64_t i = 1;
   for (; i + 4 <= d; i += 4) {
@@ -399,11 +392,40 @@ void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar
   for (; i < d; ++i) step(i, 0);
   const double dot_t = (tail_dot[0] + tail_dot[1]) + (tail_dot[2] + tail_dot[3]);
   const double sq_t = (tail_sq[0] + tail_sq[1]) + (tail_sq[2] + tail_sq[3]);
-  // dL/dw = gt_0 - w / sqrt(1 - w^2) * sum_i gt_i v_i,  v = y_tail / |y_tail|.
-  const double w = 1.0 - omw, sin2 = omw * (2.0 - omw);
-  double dl_dw = gt0;
-  if (sq_t > 0.0 && sin2 > 0.0) dl_dw -= w * dot_t / ::sqrt(sq_t * sin2);
-  *grad_kappa = dl_dw * math::vmf_w_dkappa(omw, kappa, static_cast<double>(d), mean_resultant);
+  return math::householder_dl_dw(gt0, dot_t, sq_t, omw);
+}
+
+// dw/dkappa of n samples: float32 results vectorized across the samples (math/implicit_grad_lanes.h), float64
+// by the scalar rule of math/implicit_grad.h.
+inline void w_dkappa_tile(const double* omw, const double* kappa, const double* A, int n, double d, float*,
+                          double* out) {
+  math::vmf_w_dkappa_single(omw, kappa, A, n, d, out);
+}
+inline void w_dkappa_tile(const double* omw, const double* kappa, const double* A, int n, double d, double*,
+                          double* out) {
+  for (int j = 0; j < n; ++j) out[j] = math::vmf_w_dkappa(omw[j], kappa[j], d, A[j]);
+}
+
+// The backward of rows row0 .. row0 + n - 1 in one pass over the tile: the reflection row by row (dL/dmu
+// written, dL/dw kept), then dw/dkappa of the whole tile, then dL/dkappa = dL/dw dw/dkappa.
+constexpr int kBackwardTile = 256;
+struct BackwardScratch {
+  double dl_dw[kBackwardTile], omw[kBackwardTile], kappa[kBackwardTile], a[kBackwardTile], dwdk[kBackwardTile];
+};
+template <typename scalar_t>
+void backward_tile(const scalar_t* g_p, const scalar_t* z_p, const scalar_t* omw_p, const scalar_t* loc_p,
+                   const scalar_t* kappa_p, const double* a_p, int64_t B, int64_t d, int64_t row0, int n,
+                   scalar_t* gl_p, scalar_t* gk_p, BackwardScratch& s) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const int64_t r = row0 + j;
+    s.omw[j] = static_cast<double>(omw_p[r]);
+    s.kappa[j] = static_cast<double>(kappa_p[b]);
+    s.a[j] = a_p[b];
+    s.dl_dw[j] = reflect_backward_row<scalar_t>(g_p + r * d, z_p + r * d, s.omw[j], loc_p + b * d, d, gl_p + r * d);
+  }
+  w_dkappa_tile(s.omw, s.kappa, s.a, n, static_cast<double>(d), static_cast<scalar_t*>(nullptr), s.dwdk);
+  for (int j = 0; j < n; ++j) gk_p[row0 + j] = static_cast<scalar_t>(s.dl_dw[j] * s.dwdk[j]);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& grad_z_in, const at::Tensor& z_in,
@@ -418,7 +440,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // per-sample gradients are summed over the sample axis.
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
-  // A_d(kappa) once per parameter row, not once per sample.
+  // A_d(kappa) once per parameter row, not once per sample, in float64 whatever the dtype: the one-sided form
+  // of dw/dkappa uses w - A, whose absolute error must stay well below the spread of w (~1 / kappa).
   std::vector<double> mean_resultant(static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();
@@ -434,14 +457,14 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
         a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
       }
     });
-    const int64_t grain = std::max<int64_t>(1, 8192 / d);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      int64_t b = begin % B;
-      for (int64_t r = begin; r < end; ++r, b = b + 1 == B ? 0 : b + 1) {
-        double gk = 0.0;
-        backward_row<scalar_t>(g_p + r * d, z_p + r * d, static_cast<double>(omw_p[r]), loc_p + b * d,
-                               static_cast<double>(kappa_p[b]), a_p[b], d, gl_p + r * d, &gk);
-        gk_p[r] = static_cast<scalar_t>(gk);
+    const int64_t num_tiles = (rows + kBackwardTile - 1) / kBackwardTile;
+    const int64_t grain = std::max<int64_t>(1, 8192 / (kBackwardTile * d));
+    at::parallel_for(0, num_tiles, grain, [&](int64_t t0, int64_t t1) {
+      BackwardScratch scratch;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t row0 = t * kBackwardTile;
+        const int n = static_cast<int>(std::min<int64_t>(kBackwardTile, rows - row0));
+        backward_tile<scalar_t>(g_p, z_p, omw_p, loc_p, kappa_p, a_p, B, d, row0, n, gl_p, gk_p, scratch);
       }
     });
   });
