@@ -16,7 +16,7 @@ namespace hvae {
 namespace cpu {
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HVAE_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#define HVAE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define HVAE_VECTOR_CLONES
 #endif

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 
 #include <algorithm>
@@ -365,34 +366,118 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
   return {omw, count};
 }
 
+// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
+// to float32 or float64 memory.
+typedef double V8d __attribute__((vector_size(64)));
+typedef float V8f __attribute__((vector_size(32)));
+constexpr int kV8 = 8;
+HVAE_ALWAYS_INLINE V8d load8(const double* p) {
+  V8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+HVAE_ALWAYS_INLINE V8d load8(const float* p) {
+  V8f v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, V8d);
+}
+HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
+HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
+  const V8f f = __builtin_convertvector(v, V8f);
+  std::memcpy(p, &f, sizeof f);
+}
+HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
 // Backward of one row's reflection (math/wood.h has the formulas): writes dL/dmu, returns dL/dw.
-// Pass 1 forms the three sums, pass 2 the gradient and the two tangent sums (four partial sums each, as in dot()).
+// Pass 1 forms the three sums over the tail, pass 2 the gradient and the two tangent sums, eight coordinates
+// at a time (coordinate 0 is masked out of the first block: its terms use a_0 = mu_0 + s and are done apart),
+// the last d mod 8 one by one.
 template <typename scalar_t>
-HVAE_ALWAYS_INLINE double reflect_backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu,
-                                               int64_t d, scalar_t* grad_mu) {
+HVAE_ALWAYS_INLINE double reflect_backward_row(const scalar_t* __restrict g, const scalar_t* __restrict z, double omw,
+                                               const scalar_t* __restrict mu, int64_t d, scalar_t* __restrict grad_mu) {
+  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  V8d s_mm = {}, s_mz = {}, s_mg = {};
+  int64_t i = 0;
+  for (; i + kV8 <= d; i += kV8) {
+    const V8d m = i == 0 ? tail_mask * load8(mu) : load8(mu + i);
+    s_mm += m * m;
+    s_mz += m * load8(z + i);
+    s_mg += m * load8(g + i);
+  }
+  double r_mm = 0.0, r_mz = 0.0, r_mg = 0.0;
+  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
+    const double m = static_cast<double>(mu[r]);
+    r_mm += m * m;
+    r_mz += m * static_cast<double>(z[r]);
+    r_mg += m * static_cast<double>(g[r]);
+  }
   const math::HouseholderBackward c =
       math::householder_backward(static_cast<double>(mu[0]), static_cast<double>(z[0]), static_cast<double>(g[0]),
-                                 dot(mu + 1, mu + 1, d - 1), dot(mu + 1, z + 1, d - 1), dot(mu + 1, g + 1, d - 1));
-  double y0, gt0, gmu0;
-  math::householder_backward_elem(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, &gt0, &gmu0);
-  grad_mu[0] = static_cast<scalar_t>(gmu0);
-  double tail_dot[4] = {0.0, 0.0, 0.0, 0.0}, tail_sq[4] = {0.0, 0.0, 0.0, 0.0};
-  auto step = [&](int64_t i, int k) {
-    double yi, gti, gmu;
-    math::householder_backward_elem(c, static_cast<double>(mu[i]), static_cast<double>(z[i]), static_cast<double>(g[i]),
-                                    &yi, &gti, &gmu);
-    tail_dot[k] += gti * yi;
-    tail_sq[k] += yi * yi;
-    grad_mu[i] = static_cast<scalar_t>(gmu);
-  };
-  int64_t i = 1;
-  for (; i + 4 <= d; i += 4) {
-    for (int k = 0; k < 4; ++k) step(i + k, k);
+                                 hsum8(s_mm) + r_mm, hsum8(s_mz) + r_mz, hsum8(s_mg) + r_mg);
+  V8d s_dot = {}, s_sq = {};
+  i = 0;
+  for (; i + kV8 <= d; i += kV8) {
+    V8d y, gt, gmu;
+    math::householder_backward_elem<V8d>(c, load8(mu + i), load8(z + i), load8(g + i), &y, &gt, &gmu);
+    const V8d yt = i == 0 ? tail_mask * y : y;
+    s_dot += gt * yt;
+    s_sq += yt * yt;
+    store8(grad_mu + i, gmu);
   }
-  for (; i < d; ++i) step(i, 0);
-  const double dot_t = (tail_dot[0] + tail_dot[1]) + (tail_dot[2] + tail_dot[3]);
-  const double sq_t = (tail_sq[0] + tail_sq[1]) + (tail_sq[2] + tail_sq[3]);
-  return math::householder_dl_dw(gt0, dot_t, sq_t, omw);
+  double r_dot = 0.0, r_sq = 0.0;
+  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
+    double y, gt, gmu;
+    math::householder_backward_elem<double>(c, static_cast<double>(mu[r]), static_cast<double>(z[r]),
+                                            static_cast<double>(g[r]), &y, &gt, &gmu);
+    r_dot += gt * y;
+    r_sq += y * y;
+    grad_mu[r] = static_cast<scalar_t>(gmu);
+  }
+  double y0, gt0, gmu0;  // coordinate 0, with a_0 (written over the first block's value)
+  math::householder_backward_elem<double>(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, &gt0,
+                                          &gmu0);
+  grad_mu[0] = static_cast<scalar_t>(gmu0);
+  return math::householder_dl_dw(gt0, hsum8(s_dot) + r_dot, hsum8(s_sq) + r_sq, omw);
+}
+
+// The reflection backward of the rows of a tile (dL/dmu written, dL/dw into dl_dw), compiled for the baseline
+// ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
+template <typename scalar_t>
+HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const scalar_t* z_p, const double* omw,
+                                                   const scalar_t* loc_p, int64_t B, int64_t d, int64_t row0, int n,
+                                                   scalar_t* gl_p, double* dl_dw) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const int64_t r = row0 + j;
+    dl_dw[j] = reflect_backward_row<scalar_t>(g_p + r * d, z_p + r * d, omw[j], loc_p + b * d, d, gl_p + r * d);
+  }
+}
+#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                     \
+  template <typename scalar_t>                                                                                   \
+  ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B,  \
+                 int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                                \
+    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                      \
+  }
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, )
+#if HVAE_IG_X86_DISPATCH
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, __attribute__((target("avx2,fma"))))
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
+#endif
+#undef HVAE_REFLECT_BACKWARD_ROWS
+template <typename scalar_t>
+void reflect_backward_rows(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p,
+                           int64_t B, int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx512()) {
+    reflect_backward_rows_avx512<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
+    return;
+  }
+  if (math::detail::ig_cpu_has_avx2_fma()) {
+    reflect_backward_rows_avx2<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
+    return;
+  }
+#endif
+  reflect_backward_rows_base<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
 }
 
 // dw/dkappa of n samples: float32 results vectorized across the samples (math/implicit_grad_lanes.h), float64
@@ -418,12 +503,11 @@ void backward_tile(const scalar_t* g_p, const scalar_t* z_p, const scalar_t* omw
                    scalar_t* gl_p, scalar_t* gk_p, BackwardScratch& s) {
   int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-    const int64_t r = row0 + j;
-    s.omw[j] = static_cast<double>(omw_p[r]);
+    s.omw[j] = static_cast<double>(omw_p[row0 + j]);
     s.kappa[j] = static_cast<double>(kappa_p[b]);
     s.a[j] = a_p[b];
-    s.dl_dw[j] = reflect_backward_row<scalar_t>(g_p + r * d, z_p + r * d, s.omw[j], loc_p + b * d, d, gl_p + r * d);
   }
+  reflect_backward_rows<scalar_t>(g_p, z_p, s.omw, loc_p, B, d, row0, n, gl_p, s.dl_dw);
   w_dkappa_tile(s.omw, s.kappa, s.a, n, static_cast<double>(d), static_cast<scalar_t*>(nullptr), s.dwdk);
   for (int j = 0; j < n; ++j) gk_p[row0 + j] = static_cast<scalar_t>(s.dl_dw[j] * s.dwdk[j]);
 }
