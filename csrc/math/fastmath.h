@@ -146,19 +146,6 @@ HVAE_HD_HOT void fast_sincos_half_pi(double h, double* s, double* c) {
   *c = 1.0 + h2 * pc;
 }
 
-
-
-// log x for x in the positive normal range (the callers' arguments: uniforms in (0, 1), ratios of
-// positive normal numbers); anything else goes to libm.
-HVAE_HD_HOT double fast_log(double x) {
-#if defined(__CUDA_ARCH__)
-  return ::log(x);
-#else
-  if (!(x >= 2.2250738585072014e-308 && x <= 1.7976931348623157e308)) return ::log(x);
-  return fast_log_core(x);
-#endif
-}
-
 // cos and sin of 2 pi u for u in [0, 1]: quadrant q = round(4 u), h = 2 pi (u - q / 4) in [-pi/4, pi/4]
 // (u - q/4 is exact), then the polynomials of fast_sincos_half_pi. Branch-free.
 HVAE_HD_HOT void fast_cos_sin_2pi(double u, double* c, double* s) {

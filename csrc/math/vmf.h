@@ -39,7 +39,8 @@
 namespace hvae {
 namespace math {
 
-HVAE_HD double log_sphere_area(double d) { return kLog2 + 0.5 * d * kLogPi - ::lgamma(0.5 * d); }
+// log |S^{d-1}| (the one definition is bessel.h's minus_log_sphere_area)
+HVAE_HD double log_sphere_area(double d) { return -detail::minus_log_sphere_area(d); }
 
 namespace detail {
 

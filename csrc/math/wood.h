@@ -54,7 +54,7 @@ HVAE_HD_HOT double round_log1p(double y) {
 
 // Per parameter row: the envelope of [Wood 1994] and the constants of the [MT 2000] Gamma draw.
 struct WoodEnvelope {
-  double kappa, dm1, b, x0, omx0;
+  double dm1, b, x0, omx0;
   double kappa_omx0;       // kappa (1 - x0), formed without overflow or underflow
   double log1p_x0;         // log(1 + x0)
   double gamma_dd, gamma_c;  // [MT 2000] for the shape (d - 1) / 2: dd = shape - 1/3, c = 1 / sqrt(9 dd)
@@ -62,7 +62,6 @@ struct WoodEnvelope {
 
 HVAE_HD_HOT WoodEnvelope wood_envelope(double kappa, double d) {
   WoodEnvelope e;
-  e.kappa = kappa;
   e.dm1 = d - 1.0;
   // Written in terms of the smaller of kappa and d - 1 so that 4 kappa^2 cannot overflow (kappa > 1e154).
   // (branch-free, so that the CPU kernel's loop over rows vectorizes)
