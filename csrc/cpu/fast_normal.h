@@ -10,8 +10,10 @@
 namespace hvae {
 namespace cpu {
 
+// The forward sampler's vectorized loops: clones for AVX-512 and AVX2, picked at load time. No contraction into
+// fused multiply-adds (AVX-512 implies FMA): the samples are then the same bits on every x86 machine.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HVAE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define HVAE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("fp-contract=off")))
 #else
 #define HVAE_VECTOR_CLONES
 #endif
