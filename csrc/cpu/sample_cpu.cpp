@@ -505,7 +505,8 @@ void backward_tile(const scalar_t* g_p, const scalar_t* z_p, const scalar_t* omw
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
     s.omw[j] = static_cast<double>(omw_p[row0 + j]);
     s.kappa[j] = static_cast<double>(kappa_p[b]);
-    s.a[j] = a_p[b];
+    // a_p: A_d(kappa) per parameter row, computed beforehand when rows share parameters; else here
+    s.a[j] = a_p != nullptr ? a_p[b] : math::vmf_mean_resultant(s.kappa[j], static_cast<double>(d));
   }
   reflect_backward_rows<scalar_t>(g_p, z_p, s.omw, loc_p, B, d, row0, n, gl_p, s.dl_dw);
   w_dkappa_tile(s.omw, s.kappa, s.a, n, static_cast<double>(d), static_cast<scalar_t*>(nullptr), s.dwdk);
@@ -526,7 +527,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
   // A_d(kappa) once per parameter row, not once per sample, in float64 whatever the dtype: the one-sided form
   // of dw/dkappa uses w - A, whose absolute error must stay well below the spread of w (~1 / kappa).
-  std::vector<double> mean_resultant(static_cast<size_t>(B));
+  std::vector<double> mean_resultant(num_samples == 1 ? 0 : static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();
     const scalar_t* z_p = z.data_ptr<scalar_t>();
@@ -535,12 +536,15 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* gl_p = grad_loc.data_ptr<scalar_t>();
     scalar_t* gk_p = grad_kappa.data_ptr<scalar_t>();
-    double* a_p = mean_resultant.data();
-    at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
-      }
-    });
+    // One sample per parameter row (the VAE case): A in the tile loop, no second parallel region.
+    double* a_p = num_samples == 1 ? nullptr : mean_resultant.data();
+    if (a_p != nullptr) {
+      at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
+        }
+      });
+    }
     const int64_t num_tiles = (rows + kBackwardTile - 1) / kBackwardTile;
     const int64_t grain = std::max<int64_t>(1, 8192 / (kBackwardTile * d));
     at::parallel_for(0, num_tiles, grain, [&](int64_t t0, int64_t t1) {
