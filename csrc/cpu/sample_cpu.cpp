@@ -556,8 +556,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
       }
     });
   });
-  if (num_samples == 1) return {grad_loc, grad_kappa};
-  return {grad_loc.view({num_samples, B, d}).sum(0), grad_kappa.view({num_samples, B}).sum(0)};
+  return sum_over_samples(grad_loc, grad_kappa, B);
 }
 
 }  // namespace

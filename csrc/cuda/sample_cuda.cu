@@ -254,7 +254,6 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cuda(const at::Tensor& gr
   const at::Tensor g = grad_z_in.contiguous(), z = z_in.contiguous(), omw = omw_in.contiguous();
   const at::Tensor loc = loc_in.contiguous(), kappa = kappa_in.contiguous();
   const int64_t B = loc.size(0), d = loc.size(1), rows = z.size(0);
-  const int64_t num_samples = B == 0 ? 0 : rows / B;
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
   if (rows > 0) {
@@ -273,8 +272,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cuda(const at::Tensor& gr
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
-  if (num_samples == 1) return {grad_loc, grad_kappa};
-  return {grad_loc.view({num_samples, B, d}).sum(0), grad_kappa.view({num_samples, B}).sum(0)};
+  return sum_over_samples(grad_loc, grad_kappa, B);
 }
 
 }  // namespace

@@ -177,24 +177,11 @@ HVAE_IG_ALWAYS_INLINE void ig_eval_nodes_impl(const ImplicitGradPoint& p, double
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 1.3888888888888889e-03;
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 4.1666666666666667e-02;
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 0.5;
+    HVAE_IG_FOR_HALF su[j] = u[j] + u[j] * (u2[j] * su[j]);  // sin u
+    HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];           // cos u
   } else {
-    HVAE_IG_FOR_HALF su[j] = 7.6471637318198165e-13 * u2[j] - 1.6059043836821615e-10;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 2.5052108385441719e-08;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] - 2.7557319223985891e-06;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 1.9841269841269841e-04;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] - 8.3333333333333333e-03;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 1.6666666666666667e-01;
-    HVAE_IG_FOR_HALF su[j] = -su[j];
-    HVAE_IG_FOR_HALF cu[j] = 4.7794773323873853e-14 * u2[j] - 1.1470745597729725e-11;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 2.0876756987868099e-09;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 2.7557319223985891e-07;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 2.4801587301587302e-05;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 1.3888888888888889e-03;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 4.1666666666666667e-02;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 0.5;
+    HVAE_IG_FOR_HALF fast_sincos_quarter_pi(u[j], &su[j], &cu[j]);
   }
-  HVAE_IG_FOR_HALF su[j] = u[j] + u[j] * (u2[j] * su[j]);  // sin u
-  HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];           // cos u
   // node i < H: delta/2 = m/2 - u_{H-1-i}; node H + j: m/2 + u_j
   double s[kIgNodes], c[kIgNodes], diff[kIgNodes], y[kIgNodes], t[kIgNodes];
   HVAE_IG_FOR_HALF {

@@ -182,22 +182,8 @@ HVAE_ALWAYS_INLINE void ig_lanes_quadrature_impl(const IgLanes& L, double m, dou
     const double xj = kIgLanesX[j], wj = kIgLanesW[j];
     double base[2][kIgLanes], acc[2][kIgLanes], t[2][kIgLanes], adt[2][kIgLanes];
     for (int k = 0; k < n; ++k) {
-      const double u = 0.5 * hh[k] * xj, u2 = u * u;  // |u| <= pi/4
-      double su = 7.6471637318198165e-13 * u2 - 1.6059043836821615e-10;
-      su = su * u2 + 2.5052108385441719e-08;
-      su = su * u2 - 2.7557319223985891e-06;
-      su = su * u2 + 1.9841269841269841e-04;
-      su = su * u2 - 8.3333333333333333e-03;
-      su = su * u2 + 1.6666666666666667e-01;
-      su = u - u * (u2 * su);
-      double cu = 4.7794773323873853e-14 * u2 - 1.1470745597729725e-11;
-      cu = cu * u2 + 2.0876756987868099e-09;
-      cu = cu * u2 - 2.7557319223985891e-07;
-      cu = cu * u2 + 2.4801587301587302e-05;
-      cu = cu * u2 - 1.3888888888888889e-03;
-      cu = cu * u2 + 4.1666666666666667e-02;
-      cu = cu * u2 - 0.5;
-      cu = 1.0 + u2 * cu;
+      double su, cu;
+      fast_sincos_quarter_pi(0.5 * hh[k] * xj, &su, &cu);  // |u| <= pi/4
       const double a = sm[k] * cu, b = cm[k] * su, a2 = cm[k] * cu, b2 = sm[k] * su;
       const double w = L.w[k], sin_w = L.sin_w[k], cot_w = L.cot_w[k], kappa = L.kappa[k];
       for (int q = 0; q < 2; ++q) {  // the nodes mid -+ h x_j: half angles mid/2 -+ u
