@@ -1,12 +1,14 @@
 // The table of the elementwise ops: one line per op, from which csrc/ops.cpp makes the schemas and
 // csrc/cpu/special_cpu.cpp and csrc/cuda/special_cuda.cu make and register the kernels (register_elementwise).
-// Adding an elementwise op: its functor in special_functors.h (the formula itself in csrc/math/), one line
-// here, its fake kernel and autograd in hvae_ext/_ops.py.
+// hvae_ext/_ops.py makes the fake kernels of these ops from their registered schemas. Adding an elementwise
+// op: its functor in special_functors.h (the formula itself in csrc/math/), one line here, and its autograd
+// in hvae_ext/_ops.py if it is differentiable.
 //
 //   X(name, functor, "returns", "arguments", promote...)
 //     returns: "Tensor", or "(Tensor, Tensor)" for the value and its kappa-derivative in one pass (the
 //       functor's operator()(a, &grad));
-//     promote: one flag per operand, whether it takes part in choosing the output dtype (integer `dim`: no).
+//     promote: one flag per operand, whether it takes part in choosing the output dtype: false exactly for the
+//       integer operand named `dim` (the Python fake kernels read it from the argument names).
 // All operands broadcast; the values are computed in float64 (float32 outputs may take the float32 paths).
 #pragma once
 

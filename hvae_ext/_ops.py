@@ -113,55 +113,24 @@ def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 # --- fake kernels -----------------------------------------------------------------------------------
 
-for _name in ("log_bessel_iv", "bessel_iv_ratio"):
+# The elementwise ops of the table in csrc/ops_table.h, read back from their registered schemas: every operand
+# broadcasts, every operand but the integer `dim` takes part in the dtype (the table's promote flags), and the
+# outputs are one tensor or (value, derivative) of that shape.
+def _elementwise_fake(name: str):
+    schema = getattr(ops, name).default._schema
+    promote = tuple(arg.name != "dim" for arg in schema.arguments)
+    outputs = len(schema.returns)
 
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(v, x):
-        return _broadcast_fake(v, x, promote=(True, True))
+    def fake(*args):
+        out = _broadcast_fake(*args, promote=promote)
+        return out if outputs == 1 else (out,) + tuple(torch.empty_like(out) for _ in range(outputs - 1))
 
-
-for _name in ("log_bessel_iv_backward", "bessel_iv_ratio_backward"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(grad, v, x):
-        return _broadcast_fake(grad, v, x, promote=(True, True, True))
-
-
-for _name in ("vmf_log_normalizer", "vmf_mean_resultant", "vmf_kl_uniform"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(kappa, dim):
-        return _broadcast_fake(kappa, dim, promote=(True, False))
+    return fake
 
 
-for _name in ("vmf_log_normalizer_backward", "vmf_mean_resultant_backward", "vmf_kl_uniform_backward"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(grad, kappa, dim):
-        return _broadcast_fake(grad, kappa, dim, promote=(True, True, False))
-
-
-for _name in ("vmf_log_normalizer_and_grad", "vmf_kl_uniform_and_grad"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(kappa, dim):
-        out = _broadcast_fake(kappa, dim, promote=(True, False))
-        return out, torch.empty_like(out)
-
-
-@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse")
-def _(r, dim):
-    return _broadcast_fake(r, dim, promote=(True, False))
-
-
-@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse_backward")
-def _(grad, kappa, r, dim):
-    return _broadcast_fake(grad, kappa, r, dim, promote=(True, True, True, False))
-
-
-@torch.library.register_fake("hvae_ext::vmf_w_dkappa")
-def _(one_minus_w, kappa, dim, mean_resultant):
-    return _broadcast_fake(one_minus_w, kappa, dim, mean_resultant, promote=(True, True, False, True))
+ELEMENTWISE_OPS = tuple(name for name in OP_NAMES if not name.startswith("vmf_sample"))
+for _name in ELEMENTWISE_OPS:
+    torch.library.register_fake(f"hvae_ext::{_name}", _elementwise_fake(_name))
 
 
 @torch.library.register_fake("hvae_ext::vmf_sample")
