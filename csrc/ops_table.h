@@ -37,6 +37,10 @@
   X(vmf_kl_uniform, VmfKlUniformOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                 \
   X(vmf_kl_uniform_backward, VmfKlUniformBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, true,    \
     false)                                                                                                             \
+  X(vmf_mean_resultant_second_derivative, VmfMeanResultantSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim",    \
+    true, false)                                                                                                       \
+  X(vmf_kl_uniform_second_derivative, VmfKlUniformSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim", true,      \
+    false)                                                                                                             \
   X(vmf_entropy, VmfEntropyOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                      \
   X(vmf_kl_vmf, VmfKlVmfOp, "Tensor", "Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim", true, true,  \
     true, false)                                                                                                       \

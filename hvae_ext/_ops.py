@@ -209,12 +209,8 @@ torch.library.register_autograd(
 )
 def _vmf_mean_resultant_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
-    # d/dkappa [g A'] = g A'', A'' = -2 A A' - (d - 1) (A' / kappa - A / kappa^2); A''(0) = 0 (A is odd in kappa)
-    a = ops.vmf_mean_resultant(kappa, dim)
-    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
-    safe = torch.where(kappa > 0, kappa, torch.ones_like(kappa))
-    a_second = -2 * a * a_prime - (dim - 1) * (a_prime / safe - a / (safe * safe))
-    a_second = torch.where(kappa > 0, a_second, torch.zeros_like(a_second))
+    # d/dkappa [g A'] = g A'' (csrc/math/vmf.h: vmf_mean_resultant_second_derivative)
+    a_second = ops.vmf_mean_resultant_second_derivative(kappa, dim)
     dg = ops.vmf_mean_resultant_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * a_second, kappa), None
 
@@ -253,10 +249,8 @@ def _vmf_kl_uniform_bwd(ctx, grad):
 
 def _vmf_kl_uniform_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
-    # D = kappa A' = kappa (1 - A^2) - (d - 1) A;  D' = (1 - A^2) - (2 kappa A + d - 1) A'
-    a = ops.vmf_mean_resultant(kappa, dim)
-    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
-    d_prime = (1 - a * a) - (2 * kappa * a + (dim - 1)) * a_prime
+    # D = kappa A' (the KL's derivative); D' from csrc/math/vmf.h (vmf_kl_uniform_second_derivative)
+    d_prime = ops.vmf_kl_uniform_second_derivative(kappa, dim)
     dg = ops.vmf_kl_uniform_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * d_prime, kappa), None
 
