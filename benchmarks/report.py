@@ -58,7 +58,8 @@ class Run:
         cpu = f"{i.get('cpu_model', self.machine.get('cpu', {}).get('brand_raw', '?'))}, {i.get('cpu_count', '?')} cores"
         dev = i.get("cuda_device") or "no CUDA device"
         return (
-            f"{cpu}; GPU: {dev}; torch {i.get('torch_version', '?')}, hvae_ext {i.get('hvae_ext_version', '?')}, "
+            f"{cpu}, {i.get('torch_num_threads', '?')} torch thread(s); GPU: {dev}; "
+            f"torch {i.get('torch_version', '?')}, hvae_ext {i.get('hvae_ext_version', '?')}, "
             f"{i.get('bench_mode', '?')} mode, {self.datetime[:19]}"
         )
 
@@ -214,6 +215,27 @@ def targets(run: Run):
     return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
 
 
+def targets_issue16(run: Run):
+    """Issue 16: the backward at the cost of the forward, the forward at the cost of drawing the normals."""
+    rows = []
+
+    def add(name, value, limit):
+        if value is None:
+            rows.append([name, "–", "not measured"])
+        else:
+            rows.append([name, fmt_ratio(value), "PASS" if value <= limit else "FAIL"])
+
+    q16 = dict(device="cpu", dtype="float32", N=65536, d=16)
+    fwd16 = run.rate(kind="rsample", impl="ours", mode="fwd", kappa=10.0, **q16)
+    both16 = run.rate(kind="rsample", impl="ours", mode="fwd+bwd", kappa=10.0, **q16)
+    add("CPU d=16 κ=10 N=65536: time fwd+bwd ≤ 2× time fwd", ratio(fwd16, both16), 2.0)
+    add("CPU d=16 κ=10 N=65536: time fwd ≤ 1.3× randn(N, d)", ratio(run.rate(kind="randn", **q16), fwd16), 1.3)
+    q3 = dict(device="cpu", dtype="float32", N=65536, d=3)
+    add("CPU d=3 κ=10 N=65536: time fwd ≤ 2× randn(N, d)",
+        ratio(run.rate(kind="randn", **q3), run.rate(kind="rsample", impl="ours", mode="fwd", kappa=10.0, **q3)), 2.0)
+    return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
+
+
 # --- plot ------------------------------------------------------------------------------------------------
 
 
@@ -283,6 +305,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
     for run in runs:
         out += [f"## {run.name}", "", f"Machine: {run.label()}", ""]
         out += ["### Targets (issue 6)", "", targets(run), ""]
+        out += ["### Targets (issue 16)", "", targets_issue16(run), ""]
         cells = sorted({(r["device"], r["dtype"], r["N"]) for r in run.recs if r["kind"] == "rsample"})
         for dev, dt, n in cells:
             t = rsample_table(run, dev, dt, n)

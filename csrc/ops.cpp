@@ -1,8 +1,10 @@
-// Operator schemas of hvae_ext (namespace hvae_ext). Kernels are registered per backend in
-// csrc/cpu/*.cpp and csrc/cuda/*.cu; fake (meta) kernels and autograd are registered from Python
-// (hvae_ext/_ops.py).
+// Operator schemas of hvae_ext (namespace hvae_ext): the elementwise ops from the table in csrc/ops_table.h,
+// the sampler's below. Kernels are registered per backend in csrc/cpu/*.cpp and csrc/cuda/*.cu; fake (meta)
+// kernels and autograd are registered from Python (hvae_ext/_ops.py).
 #include <Python.h>
 #include <torch/library.h>
+
+#include "ops_table.h"
 
 extern "C" {
 // The extension is imported as the Python module hvae_ext._C only to load this library, whose static
@@ -14,26 +16,8 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(hvae_ext, m) {
-  // Special functions: elementwise with broadcasting; computed in float64 whatever the dtype.
-  m.def("log_bessel_iv(Tensor v, Tensor x) -> Tensor");
-  m.def("log_bessel_iv_backward(Tensor grad, Tensor v, Tensor x) -> Tensor");
-  m.def("bessel_iv_ratio(Tensor v, Tensor x) -> Tensor");
-  m.def("bessel_iv_ratio_backward(Tensor grad, Tensor v, Tensor x) -> Tensor");
-  m.def("vmf_log_normalizer(Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_log_normalizer_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_mean_resultant(Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_mean_resultant_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_mean_resultant_inverse(Tensor r, Tensor dim) -> Tensor");
-  m.def("vmf_mean_resultant_inverse_backward(Tensor grad, Tensor kappa, Tensor r, Tensor dim) -> Tensor");
-  m.def("vmf_kl_uniform(Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_kl_uniform_backward(Tensor grad, Tensor kappa, Tensor dim) -> Tensor");
-  // Entropy and KL(vMF || vMF), accurate at large kappa (backward composed in hvae_ext/_ops.py).
-  m.def("vmf_entropy(Tensor kappa, Tensor dim) -> Tensor");
-  m.def("vmf_kl_vmf(Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim) -> Tensor");
-  // The forward ops of autograd: (value, d value / d kappa) in one pass, the derivative kept for the backward.
-  m.def("vmf_log_normalizer_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
-  m.def("vmf_kl_uniform_and_grad(Tensor kappa, Tensor dim) -> (Tensor, Tensor)");
-  m.def("vmf_w_dkappa(Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant) -> Tensor");
+  // The elementwise special functions, their backwards, the entropy, the KLs and dw/dkappa: csrc/ops_table.h.
+  hvae::define_elementwise(m);
   // Sampler: loc (B, d), kappa (B,), seed int64 (1,). Row r of the (num_samples * B, d) output uses
   // parameter row r % B. Returns the samples and 1 - w per row (w = mu^T z, kept for the backward).
   m.def("vmf_sample(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");

@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <tuple>
+
 namespace hvae {
 
 inline void check_sample_args(const at::Tensor& loc, const at::Tensor& kappa, const at::Tensor& seed,
@@ -40,6 +42,15 @@ inline void check_sample_backward_args(const at::Tensor& grad_z, const at::Tenso
     TORCH_CHECK(t->scalar_type() == loc.scalar_type(), "vmf_sample_backward: dtypes differ");
     TORCH_CHECK(t->device() == loc.device(), "vmf_sample_backward: devices differ");
   }
+}
+
+// The end of both devices' backward: per-sample gradients (rows = num_samples * B, row r of parameter row r % B)
+// summed over the sample axis; with one sample per parameter row they are the result as they are.
+inline std::tuple<at::Tensor, at::Tensor> sum_over_samples(const at::Tensor& grad_loc, const at::Tensor& grad_kappa,
+                                                           int64_t B) {
+  const int64_t rows = grad_kappa.size(0), num_samples = B == 0 ? 0 : rows / B;
+  if (num_samples == 1) return {grad_loc, grad_kappa};
+  return {grad_loc.view({num_samples, B, grad_loc.size(1)}).sum(0), grad_kappa.view({num_samples, B}).sum(0)};
 }
 
 }  // namespace hvae

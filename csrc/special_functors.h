@@ -110,6 +110,20 @@ struct VmfKlUniformOp {
   HVAE_HD double operator()(const double* a) const { return math::vmf_kl_uniform(a[0], a[1]); }
 };
 
+// A_d''(kappa) (the double backward of vmf_mean_resultant, csrc/math/vmf.h)
+struct VmfMeanResultantSecondDerivativeOp {
+  bool single = false;  // unused: computed in float64
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_mean_resultant_second_derivative(a[0], a[1]); }
+};
+
+// D'(kappa), D = kappa A_d'(kappa) (the double backward of vmf_kl_uniform, csrc/math/vmf.h)
+struct VmfKlUniformSecondDerivativeOp {
+  bool single = false;  // unused: computed in float64
+  static constexpr int kArity = 2;
+  HVAE_HD double operator()(const double* a) const { return math::vmf_kl_uniform_second_derivative(a[0], a[1]); }
+};
+
 // grad * d/dkappa KL(vMF || uniform) = grad * kappa A_d'(kappa)
 struct VmfKlUniformBackwardOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path

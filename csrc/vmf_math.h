@@ -4,9 +4,12 @@
 //   math/bessel.h         log I_v(x), I_v/I_{v-1}, log C_d(kappa), A_d(kappa)
 //   math/vmf.h            log |S^{d-1}|, KL(vMF || uniform)
 //   math/vmf_fit.h        A_d^{-1}(r): the maximum-likelihood concentration for a mean resultant length r
-//   math/wood.h           Wood's rejection sampler for w = mu^T z, the d = 3 inversion, the reflection
-//   math/implicit_grad.h  dw/dkappa by implicit reparameterization
-//   math/philox.h         counter-based random numbers keyed by (seed, row, stream)
+//   math/wood.h           Wood's rejection sampler for w = mu^T z, the d = 3 inversion, the reflection and
+//                         its backward
+//   math/implicit_grad.h  dw/dkappa by implicit reparameterization (implicit_grad_lanes.h: the float32 rule
+//                         vectorized across samples, host only, included by the CPU sampler)
+//   math/philox.h         counter-based random numbers keyed by (seed, row, stream), Box-Muller
+//   math/fastmath.h       the host's branch-free elementary functions
 #pragma once
 
 #include "math/common.h"

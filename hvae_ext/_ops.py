@@ -113,55 +113,24 @@ def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 # --- fake kernels -----------------------------------------------------------------------------------
 
-for _name in ("log_bessel_iv", "bessel_iv_ratio"):
+# The elementwise ops of the table in csrc/ops_table.h, read back from their registered schemas: every operand
+# broadcasts, every operand but the integer `dim` takes part in the dtype (the table's promote flags), and the
+# outputs are one tensor or (value, derivative) of that shape.
+def _elementwise_fake(name: str):
+    schema = getattr(ops, name).default._schema
+    promote = tuple(arg.name != "dim" for arg in schema.arguments)
+    outputs = len(schema.returns)
 
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(v, x):
-        return _broadcast_fake(v, x, promote=(True, True))
+    def fake(*args):
+        out = _broadcast_fake(*args, promote=promote)
+        return out if outputs == 1 else (out,) + tuple(torch.empty_like(out) for _ in range(outputs - 1))
 
-
-for _name in ("log_bessel_iv_backward", "bessel_iv_ratio_backward"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(grad, v, x):
-        return _broadcast_fake(grad, v, x, promote=(True, True, True))
-
-
-for _name in ("vmf_log_normalizer", "vmf_mean_resultant", "vmf_kl_uniform"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(kappa, dim):
-        return _broadcast_fake(kappa, dim, promote=(True, False))
+    return fake
 
 
-for _name in ("vmf_log_normalizer_backward", "vmf_mean_resultant_backward", "vmf_kl_uniform_backward"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(grad, kappa, dim):
-        return _broadcast_fake(grad, kappa, dim, promote=(True, True, False))
-
-
-for _name in ("vmf_log_normalizer_and_grad", "vmf_kl_uniform_and_grad"):
-
-    @torch.library.register_fake(f"hvae_ext::{_name}")
-    def _(kappa, dim):
-        out = _broadcast_fake(kappa, dim, promote=(True, False))
-        return out, torch.empty_like(out)
-
-
-@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse")
-def _(r, dim):
-    return _broadcast_fake(r, dim, promote=(True, False))
-
-
-@torch.library.register_fake("hvae_ext::vmf_mean_resultant_inverse_backward")
-def _(grad, kappa, r, dim):
-    return _broadcast_fake(grad, kappa, r, dim, promote=(True, True, True, False))
-
-
-@torch.library.register_fake("hvae_ext::vmf_w_dkappa")
-def _(one_minus_w, kappa, dim, mean_resultant):
-    return _broadcast_fake(one_minus_w, kappa, dim, mean_resultant, promote=(True, True, False, True))
+ELEMENTWISE_OPS = tuple(name for name in OP_NAMES if not name.startswith("vmf_sample"))
+for _name in ELEMENTWISE_OPS:
+    torch.library.register_fake(f"hvae_ext::{_name}", _elementwise_fake(_name))
 
 
 @torch.library.register_fake("hvae_ext::vmf_sample")
@@ -240,12 +209,8 @@ torch.library.register_autograd(
 )
 def _vmf_mean_resultant_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
-    # d/dkappa [g A'] = g A'', A'' = -2 A A' - (d - 1) (A' / kappa - A / kappa^2); A''(0) = 0 (A is odd in kappa)
-    a = ops.vmf_mean_resultant(kappa, dim)
-    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
-    safe = torch.where(kappa > 0, kappa, torch.ones_like(kappa))
-    a_second = -2 * a * a_prime - (dim - 1) * (a_prime / safe - a / (safe * safe))
-    a_second = torch.where(kappa > 0, a_second, torch.zeros_like(a_second))
+    # d/dkappa [g A'] = g A'' (csrc/math/vmf.h: vmf_mean_resultant_second_derivative)
+    a_second = ops.vmf_mean_resultant_second_derivative(kappa, dim)
     dg = ops.vmf_mean_resultant_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * a_second, kappa), None
 
@@ -284,10 +249,8 @@ def _vmf_kl_uniform_bwd(ctx, grad):
 
 def _vmf_kl_uniform_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
-    # D = kappa A' = kappa (1 - A^2) - (d - 1) A;  D' = (1 - A^2) - (2 kappa A + d - 1) A'
-    a = ops.vmf_mean_resultant(kappa, dim)
-    a_prime = ops.vmf_mean_resultant_backward(torch.ones_like(a), kappa, dim)
-    d_prime = (1 - a * a) - (2 * kappa * a + (dim - 1)) * a_prime
+    # D = kappa A' (the KL's derivative); D' from csrc/math/vmf.h (vmf_kl_uniform_second_derivative)
+    d_prime = ops.vmf_kl_uniform_second_derivative(kappa, dim)
     dg = ops.vmf_kl_uniform_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * d_prime, kappa), None
 

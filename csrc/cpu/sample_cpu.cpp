@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <atomic>
+#include <cstring>
 #include <cstdint>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "../sample_checks.h"
 #include "../vmf_math.h"
 #include "../math/fastmath.h"
+#include "../math/implicit_grad_lanes.h"
 #include "fast_normal.h"
 
 namespace hvae {
@@ -253,13 +255,10 @@ void reflect_coefficients(int n, ReflectColumns& c) {
   double* __restrict coef = c.coef.data();
   double* __restrict sign = c.sign.data();
   for (int j = 0; j < n; ++j) {
-    // 1 - w^2 = omw (2 - omw) keeps precision near w = 1.
-    const double sc = sq[j] > 0.0 ? __builtin_sqrt(omw[j] * (2.0 - omw[j]) / sq[j]) : 0.0;
-    const double s = math::householder_sign(mu0[j]);
-    const double a0 = mu0[j] + s;
-    coef[j] = 2.0 * (a0 * (1.0 - omw[j]) + sc * tail_dot[j]) / (a0 * a0 + n2_tail[j]);
-    scale[j] = sc;
-    sign[j] = s;
+    const math::HouseholderForward h = math::householder_forward(mu0[j], omw[j], sq[j], tail_dot[j], n2_tail[j]);
+    coef[j] = h.coef;
+    scale[j] = h.scale;
+    sign[j] = h.sign;
   }
 }
 
@@ -281,11 +280,14 @@ void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const s
     const scalar_t* mu = loc_p + b * d;
     const scalar_t* v = normals + j * normals_per_row;
     scalar_t* z = z_p + (row0 + j) * d;
-    const double s = c.sign[j], coef = c.coef[j];
-    z[0] = static_cast<scalar_t>(-s * ((1.0 - c.omw[j]) - coef * (c.mu0[j] + s)));
-    const double ms_scale = -s * c.scale[j], s_coef = s * coef;
+    math::HouseholderForward h;
+    h.sign = c.sign[j];
+    h.a0 = c.mu0[j] + h.sign;
+    h.scale = c.scale[j];
+    h.coef = c.coef[j];
+    z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));
     for (int64_t i = 1; i < d; ++i) {
-      z[i] = static_cast<scalar_t>(ms_scale * static_cast<double>(v[i - 1]) + s_coef * static_cast<double>(mu[i]));
+      z[i] = static_cast<scalar_t>(math::householder_zi(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
     }
   }
 }
@@ -364,46 +366,151 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
   return {omw, count};
 }
 
-// Backward of one row (math/wood.h has the formulas); mean_resultant = A_d(kappa) of the row's parameters.
+// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
+// to float32 or float64 memory.
+typedef double V8d __attribute__((vector_size(64)));
+typedef float V8f __attribute__((vector_size(32)));
+constexpr int kV8 = 8;
+HVAE_ALWAYS_INLINE V8d load8(const double* p) {
+  V8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+HVAE_ALWAYS_INLINE V8d load8(const float* p) {
+  V8f v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, V8d);
+}
+HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
+HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
+  const V8f f = __builtin_convertvector(v, V8f);
+  std::memcpy(p, &f, sizeof f);
+}
+HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+
+// Backward of one row's reflection (math/wood.h has the formulas): writes dL/dmu, returns dL/dw.
+// Pass 1 forms the three sums over the tail, pass 2 the gradient and the two tangent sums, eight coordinates
+// at a time (coordinate 0 is masked out of the first block: its terms use a_0 = mu_0 + s and are done apart),
+// the last d mod 8 one by one.
 template <typename scalar_t>
-void backward_row(const scalar_t* g, const scalar_t* z, double omw, const scalar_t* mu, double kappa,
-                  double mean_resultant, int64_t d, scalar_t* grad_mu, double* grad_kappa) {
-  const double s = math::householder_sign(static_cast<double>(mu[0]));
-  const double a0 = static_cast<double>(mu[0]) + s;
-  // Pass 1: |a|^2, a.z, a.g.
-  const double n2 = a0 * a0 + dot(mu + 1, mu + 1, d - 1);
-  const double az = a0 * static_cast<double>(z[0]) + dot(mu + 1, z + 1, d - 1);
-  const double ag = a0 * static_cast<double>(g[0]) + dot(mu + 1, g + 1, d - 1);
-  const double coef_z = 2.0 * az / n2, coef_g = 2.0 * ag / n2;
-  const double c = s * az;  // a.y with y = Q z
-  const double gmu_a = -4.0 * s * ag * c / (n2 * n2);
-  const double gmu_g = 2.0 * s * c / n2, gmu_y = 2.0 * s * ag / n2;
-  // Pass 2: y = Q z and gt = Q g on the fly; write dL/dmu, accumulate the tangent sums (four partial sums
-  // each, as in dot()).
-  const double y0 = -s * (static_cast<double>(z[0]) - coef_z * a0);
-  const double gt0 = -s * (static_cast<double>(g[0]) - coef_g * a0);
-  grad_mu[0] = static_cast<scalar_t>(gmu_g * g[0] + gmu_y * y0 + gmu_a * a0);
-  double tail_dot[4] = {0.0, 0.0, 0.0, 0.0}, tail_sq[4] = {0.0, 0.0, 0.0, 0.0};
-  auto step = [&](int64_t i, int k) {
-    const double m = static_cast<double>(mu[i]);
-    const double yi = -s * (static_cast<double>(z[i]) - coef_z * m);
-    const double gti = -s * (static_cast<double>(g[i]) - coef_g * m);
-    tail_dot[k] += gti * yi;
-    tail_sq[k] += yi * yi;
-    grad_mu[i] = static_cast<scalar_t>(gmu_g * g[i] + gmu_y * yi + gmu_a * m);
-  };
-  int64_t i = 1;
-  for (; i + 4 <= d; i += 4) {
-    for (int k = 0; k < 4; ++k) step(i + k, k);
+HVAE_ALWAYS_INLINE double reflect_backward_row(const scalar_t* __restrict g, const scalar_t* __restrict z, double omw,
+                                               const scalar_t* __restrict mu, int64_t d, scalar_t* __restrict grad_mu) {
+  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  V8d s_mm = {}, s_mz = {}, s_mg = {};
+  int64_t i = 0;
+  for (; i + kV8 <= d; i += kV8) {
+    const V8d m = i == 0 ? tail_mask * load8(mu) : load8(mu + i);
+    s_mm += m * m;
+    s_mz += m * load8(z + i);
+    s_mg += m * load8(g + i);
   }
-  for (; i < d; ++i) step(i, 0);
-  const double dot_t = (tail_dot[0] + tail_dot[1]) + (tail_dot[2] + tail_dot[3]);
-  const double sq_t = (tail_sq[0] + tail_sq[1]) + (tail_sq[2] + tail_sq[3]);
-  // dL/dw = gt_0 - w / sqrt(1 - w^2) * sum_i gt_i v_i,  v = y_tail / |y_tail|.
-  const double w = 1.0 - omw, sin2 = omw * (2.0 - omw);
-  double dl_dw = gt0;
-  if (sq_t > 0.0 && sin2 > 0.0) dl_dw -= w * dot_t / ::sqrt(sq_t * sin2);
-  *grad_kappa = dl_dw * math::vmf_w_dkappa(omw, kappa, static_cast<double>(d), mean_resultant);
+  double r_mm = 0.0, r_mz = 0.0, r_mg = 0.0;
+  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
+    const double m = static_cast<double>(mu[r]);
+    r_mm += m * m;
+    r_mz += m * static_cast<double>(z[r]);
+    r_mg += m * static_cast<double>(g[r]);
+  }
+  const math::HouseholderBackward c =
+      math::householder_backward(static_cast<double>(mu[0]), static_cast<double>(z[0]), static_cast<double>(g[0]),
+                                 hsum8(s_mm) + r_mm, hsum8(s_mz) + r_mz, hsum8(s_mg) + r_mg);
+  V8d s_dot = {}, s_sq = {};
+  i = 0;
+  for (; i + kV8 <= d; i += kV8) {
+    V8d y, gt, gmu;
+    math::householder_backward_elem<V8d>(c, load8(mu + i), load8(z + i), load8(g + i), &y, &gt, &gmu);
+    const V8d yt = i == 0 ? tail_mask * y : y;
+    s_dot += gt * yt;
+    s_sq += yt * yt;
+    store8(grad_mu + i, gmu);
+  }
+  double r_dot = 0.0, r_sq = 0.0;
+  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
+    double y, gt, gmu;
+    math::householder_backward_elem<double>(c, static_cast<double>(mu[r]), static_cast<double>(z[r]),
+                                            static_cast<double>(g[r]), &y, &gt, &gmu);
+    r_dot += gt * y;
+    r_sq += y * y;
+    grad_mu[r] = static_cast<scalar_t>(gmu);
+  }
+  double y0, gt0, gmu0;  // coordinate 0, with a_0 (written over the first block's value)
+  math::householder_backward_elem<double>(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, &gt0,
+                                          &gmu0);
+  grad_mu[0] = static_cast<scalar_t>(gmu0);
+  return math::householder_dl_dw(gt0, hsum8(s_dot) + r_dot, hsum8(s_sq) + r_sq, omw);
+}
+
+// The reflection backward of the rows of a tile (dL/dmu written, dL/dw into dl_dw), compiled for the baseline
+// ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
+template <typename scalar_t>
+HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const scalar_t* z_p, const double* omw,
+                                                   const scalar_t* loc_p, int64_t B, int64_t d, int64_t row0, int n,
+                                                   scalar_t* gl_p, double* dl_dw) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    const int64_t r = row0 + j;
+    dl_dw[j] = reflect_backward_row<scalar_t>(g_p + r * d, z_p + r * d, omw[j], loc_p + b * d, d, gl_p + r * d);
+  }
+}
+#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                     \
+  template <typename scalar_t>                                                                                   \
+  ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B,  \
+                 int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                                \
+    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                      \
+  }
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, )
+#if HVAE_IG_X86_DISPATCH
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, __attribute__((target("avx2,fma"))))
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
+#endif
+#undef HVAE_REFLECT_BACKWARD_ROWS
+template <typename scalar_t>
+void reflect_backward_rows(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p,
+                           int64_t B, int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx512()) {
+    reflect_backward_rows_avx512<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
+    return;
+  }
+  if (math::detail::ig_cpu_has_avx2_fma()) {
+    reflect_backward_rows_avx2<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
+    return;
+  }
+#endif
+  reflect_backward_rows_base<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
+}
+
+// dw/dkappa of n samples: float32 results vectorized across the samples (math/implicit_grad_lanes.h), float64
+// by the scalar rule of math/implicit_grad.h.
+inline void w_dkappa_tile(const double* omw, const double* kappa, const double* A, int n, double d, float*,
+                          double* out) {
+  math::vmf_w_dkappa_single(omw, kappa, A, n, d, out);
+}
+inline void w_dkappa_tile(const double* omw, const double* kappa, const double* A, int n, double d, double*,
+                          double* out) {
+  for (int j = 0; j < n; ++j) out[j] = math::vmf_w_dkappa(omw[j], kappa[j], d, A[j]);
+}
+
+// The backward of rows row0 .. row0 + n - 1 in one pass over the tile: the reflection row by row (dL/dmu
+// written, dL/dw kept), then dw/dkappa of the whole tile, then dL/dkappa = dL/dw dw/dkappa.
+constexpr int kBackwardTile = 256;
+struct BackwardScratch {
+  double dl_dw[kBackwardTile], omw[kBackwardTile], kappa[kBackwardTile], a[kBackwardTile], dwdk[kBackwardTile];
+};
+template <typename scalar_t>
+void backward_tile(const scalar_t* g_p, const scalar_t* z_p, const scalar_t* omw_p, const scalar_t* loc_p,
+                   const scalar_t* kappa_p, const double* a_p, int64_t B, int64_t d, int64_t row0, int n,
+                   scalar_t* gl_p, scalar_t* gk_p, BackwardScratch& s) {
+  int64_t b = row0 % B;
+  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+    s.omw[j] = static_cast<double>(omw_p[row0 + j]);
+    s.kappa[j] = static_cast<double>(kappa_p[b]);
+    // a_p: A_d(kappa) per parameter row, computed beforehand when rows share parameters; else here
+    s.a[j] = a_p != nullptr ? a_p[b] : math::vmf_mean_resultant(s.kappa[j], static_cast<double>(d));
+  }
+  reflect_backward_rows<scalar_t>(g_p, z_p, s.omw, loc_p, B, d, row0, n, gl_p, s.dl_dw);
+  w_dkappa_tile(s.omw, s.kappa, s.a, n, static_cast<double>(d), static_cast<scalar_t*>(nullptr), s.dwdk);
+  for (int j = 0; j < n; ++j) gk_p[row0 + j] = static_cast<scalar_t>(s.dl_dw[j] * s.dwdk[j]);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& grad_z_in, const at::Tensor& z_in,
@@ -418,8 +525,9 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // per-sample gradients are summed over the sample axis.
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
-  // A_d(kappa) once per parameter row, not once per sample.
-  std::vector<double> mean_resultant(static_cast<size_t>(B));
+  // A_d(kappa) once per parameter row, not once per sample, in float64 whatever the dtype: the one-sided form
+  // of dw/dkappa uses w - A, whose absolute error must stay well below the spread of w (~1 / kappa).
+  std::vector<double> mean_resultant(num_samples == 1 ? 0 : static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();
     const scalar_t* z_p = z.data_ptr<scalar_t>();
@@ -428,25 +536,27 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
     scalar_t* gl_p = grad_loc.data_ptr<scalar_t>();
     scalar_t* gk_p = grad_kappa.data_ptr<scalar_t>();
-    double* a_p = mean_resultant.data();
-    at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
-      for (int64_t b = begin; b < end; ++b) {
-        a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
-      }
-    });
-    const int64_t grain = std::max<int64_t>(1, 8192 / d);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      int64_t b = begin % B;
-      for (int64_t r = begin; r < end; ++r, b = b + 1 == B ? 0 : b + 1) {
-        double gk = 0.0;
-        backward_row<scalar_t>(g_p + r * d, z_p + r * d, static_cast<double>(omw_p[r]), loc_p + b * d,
-                               static_cast<double>(kappa_p[b]), a_p[b], d, gl_p + r * d, &gk);
-        gk_p[r] = static_cast<scalar_t>(gk);
+    // One sample per parameter row (the VAE case): A in the tile loop, no second parallel region.
+    double* a_p = num_samples == 1 ? nullptr : mean_resultant.data();
+    if (a_p != nullptr) {
+      at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) {
+          a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d));
+        }
+      });
+    }
+    const int64_t num_tiles = (rows + kBackwardTile - 1) / kBackwardTile;
+    const int64_t grain = std::max<int64_t>(1, 8192 / (kBackwardTile * d));
+    at::parallel_for(0, num_tiles, grain, [&](int64_t t0, int64_t t1) {
+      BackwardScratch scratch;
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t row0 = t * kBackwardTile;
+        const int n = static_cast<int>(std::min<int64_t>(kBackwardTile, rows - row0));
+        backward_tile<scalar_t>(g_p, z_p, omw_p, loc_p, kappa_p, a_p, B, d, row0, n, gl_p, gk_p, scratch);
       }
     });
   });
-  if (num_samples == 1) return {grad_loc, grad_kappa};
-  return {grad_loc.view({num_samples, B, d}).sum(0), grad_kappa.view({num_samples, B}).sum(0)};
+  return sum_over_samples(grad_loc, grad_kappa, B);
 }
 
 }  // namespace

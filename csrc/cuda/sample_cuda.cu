@@ -1,9 +1,10 @@
 // CUDA kernels of the vMF sampler: one launch, no host synchronisation.
 //
 // Layout: a warp owns a tile of 32 sample rows. Phase 1: lane l runs the (serial, divergent) rejection
-// loop for row tile + l, so all 32 lanes do useful work. Phase 2: the whole warp walks the tile's rows one
-// by one and splits each row's d - 1 tangent draws and its reflection across lanes, so reads of loc and
-// writes of z are coalesced. Each row draws from Philox streams keyed by (seed, row) with random access to
+// loop for row tile + l, so all 32 lanes do useful work. Phase 2: for d <= 32 each lane also finishes its own
+// row (no idle lanes, no warp reductions); for wider rows the whole warp walks the tile's rows one by one and
+// splits each row's d - 1 tangent draws and its reflection across lanes, so reads of loc and writes of z are
+// coalesced. The backward is laid out the same way, with A_d(kappa) computed once per parameter row first. Each row draws from Philox streams keyed by (seed, row) with random access to
 // the k-th normal pair (PhiloxStream::seek_normal_pair) and to the blocks of each Wood round
 // (math::sample_one_minus_w), so the CUDA and CPU kernels draw the same numbers.
 // The seed is read from device memory (drawn by torch.randint on the device): CUDA-graph safe.
@@ -11,6 +12,8 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+
+#include <atomic>
 
 #include "../sample_checks.h"
 #include "../vmf_math.h"
@@ -29,6 +32,56 @@ __device__ __forceinline__ double warp_sum(double v) {
   return v;
 }
 
+// Rows with d <= kSmallD are finished by one lane each (no warp reductions, no idle lanes); wider rows by the
+// whole warp, the row's coordinates split across the lanes.
+constexpr int64_t kSmallD = 32;
+
+// The tangent normals and reflection of row r (math/wood.h), coordinates lane0, lane0 + stride, ... of its
+// d/2 normal pairs; reduce() sums a partial sum over the lanes that share the row.
+template <typename scalar_t, typename Reduce>
+__device__ __forceinline__ void reflect_row(uint64_t seed, int64_t r, double omw, const scalar_t* __restrict__ mu,
+                                            scalar_t* __restrict__ zr, int64_t d, int lane0, int stride, bool first,
+                                            Reduce reduce) {
+  const int64_t num_pairs = d / 2;  // pairs of normals covering the d - 1 tangent coordinates
+  PhiloxStream tangent(seed, static_cast<uint64_t>(r), math::kStreamTangent);
+  double sq = 0.0, tail_dot = 0.0, n2_tail = 0.0;
+  for (int64_t p = lane0; p < num_pairs; p += stride) {
+    scalar_t n0, n1;
+    tangent.seek_normal_pair(static_cast<uint64_t>(p), static_cast<scalar_t*>(nullptr));
+    tangent.normal_pair(&n0, &n1);
+    const int64_t i = 1 + 2 * p;
+    const double m0 = static_cast<double>(mu[i]);
+    zr[i] = n0;
+    sq += static_cast<double>(n0) * n0;
+    tail_dot += m0 * n0;
+    n2_tail += m0 * m0;
+    if (i + 1 < d) {
+      const double m1 = static_cast<double>(mu[i + 1]);
+      zr[i + 1] = n1;
+      sq += static_cast<double>(n1) * n1;
+      tail_dot += m1 * n1;
+      n2_tail += m1 * m1;
+    }
+  }
+  const math::HouseholderForward c =
+      math::householder_forward(static_cast<double>(mu[0]), omw, reduce(sq), reduce(tail_dot), reduce(n2_tail));
+  if (first) zr[0] = static_cast<scalar_t>(math::householder_z0(c, omw));
+  for (int64_t p = lane0; p < num_pairs; p += stride) {  // the elements this lane wrote above
+    const int64_t i = 1 + 2 * p;
+    zr[i] = static_cast<scalar_t>(math::householder_zi(c, static_cast<double>(zr[i]), static_cast<double>(mu[i])));
+    if (i + 1 < d)
+      zr[i + 1] =
+          static_cast<scalar_t>(math::householder_zi(c, static_cast<double>(zr[i + 1]), static_cast<double>(mu[i + 1])));
+  }
+}
+
+struct NoReduce {
+  __device__ double operator()(double v) const { return v; }
+};
+struct WarpReduce {
+  __device__ double operator()(double v) const { return warp_sum(v); }
+};
+
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
     const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, const int64_t* __restrict__ seed_ptr,
@@ -38,7 +91,6 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
   const uint64_t seed = static_cast<uint64_t>(*seed_ptr);
   const double dd = static_cast<double>(d);
-  const int64_t num_pairs = d / 2;  // pairs of normals covering the d - 1 tangent coordinates
 
   for (int64_t tile = warp * kWarp; tile < rows; tile += num_warps * kWarp) {
     // Phase 1: one rejection loop per lane. A row that exhausts the bound gets NaN (see README).
@@ -50,60 +102,72 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
                                         dd, &rounds);
       omw_out[my_row] = static_cast<scalar_t>(my_omw);
     }
-    // Phase 2: the warp finishes the tile's rows together.
+    // Phase 2: the tangent direction and the reflection.
+    if (d <= kSmallD) {  // each lane its own row
+      if (my_row < rows)
+        reflect_row<scalar_t>(seed, my_row, my_omw, loc + (my_row % B) * d, z + my_row * d, d, 0, 1, true, NoReduce());
+      continue;
+    }
     const int64_t tile_rows = rows - tile < kWarp ? rows - tile : kWarp;
-    for (int j = 0; j < tile_rows; ++j) {
+    for (int j = 0; j < tile_rows; ++j) {  // the warp finishes the tile's rows together
       const double omw = __shfl_sync(kFullMask, my_omw, j);
       const int64_t r = tile + j;
-      const scalar_t* mu = loc + (r % B) * d;
-      scalar_t* zr = z + r * d;
-      PhiloxStream tangent(seed, static_cast<uint64_t>(r), math::kStreamTangent);
-      double sq = 0.0, tail_dot = 0.0, n2_tail = 0.0;
-      for (int64_t p = lane; p < num_pairs; p += kWarp) {
-        scalar_t n0, n1;
-        tangent.seek_normal_pair(static_cast<uint64_t>(p), static_cast<scalar_t*>(nullptr));
-        tangent.normal_pair(&n0, &n1);
-        const int64_t i = 1 + 2 * p;
-        const double m0 = static_cast<double>(mu[i]);
-        zr[i] = n0;
-        sq += static_cast<double>(n0) * n0;
-        tail_dot += m0 * n0;
-        n2_tail += m0 * m0;
-        if (i + 1 < d) {
-          const double m1 = static_cast<double>(mu[i + 1]);
-          zr[i + 1] = n1;
-          sq += static_cast<double>(n1) * n1;
-          tail_dot += m1 * n1;
-          n2_tail += m1 * m1;
-        }
-      }
-      sq = warp_sum(sq);
-      tail_dot = warp_sum(tail_dot);
-      n2_tail = warp_sum(n2_tail);
-      const double y0 = 1.0 - omw;
-      const double scale = sq > 0.0 ? sqrt(omw * (2.0 - omw) / sq) : 0.0;
-      const double mu0 = static_cast<double>(mu[0]);
-      const double s = math::householder_sign(mu0);
-      const double a0 = mu0 + s;
-      const double n2 = a0 * a0 + n2_tail;
-      const double coef = 2.0 * (a0 * y0 + scale * tail_dot) / n2;
-      if (lane == 0) zr[0] = static_cast<scalar_t>(-s * (y0 - coef * a0));
-      for (int64_t p = lane; p < num_pairs; p += kWarp) {  // the elements this lane wrote above
-        const int64_t i = 1 + 2 * p;
-        zr[i] = static_cast<scalar_t>(-s * (scale * static_cast<double>(zr[i]) - coef * static_cast<double>(mu[i])));
-        if (i + 1 < d)
-          zr[i + 1] = static_cast<scalar_t>(
-              -s * (scale * static_cast<double>(zr[i + 1]) - coef * static_cast<double>(mu[i + 1])));
-      }
+      reflect_row<scalar_t>(seed, r, omw, loc + (r % B) * d, z + r * d, d, lane, kWarp, lane == 0, WarpReduce());
     }
   }
+}
+
+// A_d(kappa) once per parameter row, for the backward's dw/dkappa.
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads) mean_resultant_kernel(const scalar_t* __restrict__ kappa, int64_t B,
+                                                                  int64_t d, double* __restrict__ out) {
+  for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < B;
+       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    out[b] = math::vmf_mean_resultant(static_cast<double>(kappa[b]), static_cast<double>(d));
+  }
+}
+
+// The reflection's backward of row r (math/wood.h), coordinates lane0 + 1, lane0 + 1 + stride, ...; returns
+// dL/dw on the lanes where `first` (coordinate 0 is theirs).
+template <typename scalar_t, typename Reduce>
+__device__ __forceinline__ double reflect_backward_row(const scalar_t* __restrict__ mu, const scalar_t* __restrict__ zr,
+                                                       const scalar_t* __restrict__ gr, scalar_t* __restrict__ gmu,
+                                                       double omw, int64_t d, int lane0, int stride, bool first,
+                                                       Reduce reduce) {
+  double n2 = 0.0, az = 0.0, ag = 0.0;
+  for (int64_t i = 1 + lane0; i < d; i += stride) {
+    const double m = static_cast<double>(mu[i]);
+    n2 += m * m;
+    az += m * static_cast<double>(zr[i]);
+    ag += m * static_cast<double>(gr[i]);
+  }
+  const math::HouseholderBackward c = math::householder_backward(
+      static_cast<double>(mu[0]), static_cast<double>(zr[0]), static_cast<double>(gr[0]), reduce(n2), reduce(az),
+      reduce(ag));
+  double tail_dot = 0.0, tail_sq = 0.0;
+  for (int64_t i = 1 + lane0; i < d; i += stride) {
+    double yi, gti, g_mu;
+    math::householder_backward_elem<double>(c, static_cast<double>(mu[i]), static_cast<double>(zr[i]),
+                                            static_cast<double>(gr[i]), &yi, &gti, &g_mu);
+    tail_dot += gti * yi;
+    tail_sq += yi * yi;
+    gmu[i] = static_cast<scalar_t>(g_mu);
+  }
+  tail_dot = reduce(tail_dot);
+  tail_sq = reduce(tail_sq);
+  if (!first) return 0.0;
+  double y0, gt0, g_mu0;
+  math::householder_backward_elem<double>(c, c.a0, static_cast<double>(zr[0]), static_cast<double>(gr[0]), &y0, &gt0,
+                                          &g_mu0);
+  gmu[0] = static_cast<scalar_t>(g_mu0);
+  return math::householder_dl_dw(gt0, tail_dot, tail_sq, omw);
 }
 
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads) vmf_sample_backward_kernel(
     const scalar_t* __restrict__ g, const scalar_t* __restrict__ z, const scalar_t* __restrict__ omw_in,
-    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, int64_t B, int64_t rows, int64_t d,
-    scalar_t* __restrict__ grad_mu_out, scalar_t* __restrict__ grad_kappa_out) {
+    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, const double* __restrict__ mean_resultant,
+    int64_t B, int64_t rows, int64_t d, scalar_t* __restrict__ grad_mu_out, scalar_t* __restrict__ grad_kappa_out) {
   const int lane = threadIdx.x % kWarp;
   const int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
@@ -113,65 +177,54 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_backward_kernel(
     double my_dwdk = 0.0;
     const int64_t my_row = tile + lane;
     if (my_row < rows) {
-      const double k = static_cast<double>(kappa[my_row % B]);
-      my_dwdk = math::vmf_w_dkappa(static_cast<double>(omw_in[my_row]), k, dd, math::vmf_mean_resultant(k, dd));
+      const int64_t b = my_row % B;
+      my_dwdk = math::vmf_w_dkappa(static_cast<double>(omw_in[my_row]), static_cast<double>(kappa[b]), dd,
+                                   mean_resultant[b]);
+    }
+    if (d <= kSmallD) {  // each lane its own row
+      if (my_row < rows) {
+        const int64_t b = my_row % B;
+        const double dl_dw =
+            reflect_backward_row<scalar_t>(loc + b * d, z + my_row * d, g + my_row * d, grad_mu_out + my_row * d,
+                                           static_cast<double>(omw_in[my_row]), d, 0, 1, true, NoReduce());
+        grad_kappa_out[my_row] = static_cast<scalar_t>(dl_dw * my_dwdk);
+      }
+      continue;
     }
     const int64_t tile_rows = rows - tile < kWarp ? rows - tile : kWarp;
     for (int j = 0; j < tile_rows; ++j) {
       const double dwdk = __shfl_sync(kFullMask, my_dwdk, j);
       const int64_t r = tile + j;
-      const scalar_t* mu = loc + (r % B) * d;
-      const scalar_t* zr = z + r * d;
-      const scalar_t* gr = g + r * d;
-      scalar_t* gmu = grad_mu_out + r * d;
-      const double mu0 = static_cast<double>(mu[0]);
-      const double s = math::householder_sign(mu0);
-      const double a0 = mu0 + s;
-      double n2 = 0.0, az = 0.0, ag = 0.0;
-      for (int64_t i = 1 + lane; i < d; i += kWarp) {
-        const double m = static_cast<double>(mu[i]);
-        n2 += m * m;
-        az += m * static_cast<double>(zr[i]);
-        ag += m * static_cast<double>(gr[i]);
-      }
-      n2 = warp_sum(n2) + a0 * a0;
-      az = warp_sum(az) + a0 * static_cast<double>(zr[0]);
-      ag = warp_sum(ag) + a0 * static_cast<double>(gr[0]);
-      const double coef_z = 2.0 * az / n2, coef_g = 2.0 * ag / n2;
-      const double c = s * az;
-      const double gmu_a = -4.0 * s * ag * c / (n2 * n2);
-      const double gmu_g = 2.0 * s * c / n2, gmu_y = 2.0 * s * ag / n2;
-      double tail_dot = 0.0, tail_sq = 0.0;
-      for (int64_t i = 1 + lane; i < d; i += kWarp) {
-        const double m = static_cast<double>(mu[i]);
-        const double yi = -s * (static_cast<double>(zr[i]) - coef_z * m);
-        const double gti = -s * (static_cast<double>(gr[i]) - coef_g * m);
-        tail_dot += gti * yi;
-        tail_sq += yi * yi;
-        gmu[i] = static_cast<scalar_t>(gmu_g * static_cast<double>(gr[i]) + gmu_y * yi + gmu_a * m);
-      }
-      tail_dot = warp_sum(tail_dot);
-      tail_sq = warp_sum(tail_sq);
-      if (lane == 0) {
-        const double y0 = -s * (static_cast<double>(zr[0]) - coef_z * a0);
-        const double gt0 = -s * (static_cast<double>(gr[0]) - coef_g * a0);
-        gmu[0] = static_cast<scalar_t>(gmu_g * static_cast<double>(gr[0]) + gmu_y * y0 + gmu_a * a0);
-        const double omw = static_cast<double>(omw_in[r]);
-        const double w = 1.0 - omw, sin2 = omw * (2.0 - omw);
-        double dl_dw = gt0;
-        if (tail_sq > 0.0 && sin2 > 0.0) dl_dw -= w * tail_dot / sqrt(tail_sq * sin2);
-        grad_kappa_out[r] = static_cast<scalar_t>(dl_dw * dwdk);
-      }
+      const double dl_dw =
+          reflect_backward_row<scalar_t>(loc + (r % B) * d, z + r * d, g + r * d, grad_mu_out + r * d,
+                                         static_cast<double>(omw_in[r]), d, lane, kWarp, lane == 0, WarpReduce());
+      if (lane == 0) grad_kappa_out[r] = static_cast<scalar_t>(dl_dw * dwdk);
     }
   }
+}
+
+// The number of multiprocessors of each device, queried once per device (not on every launch).
+int multiprocessor_count(int device) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};
+  if (device < 0 || device >= kMaxDevices) {
+    int sms = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    return sms;
+  }
+  int sms = cached[device].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    cached[device].store(sms, std::memory_order_relaxed);
+  }
+  return sms;
 }
 
 int64_t grid_for(int64_t rows) {
   const int64_t tiles = (rows + kWarp - 1) / kWarp;
   const int64_t warps_per_block = kThreads / kWarp;
   const int64_t blocks = (tiles + warps_per_block - 1) / warps_per_block;
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c10::cuda::current_device()));
+  const int sms = multiprocessor_count(c10::cuda::current_device());
   return std::max<int64_t>(1, std::min<int64_t>(blocks, static_cast<int64_t>(sms) * 16));
 }
 
@@ -201,19 +254,25 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cuda(const at::Tensor& gr
   const at::Tensor g = grad_z_in.contiguous(), z = z_in.contiguous(), omw = omw_in.contiguous();
   const at::Tensor loc = loc_in.contiguous(), kappa = kappa_in.contiguous();
   const int64_t B = loc.size(0), d = loc.size(1), rows = z.size(0);
-  const int64_t num_samples = B == 0 ? 0 : rows / B;
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
   if (rows > 0) {
+    // A_d(kappa) once per parameter row (float64 whatever the dtype: dw/dkappa uses w - A)
+    at::Tensor mean_resultant = at::empty({B}, loc.options().dtype(at::kDouble));
+    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cuda", [&] {
-      vmf_sample_backward_kernel<scalar_t><<<grid_for(rows), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+      const int64_t a_blocks = std::max<int64_t>(1, std::min<int64_t>((B + kThreads - 1) / kThreads, 65535));
+      mean_resultant_kernel<scalar_t><<<a_blocks, kThreads, 0, stream>>>(kappa.data_ptr<scalar_t>(), B, d,
+                                                                          mean_resultant.data_ptr<double>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      vmf_sample_backward_kernel<scalar_t><<<grid_for(rows), kThreads, 0, stream>>>(
           g.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), omw.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(),
-          kappa.data_ptr<scalar_t>(), B, rows, d, grad_loc.data_ptr<scalar_t>(), grad_kappa.data_ptr<scalar_t>());
+          kappa.data_ptr<scalar_t>(), mean_resultant.data_ptr<double>(), B, rows, d, grad_loc.data_ptr<scalar_t>(),
+          grad_kappa.data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
-  if (num_samples == 1) return {grad_loc, grad_kappa};
-  return {grad_loc.view({num_samples, B, d}).sum(0), grad_kappa.view({num_samples, B}).sum(0)};
+  return sum_over_samples(grad_loc, grad_kappa, B);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "../elementwise.h"
-#include "../special_functors.h"
+#include "../ops_table.h"
 
 namespace hvae {
 namespace {
@@ -59,92 +59,17 @@ std::tuple<at::Tensor, at::Tensor> run_cuda_impl(const char* name, std::array<at
   return {args.out, grad};
 }
 
-template <class Op>
-at::Tensor run_cuda(const char* name, std::array<at::Tensor, Op::kArity> inputs,
-                    std::array<bool, Op::kArity> promote) {
-  return std::get<0>(run_cuda_impl<Op, false>(name, inputs, promote));
-}
-template <class Op>
-std::tuple<at::Tensor, at::Tensor> run_cuda_with_grad(const char* name, std::array<at::Tensor, Op::kArity> inputs,
-                                                      std::array<bool, Op::kArity> promote) {
-  return run_cuda_impl<Op, true>(name, inputs, promote);
-}
-
-at::Tensor log_bessel_iv_cuda(const at::Tensor& v, const at::Tensor& x) {
-  return run_cuda<LogBesselIvOp>("log_bessel_iv", {v, x}, {true, true});
-}
-at::Tensor log_bessel_iv_backward_cuda(const at::Tensor& g, const at::Tensor& v, const at::Tensor& x) {
-  return run_cuda<LogBesselIvBackwardOp>("log_bessel_iv_backward", {g, v, x}, {true, true, true});
-}
-at::Tensor bessel_iv_ratio_cuda(const at::Tensor& v, const at::Tensor& x) {
-  return run_cuda<BesselIvRatioOp>("bessel_iv_ratio", {v, x}, {true, true});
-}
-at::Tensor bessel_iv_ratio_backward_cuda(const at::Tensor& g, const at::Tensor& v, const at::Tensor& x) {
-  return run_cuda<BesselIvRatioBackwardOp>("bessel_iv_ratio_backward", {g, v, x}, {true, true, true});
-}
-at::Tensor vmf_log_normalizer_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfLogNormalizerOp>("vmf_log_normalizer", {kappa, dim}, {true, false});
-}
-at::Tensor vmf_log_normalizer_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfLogNormalizerBackwardOp>("vmf_log_normalizer_backward", {g, kappa, dim}, {true, true, false});
-}
-at::Tensor vmf_mean_resultant_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfMeanResultantOp>("vmf_mean_resultant", {kappa, dim}, {true, false});
-}
-at::Tensor vmf_mean_resultant_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfMeanResultantBackwardOp>("vmf_mean_resultant_backward", {g, kappa, dim}, {true, true, false});
-}
-at::Tensor vmf_mean_resultant_inverse_cuda(const at::Tensor& r, const at::Tensor& dim) {
-  return run_cuda<VmfMeanResultantInverseOp>("vmf_mean_resultant_inverse", {r, dim}, {true, false});
-}
-at::Tensor vmf_mean_resultant_inverse_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& r,
-                                                 const at::Tensor& dim) {
-  return run_cuda<VmfMeanResultantInverseBackwardOp>("vmf_mean_resultant_inverse_backward", {g, kappa, r, dim},
-                                                  {true, true, true, false});
-}
-at::Tensor vmf_kl_uniform_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfKlUniformOp>("vmf_kl_uniform", {kappa, dim}, {true, false});
-}
-at::Tensor vmf_kl_uniform_backward_cuda(const at::Tensor& g, const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfKlUniformBackwardOp>("vmf_kl_uniform_backward", {g, kappa, dim}, {true, true, false});
-}
-at::Tensor vmf_entropy_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda<VmfEntropyOp>("vmf_entropy", {kappa, dim}, {true, false});
-}
-at::Tensor vmf_kl_vmf_cuda(const at::Tensor& kp, const at::Tensor& kq, const at::Tensor& omc, const at::Tensor& dim) {
-  return run_cuda<VmfKlVmfOp>("vmf_kl_vmf", {kp, kq, omc, dim}, {true, true, true, false});
-}
-std::tuple<at::Tensor, at::Tensor> vmf_log_normalizer_and_grad_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda_with_grad<VmfLogNormalizerAndGradOp>("vmf_log_normalizer_and_grad", {kappa, dim}, {true, false});
-}
-std::tuple<at::Tensor, at::Tensor> vmf_kl_uniform_and_grad_cuda(const at::Tensor& kappa, const at::Tensor& dim) {
-  return run_cuda_with_grad<VmfKlUniformAndGradOp>("vmf_kl_uniform_and_grad", {kappa, dim}, {true, false});
-}
-at::Tensor vmf_w_dkappa_cuda(const at::Tensor& omw, const at::Tensor& kappa, const at::Tensor& dim,
-                             const at::Tensor& mean_resultant) {
-  return run_cuda<VmfWDkappaOp>("vmf_w_dkappa", {omw, kappa, dim, mean_resultant}, {true, true, false, true});
-}
+// The device's loop for the op table (ops_table.h).
+struct CudaLoop {
+  template <class Op, bool kGrad>
+  static std::tuple<at::Tensor, at::Tensor> run(const char* name, std::array<at::Tensor, Op::kArity> inputs,
+                                                std::array<bool, Op::kArity> promote) {
+    return run_cuda_impl<Op, kGrad>(name, inputs, promote);
+  }
+};
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(hvae_ext, CUDA, m) {
-  m.impl("log_bessel_iv", &log_bessel_iv_cuda);
-  m.impl("log_bessel_iv_backward", &log_bessel_iv_backward_cuda);
-  m.impl("bessel_iv_ratio", &bessel_iv_ratio_cuda);
-  m.impl("bessel_iv_ratio_backward", &bessel_iv_ratio_backward_cuda);
-  m.impl("vmf_log_normalizer", &vmf_log_normalizer_cuda);
-  m.impl("vmf_log_normalizer_backward", &vmf_log_normalizer_backward_cuda);
-  m.impl("vmf_mean_resultant", &vmf_mean_resultant_cuda);
-  m.impl("vmf_mean_resultant_backward", &vmf_mean_resultant_backward_cuda);
-  m.impl("vmf_mean_resultant_inverse", &vmf_mean_resultant_inverse_cuda);
-  m.impl("vmf_mean_resultant_inverse_backward", &vmf_mean_resultant_inverse_backward_cuda);
-  m.impl("vmf_kl_uniform", &vmf_kl_uniform_cuda);
-  m.impl("vmf_kl_uniform_backward", &vmf_kl_uniform_backward_cuda);
-  m.impl("vmf_entropy", &vmf_entropy_cuda);
-  m.impl("vmf_kl_vmf", &vmf_kl_vmf_cuda);
-  m.impl("vmf_log_normalizer_and_grad", &vmf_log_normalizer_and_grad_cuda);
-  m.impl("vmf_kl_uniform_and_grad", &vmf_kl_uniform_and_grad_cuda);
-  m.impl("vmf_w_dkappa", &vmf_w_dkappa_cuda);
-}
+TORCH_LIBRARY_IMPL(hvae_ext, CUDA, m) { register_elementwise<CudaLoop>(m); }
 
 }  // namespace hvae

@@ -4,7 +4,6 @@
 //   bessel_iv_ratio(v, x)      R_v(x) = I_v(x) / I_{v-1}(x)                v >= 1/2, x >= 0 (TFP's convention)
 //   vmf_log_normalizer(k, d)   log C_d(k), C_d(k) = k^{d/2-1} / ((2 pi)^{d/2} I_{d/2-1}(k)),  d >= 2, k >= 0
 //   vmf_mean_resultant(k, d)   A_d(k) = I_{d/2}(k) / I_{d/2-1}(k) = -d/dk log C_d(k)
-//   log_bessel_iv_and_ratio(v, x, &r)                 log I_v(x) and r = I_{v+1}(x)/I_v(x) in one pass
 //   vmf_log_normalizer_and_mean_resultant(k, d, &a)   log C_d(k) and a = A_d(k) in one pass
 //
 // Accuracy, measured against 50-digit mpmath references (tests/test_special_accuracy.py; the table per
@@ -672,24 +671,6 @@ HVAE_HD double log_bessel_iv(double v, double x, bool single = false) {
   if (is_inf(x)) return is_inf(v) ? quiet_nan() : infinity();
   if (is_inf(v)) return -infinity();
   return detail::log_iv_and_ratio<true, false>(v, x, single, nullptr);
-}
-
-// log I_v(x) and, in *ratio, I_{v+1}(x) / I_v(x) (= d/dx log I_v(x) - v/x, DLMF 10.29.2) in one pass;
-// the same values as log_bessel_iv(v, x) and bessel_iv_ratio(v + 1, x).
-HVAE_HD double log_bessel_iv_and_ratio(double v, double x, double* ratio, bool single = false) {
-  if (!(v >= 0.0) || !(x >= 0.0)) {
-    *ratio = quiet_nan();
-    return quiet_nan();
-  }
-  if (x == 0.0) {
-    *ratio = is_inf(v) ? quiet_nan() : 0.0;
-    return v == 0.0 ? 0.0 : -infinity();
-  }
-  if (is_inf(x) || is_inf(v)) {
-    *ratio = is_inf(v) ? (is_inf(x) ? quiet_nan() : 0.0) : 1.0;
-    return is_inf(v) ? (is_inf(x) ? quiet_nan() : -infinity()) : infinity();
-  }
-  return detail::log_iv_and_ratio<true, true>(v, x, single, ratio);
 }
 
 // R_v(x) = I_v(x) / I_{v-1}(x) for v >= 1/2, x >= 0.

@@ -65,7 +65,9 @@
 //   evaluation is also compiled for AVX2+FMA and picked at run time (__builtin_cpu_supports). Measured on
 //   this 2-core AMD EPYC (Zen 3, shared) at plausible samples: d = 16, kappa = 10: ~200 ns per call (SSE2
 //   only: ~280 ns); d = 1000, kappa = 1e4: ~215 ns (~400 ns); d = 3 (closed form): ~35 ns.
-//   On the device the nodes are a plain loop over the CUDA math functions.
+//   On the device the nodes are a plain loop over the CUDA math functions. For float32 results the CPU sampler
+//   uses implicit_grad_lanes.h instead: a 14-node rule vectorized across the samples of a tile (~61 ns per
+//   sample at d = 16 with AVX-512).
 #pragma once
 
 #include <cstring>
@@ -177,24 +179,11 @@ HVAE_IG_ALWAYS_INLINE void ig_eval_nodes_impl(const ImplicitGradPoint& p, double
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 1.3888888888888889e-03;
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 4.1666666666666667e-02;
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 0.5;
+    HVAE_IG_FOR_HALF su[j] = u[j] + u[j] * (u2[j] * su[j]);  // sin u
+    HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];           // cos u
   } else {
-    HVAE_IG_FOR_HALF su[j] = 7.6471637318198165e-13 * u2[j] - 1.6059043836821615e-10;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 2.5052108385441719e-08;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] - 2.7557319223985891e-06;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 1.9841269841269841e-04;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] - 8.3333333333333333e-03;
-    HVAE_IG_FOR_HALF su[j] = su[j] * u2[j] + 1.6666666666666667e-01;
-    HVAE_IG_FOR_HALF su[j] = -su[j];
-    HVAE_IG_FOR_HALF cu[j] = 4.7794773323873853e-14 * u2[j] - 1.1470745597729725e-11;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 2.0876756987868099e-09;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 2.7557319223985891e-07;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 2.4801587301587302e-05;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 1.3888888888888889e-03;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 4.1666666666666667e-02;
-    HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 0.5;
+    HVAE_IG_FOR_HALF fast_sincos_quarter_pi(u[j], &su[j], &cu[j]);
   }
-  HVAE_IG_FOR_HALF su[j] = u[j] + u[j] * (u2[j] * su[j]);  // sin u
-  HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];           // cos u
   // node i < H: delta/2 = m/2 - u_{H-1-i}; node H + j: m/2 + u_j
   double s[kIgNodes], c[kIgNodes], diff[kIgNodes], y[kIgNodes], t[kIgNodes];
   HVAE_IG_FOR_HALF {
@@ -447,23 +436,15 @@ HVAE_HD double ig_d3(double s, double kappa) {
   return (2.0 * (-::expm1(-kappa * r)) / den - r) / kappa;
 }
 
-}  // namespace detail
-
-// dw/dkappa for w = 1 - omw ~ p(w; kappa, d). omw = 1 - w is passed instead of w because near w = 1 (large
-// kappa) it carries all the precision (float32 callers would otherwise round w to 1). A = A_d(kappa) is
-// passed in (computed by the caller); it is used only where 1 - A >= 1e-3: below that a float64 A cannot
-// carry 1 - A and the A-free form (*) is used (as it is for a NaN A).
-// d >= 2 (integer-valued), kappa >= 0. Returns the limits (1 - w^2)/(d - 1) at kappa = 0, 0 at w = +-1
-// (omw <= 0 or >= 2) and at kappa = inf; NaN for a NaN omw, kappa or d, for kappa < 0 and for d < 2.
-HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
-  if (is_nan(omw) || is_nan(kappa) || is_nan(d)) return quiet_nan();
-  if (!(kappa >= 0.0) || !(d >= 2.0)) return quiet_nan();
-  if (!(omw > 0.0) || !(omw < 2.0)) return 0.0;  // w = +-1: the limit is 0 for every d >= 2
-  if (kappa == 0.0) return omw * (2.0 - omw) / (d - 1.0);
-  if (is_inf(kappa)) return 0.0;
-  if (d == 3.0) return detail::ig_d3(omw, kappa);
-
-  detail::ImplicitGradPoint p;
+// What both forms of vmf_w_dkappa need: the point (sin th_w, ...), the mode t* of l, the window target and which
+// panels may use the repeated-squaring power.
+struct IgSetup {
+  ImplicitGradPoint p;
+  double m, c_star, omc_star, star_dt, target;
+  bool mode_above, small_d, pow_up, pow_down;
+};
+HVAE_HD IgSetup ig_setup(double omw, double kappa, double d) {
+  ImplicitGradPoint p;
   p.omw = omw;
   p.w = 1.0 - omw;
   p.sin_w = ::sqrt(omw * (2.0 - omw));
@@ -488,15 +469,36 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
   }
   const bool mode_above = omw > omc_star;  // t* > w, th* < th_w: the mode is on the side [w, 1]
   const double star_dt = omw - omc_star;  // t* - w
-  const double target = detail::kImplicitGradDrop;
+  const double target = kImplicitGradDrop;
   // on the side [w, 1] the factor e^{kappa (cos th - w)} <= e^{kappa omw} must not overflow when squaring
   const bool pow_up = p.npow >= 0 && kappa * omw <= 650.0;
   const bool pow_down = p.npow >= 0;
 
+  IgSetup s;
+  s.p = p;
+  s.m = m;
+  s.c_star = c_star;
+  s.omc_star = omc_star;
+  s.star_dt = star_dt;
+  s.target = target;
+  s.mode_above = mode_above;
+  s.small_d = small_d;
+  s.pow_up = pow_up;
+  s.pow_down = pow_down;
+  return s;
+}
+
+// The one-sided form with A (see the top): returns false where it does not apply (1 - A < 1e-3, A NaN or
+// inconsistent with the mode), else true with dw/dkappa in *out.
+HVAE_HD bool ig_one_sided(const IgSetup& s, double A, double* out) {
+  const ImplicitGradPoint& p = s.p;
+  const double omw = p.omw, kappa = p.kappa, m = s.m, c_star = s.c_star, omc_star = s.omc_star;
+  const double star_dt = s.star_dt, target = s.target;
+  const bool mode_above = s.mode_above, pow_up = s.pow_up, pow_down = s.pow_down;
   // One side, with A, where that is exact and consistent (a true A_d(kappa) puts w >= A below the mode by
   // at most O(1) in l, and w < A above... below the mode); otherwise (*).
   const double one_minus_a = 1.0 - A;
-  if (one_minus_a >= detail::kImplicitGradMinOneMinusA && A >= 0.0) {
+  if (one_minus_a >= kImplicitGradMinOneMinusA && A >= 0.0) {
     const double w_minus_a = one_minus_a - omw;
     bool consistent;
     if (w_minus_a >= 0.0) {
@@ -515,23 +517,33 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
         // side [w, 1] (delta < 0), from w out past the mode if it lies there
         double lo;
         if (mode_above) {
-          const double x = detail::ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, 1.0, target);
-          lo = detail::ig_window_delta(p, star_dt + x, omc_star - x, 1.0 + c_star + x);
+          const double x = ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, 1.0, target);
+          lo = ig_window_delta(p, star_dt + x, omc_star - x, 1.0 + c_star + x);
         } else {
-          const double x = detail::ig_t_window(kappa, m, p.w, omw, 2.0 - omw, 1.0, target);
-          lo = detail::ig_window_delta(p, x, omw - x, 2.0 - omw + x);
+          const double x = ig_t_window(kappa, m, p.w, omw, 2.0 - omw, 1.0, target);
+          lo = ig_window_delta(p, x, omw - x, 2.0 - omw + x);
         }
-        detail::ig_panel(p, lo, 0.0, 0.0, pow_up, &i0, &i1);
+        ig_panel(p, lo, 0.0, 0.0, pow_up, &i0, &i1);
       } else {
         // side [-1, w] (delta > 0), beyond the mode
-        const double x = detail::ig_t_window(kappa, m, p.w, omw, 2.0 - omw, -1.0, target);
-        const double hi = detail::ig_window_delta(p, -x, omw + x, 2.0 - omw - x);
-        detail::ig_panel(p, 0.0, hi, 0.0, pow_down, &i0, &i1);
+        const double x = ig_t_window(kappa, m, p.w, omw, 2.0 - omw, -1.0, target);
+        const double hi = ig_window_delta(p, -x, omw + x, 2.0 - omw - x);
+        ig_panel(p, 0.0, hi, 0.0, pow_down, &i0, &i1);
       }
-      return p.sin_w * (i1 + ::fabs(w_minus_a) * i0);
+      *out = p.sin_w * (i1 + ::fabs(w_minus_a) * i0);
+      return true;
     }
   }
 
+  return false;
+}
+
+// The A-free form (*) of the top.
+HVAE_HD double ig_a_free(const IgSetup& s) {
+  const ImplicitGradPoint& p = s.p;
+  const double omw = p.omw, kappa = p.kappa, m = s.m, c_star = s.c_star, omc_star = s.omc_star;
+  const double star_dt = s.star_dt, target = s.target;
+  const bool mode_above = s.mode_above, small_d = s.small_d, pow_up = s.pow_up, pow_down = s.pow_down;
   // A-free form (*). The side without the mode ("tail") relative to l(th_w); the side with it ("bulk")
   // relative to l(th*) = l(th_w) + shift. If th_w is within a Laplace width of th*, the bulk is one panel
   // in delta = th - th_w; otherwise it is computed around the mode (point q: th* in place of th_w, delta' =
@@ -540,32 +552,32 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
   const double sgn = mode_above ? 1.0 : -1.0;  // sign of t - w on the bulk side
   double t0, tw;
   {
-    const double x = detail::ig_t_window(kappa, m, p.w, omw, 2.0 - omw, -sgn, target);
-    const double end = detail::ig_window_delta(p, -sgn * x, omw + sgn * x, 2.0 - omw - sgn * x);
+    const double x = ig_t_window(kappa, m, p.w, omw, 2.0 - omw, -sgn, target);
+    const double end = ig_window_delta(p, -sgn * x, omw + sgn * x, 2.0 - omw - sgn * x);
     if (mode_above)
-      detail::ig_panel(p, 0.0, end, 0.0, pow_down, &t0, &tw);
+      ig_panel(p, 0.0, end, 0.0, pow_down, &t0, &tw);
     else
-      detail::ig_panel(p, end, 0.0, 0.0, pow_up, &t0, &tw);
+      ig_panel(p, end, 0.0, 0.0, pow_up, &t0, &tw);
   }
   // shift = l(t*) - l(w), in t (no cancellation): kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2))
   const double omc2 = omc_star * (1.0 + c_star);
   const double shift =
       kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * (::log(omc_star) + ::log1p(c_star) - ::log(omw) - ::log(2.0 - omw)));
   const double curv_star = kappa * c_star + (m == 0.0 ? 0.0 : m / omc2);
-  const detail::IgAngle th_w = detail::ig_angle(omw, 2.0 - omw);
-  const detail::IgAngle th_s = detail::ig_angle(omc_star, 1.0 + c_star);
-  const double delta_star = detail::ig_angle_diff(th_s, th_w);  // th* - th_w
+  const IgAngle th_w = ig_angle(omw, 2.0 - omw);
+  const IgAngle th_s = ig_angle(omc_star, 1.0 + c_star);
+  const double delta_star = ig_angle_diff(th_s, th_w);  // th* - th_w
   double b0, bw;
   if (::fabs(delta_star) * ::sqrt(curv_star) <= 1.0) {
-    const double x = detail::ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, sgn, target);
-    const double end = detail::ig_window_delta(p, star_dt + sgn * x, omc_star - sgn * x, 1.0 + c_star + sgn * x);
+    const double x = ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, sgn, target);
+    const double end = ig_window_delta(p, star_dt + sgn * x, omc_star - sgn * x, 1.0 + c_star + sgn * x);
     const bool pw = p.npow >= 0 && kappa * omw - shift <= 650.0;
     if (mode_above)
-      detail::ig_panel(p, end, 0.0, shift, pw, &b0, &bw);
+      ig_panel(p, end, 0.0, shift, pw, &b0, &bw);
     else
-      detail::ig_panel(p, 0.0, end, shift, pw, &b0, &bw);
+      ig_panel(p, 0.0, end, shift, pw, &b0, &bw);
   } else {
-    detail::ImplicitGradPoint q = p;
+    ImplicitGradPoint q = p;
     q.omw = omc_star;
     q.w = c_star;
     q.sin_w = ::sqrt(omc2);
@@ -574,22 +586,22 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
     // the part from t* towards w, cut where it has dropped by the target (w may lie far beyond that)
     double dw = -delta_star;  // th_w - th* in q's delta'
     {
-      const double x = detail::ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, -sgn, target);
-      if (x < ::fabs(star_dt)) dw = detail::ig_window_delta(q, -sgn * x, omc_star + sgn * x, 1.0 + c_star - sgn * x);
+      const double x = ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, -sgn, target);
+      if (x < ::fabs(star_dt)) dw = ig_window_delta(q, -sgn * x, omc_star + sgn * x, 1.0 + c_star - sgn * x);
     }
     double n0, n1, o0 = 0.0, o1 = 0.0;
     if (mode_above)
-      detail::ig_panel(q, 0.0, dw, 0.0, q.npow >= 0, &n0, &n1);
+      ig_panel(q, 0.0, dw, 0.0, q.npow >= 0, &n0, &n1);
     else
-      detail::ig_panel(q, dw, 0.0, 0.0, q.npow >= 0, &n0, &n1);
+      ig_panel(q, dw, 0.0, 0.0, q.npow >= 0, &n0, &n1);
     if (omc_star > 0.0) {  // the part beyond the mode (none for d = 2, where th* = 0)
-      const double x = detail::ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, sgn, target);
-      const double end = detail::ig_window_delta(q, sgn * x, omc_star - sgn * x, 1.0 + c_star + sgn * x);
+      const double x = ig_t_window(kappa, m, c_star, omc_star, 1.0 + c_star, sgn, target);
+      const double end = ig_window_delta(q, sgn * x, omc_star - sgn * x, 1.0 + c_star + sgn * x);
       const bool pw = q.npow >= 0 && (!mode_above || kappa * omc_star <= 650.0);
       if (mode_above)
-        detail::ig_panel(q, end, 0.0, 0.0, pw, &o0, &o1);
+        ig_panel(q, end, 0.0, 0.0, pw, &o0, &o1);
       else
-        detail::ig_panel(q, 0.0, end, 0.0, pw, &o0, &o1);
+        ig_panel(q, 0.0, end, 0.0, pw, &o0, &o1);
     }
     const double gap = ::fabs(star_dt);
     b0 = n0 + o0;
@@ -601,6 +613,27 @@ HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
   // Only for kappa far beyond 1e12 with w astronomically far in a tail can everything underflow; return the
   // kappa -> infinity limit at fixed w then.
   return (r_out >= 0.0 && !is_inf(r_out)) ? r_out : omw / kappa;
+}
+}  // namespace detail
+
+// dw/dkappa for w = 1 - omw ~ p(w; kappa, d). omw = 1 - w is passed instead of w because near w = 1 (large
+// kappa) it carries all the precision (float32 callers would otherwise round w to 1). A = A_d(kappa) is
+// passed in (computed by the caller); it is used only where 1 - A >= 1e-3: below that a float64 A cannot
+// carry 1 - A and the A-free form (*) is used (as it is for a NaN A).
+// d >= 2 (integer-valued), kappa >= 0. Returns the limits (1 - w^2)/(d - 1) at kappa = 0, 0 at w = +-1
+// (omw <= 0 or >= 2) and at kappa = inf; NaN for a NaN omw, kappa or d, for kappa < 0 and for d < 2.
+HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {
+  if (is_nan(omw) || is_nan(kappa) || is_nan(d)) return quiet_nan();
+  if (!(kappa >= 0.0) || !(d >= 2.0)) return quiet_nan();
+  if (!(omw > 0.0) || !(omw < 2.0)) return 0.0;  // w = +-1: the limit is 0 for every d >= 2
+  if (kappa == 0.0) return omw * (2.0 - omw) / (d - 1.0);
+  if (is_inf(kappa)) return 0.0;
+  if (d == 3.0) return detail::ig_d3(omw, kappa);
+
+  const detail::IgSetup s = detail::ig_setup(omw, kappa, d);
+  double out;
+  if (detail::ig_one_sided(s, A, &out)) return out;
+  return detail::ig_a_free(s);
 }
 
 }  // namespace math

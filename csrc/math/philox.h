@@ -57,9 +57,14 @@ HVAE_HD_HOT double uniform53(uint32_t word_hi, uint32_t word_lo) {
          (static_cast<double>(static_cast<int32_t>(word_lo >> 6)) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
-// Two independent standard normals from two uniforms in (0, 1) by the Box-Muller transform (Box & Muller
-// 1958): n0 = sqrt(-2 log u1) cos(2 pi u2), n1 = sqrt(-2 log u1) sin(2 pi u2). Host: branch-free
-// polynomials (fastmath.h), so loops over many pairs vectorize; device: the CUDA math functions.
+// A uniform on (0, 1) with 24 random bits (float32 tangent draws): (top 24 bits + 1/2) 2^-24, never 0.
+HVAE_HD_HOT float uniform24(uint32_t word) { return (static_cast<float>(word >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+
+// The Box-Muller transform (Box & Muller 1958), the one definition of the library's normals: two independent
+// standard normals from two uniforms in (0, 1),
+//   n0 = sqrt(-2 log u1) cos(2 pi u2),   n1 = sqrt(-2 log u1) sin(2 pi u2).
+// float64: host: branch-free polynomials (fastmath.h), so loops over many pairs vectorize; device: the CUDA
+// math functions.
 HVAE_HD_HOT void box_muller(double u1, double u2, double* n0, double* n1) {
 #if defined(__CUDA_ARCH__)
   const double radius = ::sqrt(-2.0 * ::log(u1));
@@ -70,6 +75,45 @@ HVAE_HD_HOT void box_muller(double u1, double u2, double* n0, double* n1) {
   fast_cos_sin_2pi(u2, &c, &s);
   *n0 = radius * c;
   *n1 = radius * s;
+}
+
+// float32 (the tangent draws of float32 samples). Host: branch-free float polynomials that gcc vectorizes (the
+// CPU sampler's loop over a tile, cpu/fast_normal.h): log to ~1e-7 relative (atanh series on [sqrt(1/2),
+// sqrt(2))), sin/cos to ~3e-8 absolute (Taylor series on [-pi/4, pi/4] after quadrant reduction), far below
+// what changes the law of a normalised Gaussian direction. Device: the CUDA float math functions.
+HVAE_HD_HOT void box_muller_float(float u1, float u2, float* n0, float* n1) {
+#if defined(__CUDA_ARCH__)
+  const float radius = ::sqrtf(-2.0f * ::logf(u1));
+  const float angle = 6.28318530717958647692f * u2;
+  *n0 = radius * ::cosf(angle);
+  *n1 = radius * ::sinf(angle);
+#else
+  constexpr float kLn2 = 0.693147180559945f, kTwoPi = 6.283185307179586f;
+  // log(u1), u1 in (0, 1): u1 = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh((m-1)/(m+1)).
+  uint32_t bits;
+  __builtin_memcpy(&bits, &u1, sizeof bits);
+  int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 127;
+  uint32_t mbits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+  float m;
+  __builtin_memcpy(&m, &mbits, sizeof m);
+  const bool high = m > 1.41421356f;
+  m = high ? 0.5f * m : m;
+  e = high ? e + 1 : e;
+  const float s = (m - 1.0f) / (m + 1.0f), s2 = s * s;
+  const float log_m = 2.0f * s * (1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9)))));
+  const float log_u1 = static_cast<float>(e) * kLn2 + log_m;
+  const float radius = __builtin_sqrtf(-2.0f * log_u1);
+  // sin/cos(2 pi u2): quadrant q = round(4 u2), x = 2 pi (u2 - q/4) in [-pi/4, pi/4].
+  const float qf = __builtin_floorf(4.0f * u2 + 0.5f);
+  const float x = kTwoPi * (u2 - 0.25f * qf), x2 = x * x;
+  const float sin_x = x * (1.0f - x2 * (1.0f / 6 - x2 * (1.0f / 120 - x2 * (1.0f / 5040 - x2 * (1.0f / 362880)))));
+  const float cos_x = 1.0f - x2 * (0.5f - x2 * (1.0f / 24 - x2 * (1.0f / 720 - x2 * (1.0f / 40320))));
+  const int q = static_cast<int>(qf) & 3;
+  const float c = q == 0 ? cos_x : q == 1 ? -sin_x : q == 2 ? -cos_x : sin_x;
+  const float sn = q == 0 ? sin_x : q == 1 ? cos_x : q == 2 ? -sin_x : -cos_x;
+  *n0 = radius * c;
+  *n1 = radius * sn;
+#endif
 }
 
 // Stream ids: the rejection loop and the tangent direction draw from separate streams, so the tangent
@@ -115,7 +159,7 @@ class PhiloxStream {
   }
 
   // Uniform on (0, 1) with 24 random bits, for float32 tangent draws.
-  HVAE_HD float uniform_float() { return (static_cast<float>(next_u32() >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+  HVAE_HD float uniform_float() { return uniform24(next_u32()); }
 
   // Two independent standard normals by the Box-Muller transform (Box & Muller 1958).
   HVAE_HD void normal_pair(double* z0, double* z1) {
@@ -123,10 +167,8 @@ class PhiloxStream {
     box_muller(u1, uniform_double(), z0, z1);
   }
   HVAE_HD void normal_pair(float* z0, float* z1) {
-    const float radius = ::sqrtf(-2.0f * ::logf(uniform_float()));
-    const float angle = 6.28318530717958647692f * uniform_float();
-    *z0 = radius * ::cosf(angle);
-    *z1 = radius * ::sinf(angle);
+    const float u1 = uniform_float();
+    box_muller_float(u1, uniform_float(), z0, z1);
   }
   // Random access to the k-th pair of normal_pair(): the same numbers a sequential stream produces for
   // its k-th call, so that a CUDA warp can split one row's tangent draws across its lanes and still
@@ -142,25 +184,11 @@ class PhiloxStream {
     used_ = 4;
   }
 
-  // One standard normal; the second of each Box-Muller pair is kept for the next call.
-  HVAE_HD double normal_double() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double z0;
-    normal_pair(&z0, &spare_);
-    has_spare_ = true;
-    return z0;
-  }
-
  private:
   uint32_t key0_, key1_;
   uint32_t ctr_[4];
   uint32_t buf_[4];
   int used_;
-  double spare_ = 0.0;
-  bool has_spare_ = false;
 };
 
 }  // namespace math

@@ -39,7 +39,8 @@
 namespace hvae {
 namespace math {
 
-HVAE_HD double log_sphere_area(double d) { return kLog2 + 0.5 * d * kLogPi - ::lgamma(0.5 * d); }
+// log |S^{d-1}| (the one definition is bessel.h's minus_log_sphere_area)
+HVAE_HD double log_sphere_area(double d) { return -detail::minus_log_sphere_area(d); }
 
 namespace detail {
 
@@ -253,6 +254,27 @@ HVAE_HD double vmf_mean_resultant_derivative(double kappa, double d) {
   if (kappa == 0.0) return 1.0 / d;
   if (is_inf(kappa)) return 0.0;
   return detail::kappa_mean_resultant_derivative(kappa, d, detail::vmf_parts(kappa, d)) / kappa;
+}
+
+// A_d''(kappa) = -2 A A' - (d - 1) (A' / kappa - A / kappa^2), from A' = 1 - A^2 - (d - 1) A / kappa (the
+// double backward of A_d); 0 at kappa = 0 (A_d is odd) and at kappa = inf.
+HVAE_HD double vmf_mean_resultant_second_derivative(double kappa, double d) {
+  if (!(kappa >= 0.0) || !(d >= 2.0) || is_inf(d)) return quiet_nan();
+  if (kappa == 0.0 || is_inf(kappa)) return 0.0;
+  const detail::VmfParts p = detail::vmf_parts(kappa, d);
+  const double a = p.a, a1 = detail::kappa_mean_resultant_derivative(kappa, d, p) / kappa;
+  return -2.0 * a * a1 - (d - 1.0) * (a1 / kappa - a / (kappa * kappa));
+}
+
+// D'(kappa) for D = kappa A_d'(kappa) = d/dkappa KL(vMF || uniform) (the KL's double backward):
+// D' = (1 - A^2) - (2 kappa A + d - 1) A'; 1/d at kappa = 0, 0 at kappa = inf.
+HVAE_HD double vmf_kl_uniform_second_derivative(double kappa, double d) {
+  if (!(kappa >= 0.0) || !(d >= 2.0) || is_inf(d)) return quiet_nan();
+  if (kappa == 0.0) return 1.0 / d;
+  if (is_inf(kappa)) return 0.0;
+  const detail::VmfParts p = detail::vmf_parts(kappa, d);
+  const double a = p.a, a1 = detail::kappa_mean_resultant_derivative(kappa, d, p) / kappa;
+  return (1.0 - a * a) - (2.0 * kappa * a + (d - 1.0)) * a1;
 }
 
 }  // namespace math

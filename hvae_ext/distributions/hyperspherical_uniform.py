@@ -2,20 +2,24 @@ r"""The uniform distribution on the sphere :math:`S^{d-1} \subset R^d`."""
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
 from torch.distributions import Distribution
 
+from .._ops import ops
 from ._validation import check_dim, check_float_value
 from .constraints import unit_sphere
 
 __all__ = ["HypersphericalUniform"]
 
 
+@functools.lru_cache(maxsize=None)
 def log_sphere_area(d: int) -> float:
-    """:math:`\\log |S^{d-1}| = \\log 2 + (d/2) \\log \\pi - \\log \\Gamma(d/2)`."""
-    return math.log(2.0) + 0.5 * d * math.log(math.pi) - math.lgamma(0.5 * d)
+    """:math:`\\log |S^{d-1}| = \\log 2 + (d/2) \\log \\pi - \\log \\Gamma(d/2)`, from the library's one
+    definition (csrc/math/bessel.h): :math:`\\log C_d(0) = -\\log |S^{d-1}|` (float64, once per d)."""
+    zero = torch.zeros((), dtype=torch.float64)
+    return -float(ops.vmf_log_normalizer(zero, torch.tensor(int(d), dtype=torch.int64)))
 
 
 class HypersphericalUniform(Distribution):

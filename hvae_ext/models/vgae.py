@@ -35,8 +35,6 @@ from ..distributions import HypersphericalUniform, VonMisesFisher
 
 __all__ = ["GCNEncoder", "ScaledInnerProductDecoder", "NVGAE", "SVGAE"]
 
-MAX_LOGSTD = 10.0
-
 
 class _CSRLinearFunction(torch.autograd.Function):
     """``x W^T`` for a CSR ``x`` that needs no gradient; the weight gradient ``(x^T g)^T`` uses a CSR copy
