@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 def test_ddp_svae_two_cpu_processes(tmp_path):
     report = tmp_path / "ddp.json"
     cmd = [sys.executable, "-m", "hvae_ext.experiments.ddp_example", "--world-size", "2", "--steps", "3",
-           "--timeout", "60", "--report", str(report)]
+           "--timeout", "60", "--report", str(report), "--verbose"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, cwd=ROOT)
     try:

@@ -43,7 +43,7 @@ def _evaluate(omw, kappa, dim, a, device="cpu"):
 def _library_a(kappa, dim):
     return (
         torch.ops.hvae_ext.vmf_mean_resultant(
-            torch.as_tensor(np.asarray(kappa, dtype=np.float64)), torch.as_tensor(np.asarray(dim, dtype=np.int64))
+            torch.tensor(np.asarray(kappa, dtype=np.float64)), torch.tensor(np.asarray(dim, dtype=np.int64))
         )
         .double()
         .numpy()

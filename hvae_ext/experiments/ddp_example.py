@@ -47,8 +47,12 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
         os.environ["MASTER_PORT"] = str(args.port)
     use_cuda = args.device == "cuda"
     backend = "nccl" if use_cuda else "gloo"
+    if args.verbose:  # where a slow or stuck start is, when one happens
+        print(f"rank {rank}: joining the process group ({backend})", flush=True)
     dist.init_process_group(backend, rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=args.timeout))
+    if args.verbose:
+        print(f"rank {rank}: process group up", flush=True)
     try:
         torch.set_num_threads(1)
         device = torch.device("cuda", rank % torch.cuda.device_count()) if use_cuda else torch.device("cpu")
