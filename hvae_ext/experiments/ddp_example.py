@@ -87,6 +87,12 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
         if rank == 0 and report:
             with open(report, "w") as fh:
                 json.dump({"world_size": world_size, "backend": backend, "steps": steps}, fh, indent=1)
+        # every rank is done with the collectives before any tears the group down: without this barrier the
+        # rank that hosts the store (0) could leave while the other is still in its last all_gather, and
+        # gloo's teardown then waited forever (seen under load on 2 cores)
+        dist.barrier()
+        if args.verbose:
+            print(f"rank {rank}: done", flush=True)
     finally:
         dist.destroy_process_group()
 
