@@ -39,7 +39,9 @@ def _flat_params(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str] = None) -> None:
+def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str] = None) -> torch.nn.Module:
+    """Trains ``args.steps`` steps on this rank and returns the DDP module (see :func:`_spawned_rank` for why
+    the caller keeps it)."""
     from hvae_ext.models import SVAE
 
     if not args.torchrun:
@@ -95,6 +97,7 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
             print(f"rank {rank}: done", flush=True)
     finally:
         dist.destroy_process_group()
+    return ddp
 
 
 class ELBOLoss(torch.nn.Module):
@@ -129,22 +132,24 @@ def main(argv=None) -> None:
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.torchrun:
-        train(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, args.report)
-        return
+        _spawned_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, args.report)
     args.port = free_port()
     torch.multiprocessing.spawn(_spawned_rank, args=(args.world_size, args, args.report), nprocs=args.world_size,
                                 join=True)
 
 
 def _spawned_rank(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str]) -> None:
-    """One rank under ``torch.multiprocessing.spawn``: trains, then leaves without interpreter finalization.
-    A finished rank could hang at exit now and then (about 1 run in 5 of the test suite on a loaded 2-core
-    machine, always after the last step and the report): gloo's and autograd's worker threads racing the
-    interpreter's teardown (pytorch/pytorch#75097, #190489). The work is done and the group destroyed by
-    then, so the process exits at once (os._exit) after flushing its output; errors still propagate."""
+    """One rank under ``torch.multiprocessing.spawn``: trains, then leaves without running destructors.
+    Freeing the DDP module frees its Reducer, the last owner of the gloo process group, whose destructor joins
+    gloo's worker threads while this thread holds the GIL; a worker still destroying a finished all_gather's
+    work needs the GIL to release that work's Python-owned tensors: a deadlock (native stack seen now and then
+    at exit on a loaded 2-core machine: ~ProcessGroupGloo in std::thread::join on the main thread,
+    gil_scoped_acquire in ~AsyncAllgatherWork on the worker; compare pytorch/pytorch#75097). The work is done
+    and the group deregistered by then, so the module is kept alive and the process exits at once
+    (os._exit) after flushing its output; errors raised by train() still propagate."""
     import sys
 
-    train(rank, world_size, args, report)
+    keep = train(rank, world_size, args, report)  # noqa: F841  (kept alive until the process ends)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
