@@ -14,7 +14,6 @@ Every timed function ends with ``torch.cuda.synchronize()`` on CUDA, so the time
 from __future__ import annotations
 
 import os
-import platform
 import sys
 
 import pytest
@@ -78,14 +77,9 @@ def bench_time(request) -> float:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from hvae_ext.experiments.common import cpu_model  # one definition for benchmarks and experiments
+
+    return cpu_model()
 
 
 def _hvae_ext_info() -> dict:

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's Python layer
 
 from hvae_ext.experiments import mnist as mx
+from hvae_ext.experiments.common import cpu_model
 
 
 def _step_fn(members, x_rows, args, gen):
@@ -42,15 +43,6 @@ def _step_fn(members, x_rows, args, gen):
         loss.backward()
         opt.step()
     return step
-
-
-def _cpu_model() -> str | None:
-    """The CPU's model name (Linux), so that the committed timing names the machine."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
-    except OSError:
-        return None
 
 
 def main(argv=None):
@@ -97,7 +89,7 @@ def main(argv=None):
             "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             "batch_size": 64, "steps_per_block": a.steps, "blocks": a.blocks, "rows": rows,
-            "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
             "command": "python scripts/mnist_ensemble_timing.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

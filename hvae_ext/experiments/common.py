@@ -111,6 +111,19 @@ def device_info(device: torch.device) -> dict:
     return info
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what ``platform`` knows: the machine that timings
+    name."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def synchronize(device: torch.device) -> None:
     """Waits for the device's queued kernels, so that a timer read afterwards covers them (no-op on CPU)."""
     if device.type == "cuda":
