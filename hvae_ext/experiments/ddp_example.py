@@ -40,7 +40,7 @@ def _flat_params(model: torch.nn.Module) -> torch.Tensor:
 
 
 def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str] = None) -> torch.nn.Module:
-    """Trains ``args.steps`` steps on this rank and returns the DDP module (see :func:`_spawned_rank` for why
+    """Trains ``args.steps`` steps on this rank and returns the DDP module (see :func:`_run_rank` for why
     the caller keeps it)."""
     from hvae_ext.models import SVAE
 
@@ -132,14 +132,14 @@ def main(argv=None) -> None:
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
     if args.torchrun:
-        _spawned_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, args.report)
+        _run_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, args.report)
     args.port = free_port()
-    torch.multiprocessing.spawn(_spawned_rank, args=(args.world_size, args, args.report), nprocs=args.world_size,
+    torch.multiprocessing.spawn(_run_rank, args=(args.world_size, args, args.report), nprocs=args.world_size,
                                 join=True)
 
 
-def _spawned_rank(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str]) -> None:
-    """One rank under ``torch.multiprocessing.spawn``: trains, then leaves without running destructors.
+def _run_rank(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str]) -> None:
+    """One rank (spawned here or launched by torchrun): trains, then leaves without running destructors.
     Freeing the DDP module frees its Reducer, the last owner of the gloo process group, whose destructor joins
     gloo's worker threads while this thread holds the GIL; a worker still destroying a finished all_gather's
     work needs the GIL to release that work's Python-owned tensors: a deadlock (native stack seen now and then
