@@ -48,6 +48,10 @@ struct EnvelopeColumns {
   }
 };
 
+// Leading slots of the normals buffers (zeros), so that a row's normals can be read from one slot before its first
+// (reflect_sums_impl).
+constexpr int64_t kNormalsPad = 8;
+
 // Per-thread buffers, allocated once per chunk of tiles (never per row).
 struct TileScratch {
   EnvelopeColumns env;                    // per pending row
@@ -55,12 +59,13 @@ struct TileScratch {
   std::vector<int32_t> pending;           // tile rows still rejecting
   std::vector<int32_t> accepted;
   std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
-  std::vector<float> normals_f;           // float32: 4 normals per block
-  std::vector<double> normals_d;          // float64: 2 normals per block
+  std::vector<float> normals_f;           // float32: 4 normals per block, after kNormalsPad zeros
+  std::vector<double> normals_d;          // float64: 2 normals per block, after kNormalsPad zeros
   TileScratch(int64_t tile, int64_t blocks_per_row, bool single)
       : env(tile), kappa(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
         tangent_words(4 * tile * blocks_per_row),
-        normals_f(single ? 4 * tile * blocks_per_row : 0), normals_d(single ? 0 : 2 * tile * blocks_per_row) {}
+        normals_f(single ? kNormalsPad + 4 * tile * blocks_per_row : 0),
+        normals_d(single ? 0 : kNormalsPad + 2 * tile * blocks_per_row) {}
 };
 
 // Proposal round `round` for n pending rows row0 + idx[j] (math::wood_round on blocks 2 round, 2 round + 1
@@ -215,17 +220,17 @@ void box_muller_double(const uint32_t* __restrict words, double* __restrict out,
 }
 
 inline const float* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, float*) {
-  cpu::box_muller_float(words, s.normals_f.data(), 2 * blocks);
-  return s.normals_f.data();
+  cpu::box_muller_float(words, s.normals_f.data() + kNormalsPad, 2 * blocks);
+  return s.normals_f.data() + kNormalsPad;
 }
 inline const double* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, double*) {
-  box_muller_double(words, s.normals_d.data(), blocks);
-  return s.normals_d.data();
+  box_muller_double(words, s.normals_d.data() + kNormalsPad, blocks);
+  return s.normals_d.data() + kNormalsPad;
 }
 
 // Four partial sums, so that the loop is not one chain of dependent additions (and gcc can vectorize it).
 template <typename T, typename U>
-inline double dot(const T* a, const U* b, int64_t n) {
+HVAE_ALWAYS_INLINE double dot(const T* a, const U* b, int64_t n) {
   double acc[4] = {0.0, 0.0, 0.0, 0.0};
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -234,6 +239,29 @@ inline double dot(const T* a, const U* b, int64_t n) {
   for (; i < n; ++i) acc[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
   return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
+
+// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
+// to float32 or float64 memory.
+typedef double V8d __attribute__((vector_size(64)));
+typedef float V8f __attribute__((vector_size(32)));
+typedef long long V8l __attribute__((vector_size(64)));  // lane masks of V8d
+constexpr int kV8 = 8;
+HVAE_ALWAYS_INLINE V8d load8(const double* p) {
+  V8d v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+HVAE_ALWAYS_INLINE V8d load8(const float* p) {
+  V8f v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, V8d);
+}
+HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
+HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
+  const V8f f = __builtin_convertvector(v, V8f);
+  std::memcpy(p, &f, sizeof f);
+}
+HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
 // The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
 // y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
@@ -262,34 +290,107 @@ void reflect_coefficients(int n, ReflectColumns& c) {
   }
 }
 
+// The row loops of reflect_tile (dot products, writes), compiled for the baseline ISA, AVX2 and AVX-512 and
+// picked at run time (a template cannot take target_clones). No FP contraction, and the dot products keep
+// their four partial sums on every ISA: the samples are the same bits on every x86 machine.
+// Row j's tangent normals v start at normals + j * per_row, after kNormalsPad leading slots of the buffer, so that
+// vb = v - 1 (vb[i] = v[i - 1], the normal of coordinate i) can be read in blocks of eight from coordinate 0 on;
+// coordinate 0 is masked out of the first block (its terms are done apart), the last d mod 8 go one by one.
+// Each row's three sums are eight partial sums added in a fixed order: the same bits on every ISA.
 template <typename scalar_t>
-void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
-                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+HVAE_ALWAYS_INLINE void reflect_sums_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
+                                          const scalar_t* normals, int64_t normals_per_row, int64_t d,
+                                          ReflectColumns& c) {
+  const V8l tail_lanes = {0, -1, -1, -1, -1, -1, -1, -1};  // a select, not a product: vb[0] may be anything
   int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-    const scalar_t* mu = loc_p + b * d;
-    const scalar_t* v = normals + j * normals_per_row;
-    c.sq[j] = dot(v, v, d - 1);
-    c.tail_dot[j] = dot(mu + 1, v, d - 1);
-    c.n2[j] = dot(mu + 1, mu + 1, d - 1);
+    const scalar_t* __restrict mu = loc_p + b * d;
+    const scalar_t* __restrict vb = normals + j * normals_per_row - 1;
+    V8d sq = {}, tail_dot = {}, n2 = {};
+    int64_t i = 0;
+    for (; i + kV8 <= d; i += kV8) {
+      V8d v = load8(vb + i), m = load8(mu + i);
+      if (i == 0) {
+        v = tail_lanes ? v : V8d{};
+        m = tail_lanes ? m : V8d{};
+      }
+      sq += v * v;
+      tail_dot += m * v;
+      n2 += m * m;
+    }
+    double r_sq = 0.0, r_dot = 0.0, r_n2 = 0.0;
+    for (i = i == 0 ? 1 : i; i < d; ++i) {
+      const double v = static_cast<double>(vb[i]), m = static_cast<double>(mu[i]);
+      r_sq += v * v;
+      r_dot += m * v;
+      r_n2 += m * m;
+    }
+    c.sq[j] = hsum8(sq) + r_sq;
+    c.tail_dot[j] = hsum8(tail_dot) + r_dot;
+    c.n2[j] = hsum8(n2) + r_n2;
     c.mu0[j] = static_cast<double>(mu[0]);
   }
-  reflect_coefficients(n, c);
-  b = row0 % B;
+}
+template <typename scalar_t>
+HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
+                                            const scalar_t* normals, int64_t normals_per_row, int64_t d,
+                                            const ReflectColumns& c, scalar_t* z_p) {
+  int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-    const scalar_t* mu = loc_p + b * d;
-    const scalar_t* v = normals + j * normals_per_row;
-    scalar_t* z = z_p + (row0 + j) * d;
+    const scalar_t* __restrict mu = loc_p + b * d;
+    const scalar_t* __restrict vb = normals + j * normals_per_row - 1;
+    scalar_t* __restrict z = z_p + (row0 + j) * d;
     math::HouseholderForward h;
     h.sign = c.sign[j];
     h.a0 = c.mu0[j] + h.sign;
     h.scale = c.scale[j];
     h.coef = c.coef[j];
-    z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));
-    for (int64_t i = 1; i < d; ++i) {
-      z[i] = static_cast<scalar_t>(math::householder_zi(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
-    }
+    int64_t i = 0;
+    for (; i + kV8 <= d; i += kV8) store8(z + i, math::householder_zi<V8d>(h, load8(vb + i), load8(mu + i)));
+    for (i = i == 0 ? 1 : i; i < d; ++i)
+      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(vb[i]), static_cast<double>(mu[i])));
+    z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));  // after the blocks, which wrote it too
   }
+}
+#define HVAE_REFLECT_LOOPS(SUFFIX, ATTR)                                                                           \
+  template <typename scalar_t>                                                                                   \
+  ATTR void reflect_sums_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
+                                  int64_t per_row, int64_t d, ReflectColumns& c) {                               \
+    reflect_sums_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c);                                      \
+  }                                                                                                              \
+  template <typename scalar_t>                                                                                   \
+  ATTR void reflect_writes_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n,                        \
+                                    const scalar_t* normals, int64_t per_row, int64_t d, const ReflectColumns& c, \
+                                    scalar_t* z_p) {                                                             \
+    reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                               \
+  }
+HVAE_REFLECT_LOOPS(base, )
+#if HVAE_IG_X86_DISPATCH
+HVAE_REFLECT_LOOPS(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
+HVAE_REFLECT_LOOPS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
+#endif
+#undef HVAE_REFLECT_LOOPS
+
+template <typename scalar_t>
+void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
+                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx512()) {
+    reflect_sums_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
+    reflect_coefficients(n, c);
+    reflect_writes_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+    return;
+  }
+  if (math::detail::ig_cpu_has_avx2_fma()) {
+    reflect_sums_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
+    reflect_coefficients(n, c);
+    reflect_writes_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+    return;
+  }
+#endif
+  reflect_sums_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
+  reflect_coefficients(n, c);
+  reflect_writes_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, const at::Tensor& kappa_in,
@@ -365,28 +466,6 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
   });
   return {omw, count};
 }
-
-// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
-// to float32 or float64 memory.
-typedef double V8d __attribute__((vector_size(64)));
-typedef float V8f __attribute__((vector_size(32)));
-constexpr int kV8 = 8;
-HVAE_ALWAYS_INLINE V8d load8(const double* p) {
-  V8d v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-HVAE_ALWAYS_INLINE V8d load8(const float* p) {
-  V8f v;
-  std::memcpy(&v, p, sizeof v);
-  return __builtin_convertvector(v, V8d);
-}
-HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
-HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
-  const V8f f = __builtin_convertvector(v, V8f);
-  std::memcpy(p, &f, sizeof f);
-}
-HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
 
 // Backward of one row's reflection (math/wood.h has the formulas): writes dL/dmu, returns dL/dw.
 // Pass 1 forms the three sums over the tail, pass 2 the gradient and the two tangent sums, eight coordinates

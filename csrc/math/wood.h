@@ -194,7 +194,9 @@ HVAE_HD_HOT HouseholderForward householder_forward(double mu0, double omw, doubl
 HVAE_HD_HOT double householder_z0(const HouseholderForward& c, double omw) {
   return -c.sign * ((1.0 - omw) - c.coef * c.a0);
 }
-HVAE_HD_HOT double householder_zi(const HouseholderForward& c, double v, double mu) {
+// T: double, or a vector of doubles (gcc vector extension) for several coordinates at once.
+template <typename T>
+HVAE_HD_HOT T householder_zi(const HouseholderForward& c, T v, T mu) {
   return -c.sign * (c.scale * v - c.coef * mu);
 }
 
