@@ -5,20 +5,21 @@
 # cells, N and S alike, ends with the same budget. The run files in OUT are replaced by the continued runs;
 # their histories hold every epoch from the first. A cell whose run file already records this budget is
 # skipped, so a stopped call can simply be repeated. JOBS workers (one thread each) take the cells in the
-# order below: first those furthest from the paper and those the d = 2 comparison needs.
+# order below: first those furthest from the paper and those the d = 2 comparison needs. CELLS (optional) replaces
+# that list: comma-separated "model d seed" triples, e.g. CELLS="s-vae 10 0,n-vae 10 0".
 # Usage (repository root): CKPT=<checkpoint folder of run_paper.sh> bash results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
 CKPT=${CKPT:-.cache/mnist_checkpoints}
 WARMUP=${WARMUP:-20}; BUDGET=${BUDGET:-24}; JOBS=${JOBS:-2}
-CELLS=(
+DEFAULT_CELLS=(
     "s-vae 2 1" "s-vae 10 0" "s-vae 2 2" "s-vae 10 1" "s-vae 2 0" "n-vae 2 0" "n-vae 2 1" "n-vae 2 2"
     "n-vae 10 0" "s-vae 10 2" "n-vae 10 1" "n-vae 10 2"
     "s-vae 5 0" "n-vae 5 0" "s-vae 5 1" "n-vae 5 1" "s-vae 5 2" "n-vae 5 2"
 )
 QUEUE=$(mktemp); LOCK=$QUEUE.lock
-printf '%s\n' "${CELLS[@]}" > "$QUEUE"
+if [[ -n "${CELLS:-}" ]]; then tr ',' '\n' <<< "$CELLS" > "$QUEUE"; else printf '%s\n' "${DEFAULT_CELLS[@]}" > "$QUEUE"; fi
 has_budget() {  # run file, budget: whether the file records that budget
     [[ -f "$1" ]] && python -c "import json,sys; sys.exit(json.load(open('$1'))['config'].get('time_budget') != float('$2'))"
 }
