@@ -81,6 +81,22 @@ def test_same_seed_same_bits_in_process(device, dtype):
     assert a[0] != c[0]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [2, 3, 5, 7, 8, 9, 17])
+def test_cpu_reflection_paths_same_bits(d, dtype):
+    # The CPU forward finishes rows with d <= 7 by a fixed-d loop over runs of consecutive parameter rows (B >= 32)
+    # and other rows by the general loops; both must give the same bits. The same sample rows (same streams, same
+    # parameters) once as 64 x 16 parameter rows (the fixed-d loop) and once as 16 rows x 64 samples (general).
+    loc16 = torch.nn.functional.normalize(torch.randn(16, d, dtype=dtype, generator=torch.Generator().manual_seed(d)), dim=-1)
+    k16 = torch.logspace(-3, 5, 16, dtype=dtype)
+    seed = torch.tensor(77)
+    z_fixed, omw_fixed = torch.ops.hvae_ext.vmf_sample(loc16.repeat(64, 1), k16.repeat(64), seed, 1)
+    z_general, omw_general = torch.ops.hvae_ext.vmf_sample(loc16, k16, seed, 64)
+    assert torch.equal(omw_fixed, omw_general)
+    assert torch.equal(z_fixed, z_general)
+    assert torch.allclose(z_fixed.norm(dim=-1), torch.ones((), dtype=dtype), atol=4 * torch.finfo(dtype).eps)
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")
 def test_cuda_bit_identical_across_processes():

@@ -371,9 +371,79 @@ HVAE_REFLECT_LOOPS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2
 #endif
 #undef HVAE_REFLECT_LOOPS
 
+// Rows with d <= kSmallReflectD: the whole reflection of a row (sums, coefficients, writes) in one loop body with a
+// fixed d, the loop over rows vectorized (grouped loads and stores). The sums run over i = 1 .. d - 1 in order, as
+// in reflect_sums_impl's tail: the same bits as the general path. Row j reads mu_p + j d (rows whose parameter rows
+// are consecutive) and writes z_p + j d.
+constexpr int64_t kSmallReflectD = 7;
+template <int D, typename scalar_t>
+HVAE_ALWAYS_INLINE void reflect_small_impl(const scalar_t* __restrict mu_p, const scalar_t* __restrict normals,
+                                           int64_t normals_per_row, const double* __restrict omw, int n,
+                                           scalar_t* __restrict z_p) {
+  for (int j = 0; j < n; ++j) {
+    const scalar_t* mu = mu_p + j * D;
+    const scalar_t* v = normals + j * normals_per_row;
+    double sq = 0.0, tail_dot = 0.0, n2 = 0.0;
+    for (int i = 1; i < D; ++i) {
+      const double vi = static_cast<double>(v[i - 1]), mi = static_cast<double>(mu[i]);
+      sq += vi * vi;
+      tail_dot += mi * vi;
+      n2 += mi * mi;
+    }
+    const math::HouseholderForward h = math::householder_forward(static_cast<double>(mu[0]), omw[j], sq, tail_dot, n2);
+    scalar_t* z = z_p + j * D;
+    z[0] = static_cast<scalar_t>(math::householder_z0(h, omw[j]));
+    for (int i = 1; i < D; ++i)
+      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
+  }
+}
+template <typename scalar_t>
+HVAE_ALWAYS_INLINE void reflect_small_switch(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row,
+                                             const double* omw, int n, scalar_t* z_p) {
+  switch (d) {
+    case 2: reflect_small_impl<2, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    case 3: reflect_small_impl<3, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    case 4: reflect_small_impl<4, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    case 5: reflect_small_impl<5, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    case 6: reflect_small_impl<6, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    default: reflect_small_impl<7, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+  }
+}
+#define HVAE_REFLECT_SMALL(SUFFIX, ATTR)                                                                          \
+  template <typename scalar_t>                                                                                  \
+  ATTR void reflect_small_##SUFFIX(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row,   \
+                                   const double* omw, int n, scalar_t* z_p) {                                   \
+    reflect_small_switch<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);                                     \
+  }
+HVAE_REFLECT_SMALL(base, )
+#if HVAE_IG_X86_DISPATCH
+HVAE_REFLECT_SMALL(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
+HVAE_REFLECT_SMALL(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
+#endif
+#undef HVAE_REFLECT_SMALL
+template <typename scalar_t>
+void reflect_small(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row, const double* omw, int n,
+                   scalar_t* z_p) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx512()) return reflect_small_avx512<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
+  if (math::detail::ig_cpu_has_avx2_fma()) return reflect_small_avx2<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
+#endif
+  reflect_small_base<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
+}
+
 template <typename scalar_t>
 void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
                   int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+  if (d <= kSmallReflectD && B >= 32) {  // runs of rows with consecutive parameter rows (B < 32: short runs)
+    for (int j0 = 0; j0 < n;) {
+      const int64_t b0 = (row0 + j0) % B;
+      const int len = static_cast<int>(std::min<int64_t>(n - j0, B - b0));
+      reflect_small<scalar_t>(d, loc_p + b0 * d, normals + j0 * normals_per_row, normals_per_row, c.omw.data() + j0,
+                              len, z_p + (row0 + j0) * d);
+      j0 += len;
+    }
+    return;
+  }
 #if HVAE_IG_X86_DISPATCH
   if (math::detail::ig_cpu_has_avx512()) {
     reflect_sums_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
