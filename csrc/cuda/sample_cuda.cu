@@ -14,6 +14,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include <atomic>
+#include <type_traits>
 
 #include "../sample_checks.h"
 #include "../vmf_math.h"
@@ -123,7 +124,9 @@ __global__ void __launch_bounds__(kThreads) mean_resultant_kernel(const scalar_t
                                                                   int64_t d, double* __restrict__ out) {
   for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < B;
        b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    out[b] = math::vmf_mean_resultant(static_cast<double>(kappa[b]), static_cast<double>(d));
+    // float32 results: the `single` truncations, as on the CPU (sample_cpu.cpp, vmf_sample_backward_cpu)
+    out[b] = math::vmf_mean_resultant(static_cast<double>(kappa[b]), static_cast<double>(d),
+                                      std::is_same<scalar_t, float>::value);
   }
 }
 
@@ -257,7 +260,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cuda(const at::Tensor& gr
   at::Tensor grad_loc = at::empty({rows, d}, loc.options());
   at::Tensor grad_kappa = at::empty({rows}, loc.options());
   if (rows > 0) {
-    // A_d(kappa) once per parameter row (float64 whatever the dtype: dw/dkappa uses w - A)
+    // A_d(kappa) once per parameter row (float64 whatever the dtype: dw/dkappa uses w - A; float32 results with
+    // the `single` truncations)
     at::Tensor mean_resultant = at::empty({B}, loc.options().dtype(at::kDouble));
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cuda", [&] {
