@@ -24,9 +24,11 @@ def synced(fn, device: str):
 def run_benchmark(benchmark, fn, case, bench_time: float, group: str, min_rounds: int = 3, **extra):
     """Times ``fn`` (already synchronized) with ``benchmark.pedantic``.
 
-    One untimed call warms up (allocator, lazy initialization, CUDA context) and calibrates the number of
-    rounds to about ``bench_time`` seconds, between ``min_rounds`` and 50 (2 for calls over 2 s).
+    Two untimed calls: the first warms up (allocator, lazy initialization, CUDA context), the second calibrates
+    the number of rounds to about ``bench_time`` seconds, between ``min_rounds`` and 50 (2 for calls over 2 s).
+    (Calibrating on the first call alone gave the sampler's first cell 3 rounds: its first call is slow.)
     """
+    fn()
     t0 = time.perf_counter()
     fn()
     t = time.perf_counter() - t0
