@@ -228,18 +228,6 @@ inline const double* tangent_normals(const uint32_t* words, int64_t blocks, Tile
   return s.normals_d.data() + kNormalsPad;
 }
 
-// Four partial sums, so that the loop is not one chain of dependent additions (and gcc can vectorize it).
-template <typename T, typename U>
-HVAE_ALWAYS_INLINE double dot(const T* a, const U* b, int64_t n) {
-  double acc[4] = {0.0, 0.0, 0.0, 0.0};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int k = 0; k < 4; ++k) acc[k] += static_cast<double>(a[i + k]) * static_cast<double>(b[i + k]);
-  }
-  for (; i < n; ++i) acc[0] += static_cast<double>(a[i]) * static_cast<double>(b[i]);
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
 // Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
 // to float32 or float64 memory.
 typedef double V8d __attribute__((vector_size(64)));
@@ -265,8 +253,9 @@ HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) 
 
 // The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
 // y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
-// steps, so that the divisions and square roots of all rows run side by side (for small d they are most of
-// the work): the dot products row by row, the per-row coefficients over the tile, the writes row by row.
+// steps, so that the divisions and square roots of all rows run side by side: the dot products row by row, the
+// per-row coefficients over the tile, the writes row by row; rows with d <= kSmallReflectD in one fixed-d loop
+// vectorized across rows instead (reflect_small).
 struct ReflectColumns {
   std::vector<double> sq, tail_dot, n2, mu0, omw, scale, coef, sign;
   explicit ReflectColumns(int64_t n) : sq(n), tail_dot(n), n2(n), mu0(n), omw(n), scale(n), coef(n), sign(n) {}
@@ -291,8 +280,7 @@ void reflect_coefficients(int n, ReflectColumns& c) {
 }
 
 // The row loops of reflect_tile (dot products, writes), compiled for the baseline ISA, AVX2 and AVX-512 and
-// picked at run time (a template cannot take target_clones). No FP contraction, and the dot products keep
-// their four partial sums on every ISA: the samples are the same bits on every x86 machine.
+// picked at run time (a template cannot take target_clones), without FP contraction.
 // Row j's tangent normals v start at normals + j * per_row, after kNormalsPad leading slots of the buffer, so that
 // vb = v - 1 (vb[i] = v[i - 1], the normal of coordinate i) can be read in blocks of eight from coordinate 0 on;
 // coordinate 0 is masked out of the first block (its terms are done apart), the last d mod 8 go one by one.
