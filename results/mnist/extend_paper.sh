@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Continues the d = 2, 5, 10 cells of results/mnist/run_paper.sh (issue 13) from their checkpoints, with the
-# same options except a larger training-time budget (BUDGET minutes in all, counted from the run's start) and
-# --epochs 500 (the protocol's maximum; on a CPU the budget is what stops them), so that every run of these
-# cells, N and S alike, ends with the same budget. The run files in OUT are replaced by the continued runs;
-# their histories hold every epoch from the first. A cell whose run file already records this budget is
-# skipped, so a stopped call can simply be repeated. JOBS workers (one thread each) take the cells in the
-# order below: first those furthest from the paper and those the d = 2 comparison needs. CELLS (optional) replaces
-# that list: comma-separated "model d seed" triples, e.g. CELLS="s-vae 10 0,n-vae 10 0".
-# Usage (repository root): CKPT=<checkpoint folder of run_paper.sh> bash results/mnist/extend_paper.sh [MNIST_DIR]
+# Continues cells of results/mnist/run_paper.sh (issue 13) from their checkpoints, with the same options except
+# a larger training-time budget (BUDGET minutes in all, counted from the run's start) and --epochs 500 (the
+# protocol's maximum; early stopping with patience 50 still applies), so that every run of a cell, N and S
+# alike, ends with the same budget. The run files in OUT are replaced by the continued runs; their histories
+# hold every epoch from the first. A cell whose run file already records this budget is skipped, so a stopped
+# call can simply be repeated. JOBS workers (one thread each) take the cells in the order below: first those
+# furthest from the paper and those the d = 2 comparison needs. CELLS (optional) replaces that list:
+# comma-separated "model d seed" triples, e.g. CELLS="s-vae 10 0,n-vae 10 0".
+# The committed table came from these calls, in this order (CKPT: the checkpoint folder of run_paper.sh):
+#   BUDGET=24 bash results/mnist/extend_paper.sh                      # every d <= 10 cell, 3 seeds
+#   BUDGET=36 CELLS="<d = 10, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
+#   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
+# Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped when the session ran
+# short: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
+# those lengths (their run files record the time trained).
+# Usage (repository root): CKPT=<checkpoint folder> BUDGET=<minutes> bash results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
