@@ -50,20 +50,18 @@ def run_once(threads: int, bench_time: float) -> dict:
     return {"threads": threads, "min_s": times}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--bench-time", type=float, default=1.0)
-    args = p.parse_args(argv)
-    if args.repeats < 1:
-        p.error(f"--repeats must be >= 1, got {args.repeats}")
-    runs = []
-    for _ in range(args.repeats):
-        for threads in (2, 1):
-            r = run_once(threads, args.bench_time)
-            r["ratios"] = {name: r["min_s"][num] / r["min_s"][den] for name, (num, den, _) in TARGETS.items()}
-            runs.append(r)
-            print(threads, "threads:", ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
+def thread_scaling(runs: list[dict]) -> dict:
+    """Per cell, the median over the (2-thread, 1-thread) pairs of runs of the 1-thread time over the 2-thread
+    time: how much each implementation gains from the second thread."""
+    pairs = [(runs[i], runs[i + 1]) for i in range(0, len(runs) - 1, 2)
+             if runs[i]["threads"] == 2 and runs[i + 1]["threads"] == 1]
+    cells = sorted(runs[0]["min_s"]) if runs else []
+    return {cell: statistics.median(one["min_s"][cell] / two["min_s"][cell] for two, one in pairs) for cell in cells}
+
+
+def write_outputs(record: dict) -> None:
+    """Summary (medians and ranges of the ratios, thread scaling) into the record, then the .json and .md files."""
+    runs = record["runs"]
     summary = {}
     for threads in (2, 1):
         for name, (_, _, bound) in TARGETS.items():
@@ -71,14 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
             med = statistics.median(vals)
             summary[f"{threads} threads, {name}"] = {"bound": bound, "median": med, "min": min(vals), "max": max(vals),
                                                      "met_by_median": med <= bound, "runs": len(vals)}
-    from hvae_ext.experiments.common import cpu_model
-
-    record = {"command": "python benchmarks/issue16_repeats.py " + " ".join(argv or sys.argv[1:]),
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "repeats": args.repeats, "bench_time_s": args.bench_time,
-              "summary": summary, "runs": runs}
+    record["summary"] = summary
+    record["thread_scaling"] = thread_scaling(runs)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = [f"# Issue 16 targets, {args.repeats} repeated runs per thread count",
+    lines = [f"# Issue 16 targets, {record['repeats']} repeated runs per thread count",
              "",
              f"Written by `{record['command'].strip()}` on `{record['machine']}` (CPU, float32, N = 65536, κ = 10; "
              "ratios of min times within each run; 1 thread: CPU seconds).",
@@ -89,8 +84,39 @@ def main(argv: list[str] | None = None) -> dict:
         threads, name = key.split(" threads, ")
         lines.append(f"| {threads} | {name} | {s['bound']:g}× | {s['median']:.2f}× | {s['min']:.2f}–{s['max']:.2f}× | "
                      f"{'yes' if s['met_by_median'] else 'no'} |")
+    lines += ["", "Gain from the second thread (median over the pairs of runs of 1-thread time / 2-thread time):", "",
+              "| cell | 1 thread / 2 threads |", "|---|---:|"]
+    lines += [f"| {cell} | {v:.2f}× |" for cell, v in record["thread_scaling"].items()]
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--bench-time", type=float, default=1.0)
+    p.add_argument("--summarize-only", action="store_true",
+                   help="recompute the summary of the existing issue16-repeats.json without running anything")
+    args = p.parse_args(argv)
+    if args.summarize_only:
+        record = json.loads(OUT.with_suffix(".json").read_text())
+        write_outputs(record)
+        return record
+    if args.repeats < 1:
+        p.error(f"--repeats must be >= 1, got {args.repeats}")
+    runs = []
+    for _ in range(args.repeats):
+        for threads in (2, 1):
+            r = run_once(threads, args.bench_time)
+            r["ratios"] = {name: r["min_s"][num] / r["min_s"][den] for name, (num, den, _) in TARGETS.items()}
+            runs.append(r)
+            print(threads, "threads:", ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
+    from hvae_ext.experiments.common import cpu_model
+
+    record = {"command": "python benchmarks/issue16_repeats.py " + " ".join(argv or sys.argv[1:]),
+              "machine": f"{cpu_model()}, {os.cpu_count()} cores", "repeats": args.repeats,
+              "bench_time_s": args.bench_time, "runs": runs}
+    write_outputs(record)
     return record
 
 
