@@ -13,9 +13,9 @@
 #   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
 # Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped when the session ran
 # short: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
-# those lengths (their run files record the time trained). Last, N seed 2 alone was continued with BUDGET=150
-# and OUT outside the repository; early stopping ended it (best epoch unchanged) and its run file replaced the
-# 48-minute one.
+# those lengths (their run files record the time trained). Last, N seeds 2 and 0 were continued with
+# BUDGET=150 and OUT outside the repository; early stopping ended both and their run files replaced the
+# 48-minute ones.
 # Usage (repository root): CKPT=<checkpoint folder> BUDGET=<minutes> bash results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
