@@ -13,7 +13,9 @@
   ``history_pruned`` together with the number of NaN values the full history had (``history_nan_count``).
   In the main-table link-prediction runs (``results/link_prediction/runs``) the series that the report plots
   and checks (epoch, loss, val_auc) are kept whole and the others (recon_loss, kl_loss, val_ap, times) move to
-  ``history_sparse``, pruned the same way. MNIST histories are kept whole.
+  ``history_sparse``, pruned the same way. In the MNIST run files (``results/mnist/{paper,runs,e15,pilot}``)
+  the series the MNIST report reads (epoch, val_elbo, val_kappa_median) are kept whole and the others move to
+  ``history_sparse`` (the best epoch by validation ELBO instead of AUC).
 * Floats of histories are rounded to 7 significant digits; JSON is written with one line per list of numbers.
   Scalars (test scores, timings) are kept exactly.
 """
@@ -32,8 +34,12 @@ sys.path.insert(0, ROOT)
 from hvae_ext.experiments.common import portable  # noqa: E402
 
 PRUNE_IN = ("tuning", "latent_dim")
-SPARSE_IN = (("results", "link_prediction", "runs"),)
-WHOLE_KEYS = ("epoch", "loss", "val_auc")
+# folder -> the series kept whole (what that folder's report reads); the others go to history_sparse
+SPARSE_IN = {("results", "link_prediction", "runs"): ("epoch", "loss", "val_auc")}
+SPARSE_IN.update({("results", "mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
+                  for sub in ("paper", "runs", "e15", "pilot")})
+# the validation series whose best epoch a pruned history keeps, and its name
+BEST_KEYS = {"val_auc": "validation AUC", "val_elbo": "validation ELBO"}
 EVERY = 10
 TEXT_EXT = (".md", ".txt", ".log")  # not scripts: "#!/usr/bin/env" is a path they need
 
@@ -54,7 +60,7 @@ def prune_history(rec: dict, whole: tuple = ()) -> dict:
     if n <= EVERY:
         return rec
     keep = {0, n - 1} | set(range(EVERY - 1, n, EVERY))
-    val = lists.get("val_auc")
+    val = next((lists[k] for k in BEST_KEYS if k in lists), None)
     if val and len(val) == n:
         finite = [i for i, v in enumerate(val) if isinstance(v, float) and math.isfinite(v)]
         if finite:
@@ -63,7 +69,8 @@ def prune_history(rec: dict, whole: tuple = ()) -> dict:
     nan = sum(1 for v in lists.values() for x in v if isinstance(x, float) and not math.isfinite(x))
     out = dict(rec)
     pruned = {k: ([v[i] for i in keep if i < len(v)] if k in lists else v) for k, v in hist.items()}
-    kept = f"every {EVERY}th epoch, the first, the last and the best validation AUC"
+    best = next((name for k, name in BEST_KEYS.items() if k in lists), "validation score")
+    kept = f"every {EVERY}th epoch, the first, the last and the best {best}"
     if whole:
         out["history"] = {k: v for k, v in hist.items() if k in whole or k not in lists}
         out["history_sparse"] = {k: v for k, v in pruned.items() if k == "epoch" or (k in lists and k not in whole)}
@@ -107,7 +114,7 @@ def clean_file(path: str, check: bool) -> bool:
             if any(part in PRUNE_IN for part in rel[:-1]) and rel[0] == "results":
                 obj = prune_history(obj)
             elif tuple(rel[:-1]) in SPARSE_IN:
-                obj = prune_history(obj, whole=WHOLE_KEYS)
+                obj = prune_history(obj, whole=SPARSE_IN[tuple(rel[:-1])])
             obj = round_histories(obj)
         new = dumps(obj) + "\n"
     else:
