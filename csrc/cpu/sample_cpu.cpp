@@ -255,7 +255,7 @@ HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) 
 // y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
 // steps, so that the divisions and square roots of all rows run side by side: the dot products row by row, the
 // per-row coefficients over the tile, the writes row by row; rows with d <= kSmallReflectD in one fixed-d loop
-// vectorized across rows instead (reflect_small).
+// vectorized across rows instead (reflect_small_impl).
 struct ReflectColumns {
   std::vector<double> sq, tail_dot, n2, mu0, omw, scale, coef, sign;
   explicit ReflectColumns(int64_t n) : sq(n), tail_dot(n), n2(n), mu0(n), omw(n), scale(n), coef(n), sign(n) {}
@@ -279,8 +279,7 @@ void reflect_coefficients(int n, ReflectColumns& c) {
   }
 }
 
-// The row loops of reflect_tile (dot products, writes), compiled for the baseline ISA, AVX2 and AVX-512 and
-// picked at run time (a template cannot take target_clones), without FP contraction.
+// The row loops of reflect_tile (dot products, writes).
 // Row j's tangent normals v start at normals + j * per_row, after kNormalsPad leading slots of the buffer, so that
 // vb = v - 1 (vb[i] = v[i - 1], the normal of coordinate i) can be read in blocks of eight from coordinate 0 on;
 // coordinate 0 is masked out of the first block (its terms are done apart), the last d mod 8 go one by one.
@@ -340,24 +339,6 @@ HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, in
     z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));  // after the blocks, which wrote it too
   }
 }
-#define HVAE_REFLECT_LOOPS(SUFFIX, ATTR)                                                                           \
-  template <typename scalar_t>                                                                                   \
-  ATTR void reflect_sums_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
-                                  int64_t per_row, int64_t d, ReflectColumns& c) {                               \
-    reflect_sums_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c);                                      \
-  }                                                                                                              \
-  template <typename scalar_t>                                                                                   \
-  ATTR void reflect_writes_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n,                        \
-                                    const scalar_t* normals, int64_t per_row, int64_t d, const ReflectColumns& c, \
-                                    scalar_t* z_p) {                                                             \
-    reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                               \
-  }
-HVAE_REFLECT_LOOPS(base, )
-#if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_LOOPS(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
-HVAE_REFLECT_LOOPS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
-#endif
-#undef HVAE_REFLECT_LOOPS
 
 // Rows with d <= kSmallReflectD: the whole reflection of a row (sums, coefficients, writes) in one loop body with a
 // fixed d, the loop over rows vectorized (grouped loads and stores). The sums run over i = 1 .. d - 1 in order, as
@@ -397,58 +378,46 @@ HVAE_ALWAYS_INLINE void reflect_small_switch(int64_t d, const scalar_t* mu_p, co
     default: reflect_small_impl<7, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
   }
 }
-#define HVAE_REFLECT_SMALL(SUFFIX, ATTR)                                                                          \
-  template <typename scalar_t>                                                                                  \
-  ATTR void reflect_small_##SUFFIX(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row,   \
-                                   const double* omw, int n, scalar_t* z_p) {                                   \
-    reflect_small_switch<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);                                     \
-  }
-HVAE_REFLECT_SMALL(base, )
-#if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_SMALL(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
-HVAE_REFLECT_SMALL(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
-#endif
-#undef HVAE_REFLECT_SMALL
+// The reflection of a tile: the fixed-d loop for runs of rows with consecutive parameter rows (d <= kSmallReflectD,
+// B >= 32; smaller B gives short runs), else the three steps. Compiled for the baseline ISA, AVX2 and AVX-512 and
+// picked at run time (a template cannot take target_clones), without FP contraction: the same bits on every ISA.
 template <typename scalar_t>
-void reflect_small(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row, const double* omw, int n,
-                   scalar_t* z_p) {
-#if HVAE_IG_X86_DISPATCH
-  if (math::detail::ig_cpu_has_avx512()) return reflect_small_avx512<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
-  if (math::detail::ig_cpu_has_avx2_fma()) return reflect_small_avx2<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
-#endif
-  reflect_small_base<scalar_t>(d, mu_p, normals, per_row, omw, n, z_p);
-}
-
-template <typename scalar_t>
-void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
-                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
-  if (d <= kSmallReflectD && B >= 32) {  // runs of rows with consecutive parameter rows (B < 32: short runs)
+HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
+                                          int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+  if (d <= kSmallReflectD && B >= 32) {
     for (int j0 = 0; j0 < n;) {
       const int64_t b0 = (row0 + j0) % B;
       const int len = static_cast<int>(std::min<int64_t>(n - j0, B - b0));
-      reflect_small<scalar_t>(d, loc_p + b0 * d, normals + j0 * normals_per_row, normals_per_row, c.omw.data() + j0,
-                              len, z_p + (row0 + j0) * d);
+      reflect_small_switch<scalar_t>(d, loc_p + b0 * d, normals + j0 * normals_per_row, normals_per_row,
+                                     c.omw.data() + j0, len, z_p + (row0 + j0) * d);
       j0 += len;
     }
     return;
   }
-#if HVAE_IG_X86_DISPATCH
-  if (math::detail::ig_cpu_has_avx512()) {
-    reflect_sums_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
-    reflect_coefficients(n, c);
-    reflect_writes_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-    return;
-  }
-  if (math::detail::ig_cpu_has_avx2_fma()) {
-    reflect_sums_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
-    reflect_coefficients(n, c);
-    reflect_writes_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-    return;
-  }
-#endif
-  reflect_sums_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
+  reflect_sums_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
   reflect_coefficients(n, c);
-  reflect_writes_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+  reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+}
+#define HVAE_REFLECT_TILE(SUFFIX, ATTR)                                                                            \
+  template <typename scalar_t>                                                                                   \
+  ATTR void reflect_tile_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
+                                  int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                \
+    reflect_tile_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                                 \
+  }
+HVAE_REFLECT_TILE(base, )
+#if HVAE_IG_X86_DISPATCH
+HVAE_REFLECT_TILE(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
+HVAE_REFLECT_TILE(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
+#endif
+#undef HVAE_REFLECT_TILE
+template <typename scalar_t>
+void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
+                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx512()) return reflect_tile_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+  if (math::detail::ig_cpu_has_avx2_fma()) return reflect_tile_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+#endif
+  reflect_tile_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
 
 std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, const at::Tensor& kappa_in,
