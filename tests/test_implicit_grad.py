@@ -129,6 +129,34 @@ def _evaluate_f32(omw, kappa, dim, device="cpu"):
     return out
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("num_samples", [1, 3])
+def test_backward_float64_is_the_op(device, num_samples):
+    """The sampler's float64 backward, read off as in _evaluate_f32, is the op vmf_w_dkappa with the library's
+    A = vmf_mean_resultant(kappa, d) bit for bit: the backward's A (computed for many rows at once on the CPU,
+    csrc/cpu/mean_resultant_rows.h) is the scalar function's, in every region of csrc/math/bessel.h, for one
+    sample per parameter row (A in the tile loop) and several (A per parameter row beforehand)."""
+    rng = np.random.default_rng(3)
+    for d in (2, 3, 4, 16, 40, 64, 67, 300):
+        kappa = np.concatenate([[0.0, 1e-300, 1e-12, 13.0, 42.0, 48.0, 400.0, 1e7, math.inf],
+                                10.0 ** rng.uniform(-4, 5, 200)])
+        f64 = dict(dtype=torch.float64, device=device)
+        n = kappa.size
+        loc = torch.zeros(n, d, **f64)
+        loc[:, 0] = 1.0
+        scale = np.minimum(1.0, (d - 1) / (2.0 * np.maximum(kappa, 1e-300)))
+        omw = np.clip(scale * 10.0 ** rng.uniform(-2, 0.3, n), 1e-12, 1.999)
+        om = torch.as_tensor(np.tile(omw, num_samples), **f64)
+        z = torch.zeros(n * num_samples, d, **f64)
+        z[:, 0] = 1.0 - om
+        z[:, 1] = 1.0
+        g = torch.zeros_like(z)
+        g[:, 0] = 1.0
+        gk = torch.ops.hvae_ext.vmf_sample_backward(g, z, om, loc, torch.as_tensor(kappa, **f64))[1].cpu().numpy()
+        want = num_samples * _evaluate(omw, kappa, d, _library_a(kappa, d), device=device)
+        np.testing.assert_array_equal(gk, want, err_msg=f"d={d}")
+
+
 def _f32(x):
     return np.asarray(x, dtype=np.float64).astype(np.float32).astype(np.float64)
 

@@ -17,6 +17,7 @@
 #include "../math/fastmath.h"
 #include "../math/implicit_grad_lanes.h"
 #include "fast_normal.h"
+#include "mean_resultant_rows.h"
 
 namespace hvae {
 namespace {
@@ -616,10 +617,10 @@ void backward_tile(const scalar_t* g_p, const scalar_t* z_p, const scalar_t* omw
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
     s.omw[j] = static_cast<double>(omw_p[row0 + j]);
     s.kappa[j] = static_cast<double>(kappa_p[b]);
-    // a_p: A_d(kappa) per parameter row, computed beforehand when rows share parameters; else here
-    s.a[j] = a_p != nullptr ? a_p[b]
-                            : math::vmf_mean_resultant(s.kappa[j], static_cast<double>(d), kSingleA<scalar_t>);
+    // a_p: A_d(kappa) per parameter row, computed beforehand when rows share parameters; else below
+    if (a_p != nullptr) s.a[j] = a_p[b];
   }
+  if (a_p == nullptr) cpu::vmf_mean_resultant_rows(s.kappa, n, static_cast<double>(d), kSingleA<scalar_t>, s.a);
   reflect_backward_rows<scalar_t>(g_p, z_p, s.omw, loc_p, B, d, row0, n, gl_p, s.dl_dw);
   w_dkappa_tile(s.omw, s.kappa, s.a, n, static_cast<double>(d), static_cast<scalar_t*>(nullptr), s.dwdk);
   for (int j = 0; j < n; ++j) gk_p[row0 + j] = static_cast<scalar_t>(s.dl_dw[j] * s.dwdk[j]);
@@ -655,8 +656,11 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
     double* a_p = num_samples == 1 ? nullptr : mean_resultant.data();
     if (a_p != nullptr) {
       at::parallel_for(0, B, 2048, [&](int64_t begin, int64_t end) {
-        for (int64_t b = begin; b < end; ++b) {
-          a_p[b] = math::vmf_mean_resultant(static_cast<double>(kappa_p[b]), static_cast<double>(d), kSingleA<scalar_t>);
+        double k[cpu::kMeanResultantLanes];
+        for (int64_t b0 = begin; b0 < end; b0 += cpu::kMeanResultantLanes) {
+          const int64_t cnt = std::min<int64_t>(cpu::kMeanResultantLanes, end - b0);
+          for (int64_t j = 0; j < cnt; ++j) k[j] = static_cast<double>(kappa_p[b0 + j]);
+          cpu::vmf_mean_resultant_rows(k, cnt, static_cast<double>(d), kSingleA<scalar_t>, a_p + b0);
         }
       });
     }

@@ -394,26 +394,37 @@ HVAE_HD int region_of(double mu, double x, bool single) {
 // so that nothing underflows for tiny x, four terms per step with one division:
 // with g = 1/(D_k D_{k+1} D_{k+2} D_{k+3}),  b_{k+i} = (b_{k-1} Q) Q^i g D_{k+i+1} ... D_{k+3}.
 // Then S = 1 + Q sum b_k and I_{mu+1}/I_mu = (x/2) r sum_k k b_k / S.
+// One step of the loop: terms k .. k+3 (k = 1, 5, 9, ...) added to *sb (and k b_k to *skb), *b advanced;
+// returns b_{k+3}, for the stopping test b_{k+3} <= tol sb. Shared with the CPU backward's loop over many
+// x at once (cpu/mean_resultant_rows.h), which must give the same bits.
+template <bool kRatio>
+HVAE_HD_HOT double series_step(int k, double r, double q, double q2, double q3, double* b, double* sb, double* skb) {
+  const double k0 = static_cast<double>(k), k1 = k0 + 1.0, k2 = k0 + 2.0, k3 = k0 + 3.0;
+  const double d0 = k0 + k0 * (k0 - 1.0) * r, d1 = k1 + k1 * k0 * r;
+  const double d2 = k2 + k2 * k1 * r, d3 = k3 + k3 * k2 * r;
+  const double d23 = d2 * d3;
+  const double bg = *b / ((d0 * d1) * d23);
+  const double b0 = bg * (d1 * d23), b1 = bg * (q * d23), b2 = bg * (q2 * d3), b3 = bg * q3;
+  *sb += (b0 + b1) + (b2 + b3);
+  if (kRatio) *skb += (k0 * b0 + k1 * b1) + (k2 * b2 + k3 * b3);
+  *b = b3 * q;
+  return b3;
+}
+// I_{mu+1}(x)/I_mu(x) = (x/2) r sum_k k b_k / S from the finished sums.
+HVAE_HD_HOT double series_ratio(double x, double r, double q, double sb, double skb) {
+  return (0.5 * x * r) * skb / (1.0 + q * sb);
+}
 template <bool kRatio>
 HVAE_HD double series_log_sum(double mu, double x, double tol, double* ratio) {
   const double r = 1.0 / (mu + 1.0);
   const double q = 0.25 * x * x * r, q2 = q * q, q3 = q2 * q;
   double b = 1.0, sb = 0.0, skb = 0.0;  // b = b_{k-1} Q (1 for k = 1)
   for (int k = 1; k <= kMaxSeriesTerms; k += 4) {
-    const double k0 = static_cast<double>(k), k1 = k0 + 1.0, k2 = k0 + 2.0, k3 = k0 + 3.0;
-    const double d0 = k0 + k0 * (k0 - 1.0) * r, d1 = k1 + k1 * k0 * r;
-    const double d2 = k2 + k2 * k1 * r, d3 = k3 + k3 * k2 * r;
-    const double d23 = d2 * d3;
-    const double bg = b / ((d0 * d1) * d23);
-    const double b0 = bg * (d1 * d23), b1 = bg * (q * d23), b2 = bg * (q2 * d3), b3 = bg * q3;
-    sb += (b0 + b1) + (b2 + b3);
-    if (kRatio) skb += (k0 * b0 + k1 * b1) + (k2 * b2 + k3 * b3);
-    b = b3 * q;
+    const double b3 = series_step<kRatio>(k, r, q, q2, q3, &b, &sb, &skb);
     if (b3 <= tol * sb) break;
   }
-  const double s = 1.0 + q * sb;
-  if (kRatio) *ratio = (0.5 * x * r) * skb / s;
-  return ::log(s);
+  if (kRatio) *ratio = series_ratio(x, r, q, sb, skb);
+  return ::log(1.0 + q * sb);
 }
 
 // ---- Region H -------------------------------------------------------------------------------------

@@ -63,38 +63,43 @@ struct IgLanes {
   int n = 0;
 };
 
-// Classifies a sample: fills lane `k` of L and returns true if it runs in the lanes (see the header).
-inline bool ig_lanes_setup(double omw, double kappa, double m, double A, bool kpow, IgLanes& L, int k) {
-  if (!(omw > 0.0) || !(omw < 2.0) || !(kappa > 0.0) || !(kappa < 1e300)) return false;
+// Classifies a sample: fills lane `k` of L (always) and returns whether it may run in the lanes (see the
+// header). Branch-free (selects only), so that a loop over the samples of a batch vectorizes: the branches of a
+// scalar setup depend on where w falls against the mode and mispredict about half the time.
+HVAE_ALWAYS_INLINE bool ig_lanes_setup(double omw, double kappa, double m, double A, bool kpow, IgLanes& L, int k) {
   const double one_minus_a = 1.0 - A;
-  if (!(one_minus_a >= kImplicitGradMinOneMinusA) || !(A >= 0.0)) return false;
-  const double w = 1.0 - omw, sin_w = ::sqrt(omw * (2.0 - omw));
-  if (kpow && !(sin_w >= 1e-4)) return false;
+  const double w = 1.0 - omw, sin2_w = omw * (2.0 - omw), sin_w = __builtin_sqrt(sin2_w);
   const double r = m / kappa;
-  if (!(r < 1e100)) return false;
-  const double sr = ::sqrt(r * r + 4.0);
+  const double sr = __builtin_sqrt(r * r + 4.0);
   const double c_star = 2.0 / (r + sr), omc_star = (r + r * r / (sr + 2.0)) / (r + sr);
   const bool mode_above = omw > omc_star;
   const double star_dt = omw - omc_star, w_minus_a = one_minus_a - omw;
-  double dir;
-  if (w_minus_a >= 0.0) {  // side [w, 1]
-    if (kpow && !(kappa * omw <= 650.0)) return false;
-    dir = 1.0;
-    if (mode_above) {
-      const double y = -star_dt * (2.0 * w + star_dt) / (omw * (2.0 - omw));
-      if (!(kappa * star_dt + 0.5 * m * fast_log1p(y) <= 25.0)) return false;  // inconsistent A: (*)
-      L.tb[k] = c_star; L.omtb[k] = omc_star; L.optb[k] = 1.0 + c_star; L.dtoff[k] = star_dt;
-    } else {
-      L.tb[k] = w; L.omtb[k] = omw; L.optb[k] = 2.0 - omw; L.dtoff[k] = 0.0;
-    }
-  } else {  // side [-1, w]
-    if (!mode_above) return false;  // inconsistent A: (*)
-    dir = -1.0;
-    L.tb[k] = w; L.omtb[k] = omw; L.optb[k] = 2.0 - omw; L.dtoff[k] = 0.0;
-  }
+  const bool upper = w_minus_a >= 0.0;  // side [w, 1]; else [-1, w]
+  const bool use_mode = upper & mode_above;
+  // the drop of l from the mode to w (upper side, mode above w), fast_log1p_core where 1 + y is normal
+  const double y = -star_dt * (2.0 * w + star_dt) / sin2_w, z = 1.0 + y;
+  const bool y_ok = (z >= 2.2250738585072014e-308) & (z <= 1.7976931348623157e308);
+  const double mode_drop = kappa * star_dt + 0.5 * m * fast_log1p_core(y_ok ? y : 0.0);
+  // non-short-circuit &: no branches
+  bool ok = (omw > 0.0) & (omw < 2.0) & (kappa > 0.0) & (kappa < 1e300);
+  ok = ok & (one_minus_a >= kImplicitGradMinOneMinusA) & (A >= 0.0);
+  ok = ok & (!kpow | (sin_w >= 1e-4)) & (r < 1e100);
+  ok = ok & (!upper | !kpow | (kappa * omw <= 650.0));
+  ok = ok & (!use_mode | (y_ok & (mode_drop <= 25.0)));  // else inconsistent A: (*)
+  ok = ok & (upper | mode_above);                        // else inconsistent A: (*)
+  L.tb[k] = use_mode ? c_star : w;
+  L.omtb[k] = use_mode ? omc_star : omw;
+  L.optb[k] = use_mode ? 1.0 + c_star : 2.0 - omw;
+  L.dtoff[k] = use_mode ? star_dt : 0.0;
   L.w[k] = w; L.omw[k] = omw; L.sin_w[k] = sin_w; L.cot_w[k] = w / sin_w; L.kappa[k] = kappa;
-  L.wma[k] = ::fabs(w_minus_a); L.dir[k] = dir;
-  return true;
+  L.wma[k] = ::fabs(w_minus_a); L.dir[k] = upper ? 1.0 : -1.0;
+  return ok;
+}
+
+// ig_lanes_setup of samples 0 .. n-1 into lanes 0 .. n-1 of L; ok[k] = 1 or 0 (a double: the loop vectorizes).
+HVAE_ALWAYS_INLINE void ig_lanes_setup_all(const double* omw, const double* kappa, const double* A, int n, double m,
+                                           bool kpow, IgLanes& L, double* ok) {
+  for (int k = 0; k < n; ++k) ok[k] = ig_lanes_setup(omw[k], kappa[k], m, A[k], kpow, L, k) ? 1.0 : 0.0;
 }
 
 // ig_t_window over the lanes (m > 0): the distance x from t_b in direction dir at which l has dropped by
@@ -227,25 +232,44 @@ HVAE_ALWAYS_INLINE void ig_lanes_quadrature_impl(const IgLanes& L, double m, dou
   }
   for (int k = 0; k < n; ++k) out[k] = L.sin_w[k] * hh[k] * (i1[k] + L.wma[k] * i0[k]);
 }
-// The three steps of a batch, compiled for the baseline ISA and (x86, gcc/clang) for AVX2 + FMA, picked at
-// run time as in implicit_grad.h.
-HVAE_ALWAYS_INLINE void ig_lanes_run_impl(IgLanes& L, double m, bool pow, double* out) {
+// One batch of cnt <= kIgLanes samples: the setup of every sample, the samples that may run in the lanes moved
+// to the front (none moves in the usual batch, where all may), then the three steps. Returns the number of
+// lanes run: res[k] is the result of sample L.src[k]; the other samples are the caller's (scalar path).
+HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kappa, const double* A, int cnt,
+                                           double m, bool pow, IgLanes& L, double* res) {
+  double ok[kIgLanes];
+  ig_lanes_setup_all(omw, kappa, A, cnt, m, pow, L, ok);
+  int n = 0;
+  for (int k = 0; k < cnt; ++k) {
+    if (ok[k] == 0.0) continue;
+    if (n != k) {
+      L.w[n] = L.w[k]; L.omw[n] = L.omw[k]; L.sin_w[n] = L.sin_w[k]; L.cot_w[n] = L.cot_w[k];
+      L.kappa[n] = L.kappa[k]; L.wma[n] = L.wma[k]; L.tb[n] = L.tb[k]; L.omtb[n] = L.omtb[k];
+      L.optb[n] = L.optb[k]; L.dtoff[n] = L.dtoff[k]; L.dir[n] = L.dir[k];
+    }
+    L.src[n++] = k;
+  }
+  L.n = n;
+  if (n == 0) return 0;
   ig_lanes_window(L, m);
   ig_lanes_window_delta(L);
   if (pow)
-    ig_lanes_quadrature_impl<true>(L, m, out);
+    ig_lanes_quadrature_impl<true>(L, m, res);
   else
-    ig_lanes_quadrature_impl<false>(L, m, out);
+    ig_lanes_quadrature_impl<false>(L, m, res);
+  return n;
 }
-inline void ig_lanes_run_base(IgLanes& L, double m, bool pow, double* out) { ig_lanes_run_impl(L, m, pow, out); }
+// Compiled for the baseline ISA and (x86, gcc/clang) for AVX2 + FMA and AVX-512, picked at run time as in
+// implicit_grad.h.
+#define HVAE_IG_LANES_BATCH(NAME, ATTR)                                                                        \
+  ATTR inline int NAME(const double* omw, const double* kappa, const double* A, int cnt, double m, bool pow, \
+                       IgLanes& L, double* res) {                                                            \
+    return ig_lanes_batch_impl(omw, kappa, A, cnt, m, pow, L, res);                                          \
+  }
+HVAE_IG_LANES_BATCH(ig_lanes_batch_base, )
 #if HVAE_IG_X86_DISPATCH
-__attribute__((target("avx2,fma"))) inline void ig_lanes_run_avx2(IgLanes& L, double m, bool pow, double* out) {
-  ig_lanes_run_impl(L, m, pow, out);
-}
-__attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))) inline void ig_lanes_run_avx512(IgLanes& L, double m,
-                                                                                             bool pow, double* out) {
-  ig_lanes_run_impl(L, m, pow, out);
-}
+HVAE_IG_LANES_BATCH(ig_lanes_batch_avx2, __attribute__((target("avx2,fma"))))
+HVAE_IG_LANES_BATCH(ig_lanes_batch_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
 inline bool ig_cpu_has_avx512() {
   static const bool has = [] {
     __builtin_cpu_init();
@@ -255,18 +279,14 @@ inline bool ig_cpu_has_avx512() {
   return has;
 }
 #endif
-inline void ig_lanes_run(IgLanes& L, double m, bool pow, double* out) {
+#undef HVAE_IG_LANES_BATCH
+inline int ig_lanes_batch(const double* omw, const double* kappa, const double* A, int cnt, double m, bool pow,
+                          IgLanes& L, double* res) {
 #if HVAE_IG_X86_DISPATCH
-  if (ig_cpu_has_avx512()) {
-    ig_lanes_run_avx512(L, m, pow, out);
-    return;
-  }
-  if (ig_cpu_has_avx2_fma()) {
-    ig_lanes_run_avx2(L, m, pow, out);
-    return;
-  }
+  if (ig_cpu_has_avx512()) return ig_lanes_batch_avx512(omw, kappa, A, cnt, m, pow, L, res);
+  if (ig_cpu_has_avx2_fma()) return ig_lanes_batch_avx2(omw, kappa, A, cnt, m, pow, L, res);
 #endif
-  ig_lanes_run_base(L, m, pow, out);
+  return ig_lanes_batch_base(omw, kappa, A, cnt, m, pow, L, res);
 }
 
 }  // namespace detail
@@ -277,25 +297,25 @@ inline void vmf_w_dkappa_single(const double* omw, const double* kappa, const do
                                 double* out) {
   const double m = d - 2.0;
   const bool lanes_ok = d >= 4.0 && m == static_cast<double>(static_cast<int64_t>(m));
-  const bool kpow = lanes_ok && m <= 64.0;
+  if (!lanes_ok) {
+    for (int64_t i = 0; i < n; ++i) out[i] = vmf_w_dkappa(omw[i], kappa[i], d, A[i]);
+    return;
+  }
+  const bool kpow = m <= 64.0;
   detail::IgLanes L;
   double res[detail::kIgLanes];
   for (int64_t i0 = 0; i0 < n; i0 += detail::kIgLanes) {
     const int cnt = static_cast<int>(n - i0 < detail::kIgLanes ? n - i0 : detail::kIgLanes);
-    L.n = 0;
-    for (int k = 0; k < cnt; ++k) {
-      const int64_t i = i0 + k;
-      if (lanes_ok && detail::ig_lanes_setup(omw[i], kappa[i], m, A[i], kpow, L, L.n)) {
-        L.src[L.n++] = static_cast<int32_t>(k);
-      } else {
-        out[i] = vmf_w_dkappa(omw[i], kappa[i], d, A[i]);
-      }
-    }
-    if (L.n == 0) continue;
-    detail::ig_lanes_run(L, m, kpow, res);
-    for (int k = 0; k < L.n; ++k) {  // a window end rounded onto t = +-1 (NaN) or an overflow: the scalar path
-      const int64_t i = i0 + L.src[k];
+    const int run = detail::ig_lanes_batch(omw + i0, kappa + i0, A + i0, cnt, m, kpow, L, res);
+    int next = 0;  // the samples before L.src[k] that are not in the lanes: the scalar path
+    for (int k = 0; k <= run; ++k) {
+      const int stop = k < run ? L.src[k] : cnt;
+      for (; next < stop; ++next) out[i0 + next] = vmf_w_dkappa(omw[i0 + next], kappa[i0 + next], d, A[i0 + next]);
+      if (k == run) break;
+      // a window end rounded onto t = +-1 (NaN) or an overflow: the scalar path
+      const int64_t i = i0 + stop;
       out[i] = (res[k] >= 0.0 && res[k] < infinity()) ? res[k] : vmf_w_dkappa(omw[i], kappa[i], d, A[i]);
+      next = stop + 1;
     }
   }
 }

@@ -211,12 +211,13 @@ HVAE_HD_HOT HouseholderBackward householder_backward(double mu0, double z0, doub
   c.sign = householder_sign(mu0);
   c.a0 = mu0 + c.sign;
   const double n2 = c.a0 * c.a0 + n2_tail, az = c.a0 * z0 + az_tail, ag = c.a0 * g0 + ag_tail;
-  c.coef_z = 2.0 * az / n2;
-  c.coef_g = 2.0 * ag / n2;
+  const double two_inv_n2 = 2.0 / n2;  // one division: the five coefficients are on the row's critical path
+  c.coef_z = az * two_inv_n2;
+  c.coef_g = ag * two_inv_n2;
   const double y_dot_a = c.sign * az;  // c = a.y with y = Q z
-  c.gmu_a = -4.0 * c.sign * ag * y_dot_a / (n2 * n2);
-  c.gmu_g = 2.0 * c.sign * y_dot_a / n2;
-  c.gmu_y = 2.0 * c.sign * ag / n2;
+  c.gmu_a = -c.sign * ag * y_dot_a * (two_inv_n2 * two_inv_n2);
+  c.gmu_g = c.sign * y_dot_a * two_inv_n2;
+  c.gmu_y = c.sign * ag * two_inv_n2;
   return c;
 }
 // Pass 2, coordinate i (mu_0 -> a_0 for i = 0): y_i = (Q z)_i, gt_i = (Q g)_i and dL/dmu_i. T: double, or a
