@@ -48,7 +48,9 @@
     false)                                                                                                             \
   X(vmf_kl_uniform_and_grad, VmfKlUniformAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true, false)       \
   X(vmf_w_dkappa, VmfWDkappaOp, "Tensor", "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant", true, \
-    true, false, true)
+    true, false, true)                                                                                                 \
+  X(vmf_w_dkappa_float32_rule, VmfWDkappaFloat32RuleOp, "Tensor",                                                      \
+    "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant", true, true, false, true)
 
 namespace hvae {
 

@@ -103,6 +103,16 @@ struct VmfWDkappaOp {
   HVAE_HD double operator()(const double* a) const { return math::vmf_w_dkappa(a[0], a[1], a[2], a[3]); }
 };
 
+// dw/dkappa by the float32 rule of the samplers' float32 backward (math/implicit_grad_single.h), one sample at
+// a time as the CUDA backward runs it; computed and returned in the input dtype's float64 path like every op.
+struct VmfWDkappaFloat32RuleOp {
+  bool single = false;  // unused: the rule is the float32 one whatever the output dtype
+  static constexpr int kArity = 4;
+  HVAE_HD double operator()(const double* a) const {
+    return math::vmf_w_dkappa_float32_rule(a[0], a[1], a[2], a[3]);
+  }
+};
+
 // KL(vMF(mu, kappa) || uniform on S^{d-1})
 struct VmfKlUniformOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path

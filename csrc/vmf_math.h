@@ -6,8 +6,9 @@
 //   math/vmf_fit.h        A_d^{-1}(r): the maximum-likelihood concentration for a mean resultant length r
 //   math/wood.h           Wood's rejection sampler for w = mu^T z, the d = 3 inversion, the reflection and
 //                         its backward
-//   math/implicit_grad.h  dw/dkappa by implicit reparameterization (implicit_grad_lanes.h: the float32 rule
-//                         vectorized across samples, host only, included by the CPU sampler)
+//   math/implicit_grad.h  dw/dkappa by implicit reparameterization
+//   math/implicit_grad_single.h  the float32 rule of dw/dkappa, one sample (implicit_grad_lanes.h: the same
+//                         rule vectorized across samples, host only, included by the CPU sampler)
 //   math/philox.h         counter-based random numbers keyed by (seed, row, stream), Box-Muller
 //   math/fastmath.h       the host's branch-free elementary functions
 #pragma once
@@ -16,6 +17,7 @@
 #include "math/philox.h"
 #include "math/bessel.h"
 #include "math/implicit_grad.h"
+#include "math/implicit_grad_single.h"
 #include "math/vmf.h"
 #include "math/vmf_fit.h"
 #include "math/wood.h"

@@ -161,13 +161,27 @@ def _f32(x):
     return np.asarray(x, dtype=np.float64).astype(np.float32).astype(np.float64)
 
 
-def check_float32_rule(omw, kappa, dim, device="cpu"):
+def _evaluate_rule(omw, kappa, dim, device="cpu"):
+    """The float32 rule one sample at a time, as the CUDA backward runs it for float32 samples: the op
+    vmf_w_dkappa_float32_rule (float64 in and out), with the library's float64 A."""
+    f64 = dict(dtype=torch.float64, device=device)
+    dim = np.broadcast_to(np.asarray(dim), np.shape(omw))
+    out = torch.ops.hvae_ext.vmf_w_dkappa_float32_rule(
+        torch.as_tensor(np.asarray(omw, dtype=np.float64), **f64),
+        torch.as_tensor(np.asarray(kappa, dtype=np.float64), **f64),
+        torch.as_tensor(np.asarray(dim, dtype=np.int64), device=device),
+        torch.as_tensor(_library_a(kappa, dim), **f64),
+    )
+    return out.cpu().numpy()
+
+
+def check_float32_rule(omw, kappa, dim, device="cpu", evaluate=None):
     """The float32 result against the float64 rule at the same (float32-rounded) inputs (the float64 rule agrees
     with 40-digit mpmath to ~5e-12 on the reference table, above)."""
     omw, kappa = _f32(omw), _f32(kappa)
     dim = np.broadcast_to(np.asarray(dim), omw.shape)
     ref = _evaluate(omw, kappa, dim, _library_a(kappa, dim))
-    got = _evaluate_f32(omw, kappa, dim, device=device)
+    got = (evaluate or _evaluate_f32)(omw, kappa, dim, device=device)
     keep = ref > 1e-30  # below float32's normal range the comparison is the rounding of the output itself
     err = np.abs(got[keep] / ref[keep] - 1.0)
     i = int(np.argmax(err))
@@ -195,6 +209,34 @@ def test_float32_dense_grid(device):
     scale = np.minimum(1.0, (d - 1) / (2.0 * kappa))  # the bulk of 1 - w
     omw = np.clip(scale * 10.0 ** rng.uniform(-3, 0.6, n), 1e-7, 2.0 - 1e-3)
     check_float32_rule(omw, kappa, d, device=device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_rule_one_sample(device):
+    """The float32 rule run one sample at a time (math/implicit_grad_single.h: the CUDA backward's float32 path;
+    the CPU runs the same pieces across lanes) on the mpmath points and the dense grid, against the float64 rule."""
+    t = TABLE
+    ok = (_f32(t["omw"]) > 0) & (_f32(t["omw"]) < 2) & (_f32(t["kappa"]) > 0)
+    check_float32_rule(t["omw"][ok], t["kappa"][ok], t["d"][ok], device=device, evaluate=_evaluate_rule)
+    rng = np.random.default_rng(11)
+    n = 20000
+    d = rng.choice([4, 5, 8, 16, 33, 64, 66, 67, 100, 1000], n)
+    kappa = 10.0 ** rng.uniform(-3, 6, n)
+    omw = np.clip(np.minimum(1.0, (d - 1) / (2.0 * kappa)) * 10.0 ** rng.uniform(-3, 0.6, n), 1e-7, 2.0 - 1e-3)
+    check_float32_rule(omw, kappa, d, device=device, evaluate=_evaluate_rule)
+
+
+def test_float32_rule_one_sample_is_the_lanes():
+    """On the CPU, the rule one sample at a time and the rule across lanes (the float32 backward) agree to the
+    float32 rounding of the backward's result: the same steps, up to fused multiply-adds."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    d = rng.choice([4, 16, 64, 100], n)
+    kappa = _f32(10.0 ** rng.uniform(-1, 4, n))
+    omw = _f32(np.clip(np.minimum(1.0, (d - 1) / (2.0 * kappa)) * 10.0 ** rng.uniform(-2, 0.3, n), 1e-6, 1.99))
+    one = _evaluate_rule(omw, kappa, d)
+    lanes = _evaluate_f32(omw, kappa, d)
+    np.testing.assert_allclose(lanes, one, rtol=2e-7, atol=0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -181,8 +181,11 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_backward_kernel(
     const int64_t my_row = tile + lane;
     if (my_row < rows) {
       const int64_t b = my_row % B;
-      my_dwdk = math::vmf_w_dkappa(static_cast<double>(omw_in[my_row]), static_cast<double>(kappa[b]), dd,
-                                   mean_resultant[b]);
+      // float32 samples: the float32 rule (math/implicit_grad_single.h), as the CPU's lanes
+      const double omw_r = static_cast<double>(omw_in[my_row]), kappa_b = static_cast<double>(kappa[b]);
+      my_dwdk = std::is_same<scalar_t, float>::value
+                    ? math::vmf_w_dkappa_float32_rule(omw_r, kappa_b, dd, mean_resultant[b])
+                    : math::vmf_w_dkappa(omw_r, kappa_b, dd, mean_resultant[b]);
     }
     if (d <= kSmallD) {  // each lane its own row
       if (my_row < rows) {
