@@ -22,18 +22,19 @@ constexpr int kIgLanes = 64;  // lanes per batch (arrays on the stack)
 // The lanes of one batch, structure of arrays: the IgLane fields, the window distance and end, the sample index.
 struct IgLanes {
   double w[kIgLanes], omw[kIgLanes], sin_w[kIgLanes], cot_w[kIgLanes], kappa[kIgLanes], wma[kIgLanes];
-  double tb[kIgLanes], omtb[kIgLanes], optb[kIgLanes], dtoff[kIgLanes], dir[kIgLanes];
+  double tb[kIgLanes], omtb[kIgLanes], optb[kIgLanes], dtoff[kIgLanes], dir[kIgLanes], inv_b[kIgLanes];
   double x[kIgLanes], end[kIgLanes];
   int32_t src[kIgLanes];  // the sample index
   int n = 0;
 };
 HVAE_ALWAYS_INLINE IgLane ig_lanes_get(const IgLanes& L, int k) {
   return IgLane{L.w[k],  L.omw[k],  L.sin_w[k], L.cot_w[k], L.kappa[k], L.wma[k],
-                L.tb[k], L.omtb[k], L.optb[k],  L.dtoff[k], L.dir[k]};
+                L.tb[k], L.omtb[k], L.optb[k],  L.dtoff[k], L.dir[k],   L.inv_b[k]};
 }
 HVAE_ALWAYS_INLINE void ig_lanes_put(IgLanes& L, int k, const IgLane& p) {
   L.w[k] = p.w; L.omw[k] = p.omw; L.sin_w[k] = p.sin_w; L.cot_w[k] = p.cot_w; L.kappa[k] = p.kappa;
   L.wma[k] = p.wma; L.tb[k] = p.tb; L.omtb[k] = p.omtb; L.optb[k] = p.optb; L.dtoff[k] = p.dtoff; L.dir[k] = p.dir;
+  L.inv_b[k] = p.inv_b;
 }
 
 // ig_lane_setup of samples 0 .. n-1 into lanes 0 .. n-1 of L; ok[k] = 1 or 0 (a double: the loop vectorizes).
@@ -137,7 +138,7 @@ HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kapp
     if (n != k) {
       L.w[n] = L.w[k]; L.omw[n] = L.omw[k]; L.sin_w[n] = L.sin_w[k]; L.cot_w[n] = L.cot_w[k];
       L.kappa[n] = L.kappa[k]; L.wma[n] = L.wma[k]; L.tb[n] = L.tb[k]; L.omtb[n] = L.omtb[k];
-      L.optb[n] = L.optb[k]; L.dtoff[n] = L.dtoff[k]; L.dir[n] = L.dir[k];
+      L.optb[n] = L.optb[k]; L.dtoff[n] = L.dtoff[k]; L.dir[n] = L.dir[k]; L.inv_b[n] = L.inv_b[k];
     }
     L.src[n++] = k;
   }

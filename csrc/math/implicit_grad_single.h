@@ -107,6 +107,7 @@ HVAE_HD_HOT void ig_sincos_quarter_pi(double u, double* s, double* c) {  // |u| 
 // t = 1, -1 towards -1).
 struct IgLane {
   double w, omw, sin_w, cot_w, kappa, wma, tb, omtb, optb, dtoff, dir;
+  double inv_b;  // 1 / ((1 - t_b)(1 + t_b)), which every Newton step of the window search needs
 };
 
 // Classifies a sample (m = d - 2): fills *p (always) and returns whether the rule applies (see the header).
@@ -137,6 +138,7 @@ HVAE_HD_HOT bool ig_lane_setup(double omw, double kappa, double m, double A, boo
   p->omtb = use_mode ? omc_star : omw;
   p->optb = use_mode ? 1.0 + c_star : 2.0 - omw;
   p->dtoff = use_mode ? star_dt : 0.0;
+  p->inv_b = 1.0 / (p->omtb * p->optb);
   p->w = w;
   p->omw = omw;
   p->sin_w = sin_w;
@@ -152,28 +154,30 @@ HVAE_HD_HOT bool ig_lane_setup(double omw, double kappa, double m, double A, boo
 HVAE_HD_HOT double ig_lane_window_start(const IgLane& p, double m) {
   const double target = kIgLanesDrop;
   const double x_max = p.dir > 0.0 ? p.omtb : p.optb;
-  const double inv = 1.0 / (p.omtb * p.optb);
+  const double inv = p.inv_b;
   const double a = p.dir * (m * p.tb * inv - p.kappa), c = m * (1.0 + p.tb * p.tb) * inv * inv;
   const double a_pos = a > 0.0 ? a : 0.0;
   const double x = 2.0 * target / (a_pos + ::sqrt(a_pos * a_pos + 2.0 * c * target));
   return x < x_max ? x : 0.5 * x_max;
 }
 // One step from x (unchanged once *done): the next x, and *done set when the drop is accepted or the step
-// is the last one needed.
+// is the last one needed. Two divisions a step (one in the logarithm): in the lanes the steps are bound by
+// the divider, so the slope and the curvature test are written without their own.
 HVAE_HD_HOT double ig_lane_window_step(const IgLane& p, double m, double x, bool* done) {
   const double tb = p.tb, omt_b = p.omtb, opt_b = p.optb, dir = p.dir, kappa = p.kappa;
-  const double x_max = dir > 0.0 ? omt_b : opt_b, inv = 1.0 / (omt_b * opt_b);
-  const double drop = -dir * kappa * x - 0.5 * m * ig_log1p(-dir * x * (2.0 * tb + dir * x) * inv);
+  const double x_max = dir > 0.0 ? omt_b : opt_b;
+  const double drop = -dir * kappa * x - 0.5 * m * ig_log1p(-dir * x * (2.0 * tb + dir * x) * p.inv_b);
   const double err = drop - kIgLanesDrop;
   const bool ok = (err >= kIgLanesTolLo) & (err <= kIgLanesTolHi);
   const double one_m_t = omt_b - dir * x, one_p_t = opt_b + dir * x, t = tb + dir * x;
   const double omt2 = one_m_t * one_p_t;
-  const double slope = dir * (m * t - kappa * omt2) / omt2;
-  double x_new = x - err / slope;
-  x_new = x_new < x_max ? x_new : x_max - (x_max - x) * ig_exp(2.0 * err / m);
+  // Newton: x - err / slope with slope = dl/dx = dir (m t - kappa (1 - t^2)) / (1 - t^2)
+  double x_new = x - err * omt2 / (dir * (m * t - kappa * omt2));
+  x_new = x_new < x_max ? x_new : x_max - (x_max - x) * ig_exp(err * (2.0 / m));
   x_new = x_new > 0.0 ? x_new : 0.5 * x;
-  const double dx = x_new - x, curv = m * (1.0 + t * t) / (omt2 * omt2);
-  const bool last = (::fabs(err) <= 12.0) & (0.5 * curv * dx * dx <= 3.0);
+  // the last step if the quadratic model's error, curv dx^2 / 2 with curv = m (1 + t^2) / (1 - t^2)^2, is small
+  const double dx = x_new - x;
+  const bool last = (::fabs(err) <= 12.0) & (0.5 * m * (1.0 + t * t) * dx * dx <= 3.0 * (omt2 * omt2));
   const bool stop = *done | ok;
   *done = stop | last;
   return stop ? x : x_new;
