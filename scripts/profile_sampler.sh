@@ -33,7 +33,7 @@ PY
         echo
         echo "## $1, d = $2"
         perf report -i "$tmp/perf.data" --no-children --sort symbol 2> /dev/null | grep -v '^#' | grep -v '^$' \
-            | awk 'NR <= 10' | sed -E 's/ +$//; s/\(anonymous namespace\):://; s/hvae::(math::)?//; s/::\{lambda.*/ (its tile loop)/'
+            | awk 'NR <= 10' | sed -E 's/ +$//; s/ +- +-$//; s/\(anonymous namespace\):://; s/hvae::(math::|cpu::)?//; s/::\{lambda.*/ (its tile loop)/'
     done
 } > "$out"
 cat "$out"

@@ -631,8 +631,8 @@ void reflect_backward_rows(const scalar_t* g_p, const scalar_t* z_p, const doubl
   reflect_backward_rows_base<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
 }
 
-// dw/dkappa of n samples: float32 results vectorized across the samples (math/implicit_grad_lanes.h), float64
-// by the scalar rule of math/implicit_grad.h.
+// dw/dkappa of n samples: float32 results by the float32 rule (math/implicit_grad_single.h) vectorized across
+// the samples (math/implicit_grad_lanes.h), float64 by the scalar rule of math/implicit_grad.h.
 inline void w_dkappa_tile(const double* omw, const double* kappa, const double* A, int n, double d, float*,
                           double* out) {
   math::vmf_w_dkappa_single(omw, kappa, A, n, d, out);
@@ -642,8 +642,9 @@ inline void w_dkappa_tile(const double* omw, const double* kappa, const double* 
   for (int j = 0; j < n; ++j) out[j] = math::vmf_w_dkappa(omw[j], kappa[j], d, A[j]);
 }
 
-// The backward of rows row0 .. row0 + n - 1 in one pass over the tile: the reflection row by row (dL/dmu
-// written, dL/dw kept), then dw/dkappa of the whole tile, then dL/dkappa = dL/dw dw/dkappa.
+// The backward of rows row0 .. row0 + n - 1 in one pass over the tile: A_d(kappa) of its rows (when not computed
+// per parameter row beforehand), the reflection (dL/dmu written, dL/dw kept), then dw/dkappa of the whole tile,
+// then dL/dkappa = dL/dw dw/dkappa.
 constexpr int kBackwardTile = 256;
 struct BackwardScratch {
   double dl_dw[kBackwardTile], omw[kBackwardTile], kappa[kBackwardTile], a[kBackwardTile], dwdk[kBackwardTile];
