@@ -1,5 +1,5 @@
 // A_d(kappa) for many kappa at one d (the CPU backward's per-row A, csrc/cpu/sample_cpu.cpp): the same bits as
-// math::vmf_mean_resultant, with the values in bessel.h's region S (the usual VAE range, e.g. kappa <= 13 at
+// math::vmf_mean_resultant, with the values in bessel.h's region S (the usual VAE range, e.g. kappa < 13.25 at
 // d = 16 for a float32 result) summed with the samples as the vector lanes.
 //
 // The scalar call is a short series whose every step waits on a division and on the stopping test: latency,
