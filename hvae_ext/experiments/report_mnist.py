@@ -118,7 +118,9 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
                 mark = " ✓" if abs(gap) <= BAR_NATS else " ✗"
             cells += [fmt(lls) if lls else "—", "—" if paper is None else num(paper),
                       "—" if math.isnan(gap) else f"{num(gap)}{mark}"]
-            summary[(m, d)] = {"mean": mu, "gap": gap, "n": len(lls)}
+            summary[(m, d)] = {"mean": mu, "gap": gap, "n": len(lls),
+                               "early": [r["stopped"].startswith("early") for r in rs],
+                               "best": [r["best_epoch"] for r in rs], "run": [r["epochs_run"] for r in rs]}
         diff = means["s-vae"] - means["n-vae"]
         pn, ps = PAPER_LL.get(("n-vae", d)), PAPER_LL.get(("s-vae", d))
         pdiff = "—" if pn is None else num(ps - pn)
@@ -140,8 +142,13 @@ def acceptance(summary) -> list[str]:
                 out.append(f"* {MODEL_LABEL[m]} d = {d}: no runs.")
                 continue
             ok = abs(s["gap"]) <= BAR_NATS
-            out.append(f"* {MODEL_LABEL[m]} d = {d}: {num(s['mean'])} against {num(PAPER_LL[(m, d)])} "
-                       f"({num(s['gap'])} nats, {s['n']} seeds): {'within' if ok else 'not within'} {BAR_NATS} nats.")
+            line = (f"* {MODEL_LABEL[m]} d = {d}: {num(s['mean'])} against {num(PAPER_LL[(m, d)])} "
+                    f"({num(s['gap'])} nats, {s['n']} seeds): {'within' if ok else 'not within'} {BAR_NATS} nats.")
+            if not ok and "early" in s:  # the bar's alternative: converged curves (training table, curves figure)
+                stops = ", ".join(f"{b} of {e}" for b, e in zip(s["best"], s["run"]))
+                line += (f" Converged: {sum(s['early'])} of {s['n']} runs ended by early stopping (best epoch of "
+                         f"epochs run: {stops})" + ("." if all(s["early"]) else "; the others are not converged."))
+            out.append(line)
     s2, n2 = summary.get(("s-vae", 2), {}), summary.get(("n-vae", 2), {})
     if s2.get("n") and n2.get("n"):
         ahead = s2["mean"] > n2["mean"]

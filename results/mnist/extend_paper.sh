@@ -13,9 +13,11 @@
 #   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
 # Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped when the session ran
 # short: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
-# those lengths (their run files record the time trained). Last, N seeds 2 and 0 were continued with
-# BUDGET=150 and OUT outside the repository; early stopping ended both and their run files replaced the
-# 48-minute ones.
+# those lengths (their run files record the time trained). Last, every d = 2 run was continued to early
+# stopping with OUT outside the repository, the run files then copied over the 48-minute ones:
+#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="n-vae 2 2,n-vae 2 0" bash results/mnist/extend_paper.sh
+#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="s-vae 2 0,s-vae 2 1,n-vae 2 1,s-vae 2 2" bash results/mnist/extend_paper.sh
+# then python scripts/clean_results.py && python -m hvae_ext.experiments.report results/mnist
 # Usage (repository root): CKPT=<checkpoint folder> BUDGET=<minutes> bash results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
