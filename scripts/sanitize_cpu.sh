@@ -58,4 +58,5 @@ for tool in "${tools[@]}"; do
   echo "$tool: exit $rc, $n report(s) -> $log"
   { [ "$rc" -ne 0 ] || [ "$n" -ne 0 ]; } && status=1
 done
+python scripts/clean_results.py > /dev/null  # the logs quote paths of torch's build (tests/test_results_hygiene.py)
 exit $status

@@ -34,7 +34,8 @@ def _evaluate(omw, kappa, dim, a, device="cpu"):
     out = torch.ops.hvae_ext.vmf_w_dkappa(
         torch.as_tensor(np.asarray(omw, dtype=np.float64), **f64),
         torch.as_tensor(np.asarray(kappa, dtype=np.float64), **f64),
-        torch.as_tensor(np.asarray(dim, dtype=np.int64), dtype=torch.int64, device=device),
+        # np.array copies: dim may be a read-only broadcast view, which torch.as_tensor warns about
+        torch.as_tensor(np.array(dim, dtype=np.int64), dtype=torch.int64, device=device),
         torch.as_tensor(np.asarray(a, dtype=np.float64), **f64),
     )
     return np.atleast_1d(out.cpu().numpy())
@@ -169,7 +170,7 @@ def _evaluate_rule(omw, kappa, dim, device="cpu"):
     out = torch.ops.hvae_ext.vmf_w_dkappa_float32_rule(
         torch.as_tensor(np.asarray(omw, dtype=np.float64), **f64),
         torch.as_tensor(np.asarray(kappa, dtype=np.float64), **f64),
-        torch.as_tensor(np.asarray(dim, dtype=np.int64), device=device),
+        torch.as_tensor(np.array(dim, dtype=np.int64), device=device),
         torch.as_tensor(_library_a(kappa, dim), **f64),
     )
     return out.cpu().numpy()
