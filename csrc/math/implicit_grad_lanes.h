@@ -87,7 +87,8 @@ HVAE_ALWAYS_INLINE void ig_lanes_quadrature_impl(const IgLanes& L, double m, dou
     i1[k] = 0.0;
   }
   for (int j = 0; j < kIgLanesNodes / 2; ++j) {
-    const double xj = kIgLanesX[j], wj = kIgLanesW[j];
+    double xj, wj;
+    ig_lanes_node_weight(j, &xj, &wj);
     double base[2][kIgLanes], acc[2][kIgLanes], t[2][kIgLanes], adt[2][kIgLanes];
     for (int k = 0; k < n; ++k) {
       double tk[2], bk[2], ak[2];
@@ -119,11 +120,10 @@ HVAE_ALWAYS_INLINE void ig_lanes_quadrature_impl(const IgLanes& L, double m, dou
         e0 *= acc[0][k];
         e1 *= acc[1][k];
       }
-      i0[k] += wj * (e0 + e1);
-      i1[k] += wj * (e0 * adt[0][k] + e1 * adt[1][k]);
+      ig_lane_add_pair(wj, e0, e1, adt[0][k], adt[1][k], &i0[k], &i1[k]);
     }
   }
-  for (int k = 0; k < n; ++k) out[k] = L.sin_w[k] * hh[k] * (i1[k] + L.wma[k] * i0[k]);
+  for (int k = 0; k < n; ++k) out[k] = ig_lane_result(L.sin_w[k], L.wma[k], hh[k], i0[k], i1[k]);
 }
 // One batch of cnt <= kIgLanes samples: the setup of every sample, the samples that may run in the lanes moved
 // to the front (none moves in the usual batch, where all may), then the three steps. Returns the number of
@@ -135,11 +135,7 @@ HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kapp
   int n = 0;
   for (int k = 0; k < cnt; ++k) {
     if (ok[k] == 0.0) continue;
-    if (n != k) {
-      L.w[n] = L.w[k]; L.omw[n] = L.omw[k]; L.sin_w[n] = L.sin_w[k]; L.cot_w[n] = L.cot_w[k];
-      L.kappa[n] = L.kappa[k]; L.wma[n] = L.wma[k]; L.tb[n] = L.tb[k]; L.omtb[n] = L.omtb[k];
-      L.optb[n] = L.optb[k]; L.dtoff[n] = L.dtoff[k]; L.dir[n] = L.dir[k]; L.inv_b[n] = L.inv_b[k];
-    }
+    if (n != k) ig_lanes_put(L, n, ig_lanes_get(L, k));
     L.src[n++] = k;
   }
   L.n = n;
@@ -190,12 +186,11 @@ inline int ig_lanes_batch(const double* omw, const double* kappa, const double* 
 inline void vmf_w_dkappa_single(const double* omw, const double* kappa, const double* A, int64_t n, double d,
                                 double* out) {
   const double m = d - 2.0;
-  const bool lanes_ok = d >= 4.0 && d < 9e15 && m == static_cast<double>(static_cast<int64_t>(m));  // as the rule
-  if (!lanes_ok) {
+  bool kpow;
+  if (!detail::ig_rule_applies(d, &kpow)) {
     for (int64_t i = 0; i < n; ++i) out[i] = vmf_w_dkappa(omw[i], kappa[i], d, A[i]);
     return;
   }
-  const bool kpow = m <= 64.0;
   detail::IgLanes L;
   double res[detail::kIgLanes];
   for (int64_t i0 = 0; i0 < n; i0 += detail::kIgLanes) {

@@ -65,19 +65,23 @@ static __constant__ double kIgLanesWDevice[kIgLanesNodes / 2] = {HVAE_IG_LANES_W
 #endif
 static constexpr double kIgLanesX[kIgLanesNodes / 2] = {HVAE_IG_LANES_X_VALUES};
 static constexpr double kIgLanesW[kIgLanesNodes / 2] = {HVAE_IG_LANES_W_VALUES};
-HVAE_HD double ig_lanes_node(int j) {
+// Node j of the positive half and its weight (the device's copy on a GPU).
+HVAE_HD void ig_lanes_node_weight(int j, double* x, double* w) {
 #if defined(__CUDA_ARCH__)
-  return kIgLanesXDevice[j];
+  *x = kIgLanesXDevice[j];
+  *w = kIgLanesWDevice[j];
 #else
-  return kIgLanesX[j];
+  *x = kIgLanesX[j];
+  *w = kIgLanesW[j];
 #endif
 }
-HVAE_HD double ig_lanes_weight(int j) {
-#if defined(__CUDA_ARCH__)
-  return kIgLanesWDevice[j];
-#else
-  return kIgLanesW[j];
-#endif
+
+// Whether the rule applies at dimension d (d >= 4 integer; see the header), and in *kpow whether the power
+// (sin th / sin th_w)^(d-2) is taken by repeated squaring (d <= 66).
+HVAE_HD bool ig_rule_applies(double d, bool* kpow) {
+  const double m = d - 2.0;
+  *kpow = m <= 64.0;
+  return d >= 4.0 && d < 9e15 && m == static_cast<double>(static_cast<long long>(m));
 }
 
 // The elementary functions of the rule: fastmath.h's polynomials on the host, CUDA's functions on a GPU.
@@ -232,6 +236,15 @@ HVAE_HD_HOT void ig_lane_nodes(const IgLane& p, double m, double h, double sm, d
     }
   }
 }
+// One node pair's terms of the two sums, e = the integrand's exponential factor at the nodes, weight wj.
+HVAE_HD_HOT void ig_lane_add_pair(double wj, double e0, double e1, double adt0, double adt1, double* i0, double* i1) {
+  *i0 += wj * (e0 + e1);
+  *i1 += wj * (e0 * adt0 + e1 * adt1);
+}
+// The result from the panel's half width h and the sums: sin th_w (I_1 + |w - A| I_0).
+HVAE_HD_HOT double ig_lane_result(double sin_w, double wma, double h, double i0, double i1) {
+  return sin_w * h * (i1 + wma * i0);
+}
 // base^n by repeated squaring (the lanes run the same multiplications in the same order).
 HVAE_HD_HOT double ig_lane_pow(double base, int n) {
   double acc = 1.0;
@@ -248,10 +261,10 @@ HVAE_HD_HOT double ig_lane_pow(double base, int n) {
 // the CPU lanes' rule sample by sample.
 HVAE_HD double vmf_w_dkappa_float32_rule(double omw, double kappa, double d, double A) {
   const double m = d - 2.0;
-  const bool rule = d >= 4.0 && d < 9e15 && m == static_cast<double>(static_cast<long long>(m));
+  bool kpow;
   detail::IgLane p;
-  const bool kpow = m <= 64.0;
-  if (!rule || !detail::ig_lane_setup(omw, kappa, m, A, kpow, &p)) return vmf_w_dkappa(omw, kappa, d, A);
+  if (!detail::ig_rule_applies(d, &kpow) || !detail::ig_lane_setup(omw, kappa, m, A, kpow, &p))
+    return vmf_w_dkappa(omw, kappa, d, A);
   double x = detail::ig_lane_window_start(p, m);
   bool done = false;
   for (int it = 0; it < detail::kIgLanesWindowSteps && !done; ++it) x = detail::ig_lane_window_step(p, m, x, &done);
@@ -260,22 +273,20 @@ HVAE_HD double vmf_w_dkappa_float32_rule(double omw, double kappa, double d, dou
   const int npow = static_cast<int>(m);
   double i0 = 0.0, i1 = 0.0;
   for (int j = 0; j < detail::kIgLanesNodes / 2; ++j) {
-    double t[2], base[2], adt[2];
-    double e0, e1;
+    double xj, wj, t[2], base[2], adt[2], e0, e1;
+    detail::ig_lanes_node_weight(j, &xj, &wj);
     if (kpow) {
-      detail::ig_lane_nodes<true>(p, m, h, sm, cm, detail::ig_lanes_node(j), t, base, adt);
+      detail::ig_lane_nodes<true>(p, m, h, sm, cm, xj, t, base, adt);
       e0 = detail::ig_exp(t[0]) * detail::ig_lane_pow(base[0], npow);
       e1 = detail::ig_exp(t[1]) * detail::ig_lane_pow(base[1], npow);
     } else {
-      detail::ig_lane_nodes<false>(p, m, h, sm, cm, detail::ig_lanes_node(j), t, base, adt);
+      detail::ig_lane_nodes<false>(p, m, h, sm, cm, xj, t, base, adt);
       e0 = detail::ig_exp(t[0]);
       e1 = detail::ig_exp(t[1]);
     }
-    const double wj = detail::ig_lanes_weight(j);
-    i0 += wj * (e0 + e1);
-    i1 += wj * (e0 * adt[0] + e1 * adt[1]);
+    detail::ig_lane_add_pair(wj, e0, e1, adt[0], adt[1], &i0, &i1);
   }
-  const double res = p.sin_w * h * (i1 + p.wma * i0);
+  const double res = detail::ig_lane_result(p.sin_w, p.wma, h, i0, i1);
   // a window end rounded onto t = +-1 (NaN) or an overflow: the float64 rule
   return (res >= 0.0 && res < infinity()) ? res : vmf_w_dkappa(omw, kappa, d, A);
 }
