@@ -77,7 +77,7 @@ def bench_time(request) -> float:
 
 
 def _cpu_model() -> str:
-    from hvae_ext.experiments.common import cpu_model  # one definition for benchmarks and experiments
+    from experiments.common import cpu_model  # one definition for benchmarks and experiments
 
     return cpu_model()
 
@@ -86,7 +86,7 @@ def _hvae_ext_info() -> dict:
     try:
         import hvae_ext
 
-        from hvae_ext.experiments.common import portable_path  # no absolute paths of this machine in the record
+        from experiments.common import portable_path  # no absolute paths of this machine in the record
 
         return {"hvae_ext_version": getattr(hvae_ext, "__version__", "?"),
                 "hvae_ext_path": portable_path(os.path.dirname(hvae_ext.__file__))}

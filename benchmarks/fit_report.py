@@ -6,7 +6,7 @@ Inputs (all committed, each with the command that makes it):
   benchmarks/results/fit-cpu-1thread.json   python -m pytest benchmarks/test_bench_fit.py --benchmark-only \\
                                               --bench-mode full --bench-threads 1 --benchmark-timer time.process_time \\
                                               --benchmark-json=benchmarks/results/fit-cpu-1thread.json
-  results/clustering/cora.json              python -m hvae_ext.experiments.vmf_clustering --data-root DIR
+  experiments/results/clustering/cora.json              python -m experiments.vmf_clustering --data-root DIR
 
 Run: ``python benchmarks/fit_report.py`` (about a minute: it evaluates every solver on the reference points,
 draws the samples of the examples and fits them).
@@ -283,7 +283,7 @@ def _cora_section(cora: dict | None) -> list[str]:
     """Clustering Cora: a mixture of vMFs against spherical k-means."""
     L = _heading("Clustering Cora's normalized word features: mixture of vMFs against spherical k-means")
     if cora is None:
-        return L + [_missing("results/clustering/cora.json", "the command above"), ""]
+        return L + [_missing("experiments/results/clustering/cora.json", "the command above"), ""]
     c = cora["config"]
     L.append(f"`{c['command']}`: n = {c['n']} papers, d = {c['d']}, k = {c['k']}, seeds {c['seeds'][0]}-"
              f"{c['seeds'][-1]}; both methods start from the same k-means++ centers per seed; EM stops at a relative "

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             r["ratios"] = {name: r["min_s"][num] / r["min_s"][den] for name, (num, den, _) in TARGETS.items()}
             runs.append(r)
             print(threads, "threads:", ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
-    from hvae_ext.experiments.common import cpu_model
+    from experiments.common import cpu_model
 
     record = {"command": "python benchmarks/issue16_repeats.py " + " ".join(argv or sys.argv[1:]),
               "machine": f"{cpu_model()}, {os.cpu_count()} cores", "repeats": args.repeats,

@@ -1,19 +1,19 @@
 """Makes committed result files portable and small; rerun it on new run files before committing them.
 
-    python scripts/clean_results.py                  # results/ and benchmarks/results/, in place
-    python scripts/clean_results.py results/mnist    # only these folders (or files)
+    python scripts/clean_results.py                  # experiments/results/ and benchmarks/results/, in place
+    python scripts/clean_results.py experiments/results/mnist    # only these folders (or files)
     python scripts/clean_results.py --check          # report what would change, change nothing (exit 1 if any)
 
 * Every absolute path in JSON, markdown, text and log files becomes portable
-  (hvae_ext.experiments.common.portable_path): relative to the repository where it points into a checkout,
+  (experiments.common.portable_path): relative to the repository where it points into a checkout,
   ``<data>/...`` under the data root, ``<external>/name`` elsewhere.
 * Per-epoch histories of the link-prediction runs under ``tuning/`` and ``latent_dim/`` (the hyperparameter
   search and the latent-dimension study, whose reports use only the scalar results) are pruned to every
   10th epoch plus the first, the last and the epoch of best validation AUC; the run file records this under
   ``history_pruned`` together with the number of NaN values the full history had (``history_nan_count``).
-  In the main-table link-prediction runs (``results/link_prediction/runs``) the series that the report plots
+  In the main-table link-prediction runs (``experiments/results/link_prediction/runs``) the series that the report plots
   and checks (epoch, loss, val_auc) are kept whole and the others (recon_loss, kl_loss, val_ap, times) move to
-  ``history_sparse``, pruned the same way. In the MNIST run files (``results/mnist/{paper,runs,e15,pilot}``)
+  ``history_sparse``, pruned the same way. In the MNIST run files (``experiments/results/mnist/{paper,runs,e15,pilot}``)
   the series the MNIST report reads (epoch, val_elbo, val_kappa_median) are kept whole and the others move to
   ``history_sparse`` (the best epoch by validation ELBO instead of AUC).
 * Floats of histories are rounded to 7 significant digits; JSON is written with one line per list of numbers.
@@ -31,7 +31,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from hvae_ext.experiments.common import portable  # noqa: E402
+from experiments.common import portable  # noqa: E402
 
 PRUNE_IN = ("tuning", "latent_dim")
 # folder -> the series kept whole (what that folder's report reads); the others go to history_sparse

@@ -19,7 +19,7 @@
 #              power_spherical (if installed) and the PyTorch baseline of benchmarks/baselines.py
 #   sanitize   compute-sanitizer memcheck and racecheck on small cases touching every kernel
 #   newtests   the mixed-precision, sync-free, build and DDP tests with the CUDA build
-# Everything goes to results/gpu/<device-name>/ (override with HVAE_GPU_OUT): one log and, for the Python
+# Everything goes to experiments/results/gpu/<device-name>/ (override with HVAE_GPU_OUT): one log and, for the Python
 # stages, one JSON per stage, and summary.txt with each stage's status and time.
 # Exit status: 0 when every stage passed, 1 otherwise.
 set -uo pipefail

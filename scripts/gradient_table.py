@@ -2,7 +2,7 @@
 dA_d/dkappa = 1 - A^2 - (d - 1) A / kappa, for hvae_ext's sampler and for a re-implementation of the paper's
 reference code's estimator; also the reference sampler's mean of w at d = 100, kappa = 20.
 
-    python scripts/gradient_table.py            # writes results/gradient_table.md and results/gradient_table.json
+    python scripts/gradient_table.py            # writes experiments/results/gradient_table.md and experiments/results/gradient_table.json
 
 * hvae_ext: ``VonMisesFisher(mu, kappa).rsample()`` in float64, one sample per row with its own kappa leaf, so
   that each row's dw/dkappa (implicit reparameterization) is one term of the mean; z = (mean - exact) / se.
@@ -170,7 +170,7 @@ def main():
               f"{law['reference_mean_w']:.5f} ± {law['reference_se']:.5f} (n = {n}) against A_d = {law['a_d']:.5f}.")
     with open(os.path.join(res, "gradient_table.md"), "w") as fh:
         fh.write("\n".join(md) + "\n")
-    print("wrote results/gradient_table.md and results/gradient_table.json")
+    print("wrote experiments/results/gradient_table.md and experiments/results/gradient_table.json")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Per-sample gradient std of d mean(w)/dkappa: hvae_ext (implicit) vs g_rep-only Wood with the exact b.
 
-    python scripts/gradient_variance.py      # writes results/gradient_variance.md (the table of docs/gradients.md)
+    python scripts/gradient_variance.py      # writes experiments/results/gradient_variance.md (the table of docs/gradients.md)
 
 The second estimator is a Wood sampler in plain PyTorch with the cancellation-free exact b(kappa) and the gradient
 through the accepted proposal only (g_rep, no g_cor). It is *not* the paper's reference code, which blends b with
@@ -57,4 +57,4 @@ header = ["| d | κ | dA/dκ (exact) | hvae_ext mean | hvae_ext std | z | g_rep-
           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 with open(os.path.join(ROOT, "results", "gradient_variance.md"), "w") as fh:
     fh.write("\n".join(header + rows) + "\n")
-print("wrote results/gradient_variance.md")
+print("wrote experiments/results/gradient_variance.md")

@@ -1,12 +1,12 @@
 """Measures what training several seeds as one batched model (``--batch-seeds``) gains over training them
-one after the other, with the MNIST experiment's own training step (``hvae_ext.experiments.mnist``).
+one after the other, with the MNIST experiment's own training step (``experiments.mnist``).
 
     python scripts/mnist_ensemble_timing.py [--members 1 3 5 10] [--steps 60] [--device cpu] \
-        [--out results/mnist/ensemble_timing.json]
+        [--out experiments/results/mnist/ensemble_timing.json]
 
 For each E, the time of one stacked step of E members is compared with E single-model steps; the two are
 timed alternately, block by block, so that both see the same machine load, and the medians are reported.
-The result (JSON with the machine named, and a markdown table beside it) is what results/mnist/notes.md
+The result (JSON with the machine named, and a markdown table beside it) is what experiments/results/mnist/notes.md
 quotes.
 """
 
@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's Python layer
 
-from hvae_ext.experiments import mnist as mx
-from hvae_ext.experiments.common import cpu_model
+from experiments import mnist as mx
+from experiments.common import cpu_model
 
 
 def _step_fn(members, x_rows, args, gen):
@@ -52,7 +52,7 @@ def main(argv=None):
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="results/mnist/ensemble_timing.json")
+    p.add_argument("--out", default="experiments/results/mnist/ensemble_timing.json")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)

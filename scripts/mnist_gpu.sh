@@ -7,8 +7,8 @@
 # the call ends within about 8 minutes; a run that had not early-stopped by then is marked under-trained in its
 # JSON and in the report. Checkpoints in CKPT make a second call continue where the first stopped (--resume).
 # Usage (repository root, package installed with CUDA kernels):
-#   bash scripts/mnist_gpu.sh [MNIST_DIR] [OUT]        # defaults: ../shared/data/MNIST/raw, results/mnist/gpu
-# then: python -m hvae_ext.experiments.report results/mnist   (or the OUT folder alone)
+#   bash scripts/mnist_gpu.sh [MNIST_DIR] [OUT]        # defaults: ../shared/data/MNIST/raw, experiments/results/mnist/gpu
+# then: python -m experiments.report experiments/results/mnist   (or the OUT folder alone)
 set -uo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${2:-results/mnist/gpu}
@@ -21,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/dev
 pids=()
 for d in 2 5 10 20 40; do
   for m in s-vae n-vae; do
-    python -m hvae_ext.experiments.mnist --model $m --latent-dim $d --seeds "$SEEDS" --batch-seeds \
+    python -m experiments.mnist --model $m --latent-dim $d --seeds "$SEEDS" --batch-seeds \
       --device cuda --data-root "$DATA" --out "$OUT" --epochs 500 --warmup-epochs 100 --patience 50 \
       --batch-size 64 --is-samples 500 --time-budget "$TRAIN_MIN" --checkpoint-dir "$CKPT" --resume \
       --threads 1 --no-progress > "$OUT/log_${m}_d${d}.txt" 2>&1 &

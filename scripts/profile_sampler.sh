@@ -26,7 +26,7 @@ for _ in range(reps):
 PY
 {
     echo "# perf flat profiles of the CPU sampler ops (float32, N = 65536, kappa = 10, 1 thread): % of all samples"
-    echo "# cpu: $(python -c 'from hvae_ext.experiments.common import cpu_model; print(cpu_model())'); written by scripts/profile_sampler.sh"
+    echo "# cpu: $(python -c 'from experiments.common import cpu_model; print(cpu_model())'); written by scripts/profile_sampler.sh"
     for spec in "forward 16 1500" "forward 3 4000" "backward 16 800"; do
         set -- $spec
         perf record -q -o "$tmp/perf.data" python "$tmp/loop.py" "$1" "$2" "$3" > /dev/null 2>&1

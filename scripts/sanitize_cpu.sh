@@ -2,7 +2,7 @@
 # AddressSanitizer and UndefinedBehaviorSanitizer runs of the CPU kernels (issue 15): builds the extension with
 # -DHVAE_ASAN=ON / -DHVAE_UBSAN=ON into build/sanitize-<tool>/ (not into any environment), runs a pytest subset
 # that calls every CPU kernel with the instrumented library preloaded, and writes the log to
-# results/reliability/<tool>.log with the git commit, the command and the number of sanitizer reports.
+# experiments/results/reliability/<tool>.log with the git commit, the command and the number of sanitizer reports.
 #
 #   bash scripts/sanitize_cpu.sh            # both (about 10 minutes on 2 cores)
 #   bash scripts/sanitize_cpu.sh asan       # or ubsan
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=("${@:-asan}")
 [ $# -eq 0 ] && tools=(asan ubsan)
-OUT=results/reliability
+OUT=experiments/results/reliability
 mkdir -p "$OUT"
 # every CPU kernel: sampler forward/backward (also at extreme kappa and d), the special functions and their
 # backward ops, entropy and KLs, validation paths, determinism (child processes run instrumented too)

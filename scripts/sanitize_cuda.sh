@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 7, point 6: run the CUDA kernels under compute-sanitizer (memcheck and racecheck) on a GPU machine,
-# and record the output under results/reliability/.
+# and record the output under experiments/results/reliability/.
 #
 #   scripts/sanitize_cuda.sh            # after `pip install --no-build-isolation .` with a CUDA torch
 #
@@ -9,7 +9,7 @@
 # kernels down by 10-100x. The exit status is non-zero if any tool reports an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=results/reliability
+OUT=experiments/results/reliability
 mkdir -p "$OUT"
 CS=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 if [ ! -x "$CS" ]; then

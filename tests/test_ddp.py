@@ -1,5 +1,5 @@
 """DistributedDataParallel (issue 14, point 4): the S-VAE trains for a few steps on 2 CPU processes (gloo),
-through hvae_ext/experiments/ddp_example.py, in a subprocess with a timeout (and a collective timeout
+through experiments/ddp_example.py, in a subprocess with a timeout (and a collective timeout
 inside), so that a hang fails the test instead of stalling CI."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
 
 def test_ddp_svae_two_cpu_processes(tmp_path):
     report = tmp_path / "ddp.json"
-    cmd = [sys.executable, "-m", "hvae_ext.experiments.ddp_example", "--world-size", "2", "--steps", "3",
+    cmd = [sys.executable, "-m", "experiments.ddp_example", "--world-size", "2", "--steps", "3",
            "--timeout", "60", "--report", str(report), "--verbose"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, cwd=ROOT)

@@ -8,7 +8,7 @@ argument.
 
 The default run tries a few hundred examples (CI); ``pytest -m slow tests/test_fuzz.py`` runs the large
 one (HVAE_FUZZ_EXAMPLES, default 5000). The record of examples tried and failures found is in
-results/reliability/fuzz.md.
+experiments/results/reliability/fuzz.md.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ pytest.importorskip("torch_geometric", reason="the experiment needs torch_geomet
 pytest.importorskip("sklearn", reason="the experiment needs scikit-learn (the 'experiments' extra)")
 pytest.importorskip("tqdm", reason="the experiment needs tqdm (the 'experiments' extra)")
 
-from hvae_ext.experiments import link_prediction as lp  # noqa: E402
-from hvae_ext.experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
+from experiments import link_prediction as lp  # noqa: E402
+from experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
 from hvae_ext.testing import data_root  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_end_to_end_two_epochs_on_cora(tmp_path):
     assert _tree(SHARED_DATA) == data_before
 
     # the report command on these runs
-    from hvae_ext.experiments import report
+    from experiments import report
 
     pytest.importorskip("matplotlib")
     report.main([str(out)])
@@ -166,7 +166,7 @@ def test_bad_arguments(argv, message, capsys, tmp_path):
 
 def test_defaults_are_the_chosen_configuration():
     """`--seeds 0-9` with the defaults reproduces the main table (configuration chosen on the validation
-    split; results/link_prediction/notes.md)."""
+    split; experiments/results/link_prediction/notes.md)."""
     parser = lp.build_parser()
     args = parser.parse_args(["--dataset", "cora", "--model", "n-vgae,s-vgae"])
     lp.validate_args(parser, args)
@@ -193,7 +193,7 @@ def test_parse_seeds():
 def test_latent_table_at_equal_degrees_of_freedom():
     """The paper-convention study pairs the N-VGAE on R^d with the S-VGAE on S^d in R^(d+1) (run files
     record the size of z), seeds 0-4 only, S − N per seed."""
-    from hvae_ext.experiments import report
+    from experiments import report
 
     def run(model, ambient, seed, auc):
         return {"config": {"model": model, "latent_dim": ambient, "seed": seed, "dataset": "Cora"}, "test_auc": auc}

@@ -3,7 +3,7 @@
 The resident set size (psutil, or /proc/self/statm) is read after a warm-up of 1,000 calls, which lets
 the allocator, autograd and the OpenMP pool reach their steady state, and again after 10,000 more calls;
 the growth must stay below 4 MiB (a leak of one small tensor per call would be > 10 MiB). The measured
-figure is written to results/reliability/memory_growth.txt when HVAE_RECORD=1.
+figure is written to experiments/results/reliability/memory_growth.txt when HVAE_RECORD=1.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from hvae_ext.experiments import mnist as mx
-from hvae_ext.experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, load_mnist, read_idx
+from experiments import mnist as mx
+from experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, load_mnist, read_idx
 from hvae_ext.models.vae import NVAE, SVAE
 from hvae_ext.testing import data_root
 
@@ -253,7 +253,7 @@ def test_command_writes_run_files_and_report(tmp_path):
     assert not list(out.glob("*.tmp*"))
 
     pytest.importorskip("matplotlib")
-    from hvae_ext.experiments import report
+    from experiments import report
 
     report.main([str(out)])
     text = (out / "report.md").read_text()

@@ -1,6 +1,6 @@
-"""The committed results are portable and small: no absolute path of a machine in results/ or
-benchmarks/results/ (scripts/clean_results.py --check finds nothing to change), results/ under 5 MB, and
-the path rewriting itself (hvae_ext.experiments.common.portable)."""
+"""The committed results are portable and small: no absolute path of a machine in experiments/results/ or
+benchmarks/results/ (scripts/clean_results.py --check finds nothing to change), experiments/results/ under 5 MB, and
+the path rewriting itself (experiments.common.portable)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import subprocess
 import sys
 
-from hvae_ext.experiments.common import portable, portable_path
+from experiments.common import portable, portable_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABS = re.compile(r"(?<![\w.<>/:-])/(?:work|home|root|tmp|usr|opt|mnt|scratch|Users)/[\w.+~-]+")
@@ -23,7 +23,7 @@ def _files(top):
 
 def test_results_have_no_absolute_paths():
     bad = []
-    for top in ("results", os.path.join("benchmarks", "results"), "docs"):
+    for top in (os.path.join("experiments", "results"), os.path.join("benchmarks", "results"), "docs"):
         for f in _files(top):
             if f.endswith((".json", ".md", ".txt", ".log")):  # not scripts: their "#!/usr/bin/env"
                 with open(f, encoding="utf-8") as fh:
@@ -40,7 +40,7 @@ def test_clean_results_finds_nothing_to_change():
 
 
 def test_results_under_5_mb():
-    size = sum(os.path.getsize(f) for f in _files("results"))
+    size = sum(os.path.getsize(f) for f in _files(os.path.join("experiments", "results")))
     assert size < 5e6, size
 
 

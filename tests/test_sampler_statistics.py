@@ -12,7 +12,7 @@ Every family is Bonferroni-corrected over the whole grid (90 cells, family-wise 
 subset runs. The CI subset below runs by default; the other cells are marked ``slow``
 (``pytest -m slow tests/test_sampler_statistics.py``). ``python tests/test_sampler_statistics.py --out FILE``
 runs the full grid (this file's and the gradient z-scores of test_gradients.py) and writes the markdown table
-committed as results/sampler_statistics.md.
+committed as experiments/results/sampler_statistics.md.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _main(argv: list[str]) -> None:
     import time
 
     parser = argparse.ArgumentParser(description="Full statistical grid of the vMF sampler as a markdown table")
-    parser.add_argument("--out", default="results/sampler_statistics.md")
+    parser.add_argument("--out", default="experiments/results/sampler_statistics.md")
     parser.add_argument("--grad-n", type=int, default=1_000_000, help="samples per cell of the gradient test")
     parser.add_argument("--no-grad", action="store_true")
     args = parser.parse_args(argv)

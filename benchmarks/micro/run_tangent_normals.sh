@@ -8,7 +8,7 @@ out=benchmarks/results/tangent-normals.txt
 bin=$(mktemp)
 g++ -O3 -fno-math-errno -fno-trapping-math -std=c++17 -Wno-psabi -Icsrc benchmarks/micro/tangent_normals.cpp -o "$bin"
 {
-    echo "cpu: $(python -c 'from hvae_ext.experiments.common import cpu_model; print(cpu_model())')"
+    echo "cpu: $(python -c 'from experiments.common import cpu_model; print(cpu_model())')"
     echo "compiler: $(g++ --version | head -n 1)"
     "$bin"
 } > "$out"

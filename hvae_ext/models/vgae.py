@@ -228,7 +228,7 @@ class SVGAE(_StableReconLoss, VGAE):
         hidden_channels, latent_dim: GCN widths; ``latent_dim`` is the ambient dimension d >= 2.
         kappa_floor: kappa = softplus(GCN_kappa(x)) + kappa_floor.
         decoder: defaults to :class:`ScaledInnerProductDecoder` with initial scale ``decoder_scale`` (10, the
-            value chosen on the validation splits of Cora and CiteSeer; results/link_prediction/notes.md).
+            value chosen on the validation splits of Cora and CiteSeer; experiments/results/link_prediction/notes.md).
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16,

@@ -1,8 +1,8 @@
 """Training the S-VAE with DistributedDataParallel (torch.distributed), on CPU processes or GPUs.
 
-    python -m hvae_ext.experiments.ddp_example --world-size 2 --steps 5          # 2 CPU processes (gloo)
-    python -m hvae_ext.experiments.ddp_example --world-size 2 --device cuda      # 2 GPUs (nccl)
-    torchrun --nproc-per-node 2 -m hvae_ext.experiments.ddp_example --torchrun   # under torchrun
+    python -m experiments.ddp_example --world-size 2 --steps 5          # 2 CPU processes (gloo)
+    python -m experiments.ddp_example --world-size 2 --device cuda      # 2 GPUs (nccl)
+    torchrun --nproc-per-node 2 -m experiments.ddp_example --torchrun   # under torchrun
 
 Seeding (the documented convention): every rank seeds ``torch.manual_seed(seed)`` before building the
 model, so the initial parameters agree (DDP also broadcasts rank 0's at construction); then each rank

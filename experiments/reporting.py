@@ -1,5 +1,5 @@
-"""Helpers shared by the experiment reports (:mod:`~hvae_ext.experiments.report` for link prediction,
-:mod:`~hvae_ext.experiments.report_mnist`): reading the run files, mean ± std and its formatting, the
+"""Helpers shared by the experiment reports (:mod:`~experiments.report` for link prediction,
+:mod:`~experiments.report_mnist`): reading the run files, mean ± std and its formatting, the
 mean ± std panels of the plots, and writing ``report.md`` with the hand-written notes appended."""
 
 from __future__ import annotations

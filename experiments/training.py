@@ -1,5 +1,5 @@
 """The training step of each experiment's model, in one place: what the experiment commands train with is
-what :mod:`hvae_ext.experiments.epoch_timing` times.
+what :mod:`experiments.epoch_timing` times.
 
 * VGAE (link prediction): full-batch encode, BCE on the training edges and freshly sampled negatives
   (``neg_ratio`` per edge) + (kl_weight / num_nodes) * KL, backward, optimizer step; the validation pass

@@ -7,7 +7,7 @@
 # epochs, each run also bounded by a training-time budget (BUDGET_LOW 8 and BUDGET_HIGH 3 minutes); every option is recorded in the run files, and the
 # report marks runs still improving at their last epoch as under-trained. Checkpoints in CKPT make a stopped
 # sweep resumable (a cell whose JSON exists is skipped; a cell with a checkpoint continues from it).
-# Usage (repository root): bash results/mnist/run_paper.sh [MNIST_DIR]
+# Usage (repository root): bash experiments/results/mnist/run_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
@@ -19,7 +19,7 @@ run_cell() {  # model d seed
     if [[ -f "$f" ]]; then echo "skip $f"; return 0; fi
     if (( $2 >= 20 )); then epochs=$EPOCHS_HIGH; budget=$BUDGET_HIGH; fi
     echo "$(date -u +%FT%TZ) start $1 d=$2 seed $3"
-    python -m hvae_ext.experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --data-root "$DATA" \
+    python -m experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --data-root "$DATA" \
         --out "$OUT" --epochs "$epochs" --warmup-epochs "$WARMUP" --time-budget "$budget" \
         --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
         || echo "$(date -u +%FT%TZ) FAILED $1 d=$2 seed $3 (continuing)"

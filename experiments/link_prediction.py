@@ -1,13 +1,13 @@
 """Link prediction with N-VGAE and S-VGAE on Planetoid citation graphs (Davidson et al., 2018, Table 3).
 
-    python -m hvae_ext.experiments.link_prediction --dataset Cora --model n-vgae,s-vgae --seeds 0-9 \
-        --out results/link_prediction/runs
+    python -m experiments.link_prediction --dataset Cora --model n-vgae,s-vgae --seeds 0-9 \
+        --out experiments/results/link_prediction/runs
 
 Setup of Kipf & Welling (2016), coded as torch_geometric's ``examples/autoencoder.py``: raw binary features,
 edges split 85/5/10 (train/val/test) by ``RandomLinkSplit`` (a different split per seed), full-batch Adam,
 GCN 32-16, loss = BCE on the training edges and as many freshly sampled negatives per epoch
 + (kl_weight / num_nodes) * KL (``--neg-ratio`` negatives per edge if asked). The defaults are the
-configuration chosen on the validation split (results/link_prediction/notes.md): lr 0.005 for both; N-VGAE
+configuration chosen on the validation split (experiments/results/link_prediction/notes.md): lr 0.005 for both; N-VGAE
 600 epochs and dropout 0.5 on the GCN input and hidden layer, S-VGAE 400 epochs and dropout 0.2, its
 decoder's initial scale 10 and kappa floor 1. The reported test AUC/AP are those of the epoch with the best
 validation AUC. ``--model n-vgae,s-vgae`` runs both models per seed in one process (same split). One JSON
@@ -32,14 +32,14 @@ from .data import DATASETS, DatasetUnavailableError, load_planetoid
 from .training import vgae_scores, vgae_train_step
 
 MODELS = ("n-vgae", "s-vgae")
-# per-model defaults, chosen on the validation split (results/link_prediction/notes.md)
+# per-model defaults, chosen on the validation split (experiments/results/link_prediction/notes.md)
 DEFAULT_DROPOUT = {"n-vgae": 0.5, "s-vgae": 0.2}
 DEFAULT_EPOCHS = {"n-vgae": 600, "s-vgae": 400}
 VERSIONED_MODULES = ("torch_geometric", "sklearn")  # recorded in each run file beside torch and hvae_ext
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.link_prediction",
+    p = argparse.ArgumentParser(prog="python -m experiments.link_prediction",
                                 description="VGAE link prediction (N-VGAE vs S-VGAE) on Planetoid graphs.")
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--model", default="s-vgae",
@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="writable folder the raw files are copied to and Planetoid writes processed/ into "
                         "(default: $XDG_CACHE_HOME/hvae_ext/planetoid)")
     p.add_argument("--no-download", action="store_true", help="never try to download")
-    add_common_arguments(p, out="results/link_prediction/runs", threads=0,
+    add_common_arguments(p, out="experiments/results/link_prediction/runs", threads=0,
                          tag_help="label for tuning runs (kept apart in the report)")
     return p
 

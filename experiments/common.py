@@ -132,19 +132,19 @@ def synchronize(device: torch.device) -> None:
 
 # --- what a run file records about its provenance, without paths of the machine it ran on -----------------
 
-_REPO_MARKERS = ("hvae_ext", "results", "benchmarks", "tests", "docs", "scripts", "csrc")
+_REPO_MARKERS = ("hvae_ext", "experiments", "results", "benchmarks", "tests", "docs", "scripts", "csrc")
 _ABS_PATH = None  # compiled lazily (re)
 
 
 def repo_root() -> str:
-    """The source tree this package runs from (the folder holding ``hvae_ext/``)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    """The source tree these experiments run from (the folder holding ``experiments/`` and ``hvae_ext/``)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def portable_path(path: str, root: str | None = None) -> str:
     """An absolute path as it may be committed: relative to the repository when it lies in it (``root``);
     ``<folder>/hvae_ext/...`` for a path into another checkout or an installed package (the folder above the
-    first of hvae_ext/, results/, benchmarks/, ..., e.g. ``<site-packages>/hvae_ext/_C.so``), ``<data>/...`` for a
+    first of hvae_ext/, experiments/results/, benchmarks/, ..., e.g. ``<site-packages>/hvae_ext/_C.so``), ``<data>/...`` for a
     path under a folder named ``data`` (the data root: MNIST, Planetoid), else ``<external>/`` + its last
     component. Relative paths are returned unchanged."""
     if not os.path.isabs(path):

@@ -1,7 +1,7 @@
 """MNIST VAE across latent dimensions, N-VAE against S-VAE (Davidson et al., 2018, Table 1).
 
-    python -m hvae_ext.experiments.mnist --model s-vae --latent-dim 10 --seeds 0-2 \
-        --data-root ../shared/data/MNIST/raw --out results/mnist/paper
+    python -m experiments.mnist --model s-vae --latent-dim 10 --seeds 0-2 \
+        --data-root ../shared/data/MNIST/raw --out experiments/results/mnist/paper
 
 Dimension convention. By default (``--dim-convention paper``) ``--latent-dim d`` counts latent degrees of
 freedom as in the paper's Table 1 and the authors' example scripts: the N-VAE has z in R^d, the S-VAE z on
@@ -25,7 +25,7 @@ report's pictures).
 
 Several seeds train side by side as one batched model with ``--batch-seeds`` (``stack_ensemble``: one
 batched matmul per layer, each seed its own data order, binarization and early stopping); measured on the
-2-core CPU it gives no gain (``results/mnist/notes.md``), on a GPU it is what makes the full protocol
+2-core CPU it gives no gain (``experiments/results/mnist/notes.md``), on a GPU it is what makes the full protocol
 affordable (``scripts/mnist_gpu.sh``). ``--time-budget`` bounds the training time of a call (the run is then
 evaluated at its best epoch and marked as stopped by the budget), and ``--checkpoint-dir`` keeps a
 checkpoint per epoch from which ``--resume`` continues a stopped run.
@@ -58,7 +58,7 @@ TEST_BINARIZATION_SEED = 20180002
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.mnist",
+    p = argparse.ArgumentParser(prog="python -m experiments.mnist",
                                 description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF).")
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
     p.add_argument("--latent-dim", type=int, required=True,
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", default=None,
                    help="folder for a per-epoch checkpoint of each call (for --resume)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
-    add_common_arguments(p, out="results/mnist/paper", threads=1,
+    add_common_arguments(p, out="experiments/results/mnist/paper", threads=1,
                          tag_help="label for exploratory runs (kept apart in the report)")
     return p
 

@@ -6,11 +6,11 @@ Both methods start from the same seeded k-means++ centers (cosine distance) per 
 compared with the paper classes by normalized mutual information and the adjusted Rand index
 (scikit-learn). Writes a JSON of the results and a picture::
 
-    python -m hvae_ext.experiments.vmf_clustering --data-root ../shared/data/planetoid --cache-root .cache/planetoid \\
-        --out results/clustering/cora.json --figure docs/figures/cora_vmf_clustering.png
+    python -m experiments.vmf_clustering --data-root ../shared/data/planetoid --cache-root .cache/planetoid \\
+        --out experiments/results/clustering/cora.json --figure docs/figures/cora_vmf_clustering.png
 
 (``--data-root``: a folder holding ``Cora/raw/`` with the Planetoid raw files; see
-``hvae_ext/experiments/data.py``.) docs/fitting.md reports the JSON (benchmarks/fit_report.py).
+``experiments/data.py``.) docs/fitting.md reports the JSON (benchmarks/fit_report.py).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def main(argv=None):
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--tol", type=float, default=1e-10)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="results/clustering/cora.json")
+    p.add_argument("--out", default="experiments/results/clustering/cora.json")
     p.add_argument("--figure", default="docs/figures/cora_vmf_clustering.png")
     args = p.parse_args(argv)
     from .common import parse_seeds
@@ -163,7 +163,7 @@ def main(argv=None):
         "dataset": "Cora", "n": int(x.shape[0]), "d": int(x.shape[1]), "k": args.k, "seeds": seeds,
         "max_iter": args.max_iter, "tol": args.tol, "threads": args.threads, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "command": "python -m hvae_ext.experiments.vmf_clustering " + " ".join(argv if argv is not None else
+        "command": "python -m experiments.vmf_clustering " + " ".join(argv if argv is not None else
                                                                                  __import__("sys").argv[1:]),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continues cells of results/mnist/run_paper.sh (issue 13) from their checkpoints, with the same options except
+# Continues cells of experiments/results/mnist/run_paper.sh (issue 13) from their checkpoints, with the same options except
 # a larger training-time budget (BUDGET minutes in all, counted from the run's start) and --epochs 500 (the
 # protocol's maximum; early stopping with patience 50 still applies), so that every run of a cell, N and S
 # alike, ends with the same budget. The run files in OUT are replaced by the continued runs; their histories
@@ -8,17 +8,17 @@
 # furthest from the paper and those the d = 2 comparison needs. CELLS (optional) replaces that list:
 # comma-separated "model d seed" triples, e.g. CELLS="s-vae 10 0,n-vae 10 0".
 # The committed table came from these calls, in this order (CKPT: the checkpoint folder of run_paper.sh):
-#   BUDGET=24 bash results/mnist/extend_paper.sh                      # every d <= 10 cell, 3 seeds
-#   BUDGET=36 CELLS="<d = 10, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
-#   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash results/mnist/extend_paper.sh
+#   BUDGET=24 bash experiments/results/mnist/extend_paper.sh                      # every d <= 10 cell, 3 seeds
+#   BUDGET=36 CELLS="<d = 10, N and S, seeds 0-2>" bash experiments/results/mnist/extend_paper.sh
+#   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash experiments/results/mnist/extend_paper.sh
 # Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped when the session ran
 # short: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
 # those lengths (their run files record the time trained). Last, every d = 2 run was continued to early
 # stopping with OUT outside the repository, the run files then copied over the 48-minute ones:
-#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="n-vae 2 2,n-vae 2 0" bash results/mnist/extend_paper.sh
-#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="s-vae 2 0,s-vae 2 1,n-vae 2 1,s-vae 2 2" bash results/mnist/extend_paper.sh
-# then python scripts/clean_results.py && python -m hvae_ext.experiments.report results/mnist
-# Usage (repository root): CKPT=<checkpoint folder> BUDGET=<minutes> bash results/mnist/extend_paper.sh [MNIST_DIR]
+#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="n-vae 2 2,n-vae 2 0" bash experiments/results/mnist/extend_paper.sh
+#   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="s-vae 2 0,s-vae 2 1,n-vae 2 1,s-vae 2 2" bash experiments/results/mnist/extend_paper.sh
+# then python scripts/clean_results.py && python -m experiments.report experiments/results/mnist
+# Usage (repository root): CKPT=<checkpoint folder> BUDGET=<minutes> bash experiments/results/mnist/extend_paper.sh [MNIST_DIR]
 set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 OUT=${OUT:-results/mnist/paper}
@@ -43,7 +43,7 @@ worker() {
         read -r model d seed <<< "$cell"
         if has_budget "$OUT/mnist_${model}_d${d}_seed${seed}.json" "$BUDGET"; then echo "skip $cell"; continue; fi
         echo "$(date -u +%FT%TZ) continue $model d=$d seed $seed to $BUDGET min"
-        python -m hvae_ext.experiments.mnist --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" \
+        python -m experiments.mnist --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" \
             --out "$OUT" --epochs 500 --warmup-epochs "$WARMUP" --time-budget "$BUDGET" \
             --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
             || echo "$(date -u +%FT%TZ) FAILED $model d=$d seed $seed (continuing)"

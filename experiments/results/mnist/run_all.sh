@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All MNIST runs of the README table (issue 8), JOBS processes at a time (1 thread each), most important
 # cells first: every (model, d) for seed 0, the d = 3 picture runs, then seed 1, then seed 2.
-# Usage: [JOBS=2] bash results/mnist/run_all.sh [MNIST_DIR] [EXTRA ARGS...]   (run from the repository root)
+# Usage: [JOBS=2] bash experiments/results/mnist/run_all.sh [MNIST_DIR] [EXTRA ARGS...]   (run from the repository root)
 # A cell whose JSON is already in the output folder is skipped, so an interrupted sweep resumes.
 # The d = 3 runs are for the latent pictures only: their test LL uses 100 importance samples, not 500.
 set -euo pipefail
@@ -25,7 +25,7 @@ run_cell() {  # model d seed is_samples
     if [[ -f "$f" ]]; then echo "skip $f"; return 0; fi
     echo "$(date -u +%FT%TZ) start $1 d=$2 seed $3"
     # shellcheck disable=SC2086
-    python -m hvae_ext.experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --is-samples "$4" \
+    python -m experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --is-samples "$4" \
         --data-root "$DATA" --out "$OUT" --epochs "$EPOCHS" --patience 10 --threads 1 --no-progress $EXTRA \
         || echo "$(date -u +%FT%TZ) FAILED $1 d=$2 seed $3 (continuing)"
     echo "$(date -u +%FT%TZ) done $1 d=$2 seed $3"

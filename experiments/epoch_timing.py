@@ -1,9 +1,9 @@
 """Epoch time of S-VGAE against N-VGAE, measured in one process with interleaved training steps.
 
-    python -m hvae_ext.experiments.epoch_timing --dataset Cora --steps 100 --out results/link_prediction/timing
+    python -m experiments.epoch_timing --dataset Cora --steps 100 --out experiments/results/link_prediction/timing
 
 Both models are built on the same split with the experiment's defaults; their training steps (the
-experiment's own :func:`~hvae_ext.experiments.training.vgae_train_step`: encode, sample, loss with fresh
+experiment's own :func:`~experiments.training.vgae_train_step`: encode, sample, loss with fresh
 negatives, backward, Adam step) alternate N, S, S, N, ... so that both see the same machine load. Each step
 is followed by the epoch's validation pass (eval-mode encode, AUC/AP on the validation edges), timed apart,
 so both the training step and the whole epoch are measured. Writes ``timing_<Dataset>.json`` with every
@@ -25,7 +25,7 @@ from .training import vgae_scores, vgae_train_step
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m hvae_ext.experiments.epoch_timing", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m experiments.epoch_timing", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-download", action="store_true")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--out", default="results/link_prediction/timing")
+    p.add_argument("--out", default="experiments/results/link_prediction/timing")
     a = p.parse_args(argv)
     if a.steps < 1:
         p.error(f"--steps must be positive, got {a.steps}")
