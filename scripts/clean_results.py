@@ -33,10 +33,11 @@ sys.path.insert(0, ROOT)
 
 from experiments.common import portable  # noqa: E402
 
+RESULTS = ("experiments", "results")  # the results tree, relative to the repository
 PRUNE_IN = ("tuning", "latent_dim")
 # folder -> the series kept whole (what that folder's report reads); the others go to history_sparse
-SPARSE_IN = {("results", "link_prediction", "runs"): ("epoch", "loss", "val_auc")}
-SPARSE_IN.update({("results", "mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
+SPARSE_IN = {RESULTS + ("link_prediction", "runs"): ("epoch", "loss", "val_auc")}
+SPARSE_IN.update({RESULTS + ("mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
                   for sub in ("paper", "runs", "e15", "pilot")})
 # the validation series whose best epoch a pruned history keeps, and its name
 BEST_KEYS = {"val_auc": "validation AUC", "val_elbo": "validation ELBO"}
@@ -111,7 +112,7 @@ def clean_file(path: str, check: bool) -> bool:
         obj = json.loads(text)
         obj = portable(obj, ROOT)
         if isinstance(obj, dict) and "history" in obj:
-            if any(part in PRUNE_IN for part in rel[:-1]) and rel[0] == "results":
+            if any(part in PRUNE_IN for part in rel[:-1]) and tuple(rel[:2]) == RESULTS:
                 obj = prune_history(obj)
             elif tuple(rel[:-1]) in SPARSE_IN:
                 obj = prune_history(obj, whole=SPARSE_IN[tuple(rel[:-1])])
@@ -131,7 +132,7 @@ def clean_file(path: str, check: bool) -> bool:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("paths", nargs="*", default=[os.path.join(ROOT, "results"), os.path.join(ROOT, "benchmarks", "results")])
+    p.add_argument("paths", nargs="*", default=[os.path.join(ROOT, *RESULTS), os.path.join(ROOT, "benchmarks", "results")])
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     a = p.parse_args(argv)
     changed = []
