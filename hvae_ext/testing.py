@@ -45,7 +45,7 @@ if pytest is not None:
     # Parametrize over devices: "cuda" is always listed, and skipped with a reason where CUDA is absent.
     DEVICES = ["cpu", pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda])]
 
-# The full statistical grid of issue 4.
+# The full statistical grid: every dimension and concentration the sampler's law is tested on (the slow tier).
 GRID_D = [2, 3, 5, 10, 16, 50, 100, 256, 1000, 10000]
 GRID_KAPPA = [1e-3, 0.1, 1.0, 10.0, 10.5, 20.0, 100.0, 1000.0, 1e5]
 FULL_GRID = [(d, k) for d in GRID_D for k in GRID_KAPPA]
