@@ -12,8 +12,9 @@ Layout: the kernels' pieces come first (fake kernels, then setup_context and bac
 ``REGISTRATIONS`` at the end is the table with one line per op of the library: its fake kernel (``ELEMENTWISE``
 for the ops of the table in csrc/ops_table.h, whose fake kernels are made from their registered schemas, or a
 hand-written one), its setup_context and its backward. ``_register`` registers one line; it is the only place
-that registers anything, and it runs once per line, so no op is registered twice (tests/test_op_registration.py
-checks both).
+that registers anything, and it runs once per line, so no op is registered twice (the test suite wraps torch's
+registration functions during the import and checks that each op gets one fake kernel and at most one kernel per
+dispatch key).
 
 Names: an op whose name starts with an underscore is internal, as in aten (``aten::_softmax``): it is a piece
 of another op's gradient (``_vmf_mean_resultant_second_derivative``), a fast path the library chooses by itself
