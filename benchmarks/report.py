@@ -320,7 +320,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
                 "### Mean proposals per accepted sample (Wood's envelope)", "",
                 "Exact value by quadrature (`baselines.expected_proposals`), in parentheses the count of the "
                 "pure-PyTorch baseline in this run (float64), then hvae_ext's count: the proposals its sampler "
-                "draws for N samples of one key, counted by the opt-in op `vmf_sample_proposals` (runs recorded "
+                "draws for N samples of one key, counted by the opt-in op `_vmf_sample_proposals` (runs recorded "
                 "before that op existed show no hvae_ext count; d = 3 inverts the CDF, one draw per sample).",
                 "", t, "",
             ]

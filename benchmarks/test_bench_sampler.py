@@ -94,19 +94,19 @@ def test_randn(benchmark, case, bench_time):
 
 def count_proposals(d: int, kappa: float, n: int, seed: int = 12345) -> float:
     """Mean number of proposals hvae_ext's sampler draws per sample: n samples of one parameter row, counted by
-    torch.ops.hvae_ext.vmf_sample_proposals (the same Philox streams as vmf_sample with this key)."""
+    torch.ops.hvae_ext._vmf_sample_proposals (the same Philox streams as vmf_sample with this key)."""
     import hvae_ext  # noqa: F401  (loads the compiled ops)
 
     loc = torch.zeros(1, d, dtype=torch.float64)
     loc[0, 0] = 1.0
     kappa_t = torch.tensor([kappa], dtype=torch.float64)
-    _, count = torch.ops.hvae_ext.vmf_sample_proposals(loc, kappa_t, torch.tensor([seed]), n)
+    _, count = torch.ops.hvae_ext._vmf_sample_proposals(loc, kappa_t, torch.tensor([seed]), n)
     return count.double().mean().item()
 
 
 def test_proposals(benchmark, case, bench_time):
     """Mean proposals per accepted sample of Wood's envelope, per (d, kappa): counted for hvae_ext's sampler
-    (the opt-in counter op vmf_sample_proposals, which replays the kernel's draws for one key: N samples),
+    (the opt-in counter op _vmf_sample_proposals, which replays the kernel's draws for one key: N samples),
     counted by the pure-PyTorch baseline (float64, every timed call counted), and exact by quadrature
     (baselines.expected_proposals). The time is that of the baseline's w-only rejection loop."""
     g = torch.Generator().manual_seed(99)

@@ -23,7 +23,7 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def("vmf_sample(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
   // Opt-in counter for the benchmarks (CPU): per sample row of vmf_sample with this seed, 1 - w (float64) and the
   // number of Wood proposals drawn (int32).
-  m.def("vmf_sample_proposals(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
+  m.def("_vmf_sample_proposals(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
   m.def(
       "vmf_sample_backward(Tensor grad_z, Tensor z, Tensor one_minus_w, Tensor loc, Tensor kappa) -> "
       "(Tensor, Tensor)");

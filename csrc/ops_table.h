@@ -4,6 +4,10 @@
 // op: its functor in special_functors.h (the formula itself in csrc/math/), one line here, and its autograd
 // in hvae_ext/_ops.py if it is differentiable.
 //
+// Names: a leading underscore marks an internal op (not for users: a piece of another op's gradient, a fast path
+// or an instrument for the tests), as in aten; `<op>_backward` is the backward kernel of `<op>`. The rule is
+// stated in hvae_ext/_ops.py.
+//
 //   X(name, functor, "returns", "arguments", promote...)
 //     returns: "Tensor", or "(Tensor, Tensor)" for the value and its kappa-derivative in one pass (the
 //       functor's operator()(a, &grad));
@@ -37,19 +41,19 @@
   X(vmf_kl_uniform, VmfKlUniformOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                 \
   X(vmf_kl_uniform_backward, VmfKlUniformBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, true,    \
     false)                                                                                                             \
-  X(vmf_mean_resultant_second_derivative, VmfMeanResultantSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim",    \
+  X(_vmf_mean_resultant_second_derivative, VmfMeanResultantSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim",   \
     true, false)                                                                                                       \
-  X(vmf_kl_uniform_second_derivative, VmfKlUniformSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim", true,      \
+  X(_vmf_kl_uniform_second_derivative, VmfKlUniformSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim", true,     \
     false)                                                                                                             \
   X(vmf_entropy, VmfEntropyOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                      \
   X(vmf_kl_vmf, VmfKlVmfOp, "Tensor", "Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim", true, true,  \
     true, false)                                                                                                       \
-  X(vmf_log_normalizer_and_grad, VmfLogNormalizerAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true,      \
+  X(_vmf_log_normalizer_and_grad, VmfLogNormalizerAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true,     \
     false)                                                                                                             \
-  X(vmf_kl_uniform_and_grad, VmfKlUniformAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true, false)       \
-  X(vmf_w_dkappa, VmfWDkappaOp, "Tensor", "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant", true, \
-    true, false, true)                                                                                                 \
-  X(vmf_w_dkappa_float32_rule, VmfWDkappaFloat32RuleOp, "Tensor",                                                      \
+  X(_vmf_kl_uniform_and_grad, VmfKlUniformAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true, false)      \
+  X(_vmf_w_dkappa, VmfWDkappaOp, "Tensor", "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant",     \
+    true, true, false, true)                                                                                           \
+  X(_vmf_w_dkappa_float32_rule, VmfWDkappaFloat32RuleOp, "Tensor",                                                     \
     "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant", true, true, false, true)
 
 namespace hvae {

@@ -4,7 +4,24 @@ The C++ library (``hvae_ext._C``) defines the schemas and the CPU/CUDA kernels. 
 pytorch/extension-cpp, we register from Python
 
 * fake (meta) kernels, so the ops trace under ``torch.compile`` and pass ``torch.library.opcheck``;
-* autograd formulas, whose backward passes call the hand-written backward kernels.
+* autograd formulas, whose backward passes call the hand-written backward kernels;
+* for every op, float32 under ``torch.autocast``, and on a build without CUDA kernels a CUDA kernel that says
+  how to rebuild.
+
+Layout: the kernels' pieces come first (fake kernels, then setup_context and backward functions), and
+``REGISTRATIONS`` at the end is the table with one line per op of the library: its fake kernel (``ELEMENTWISE``
+for the ops of the table in csrc/ops_table.h, whose fake kernels are made from their registered schemas, or a
+hand-written one), its setup_context and its backward. ``_register`` registers one line; it is the only place
+that registers anything, and it runs once per line, so no op is registered twice (the test suite wraps torch's
+registration functions during the import and checks that each op gets one fake kernel and at most one kernel per
+dispatch key).
+
+Names: an op whose name starts with an underscore is internal, as in aten (``aten::_softmax``): it is a piece
+of another op's gradient (``_vmf_mean_resultant_second_derivative``), a fast path the library chooses by itself
+(``_vmf_log_normalizer_and_grad``) or an instrument for the tests and benchmarks (``_vmf_w_dkappa``,
+``_vmf_sample_proposals``), and may change without notice. ``<op>_backward`` is, as in aten
+(``aten::tanh_backward``), the backward kernel of ``<op>``, called by its autograd formula. The other ops are
+the public ones, wrapped by ``hvae_ext.special`` and the distributions.
 
 Nothing here validates arguments: the public wrappers (``hvae_ext.special``) follow ``torch.special``
 conventions and the distributions validate.
@@ -15,6 +32,7 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import sys
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -77,22 +95,6 @@ def _no_cuda_kernel(op: str):
     return kernel
 
 
-# A CPU-only build: a CUDA tensor would otherwise fail in the dispatcher with "Could not run
-# 'hvae_ext::...' with arguments from the 'CUDA' backend", which does not say how to fix it.
-_LIB = torch.library.Library("hvae_ext", "IMPL")
-if not HAS_CUDA_KERNELS:
-    for _name in OP_NAMES:
-        if not torch._C._dispatch_has_kernel_for_dispatch_key(f"hvae_ext::{_name}", "CUDA"):
-            _LIB.impl(_name, _no_cuda_kernel(_name), "CUDA")
-
-# Mixed precision: under torch.autocast every op runs in float32 (floating inputs of lower precision are
-# cast up; float64 stays float64), whatever the autocast dtype: the kernels compute in float32/float64 only.
-for _name in OP_NAMES:
-    for _device in ("cpu", "cuda"):
-        if torch._C._is_autocast_available(_device):
-            torch.library.register_autocast(f"hvae_ext::{_name}", _device, torch.float32, lib=_LIB)
-
-
 def _broadcast_fake(*tensors: torch.Tensor, promote: tuple[bool, ...]) -> torch.Tensor:
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     dtype = None
@@ -111,12 +113,14 @@ def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return grad.sum(dim=dims, keepdim=True).reshape(like.shape) if dims else grad.reshape(like.shape)
 
 
+
 # --- fake kernels -----------------------------------------------------------------------------------
 
-# The elementwise ops of the table in csrc/ops_table.h, read back from their registered schemas: every operand
-# broadcasts, every operand but the integer `dim` takes part in the dtype (the table's promote flags), and the
-# outputs are one tensor or (value, derivative) of that shape.
+
 def _elementwise_fake(name: str):
+    """The fake kernel of an elementwise op of the table in csrc/ops_table.h, read back from its registered
+    schema: every operand broadcasts, every operand but the integer `dim` takes part in the dtype (the table's
+    promote flags), and the outputs are one tensor or (value, derivative) of that shape."""
     schema = getattr(ops, name).default._schema
     promote = tuple(arg.name != "dim" for arg in schema.arguments)
     outputs = len(schema.returns)
@@ -128,20 +132,18 @@ def _elementwise_fake(name: str):
     return fake
 
 
-ELEMENTWISE_OPS = tuple(name for name in OP_NAMES if not name.startswith("vmf_sample"))
-for _name in ELEMENTWISE_OPS:
-    torch.library.register_fake(f"hvae_ext::{_name}", _elementwise_fake(_name))
-
-
-@torch.library.register_fake("hvae_ext::vmf_sample")
-def _(loc, kappa, seed, num_samples):
+def _vmf_sample_fake(loc, kappa, seed, num_samples):
     torch._check(loc.dim() == 2)
     rows = num_samples * loc.shape[0]
     return loc.new_empty(rows, loc.shape[1]), loc.new_empty(rows)
 
 
-@torch.library.register_fake("hvae_ext::vmf_sample_backward")
-def _(grad_z, z, one_minus_w, loc, kappa):
+def _vmf_sample_proposals_fake(loc, kappa, seed, num_samples):
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
+
+
+def _vmf_sample_backward_fake(grad_z, z, one_minus_w, loc, kappa):
     # contiguous, like the real kernels' outputs (empty_like would keep a non-contiguous loc's strides)
     return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
 
@@ -196,31 +198,12 @@ def _vmf_mean_resultant_bwd(ctx, grad):
     return _sum_to(ops.vmf_mean_resultant_backward(grad, kappa, dim), kappa), None
 
 
-torch.library.register_autograd("hvae_ext::log_bessel_iv", _log_bessel_iv_bwd, setup_context=_setup_vx)
-torch.library.register_autograd(
-    "hvae_ext::log_bessel_iv_backward", _log_bessel_iv_backward_bwd, setup_context=_setup_vx
-)
-torch.library.register_autograd("hvae_ext::bessel_iv_ratio", _bessel_iv_ratio_bwd, setup_context=_setup_vx)
-torch.library.register_autograd(
-    "hvae_ext::vmf_log_normalizer", _vmf_log_normalizer_bwd, setup_context=_setup_vx
-)
-torch.library.register_autograd(
-    "hvae_ext::vmf_log_normalizer_backward", _vmf_log_normalizer_backward_bwd, setup_context=_setup_vx
-)
 def _vmf_mean_resultant_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
     # d/dkappa [g A'] = g A'' (csrc/math/vmf.h: vmf_mean_resultant_second_derivative)
-    a_second = ops.vmf_mean_resultant_second_derivative(kappa, dim)
+    a_second = ops._vmf_mean_resultant_second_derivative(kappa, dim)
     dg = ops.vmf_mean_resultant_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * a_second, kappa), None
-
-
-torch.library.register_autograd(
-    "hvae_ext::vmf_mean_resultant", _vmf_mean_resultant_bwd, setup_context=_setup_vx
-)
-torch.library.register_autograd(
-    "hvae_ext::vmf_mean_resultant_backward", _vmf_mean_resultant_backward_bwd, setup_context=_setup_vx
-)
 
 
 # kappa = A_d^{-1}(r): dkappa/dr = 1 / A_d'(kappa), by a kernel that reuses the solved kappa (no second solve).
@@ -236,12 +219,6 @@ def _vmf_mean_resultant_inverse_bwd(ctx, grad):
     return _sum_to(ops.vmf_mean_resultant_inverse_backward(grad, kappa, r, dim), r), None
 
 
-torch.library.register_autograd(
-    "hvae_ext::vmf_mean_resultant_inverse", _vmf_mean_resultant_inverse_bwd,
-    setup_context=_vmf_mean_resultant_inverse_setup,
-)
-
-
 def _vmf_kl_uniform_bwd(ctx, grad):
     kappa, dim = ctx.saved_tensors
     return _sum_to(ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
@@ -250,15 +227,32 @@ def _vmf_kl_uniform_bwd(ctx, grad):
 def _vmf_kl_uniform_backward_bwd(ctx, grad):
     g, kappa, dim = ctx.saved_tensors
     # D = kappa A' (the KL's derivative); D' from csrc/math/vmf.h (vmf_kl_uniform_second_derivative)
-    d_prime = ops.vmf_kl_uniform_second_derivative(kappa, dim)
+    d_prime = ops._vmf_kl_uniform_second_derivative(kappa, dim)
     dg = ops.vmf_kl_uniform_backward(grad, kappa, dim)
     return _sum_to(dg, g), _sum_to(grad * g * d_prime, kappa), None
 
 
-torch.library.register_autograd("hvae_ext::vmf_kl_uniform", _vmf_kl_uniform_bwd, setup_context=_setup_vx)
-torch.library.register_autograd(
-    "hvae_ext::vmf_kl_uniform_backward", _vmf_kl_uniform_backward_bwd, setup_context=_setup_vx
-)
+# Entropy and KL(vMF || vMF) (csrc/math/vmf.h: accurate at large kappa). Their derivatives are composed of the
+# differentiable ops above, so double backward works too:
+#   dH/dkappa = -kappa A_d'(kappa);
+#   KL = log C(kp) + kp A(kp) - log C(kq) - kq A(kp) (1 - omc):  dKL/dkp = A'(kp) (kp - kq (1 - omc)),
+#   dKL/dkq = A(kq) - A(kp) (1 - omc),  dKL/domc = kq A(kp).
+
+
+def _vmf_entropy_bwd(ctx, grad):
+    kappa, dim = ctx.saved_tensors
+    return _sum_to(-ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
+
+
+def _vmf_kl_vmf_bwd(ctx, grad):
+    kp, kq, omc, dim = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    ap = ops.vmf_mean_resultant(kp, dim)
+    cos = 1 - omc
+    g_p = _sum_to(ops.vmf_mean_resultant_backward(grad * (kp - kq * cos), kp, dim), kp) if needs[0] else None
+    g_q = _sum_to(grad * (ops.vmf_mean_resultant(kq, dim) - ap * cos), kq) if needs[1] else None
+    g_c = _sum_to(grad * kq * ap, omc) if needs[2] else None
+    return g_p, g_q, g_c, None
 
 
 # (value, derivative) ops: the forward computes both in one pass, so the backward is one multiplication. A
@@ -284,23 +278,12 @@ def _value_and_grad_backward(backward_op):
     return backward
 
 
-torch.library.register_autograd(
-    "hvae_ext::vmf_log_normalizer_and_grad",
-    _value_and_grad_backward(ops.vmf_log_normalizer_backward),
-    setup_context=_setup_value_and_grad,
-)
-torch.library.register_autograd(
-    "hvae_ext::vmf_kl_uniform_and_grad",
-    _value_and_grad_backward(ops.vmf_kl_uniform_backward),
-    setup_context=_setup_value_and_grad,
-)
-
-
 def value_for_autograd(name: str, kappa: torch.Tensor, dim: torch.Tensor) -> torch.Tensor:
-    """``ops.<name>(kappa, dim)``; through the (value, derivative) op ``<name>_and_grad`` when a gradient
-    with respect to ``kappa`` will be asked for, so that the backward need not evaluate Bessel functions again."""
+    """``ops.<name>(kappa, dim)``; through the internal (value, derivative) op ``_<name>_and_grad`` when a
+    gradient with respect to ``kappa`` will be asked for, so that the backward need not evaluate Bessel
+    functions again."""
     if kappa.requires_grad and torch.is_grad_enabled():
-        return getattr(ops, name + "_and_grad")(kappa, dim)[0]
+        return getattr(ops, "_" + name + "_and_grad")(kappa, dim)[0]
     return getattr(ops, name)(kappa, dim)
 
 
@@ -319,47 +302,98 @@ def _vmf_sample_bwd(ctx, grad_z, _grad_one_minus_w):
     return grad_loc, grad_kappa, None, None
 
 
-torch.library.register_autograd("hvae_ext::vmf_sample", _vmf_sample_bwd, setup_context=_vmf_sample_setup)
+# --- the registration table ---------------------------------------------------------------------------
 
 
-# --- entropy and KL(vMF || vMF) (csrc/math/vmf.h: accurate at large kappa) ---------------------------------
-# Their derivatives are composed of the differentiable ops above, so double backward works too:
-#   dH/dkappa = -kappa A_d'(kappa);
-#   KL = log C(kp) + kp A(kp) - log C(kq) - kq A(kp) (1 - omc):  dKL/dkp = A'(kp) (kp - kq (1 - omc)),
-#   dKL/dkq = A(kq) - A(kp) (1 - omc),  dKL/domc = kq A(kp).
+class OpRegistration(NamedTuple):
+    """What is registered from Python for one op: its fake kernel (``ELEMENTWISE``: made from the schema of an
+    op of the table in csrc/ops_table.h) and, for a differentiable op, its autograd formula."""
+
+    name: str
+    fake: Callable | str
+    setup_context: Callable | None = None
+    backward: Callable | None = None
 
 
-@torch.library.register_fake("hvae_ext::vmf_entropy")
-def _(kappa, dim):
-    return _broadcast_fake(kappa, dim, promote=(True, False))
+#: The fake-kernel column of an op of the table in csrc/ops_table.h: its fake kernel is made from its schema.
+ELEMENTWISE = "elementwise: the fake kernel is made from the schema"
+
+_E = ELEMENTWISE
+
+#: One line per op of the library, in the order of csrc/ops_table.h, then the sampler's ops (csrc/ops.cpp).
+REGISTRATIONS: tuple[OpRegistration, ...] = (
+    OpRegistration("log_bessel_iv", _E, _setup_vx, _log_bessel_iv_bwd),
+    OpRegistration("log_bessel_iv_backward", _E, _setup_vx, _log_bessel_iv_backward_bwd),
+    OpRegistration("bessel_iv_ratio", _E, _setup_vx, _bessel_iv_ratio_bwd),
+    OpRegistration("bessel_iv_ratio_backward", _E),
+    OpRegistration("vmf_log_normalizer", _E, _setup_vx, _vmf_log_normalizer_bwd),
+    OpRegistration("vmf_log_normalizer_backward", _E, _setup_vx, _vmf_log_normalizer_backward_bwd),
+    OpRegistration("vmf_mean_resultant", _E, _setup_vx, _vmf_mean_resultant_bwd),
+    OpRegistration("vmf_mean_resultant_backward", _E, _setup_vx, _vmf_mean_resultant_backward_bwd),
+    OpRegistration(
+        "vmf_mean_resultant_inverse", _E, _vmf_mean_resultant_inverse_setup, _vmf_mean_resultant_inverse_bwd
+    ),
+    OpRegistration("vmf_mean_resultant_inverse_backward", _E),
+    OpRegistration("vmf_kl_uniform", _E, _setup_vx, _vmf_kl_uniform_bwd),
+    OpRegistration("vmf_kl_uniform_backward", _E, _setup_vx, _vmf_kl_uniform_backward_bwd),
+    OpRegistration("_vmf_mean_resultant_second_derivative", _E),
+    OpRegistration("_vmf_kl_uniform_second_derivative", _E),
+    OpRegistration("vmf_entropy", _E, _setup_vx, _vmf_entropy_bwd),
+    OpRegistration("vmf_kl_vmf", _E, _setup_vx, _vmf_kl_vmf_bwd),
+    OpRegistration(
+        "_vmf_log_normalizer_and_grad", _E, _setup_value_and_grad,
+        _value_and_grad_backward(ops.vmf_log_normalizer_backward),
+    ),
+    OpRegistration(
+        "_vmf_kl_uniform_and_grad", _E, _setup_value_and_grad, _value_and_grad_backward(ops.vmf_kl_uniform_backward)
+    ),
+    OpRegistration("_vmf_w_dkappa", _E),
+    OpRegistration("_vmf_w_dkappa_float32_rule", _E),
+    OpRegistration("vmf_sample", _vmf_sample_fake, _vmf_sample_setup, _vmf_sample_bwd),
+    OpRegistration("_vmf_sample_proposals", _vmf_sample_proposals_fake),
+    OpRegistration("vmf_sample_backward", _vmf_sample_backward_fake),
+)
 
 
-@torch.library.register_fake("hvae_ext::vmf_kl_vmf")
-def _(kappa_p, kappa_q, one_minus_cos, dim):
-    return _broadcast_fake(kappa_p, kappa_q, one_minus_cos, dim, promote=(True, True, True, False))
+def _check_table() -> None:
+    """The table and the compiled library name the same ops, each once (a stale build or an op added in csrc
+    without its line here would otherwise leave an op without a fake kernel or autograd)."""
+    names = [entry.name for entry in REGISTRATIONS]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    missing = sorted(set(OP_NAMES) - set(names))
+    unknown = sorted(set(names) - set(OP_NAMES))
+    if repeated or missing or unknown:
+        raise ImportError(
+            f"hvae_ext: the registration table of hvae_ext/_ops.py does not match the compiled library "
+            f"(repeated in the table: {repeated}; ops of the library without a line: {missing}; lines for ops the "
+            f"library lacks: {unknown}). Rebuild the package from this source (pip install --no-build-isolation "
+            f"--force-reinstall --no-deps <hvae_ext source folder>) or complete the table."
+        )
 
 
-def _vmf_entropy_bwd(ctx, grad):
-    kappa, dim = ctx.saved_tensors
-    return _sum_to(-ops.vmf_kl_uniform_backward(grad, kappa, dim), kappa), None
+# The library object of the CUDA fallbacks and autocast kernels (kept alive for the life of the module).
+_LIB = torch.library.Library("hvae_ext", "IMPL")
 
 
-def _vmf_kl_vmf_bwd(ctx, grad):
-    kp, kq, omc, dim = ctx.saved_tensors
-    needs = ctx.needs_input_grad
-    ap = ops.vmf_mean_resultant(kp, dim)
-    cos = 1 - omc
-    g_p = _sum_to(ops.vmf_mean_resultant_backward(grad * (kp - kq * cos), kp, dim), kp) if needs[0] else None
-    g_q = _sum_to(grad * (ops.vmf_mean_resultant(kq, dim) - ap * cos), kq) if needs[1] else None
-    g_c = _sum_to(grad * kq * ap, omc) if needs[2] else None
-    return g_p, g_q, g_c, None
+def _register(entry: OpRegistration) -> None:
+    """Every registration of one op: its fake kernel, its autograd formula if it has one, float32 under autocast
+    and, on a build without CUDA kernels, a CUDA kernel that says how to rebuild."""
+    qualname = f"hvae_ext::{entry.name}"
+    fake = _elementwise_fake(entry.name) if entry.fake is ELEMENTWISE else entry.fake
+    torch.library.register_fake(qualname, fake)
+    if entry.backward is not None:
+        torch.library.register_autograd(qualname, entry.backward, setup_context=entry.setup_context)
+    # A CPU-only build: a CUDA tensor would otherwise fail in the dispatcher with "Could not run
+    # 'hvae_ext::...' with arguments from the 'CUDA' backend", which does not say how to fix it.
+    if not HAS_CUDA_KERNELS and not torch._C._dispatch_has_kernel_for_dispatch_key(qualname, "CUDA"):
+        _LIB.impl(entry.name, _no_cuda_kernel(entry.name), "CUDA")
+    # Mixed precision: under torch.autocast every op runs in float32 (floating inputs of lower precision are
+    # cast up; float64 stays float64), whatever the autocast dtype: the kernels compute in float32/float64 only.
+    for device in ("cpu", "cuda"):
+        if torch._C._is_autocast_available(device):
+            torch.library.register_autocast(qualname, device, torch.float32, lib=_LIB)
 
 
-torch.library.register_autograd("hvae_ext::vmf_entropy", _vmf_entropy_bwd, setup_context=_setup_vx)
-torch.library.register_autograd("hvae_ext::vmf_kl_vmf", _vmf_kl_vmf_bwd, setup_context=_setup_vx)
-
-
-@torch.library.register_fake("hvae_ext::vmf_sample_proposals")
-def _(loc, kappa, seed, num_samples):
-    rows = num_samples * loc.shape[0]
-    return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
+_check_table()
+for _entry in REGISTRATIONS:
+    _register(_entry)

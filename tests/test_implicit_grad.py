@@ -1,5 +1,5 @@
 """dw/dkappa of the vMF sampler (implicit reparameterization, csrc/math/implicit_grad.h) through the op
-``torch.ops.hvae_ext.vmf_w_dkappa(one_minus_w, kappa, dim, mean_resultant)``.
+``torch.ops.hvae_ext._vmf_w_dkappa(one_minus_w, kappa, dim, mean_resultant)``.
 
 * Against 40-digit mpmath references (tests/data/implicit_grad_reference.json, written by
   tests/implicit_grad_reference.py): 780 points, d in {2, ..., 1e6} x kappa in {1e-12, ..., 1e12} x
@@ -31,7 +31,7 @@ RTOL = 1e-9
 def _evaluate(omw, kappa, dim, a, device="cpu"):
     """The op, elementwise in float64 (inputs broadcast; dim as int64)."""
     f64 = dict(dtype=torch.float64, device=device)
-    out = torch.ops.hvae_ext.vmf_w_dkappa(
+    out = torch.ops.hvae_ext._vmf_w_dkappa(
         torch.as_tensor(np.asarray(omw, dtype=np.float64), **f64),
         torch.as_tensor(np.asarray(kappa, dtype=np.float64), **f64),
         # np.array copies: dim may be a read-only broadcast view, which torch.as_tensor warns about
@@ -133,7 +133,7 @@ def _evaluate_f32(omw, kappa, dim, device="cpu"):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("num_samples", [1, 3])
 def test_backward_float64_is_the_op(device, num_samples):
-    """The sampler's float64 backward, read off as in _evaluate_f32, is the op vmf_w_dkappa with the library's
+    """The sampler's float64 backward, read off as in _evaluate_f32, is the op _vmf_w_dkappa with the library's
     A = vmf_mean_resultant(kappa, d) bit for bit: the backward's A (computed for many rows at once on the CPU,
     csrc/cpu/mean_resultant_rows.h) is the scalar function's, in every region of csrc/math/bessel.h, for one
     sample per parameter row (A in the tile loop) and several (A per parameter row beforehand)."""
@@ -164,10 +164,10 @@ def _f32(x):
 
 def _evaluate_rule(omw, kappa, dim, device="cpu"):
     """The float32 rule one sample at a time, as the CUDA backward runs it for float32 samples: the op
-    vmf_w_dkappa_float32_rule (float64 in and out), with the library's float64 A."""
+    _vmf_w_dkappa_float32_rule (float64 in and out), with the library's float64 A."""
     f64 = dict(dtype=torch.float64, device=device)
     dim = np.broadcast_to(np.asarray(dim), np.shape(omw))
-    out = torch.ops.hvae_ext.vmf_w_dkappa_float32_rule(
+    out = torch.ops.hvae_ext._vmf_w_dkappa_float32_rule(
         torch.as_tensor(np.asarray(omw, dtype=np.float64), **f64),
         torch.as_tensor(np.asarray(kappa, dtype=np.float64), **f64),
         torch.as_tensor(np.array(dim, dtype=np.int64), device=device),

@@ -97,7 +97,7 @@ def test_value_and_grad_ops(device, name):
 
     kappa = torch.tensor([1e-3, 0.5, 3.0, 40.0, 2e3], dtype=torch.float64, device=device)
     dim = torch.tensor(7, device=device)
-    fused = getattr(ops, name + "_and_grad").default
+    fused = getattr(ops, "_" + name + "_and_grad").default
     torch.library.opcheck(fused, (kappa, dim))
     torch.library.opcheck(fused, (kappa.clone().requires_grad_(True), dim))
     value, derivative = fused(kappa, dim)
@@ -151,4 +151,4 @@ def test_opcheck_sample_proposals():
     loc = _unit(3, 6, "cpu")
     kappa = torch.tensor([0.5, 20.0, 1e4], dtype=torch.float64)
     seed = torch.tensor([7], dtype=torch.int64)
-    torch.library.opcheck(ops.vmf_sample_proposals.default, (loc, kappa, seed, 4))
+    torch.library.opcheck(ops._vmf_sample_proposals.default, (loc, kappa, seed, 4))

@@ -256,7 +256,7 @@ if __name__ == "__main__":
 
 @pytest.mark.parametrize("d", [2, 3, 5, 64])
 def test_proposal_counter_replays_the_kernel(d):
-    """vmf_sample_proposals (the benchmarks' opt-in counter) draws what vmf_sample draws for the same key: the
+    """_vmf_sample_proposals (the benchmarks' opt-in counter) draws what vmf_sample draws for the same key: the
     same 1 - w per sample row (to rounding: the CPU kernel's vectorized math against the scalar one), so its
     counts are the kernel's proposals; d = 3 inverts the CDF (one draw)."""
     ops = torch.ops.hvae_ext
@@ -264,7 +264,7 @@ def test_proposal_counter_replays_the_kernel(d):
     kappa = torch.tensor([1e-3, 0.5, 2.0, 10.0, 100.0, 1e4, 1e8], dtype=torch.float64)
     seed = torch.tensor([4242], dtype=torch.int64)
     _, omw = ops.vmf_sample(loc, kappa, seed, 300)
-    omw_c, count = ops.vmf_sample_proposals(loc, kappa, seed, 300)
+    omw_c, count = ops._vmf_sample_proposals(loc, kappa, seed, 300)
     assert count.dtype == torch.int32 and count.shape == omw.shape
     torch.testing.assert_close(omw_c, omw, rtol=1e-12, atol=1e-300)
     if d == 3:

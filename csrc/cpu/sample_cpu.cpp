@@ -728,7 +728,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
 TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
   m.impl("vmf_sample", &vmf_sample_cpu);
   m.impl("vmf_sample_backward", &vmf_sample_backward_cpu);
-  m.impl("vmf_sample_proposals", &vmf_sample_proposals_cpu);
+  m.impl("_vmf_sample_proposals", &vmf_sample_proposals_cpu);
 }
 
 }  // namespace hvae
