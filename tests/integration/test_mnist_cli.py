@@ -1,11 +1,10 @@
-"""MNIST VAEs (issue 8, item 5): the idx reader, N-VAE and S-VAE on a few hundred images, the experiment
-command's outputs and argument errors, and the MNIST report."""
+"""The MNIST experiment (experiments.mnist): the idx reader, the command's run files, checkpoints and resume,
+its argument errors, the KL warm-up and dimension convention, and the MNIST report."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,45 +12,14 @@ import pytest
 import torch
 
 from experiments import mnist as mx
-from experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, load_mnist, read_idx
-from hvae_ext.models.vae import NVAE, SVAE
-from hvae_ext.testing import data_root
+from experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, read_idx
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = data_root() / "MNIST" / "raw"
-
-
-def _mnist_dir() -> Path | None:
-    for root in (os.environ.get(ENV_VAR), SHARED_MNIST):
-        if root:
-            try:
-                return find_mnist_dir(root)
-            except MNISTUnavailableError:
-                pass
-    return None
-
-
-MNIST_DIR = _mnist_dir()
-requires_mnist = pytest.mark.skipif(
-    MNIST_DIR is None,
-    reason=f"MNIST idx files not found (set ${ENV_VAR} or put train-images-idx3-ubyte.gz etc. in {SHARED_MNIST})")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _one_thread(restore_threads):
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    return load_mnist(MNIST_DIR)
-
-
-@pytest.fixture(scope="module")
-def few_images(mnist):
-    """300 training images, binarized once (seeded)."""
-    x = torch.from_numpy(mnist["train_images"][:300]).float() / 255.0
-    return torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
 
 
 # ---------------------------------------------------------------- idx reader
@@ -83,8 +51,7 @@ def test_read_idx_rejects_bad_files(tmp_path):
         read_idx(tmp_path / "short")
 
 
-@requires_mnist
-def test_reads_the_mnist_idx_files(mnist):
+def test_reads_the_mnist_idx_files(mnist, mnist_dir):
     assert mnist["train_images"].shape == (60000, 784) and mnist["train_images"].dtype == np.uint8
     assert mnist["test_images"].shape == (10000, 784)
     assert mnist["train_labels"].shape == (60000,) and mnist["test_labels"].shape == (10000,)
@@ -93,7 +60,7 @@ def test_reads_the_mnist_idx_files(mnist):
     # the well-known first labels of the training set
     assert mnist["train_labels"][:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]
     # found from the parent folder too (DIR/MNIST/raw)
-    assert find_mnist_dir(MNIST_DIR.parent.parent) == MNIST_DIR
+    assert find_mnist_dir(mnist_dir.parent.parent) == mnist_dir
 
 
 def test_missing_mnist_names_the_flag(tmp_path, monkeypatch):
@@ -102,65 +69,6 @@ def test_missing_mnist_names_the_flag(tmp_path, monkeypatch):
         find_mnist_dir(tmp_path)
     with pytest.raises(MNISTUnavailableError, match="--data-root"):
         find_mnist_dir(None)
-
-
-# ---------------------------------------------------------------- models
-
-@requires_mnist
-@pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (NVAE, 10), (SVAE, 2), (SVAE, 10)])
-def test_model_shapes_loss_falls_and_is_bound(model_cls, d, few_images):
-    torch.manual_seed(0)
-    model = model_cls(d)
-    x = few_images
-    q = model.posterior(x[:7])
-    assert q.loc.shape == (7, d)
-    assert model.decode(q.rsample()).shape == (7, 784)
-    elbo, recon, kl = model.elbo(x[:7])
-    assert elbo.shape == recon.shape == kl.shape == (7,)
-    assert (kl >= -1e-5).all() and (recon <= 0).all()
-    mean = model.latent_mean(x[:7])
-    assert mean.shape == (7, d)
-    if model_cls is SVAE:
-        torch.testing.assert_close(mean.norm(dim=-1), torch.ones(7))
-        assert (q.concentration >= model.kappa_floor).all()
-
-    with torch.no_grad():
-        before = model.loss(x).item()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for step in range(60):
-        xb = x[(step % 3) * 100:(step % 3 + 1) * 100]
-        loss = model.loss(xb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    torch.manual_seed(1)
-    with torch.no_grad():
-        after = model.loss(x).item()
-    assert after < before - 20, (before, after)  # ~543 nats at initialization
-
-    torch.manual_seed(2)
-    out = model.log_likelihood(x[:50], num_samples=500, chunk_rows=2000)
-    for key in ("log_likelihood", "elbo", "recon", "kl", "elbo_mc"):
-        assert out[key].shape == (50,) and torch.isfinite(out[key]).all()
-    # logsumexp(log w) - log K >= mean(log w) for the same samples (Jensen), per image
-    assert (out["log_likelihood"] >= out["elbo_mc"] - 1e-3).all()
-    # and on average above the analytic-KL ELBO on the same images
-    assert out["log_likelihood"].mean() >= out["elbo"].mean()
-    assert out["log_likelihood"].mean() >= -after - 5
-    # the Monte Carlo KL of the IS samples agrees with the closed form
-    assert abs((out["recon"] - out["elbo_mc"]).mean() - out["kl"].mean()) < 0.5
-
-
-def test_model_argument_errors():
-    with pytest.raises(ValueError, match="latent_dim >= 2"):
-        SVAE(1)
-    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
-        NVAE(0)
-    with pytest.raises(ValueError, match="kappa_floor"):
-        SVAE(3, kappa_floor=-1.0)
-    with pytest.raises(ValueError, match="num_samples"):
-        NVAE(2).log_likelihood(torch.zeros(1, 784), num_samples=0)
 
 
 # ---------------------------------------------------------------- command line
@@ -203,10 +111,9 @@ def test_missing_data_root_names_what_to_pass(tmp_path, capsys, monkeypatch):
     assert "MNIST idx files not found" in err and "--data-root" in err and "t10k-labels-idx1-ubyte" in err
 
 
-@requires_mnist
-def test_command_writes_run_files_and_report(tmp_path):
+def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
     out = tmp_path / "runs"
-    common = ["--data-root", str(MNIST_DIR), "--out", str(out), "--epochs", "2", "--patience", "1",
+    common = ["--data-root", str(mnist_dir), "--out", str(out), "--epochs", "2", "--patience", "1",
               "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress",
               "--warmup-epochs", "1"]
     recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1", "--batch-seeds"] + common)
@@ -268,49 +175,6 @@ def test_command_writes_run_files_and_report(tmp_path):
     assert (out / "ll_vs_dim.png").is_file() and (out / "latent_d2.png").is_file()
 
 
-# ---------------------------------------------------------------- seeds trained side by side
-
-@pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (SVAE, 3)])
-def test_stacked_members_train_exactly_as_alone(model_cls, d):
-    """stack_ensemble: member e's forward pass and its Adam updates are those of the model trained alone
-    (deterministic parts: the posterior parameters and the decoder; the same z fed to both)."""
-    from hvae_ext.models.vae import ensemble_member, stack_ensemble
-
-    models = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        models.append(model_cls(d).double())
-    stacked = stack_ensemble(models)
-    assert stacked.members == 3
-    x = torch.rand(3, 16, 784, dtype=torch.float64).bernoulli()
-    z = torch.nn.functional.normalize(torch.randn(3, 16, d, dtype=torch.float64), dim=-1)
-    opt_s = torch.optim.Adam(stacked.parameters(), lr=1e-2)
-    opts = [torch.optim.Adam(m.parameters(), lr=1e-2) for m in models]
-
-    def loss(model, xx, zz):  # a loss through encoder and decoder, independent of sampling
-        q = model.posterior(xx)
-        return -(model.log_likelihood_given(xx, zz) - (q.loc - zz).square().sum(-1)).mean(-1).sum()
-
-    for _ in range(3):
-        opt_s.zero_grad()
-        loss(stacked, x, z).backward()
-        opt_s.step()
-        for e, (m, o) in enumerate(zip(models, opts)):
-            o.zero_grad()
-            loss(m, x[e], z[e]).backward()
-            o.step()
-    for e, m in enumerate(models):
-        member = ensemble_member(stacked, e)
-        assert type(member) is type(m) and not hasattr(member, "members")
-        for (name, a), (_, b) in zip(member.state_dict().items(), m.state_dict().items()):
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=name)
-    # rows shared by all members (validation) give every member's own output
-    xs = x[0]
-    torch.testing.assert_close(stacked.posterior(xs).loc[1], models[1].posterior(xs).loc)
-    with pytest.raises(ValueError, match="EnsembleLinear with 3 members"):
-        stacked.encoder(torch.zeros(2, 5, 784, dtype=torch.float64))
-
-
 def test_kl_warmup_and_dimension_convention():
     assert mx.kl_weight(0, 10, 2) == 0.0 and mx.kl_weight(10, 10, 2) == 0.5 and mx.kl_weight(25, 10, 2) == 1.0
     assert mx.kl_weight(0, 10, 0) == 1.0
@@ -320,11 +184,10 @@ def test_kl_warmup_and_dimension_convention():
         mx.ambient_dim("s-vae", 2, "manifold")
 
 
-@requires_mnist
-def test_resume_continues_a_stopped_run(tmp_path):
+def test_resume_continues_a_stopped_run(tmp_path, mnist_dir):
     """A run stopped by its time budget and resumed from its checkpoint reaches the same epoch count and
     keeps the history of both parts."""
-    common = ["--model", "n-vae", "--latent-dim", "2", "--seeds", "0", "--data-root", str(MNIST_DIR),
+    common = ["--model", "n-vae", "--latent-dim", "2", "--seeds", "0", "--data-root", str(mnist_dir),
               "--epochs", "3", "--train-images", "300", "--test-images", "50", "--is-samples", "10",
               "--no-progress", "--warmup-epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]
     first = mx.main(common + ["--out", str(tmp_path / "a"), "--time-budget", "1e-6"])[0]
