@@ -1,6 +1,6 @@
-"""VonMisesFisher and HypersphericalUniform as torch distributions: samples on the sphere, shapes,
-log_prob (normalisation on S^2, scipy), moments, entropy and KL divergences against Monte Carlo,
-reproducibility under a seed (across thread counts), argument validation, devices."""
+"""VonMisesFisher as a torch distribution: samples on the sphere, shapes, log_prob (normalisation on S^2,
+scipy), moments, reproducibility under a seed (across thread counts), argument validation, devices. Its
+entropy and KL divergences are tested in test_kl.py and test_entropy_kl_accuracy.py."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_validation_errors():
     with pytest.raises(ValueError):
         VonMisesFisher(torch.zeros(2, 3), torch.ones(5))  # batch shapes do not broadcast
     with pytest.raises(TypeError):
-        VonMisesFisher(loc.long(), 1.0)  # (half precision is accepted: tests/test_mixed_precision.py)
+        VonMisesFisher(loc.long(), 1.0)  # (half precision is accepted: tests/unit/test_mixed_precision.py)
     with pytest.raises(TypeError):
         VonMisesFisher(loc, torch.tensor(1.0, dtype=torch.float64))  # dtype mismatch
     with pytest.raises(ValueError):
@@ -170,7 +170,7 @@ def test_log_prob_float32_close_to_float64():
     torch.testing.assert_close(q32.log_prob(x.float()).double(), q64.log_prob(x), rtol=1e-5, atol=1e-4)
 
 
-# --- moments, entropy, KL ---------------------------------------------------------------------------------
+# --- moments ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("d,kappa", [(2, 0.1), (3, 1.0), (5, 2.0), (10, 10.5), (100, 20.0), (1000, 1e5)])
@@ -190,80 +190,6 @@ def test_mean_and_covariance(d, kappa):
         emp = torch.cov(z.T)
         assert (emp - cov).abs().max().item() < 6 * math.sqrt(2 / 200_000)
         assert (z.mean(0) - q.mean).abs().max().item() < 6 / math.sqrt(200_000)
-
-
-def _mc(values: torch.Tensor) -> tuple[float, float]:
-    return values.mean().item(), values.std().item() / math.sqrt(values.numel())
-
-
-@pytest.mark.parametrize("d,kappa", [(2, 0.5), (3, 4.0), (5, 2.0), (16, 30.0), (100, 1000.0), (1000, 10.0)])
-def test_entropy_and_kl_uniform_against_monte_carlo(d, kappa):
-    mu = random_unit(d, 5)
-    q = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64))
-    p = HypersphericalUniform(d, dtype=torch.float64)
-    n = 100_000 if d <= 100 else 20_000
-    z = q.sample((n,), generator=torch.Generator().manual_seed(1))
-    lq = q.log_prob(z)
-    m, se = _mc(-lq)
-    assert abs(q.entropy().item() - m) <= 5 * se + 1e-12, (q.entropy().item(), m, se)
-    kl = kl_divergence(q, p).item()
-    m, se = _mc(lq - p.log_prob(z))
-    assert abs(kl - m) <= 5 * se + 1e-12, (kl, m, se)
-    assert kl >= 0
-    # KL(q || U) = log|S^{d-1}| - H(q)
-    torch.testing.assert_close(kl_divergence(q, p), p.entropy() - q.entropy(), rtol=1e-9, atol=1e-9)
-
-
-def test_kl_uniform_small_kappa_is_accurate_and_nonnegative():
-    """KL ~ kappa^2 / (2d) as kappa -> 0 (no cancellation to negative values)."""
-    for d in (2, 3, 10, 1000):
-        k = torch.tensor([1e-8, 1e-5, 1e-3], dtype=torch.float64)
-        q = VonMisesFisher(random_unit(d, 0).expand(3, d), k)
-        kl = kl_divergence(q, HypersphericalUniform(d, dtype=torch.float64))
-        torch.testing.assert_close(kl, k**2 / (2 * d), rtol=1e-3, atol=0)
-
-
-@pytest.mark.parametrize("d,k1,k2", [(3, 2.0, 5.0), (5, 10.0, 1.0), (50, 100.0, 30.0), (2, 0.3, 3.0)])
-def test_kl_vmf_vmf_against_monte_carlo(d, k1, k2):
-    mu1, mu2 = random_unit(d, 1), random_unit(d, 2)
-    mu2 = torch.nn.functional.normalize(mu1 + 0.7 * mu2, dim=0)
-    q = VonMisesFisher(mu1, torch.tensor(k1, dtype=torch.float64))
-    p = VonMisesFisher(mu2, torch.tensor(k2, dtype=torch.float64))
-    z = q.sample((200_000,), generator=torch.Generator().manual_seed(2))
-    m, se = _mc(q.log_prob(z) - p.log_prob(z))
-    kl = kl_divergence(q, p).item()
-    assert abs(kl - m) <= 5 * se, (kl, m, se)
-    assert kl >= 0
-    assert kl_divergence(q, q).abs().item() < 1e-10
-
-
-def test_kl_is_differentiable():
-    loc = torch.nn.functional.normalize(torch.randn(4, 5, dtype=torch.float64), dim=-1).requires_grad_(True)
-    k = (torch.rand(4, dtype=torch.float64) * 10 + 0.1).requires_grad_(True)
-    p = VonMisesFisher(loc[0].detach().clone(), torch.tensor(3.0, dtype=torch.float64))
-    assert torch.autograd.gradcheck(
-        lambda k: kl_divergence(VonMisesFisher(loc.detach(), k, validate_args=False), HypersphericalUniform(5, dtype=torch.float64)), (k,))
-    assert torch.autograd.gradcheck(lambda l, k: kl_divergence(VonMisesFisher(l, k, validate_args=False), p), (loc, k))
-    assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc.detach(), k, validate_args=False).entropy(), (k,))
-
-
-def test_hyperspherical_uniform():
-    for d in (2, 3, 10, 1000):
-        u = HypersphericalUniform(d, dtype=torch.float64)
-        z = u.sample((5000,))
-        assert z.shape == (5000, d) and _norm_err(z) < 1e-12
-        log_area = math.log(2) + d / 2 * math.log(math.pi) - math.lgamma(d / 2)
-        assert u.entropy().item() == pytest.approx(log_area, rel=1e-12)
-        assert u.log_prob(z).shape == (5000,)
-        torch.testing.assert_close(u.log_prob(z), torch.full((5000,), -log_area, dtype=torch.float64))
-        # each coordinate of the sample mean has standard error 1 / sqrt(d n) (Var z_i = 1/d); the max over d
-        # coordinates exceeds 6 of them with probability < d * 2e-9
-        assert (z.mean(0).abs().max().item()) < 6 / math.sqrt(5000 * d)
-    # the vMF tends to the uniform as kappa -> 0
-    d = 4
-    q = VonMisesFisher(random_unit(d, 0), torch.tensor(1e-12, dtype=torch.float64))
-    z = HypersphericalUniform(d, dtype=torch.float64).sample((10,))
-    torch.testing.assert_close(q.log_prob(z), HypersphericalUniform(d, dtype=torch.float64).log_prob(z))
 
 
 # --- reproducibility --------------------------------------------------------------------------------------
