@@ -1,4 +1,4 @@
-"""The build (issue 14, point 1): the fallback to the CPU kernels without a CUDA compiler, HVAE_WITH_CUDA,
+"""The build: the fallback to the CPU kernels without a CUDA compiler, HVAE_WITH_CUDA,
 the CUDA architecture list, the nvcc/torch CUDA version check, and the error a CPU-only build gives for
 CUDA tensors.
 
@@ -22,7 +22,7 @@ import torch
 import hvae_ext  # noqa: F401
 from hvae_ext import _ops
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CMAKE = shutil.which("cmake")
 needs_cmake = pytest.mark.skipif(CMAKE is None, reason="cmake is not installed")
 NVCC = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)

@@ -1,5 +1,5 @@
-"""torch.compile of a whole S-VAE training step: forward, loss, backward and optimizer step (issue 14,
-point 5). Small and fast: one aot_eager compile (the fake kernels, autograd formulas and functionalisation
+"""torch.compile of a whole S-VAE training step: forward, loss, backward and optimizer step.
+Small and fast: one aot_eager compile (the fake kernels, autograd formulas and functionalisation
 under AOTAutograd; torch's eager RNG, so it must match eager exactly) and one inductor compile (the
 default backend: its own RNG draws the sampler's seed, so it must match eager in distribution)."""
 

@@ -1,4 +1,4 @@
-"""CUDA-only checks of issue 14 (run by `pytest -m cuda` in scripts/gpu_check.sh; skipped without a GPU):
+"""CUDA-only checks of the build and the training path (run by `pytest -m cuda` in scripts/gpu_check.sh; skipped without a GPU):
 the build has its CUDA kernels, the ops' own device messages, the opt-in check of the CUDA sampler's rows,
 no synchronisation in a training step (set_sync_debug_mode("error")), and CUDA-graph capture of rsample
 with its backward."""

@@ -1,4 +1,4 @@
-"""DistributedDataParallel (issue 14, point 4): the S-VAE trains for a few steps on 2 CPU processes (gloo),
+"""DistributedDataParallel: the S-VAE trains for a few steps on 2 CPU processes (gloo),
 through experiments/ddp_example.py, in a subprocess with a timeout (and a collective timeout
 inside), so that a hang fails the test instead of stalling CI."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch.distributed as dist
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
                                 reason="torch.distributed with gloo is not available")

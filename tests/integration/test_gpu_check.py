@@ -1,4 +1,4 @@
-"""scripts/gpu_check.sh (issue 14, point 6) cannot run without a GPU; here its shell syntax is checked and
+"""scripts/gpu_check.sh cannot run without a GPU; here its shell syntax is checked and
 its dry run (every Python stage on the CPU at small sizes, no build) runs end to end."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts/gpu_check.sh"
 BASH = shutil.which("bash")
 pytestmark = pytest.mark.skipif(BASH is None or shutil.which("timeout") is None, reason="needs bash and timeout")

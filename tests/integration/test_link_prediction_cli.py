@@ -1,4 +1,5 @@
-"""The link-prediction experiment command and its report (issue 5, items 2, 3 and 5)."""
+"""The link-prediction experiment (experiments.link_prediction): an end-to-end run on Cora, offline and read-only
+data folders, argument errors, the chosen defaults, and the report's latent-dimension table."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from experiments import link_prediction as lp  # noqa: E402
 from experiments.data import DatasetUnavailableError, prepare_root, raw_file_names  # noqa: E402
 from hvae_ext.testing import data_root  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = data_root()  # read only: Planetoid writes into the per-test cache
 
 

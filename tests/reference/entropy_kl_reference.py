@@ -1,9 +1,9 @@
 """mpmath references for the entropy and the KL divergences of the von Mises-Fisher distribution at large
 kappa, and the generator of the cached table tests/data/entropy_kl_reference.json that
-tests/test_entropy_kl_accuracy.py compares against.
+tests/unit/distributions/test_entropy_kl_accuracy.py compares against.
 
 For every (kappa, d) of the grid below, log C_d(kappa) and A_d(kappa) = E[w] come from the integral form of
-tests/special_reference.py (50 digits, mpmath.quad split around the peak, integrand scaled by its maximum):
+tests/reference/special_reference.py (50 digits, mpmath.quad split around the peak, integrand scaled by its maximum):
 
     log C_d(kappa) = -log|S^{d-2}| - log int_0^pi exp(kappa cos t) sin^{d-2} t dt,   A_d(kappa) = E[cos t].
 
@@ -14,7 +14,7 @@ The test forms entropy and KLs from these at 50 digits:
 
 where the cancellation of the two ~kappa terms costs at most 12 of the 50 digits at kappa = 1e12.
 
-Run ``python tests/entropy_kl_reference.py`` to regenerate the table (about 8 minutes on one core).
+Run ``python tests/reference/entropy_kl_reference.py`` to regenerate the table (about 8 minutes on one core).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import special_reference as sr  # noqa: E402
 
-TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "entropy_kl_reference.json")
+TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "entropy_kl_reference.json")
 
 DIMS = [2, 3, 5, 10, 42, 64, 66, 100, 1000, 10000, 100000]
 KAPPAS = [0.1, 1.0, 30.0, 100.0, 1e3, 1e4, 1e6, 1e8, 1e10, 1e12]

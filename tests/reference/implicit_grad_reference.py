@@ -1,5 +1,5 @@
 """40-digit mpmath references for dw/dkappa of the vMF sampler (csrc/math/implicit_grad.h), and the
-generator of the cached table tests/data/implicit_grad_reference.json that tests/test_implicit_grad.py
+generator of the cached table tests/data/implicit_grad_reference.json that tests/unit/test_ops_implicit_grad.py
 compares against.
 
 w = mu^T z has density p(w) ~ e^{kappa w} (1 - w^2)^{(d-3)/2} on [-1, 1]; implicit reparameterization
@@ -21,7 +21,7 @@ The test points are quantiles q of the law of w (so they are plausible samples) 
 d and kappa below. The quantiles themselves need no precision (the reference is computed at the exact
 double omw = 1 - w that is stored), so they come from a cumulative trapezoid rule in numpy.
 
-Run ``python tests/implicit_grad_reference.py`` to regenerate the table (about 8 minutes on one core).
+Run ``python tests/reference/implicit_grad_reference.py`` to regenerate the table (about 8 minutes on one core).
 The 24-node and 48-node sums agreed to all 40 digits at every point (``quad_check`` = 0 in the table);
 spot checks against an independent float64 brute-force quadrature and the d = 3 closed form agree to ~1e-15.
 """
@@ -38,7 +38,7 @@ import numpy as np
 from mpmath import mp
 
 DPS = 40
-TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "implicit_grad_reference.json")
+TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "implicit_grad_reference.json")
 
 DIMS = [2, 3, 4, 5, 10, 16, 50, 100, 256, 1000, 10000, 100000, 1000000]
 KAPPAS = [1e-12, 1e-6, 1e-3, 0.1, 1.0, 10.0, 100.0, 1e3, 1e5, 1e7, 1e10, 1e12]

@@ -1,5 +1,5 @@
 """50-digit mpmath references for the special functions of hvae_ext, and the generator of the cached
-table tests/data/special_reference.json that tests/test_special_accuracy.py compares against.
+table tests/data/special_reference.json that tests/unit/test_special_accuracy.py compares against.
 
 mpmath.besseli stops converging when order and argument are both large (v ~ 5e4, x ~ 1e7), so the
 references come from the defining integrals instead, all reduced to
@@ -16,8 +16,8 @@ with the integrand scaled by its maximum and the interval split around its peak 
     R_v(x)         = I_v(x) / I_{v-1}(x) = E_{2v-2}(x) for v >= 1, and
     R_v(x)         = 1 / (2v/x + R_{v+1}(x)) for 1/2 <= v < 1                           (DLMF 10.29.1).
 
-Run ``python tests/special_reference.py`` to regenerate the table (about 8 minutes on one core), or
-``python tests/special_reference.py --check`` to cross-check the integrals against mpmath.besseli where
+Run ``python tests/reference/special_reference.py`` to regenerate the table (about 8 minutes on one core), or
+``python tests/reference/special_reference.py --check`` to cross-check the integrals against mpmath.besseli where
 the latter converges.
 
 Every input point is rounded to float32 before its reference is computed, so one reference value
@@ -36,7 +36,7 @@ import mpmath
 import numpy as np
 
 DPS = 50
-TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "special_reference.json")
+TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "special_reference.json")
 
 GRID_DIMS = [2, 3, 4, 5, 10, 16, 50, 100, 128, 256, 1000, 5000, 10000, 100000]
 GRID_KAPPAS = [0.0, 1e-10, 1e-6, 1e-3, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e7]

@@ -1,7 +1,7 @@
-"""50-digit mpmath roots of A_d(kappa) = r, the references of tests/test_vmf_fit.py and of the accuracy
+"""50-digit mpmath roots of A_d(kappa) = r, the references of tests/unit/distributions/test_fit.py and of the accuracy
 table of docs/fitting.md, cached in tests/data/vmf_fit_reference.json.
 
-A_d(kappa) = E[w] under vMF comes from the integral of tests/special_reference.py (mpmath.quad split
+A_d(kappa) = E[w] under vMF comes from the integral of tests/reference/special_reference.py (mpmath.quad split
 around the peak of the integrand and scaled by its maximum; mpmath.besseli does not converge when order
 and argument are both large). The root is found independently of the compiled solver:
 
@@ -17,7 +17,7 @@ Also stored: the condition number c = r / (kappa A_d'(kappa)) and dkappa/dr = 1 
 Every r is a float32 value (so one reference serves the float64 and the float32 tests), except
 r = 1 - 1e-10, which rounds to 1 in float32 (marked float64_only).
 
-Run ``python tests/vmf_fit_reference.py`` to regenerate (about 15 minutes on one core; ``--jobs 2`` splits
+Run ``python tests/reference/vmf_fit_reference.py`` to regenerate (about 15 minutes on one core; ``--jobs 2`` splits
 the points over two processes).
 """
 
@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import special_reference as sr  # noqa: E402
 
-TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "vmf_fit_reference.json")
+TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "vmf_fit_reference.json")
 SEED = 20260318
 GRID_DIMS = [2, 3, 5, 16, 128, 1000, 10000, 100000]
 GRID_R = [1e-8, 1e-4, 1e-2, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 0.999, 1 - 1e-5, 1 - 1e-7, 1 - 1e-10]

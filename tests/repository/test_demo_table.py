@@ -14,7 +14,7 @@ pytest.importorskip("scipy")
 
 from hvae_ext import demo  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE = os.path.join(ROOT, "docs", "figures", "ks_table.md")
 
 

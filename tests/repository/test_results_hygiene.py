@@ -11,7 +11,7 @@ import sys
 
 from experiments.common import portable, portable_path
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ABS = re.compile(r"(?<![\w.<>/:-])/(?:work|home|root|tmp|usr|opt|mnt|scratch|Users)/[\w.+~-]+")
 
 

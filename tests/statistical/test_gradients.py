@@ -76,7 +76,7 @@ def test_kappa_gradient_unbiased(d, kappa):
 
 
 def test_kappa_gradient_reference_value():
-    """The issue's anchor: dA/dkappa at d = 5, kappa = 2 is 0.147389."""
+    """A fixed reference point: dA/dkappa = Var[w] at d = 5, kappa = 2 is 0.147389."""
     assert w_law(5, 2.0).var == pytest.approx(0.147389, abs=5e-7)
     s = grad_statistics(5, 2.0)
     assert abs(s["mean"] - 0.147389) <= 4 * s["se"] + 5e-7, s

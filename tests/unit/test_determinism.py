@@ -1,4 +1,4 @@
-"""Issue 7, point 5: the same seed gives bit-identical samples and gradients across runs, across processes
+"""The same seed gives bit-identical samples and gradients across runs, across processes
 and across CPU thread counts (1 and 2, each in a fresh subprocess so that OpenMP's pool is set up from
 scratch). Each sample row draws from its own Philox streams keyed by (seed, row), so the work split
 cannot change the numbers (csrc/cpu/sample_cpu.cpp). On CUDA the same holds per device and build (the

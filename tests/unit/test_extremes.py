@@ -1,4 +1,4 @@
-"""Issue 7, points 2 and 4: no hang at the extremes of (d, kappa), and training stays finite when an
+"""No hang at the extremes of (d, kappa), and training stays finite when an
 optimiser with a 10x learning rate drives kappa to its extremes.
 
 The rejection loop of the sampler is bounded (kMaxWoodRounds proposals per sample, csrc/math/wood.h), and

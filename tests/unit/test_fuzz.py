@@ -1,4 +1,4 @@
-"""Issue 7, point 3: property-based fuzzing with hypothesis.
+"""Property-based fuzzing with hypothesis.
 
 Random batch shapes (including empty ones), dtypes, dimensions d, concentrations across the whole range
 (smallest subnormal to 1e12, log-uniform, plus exact edge values), non-contiguous layouts and devices.
@@ -6,7 +6,7 @@ Every call either returns finite samples on the sphere with finite log_prob, ent
 rounding) and finite gradients, or -- for invalid arguments -- raises a ValueError/TypeError naming the
 argument.
 
-The default run tries a few hundred examples (CI); ``pytest -m slow tests/test_fuzz.py`` runs the large
+The default run tries a few hundred examples (CI); ``pytest -m slow tests/unit/test_fuzz.py`` runs the large
 one (HVAE_FUZZ_EXAMPLES, default 5000). The record of examples tried and failures found is in
 experiments/results/reliability/fuzz.md.
 """

@@ -1,4 +1,4 @@
-"""Issue 7, point 6 (CPU part): no memory growth over 10,000 repeated calls of rsample + backward.
+"""No memory growth (on the CPU) over 10,000 repeated calls of rsample + backward.
 
 The resident set size (psutil, or /proc/self/statm) is read after a warm-up of 1,000 calls, which lets
 the allocator, autograd and the OpenMP pool reach their steady state, and again after 10,000 more calls;
@@ -56,7 +56,7 @@ def test_no_memory_growth_over_10000_calls():
     after = rss_bytes()
     growth_mib = (after - before) / 2**20
     if os.environ.get("HVAE_RECORD"):
-        path = os.path.join(os.path.dirname(__file__), "..", "results", "reliability", "memory_growth.txt")
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "results", "reliability", "memory_growth.txt")
         with open(path, "w") as f:
             f.write(f"rsample((2,)) + log_prob + KL + backward, loc (8, 5) float32, {CALLS} calls after {WARMUP} warm-up\n")
             f.write(f"RSS before: {before / 2**20:.2f} MiB, after: {after / 2**20:.2f} MiB, growth: {growth_mib:+.3f} MiB\n")

@@ -1,4 +1,4 @@
-"""Mixed precision (issue 14, point 3): float16/bfloat16 parameters and torch.autocast.
+"""Mixed precision: float16/bfloat16 parameters and torch.autocast.
 
 Half-precision parameters are cast up in the Python layer and computed by the float32 kernels; samples
 come back in ``loc``'s dtype, ``log_prob``, entropy, KL and the moments in float32. Under ``torch.autocast``

@@ -2,7 +2,7 @@
 ``torch.ops.hvae_ext.vmf_w_dkappa(one_minus_w, kappa, dim, mean_resultant)``.
 
 * Against 40-digit mpmath references (tests/data/implicit_grad_reference.json, written by
-  tests/implicit_grad_reference.py): 780 points, d in {2, ..., 1e6} x kappa in {1e-12, ..., 1e12} x
+  tests/reference/implicit_grad_reference.py): 780 points, d in {2, ..., 1e6} x kappa in {1e-12, ..., 1e12} x
   quantiles {1e-6, 0.01, 0.5, 0.99, 1 - 1e-6} of the law of w, relative error <= 1e-9 (measured: ~5e-12),
   with the exact A and with the library's A = vmf_mean_resultant(kappa, d) as the sampler passes it.
 * Limits: kappa = 0, w = +-1, kappa = inf, large kappa; NaN propagation; finite and >= 0 everywhere,
@@ -23,8 +23,8 @@ import torch
 import hvae_ext  # noqa: F401  (registers torch.ops.hvae_ext)
 from hvae_ext.testing import DEVICES
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TABLE_PATH = os.path.join(HERE, "data", "implicit_grad_reference.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TABLE_PATH = os.path.join(ROOT, "tests", "data", "implicit_grad_reference.json")
 RTOL = 1e-9
 
 

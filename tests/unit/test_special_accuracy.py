@@ -1,20 +1,20 @@
 """Accuracy of the compiled special functions against 50-digit mpmath references.
 
-The references (tests/data/special_reference.json, written by tests/special_reference.py from the defining
+The references (tests/data/special_reference.json, written by tests/reference/special_reference.py from the defining
 integrals at 50 digits, stored with 45 significant digits) cover a fixed grid
 d in {2, ..., 100000} x kappa in {0, 1e-10, ..., 1e7} and seeded random points (d log-uniform in
 [2, 1e5], kappa in {0} u log-uniform [1e-10, 1e7]; general orders v in [0, 5e4] for log I_v and
 [1/2, 5e4] for I_v/I_{v-1}). Every input is float32-representable, so the same reference is the true
 value at the float32 inputs too.
 
-Criterion (from the issue): |computed - true| / max(1, |true|) <= 1e-12 in float64 and <= 2e-6 in float32
+Criterion: |computed - true| / max(1, |true|) <= 1e-12 in float64 and <= 2e-6 in float32
 (float32 evaluates in float64 and rounds once), and finite wherever the true value is finite.
 
 Also here: a denser check near the boundaries between the evaluation regions of csrc/math/bessel.h
 against mpmath.besseli (which converges for these moderate orders and arguments), and the tabulated
 -log|S^{d-1}| at kappa = 0.
 
-``python tests/test_special_accuracy.py`` prints the measured worst errors per region and writes them to
+``python tests/unit/test_special_accuracy.py`` prints the measured worst errors per region and writes them to
 docs/special_accuracy.md (the table in README.md and docs/special_functions.md).
 """
 
@@ -32,8 +32,8 @@ import torch
 from hvae_ext import special
 from hvae_ext.testing import DEVICES
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TABLE_PATH = os.path.join(HERE, "data", "special_reference.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TABLE_PATH = os.path.join(ROOT, "tests", "data", "special_reference.json")
 
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6}
 DTYPES = [torch.float64, torch.float32]
@@ -238,9 +238,9 @@ def accuracy_table() -> str:
 
 
 if __name__ == "__main__":
-    # writes the table that README.md and docs/special_functions.md show (tests/test_docs_tables.py checks that
+    # writes the table that README.md and docs/special_functions.md show (tests/repository/test_docs_tables.py checks that
     # they show this file)
-    out = os.path.join(os.path.dirname(HERE), "docs", "special_accuracy.md")
+    out = os.path.join(ROOT, "docs", "special_accuracy.md")
     table = accuracy_table() + "\n"
     with open(out, "w") as fh:
         fh.write(table)

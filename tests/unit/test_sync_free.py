@@ -1,4 +1,4 @@
-"""No hidden host synchronisation on the training path (issue 14, point 2).
+"""No hidden host synchronisation on the training path.
 
 A tensor built from a Python value on a CUDA device (``torch.tensor(dim, device=...)``) is a blocking
 host-to-device copy, and ``.item()``/``bool(t)`` a device-to-host one: either synchronises the stream and
@@ -145,7 +145,8 @@ def test_special_functions_build_nothing_from_host_values(device):
 
 
 def test_the_recorder_sees_what_it_is_meant_to_see():
-    """The test above would fail on the code that issue 14 reported (torch.tensor(dim, device=...))."""
+    """The recorder sees a tensor built from a host value on the device (torch.tensor(dim, device=...), the
+synchronising call the tests above guard against) and a value read back with .item()."""
     _, calls = _record(lambda: torch.tensor(7, dtype=torch.int64, device="meta"))
     assert "tensor" in calls
     _, calls = _record(lambda: torch.ones(2).sum().item())

@@ -3,8 +3,8 @@ to 1e5 and kappa from 0.1 to 1e12: |computed - true| / max(1, |true|) <= 1e-12.
 
 At large kappa -log C_d and kappa A_d are both ~kappa and cancel (the direct formula loses kappa * 2e-16,
 2e-4 at kappa = 1e12); csrc/math/vmf.h sums them from the asymptotic expansions instead. The references
-(log C_d and A_d per point, tests/data/entropy_kl_reference.json, written by tests/entropy_kl_reference.py)
-are combined here at 50 digits. ``python tests/test_entropy_kl_accuracy.py`` prints the worst errors.
+(log C_d and A_d per point, tests/data/entropy_kl_reference.json, written by tests/reference/entropy_kl_reference.py)
+are combined here at 50 digits. ``python tests/unit/distributions/test_entropy_kl_accuracy.py`` prints the worst errors.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from torch.distributions import kl_divergence
 
 from hvae_ext import HypersphericalUniform, VonMisesFisher, special
 
-TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "entropy_kl_reference.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+TABLE = os.path.join(ROOT, "tests", "data", "entropy_kl_reference.json")
 TOL = 1e-12
 ONE_MINUS_COS = [0.0, 1e-9, 1e-3, 0.5, 1.0, 2.0]
 
@@ -146,7 +147,7 @@ def test_entropy_gradient_and_mean_resultant_derivative_accurate_at_large_kappa(
 
 
 if __name__ == "__main__":
-    # writes docs/entropy_kl_accuracy.md, which README.md shows (tests/test_docs_tables.py checks that)
+    # writes docs/entropy_kl_accuracy.md, which README.md shows (tests/repository/test_docs_tables.py checks that)
     e = entropy_and_kl_uniform_errors()
     v = kl_vmf_errors()
     g = derivative_errors()
@@ -158,7 +159,7 @@ if __name__ == "__main__":
     ]
     lines = ["| quantity | points | worst error, float64 | relative to |", "|---|--:|--:|---|"]
     lines += [f"| {q} | {n} | {float(w):.1e} | {r} |" for q, n, w, r in rows]
-    out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "entropy_kl_accuracy.md")
+    out = os.path.join(ROOT, "docs", "entropy_kl_accuracy.md")
     with open(out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

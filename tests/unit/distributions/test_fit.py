@@ -2,13 +2,13 @@
 and opcheck; VonMisesFisher.fit (recovery of mu and kappa with statistical tolerances, the edge rules,
 errors); mixtures (MixtureSameFamily with VonMisesFisher, fit_mixture's EM).
 
-The references (tests/data/vmf_fit_reference.json, written by tests/vmf_fit_reference.py) are the roots of
+The references (tests/data/vmf_fit_reference.json, written by tests/reference/vmf_fit_reference.py) are the roots of
 A_d(kappa) = r found by Newton's method at 50 digits on the defining integral of A_d, for
 d in {2, 3, 5, 16, 128, 1000, 1e4, 1e5} x r in {1e-8, ..., 1 - 1e-10} and 40 seeded random points.
-Criterion (issue 18): |kappa - kappa*| / kappa* <= 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in
+Criterion: |kappa - kappa*| / kappa* <= 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in
 float32, c = r / (kappa A_d'(kappa)) the condition number.
 
-``python tests/test_vmf_fit.py`` prints the measured worst errors (used by docs/fitting.md's script).
+``python tests/unit/distributions/test_fit.py`` prints the measured worst errors (used by docs/fitting.md's script).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from hvae_ext.testing import DEVICES
 from hvae_ext import VonMisesFisher, fit_mixture, special
 
 ops = torch.ops.hvae_ext
-HERE = os.path.dirname(os.path.abspath(__file__))
-TABLE_PATH = os.path.join(HERE, "data", "vmf_fit_reference.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+TABLE_PATH = os.path.join(ROOT, "tests", "data", "vmf_fit_reference.json")
 TOL = {torch.float64: 1e-12, torch.float32: 2e-6}
 # dkappa/dr = 1/A_d'(kappa): A_d' from the Riccati formula cancels for kappa >> d (as every A_d' of the
 # library); csrc/math/vmf_fit.h bounds the error by ~1e-8 (measured worst on the table: see main()).
@@ -66,7 +66,7 @@ def test_inverse_against_mpmath_roots(dtype, device):
     bad = [f"r={r!r} d={d}: kappa {k!r}, true {ref!r}, c={c:.3g}, error/max(1,c) {e:.3g}"
            for r, d, _, k, ref, c, e, _, _ in rows if not e <= TOL[dtype]]
     assert not bad, "\n".join(bad)
-    # the regimes of the issue are all present: kappa << d, kappa ~ d and kappa >> d, r from 1e-8 to 1 - 1e-10
+    # the three regimes are all present: kappa << d, kappa ~ d and kappa >> d, r from 1e-8 to 1 - 1e-10
     ratios = [k / d for _, d, _, k, *_ in rows]
     assert min(ratios) < 1e-6 and max(ratios) > 1e6
     if dtype == torch.float64:

@@ -1,4 +1,4 @@
-"""Issue 7, point 1: argument validation with clear errors (a ValueError or TypeError that names the
+"""Argument validation with clear errors (a ValueError or TypeError that names the
 argument and the rule) in VonMisesFisher, HypersphericalUniform, the KLs and the special-function
 wrappers; TORCH_CHECKs (RuntimeError) in the ops; empty batches, non-contiguous and expanded inputs work
 and give the same results as contiguous ones."""
@@ -132,7 +132,7 @@ def test_shapes_that_do_not_broadcast():
 @pytest.mark.parametrize(
     "loc, kappa, exc, match",
     [
-        # (float16 and bfloat16 are accepted: mixed precision, tests/test_mixed_precision.py)
+        # (float16 and bfloat16 are accepted: mixed precision, tests/unit/test_mixed_precision.py)
         (E1.long(), 1.0, TypeError, r"loc must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64"),
         (E1.to(torch.complex64), 1.0, TypeError, r"loc must be a float32, float64, float16 or bfloat16 tensor"),
         (E1, torch.tensor(1), TypeError, r"concentration must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64"),
@@ -272,7 +272,7 @@ def test_special_kl_vmf_int_dim_below_two_is_a_value_error():
 )
 def test_special_wrong_dtype_is_rejected_with_the_rule(call):
     """Integer and complex tensors are rejected, naming the supported dtypes (float16/bfloat16 are accepted
-    and computed in float32: tests/test_mixed_precision.py). (The brief asks for a TypeError here; until
+    and computed in float32: tests/unit/test_mixed_precision.py). (The brief asks for a TypeError here; until
     hvae_ext/special.py checks dtypes in Python, the C++ TORCH_CHECK raises a RuntimeError.)"""
     with pytest.raises((TypeError, RuntimeError), match="float32 or float64"):
         call(hvae_ext.special)

@@ -1,4 +1,5 @@
-"""N-VGAE and S-VGAE on a small synthetic graph with planted communities (issue 5, item 5)."""
+"""N-VGAE and S-VGAE on a small synthetic graph with planted communities: the communities are learned, the S-VGAE posterior lies on the sphere, the N-VGAE follows PyG's VGAE conventions,
+the scaled decoder, argument errors, input dropout and the sparse first layer."""
 
 from __future__ import annotations
 
