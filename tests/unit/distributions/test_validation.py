@@ -272,8 +272,8 @@ def test_special_kl_vmf_int_dim_below_two_is_a_value_error():
 )
 def test_special_wrong_dtype_is_rejected_with_the_rule(call):
     """Integer and complex tensors are rejected, naming the supported dtypes (float16/bfloat16 are accepted
-    and computed in float32: tests/unit/test_mixed_precision.py). (The brief asks for a TypeError here; until
-    hvae_ext/special.py checks dtypes in Python, the C++ TORCH_CHECK raises a RuntimeError.)"""
+    and computed in float32: tests/unit/test_mixed_precision.py). (A TypeError is the conventional
+    exception; until hvae_ext/special.py checks dtypes in Python, the C++ TORCH_CHECK raises a RuntimeError.)"""
     with pytest.raises((TypeError, RuntimeError), match="float32 or float64"):
         call(hvae_ext.special)
 
