@@ -2,7 +2,7 @@
 against 50-digit mpmath roots, their speed, fits of samples at the issue's examples, and the Cora clustering.
 
 Inputs (all committed, each with the command that makes it):
-  tests/data/vmf_fit_reference.json         python tests/vmf_fit_reference.py --jobs 2
+  tests/data/vmf_fit_reference.json         python tests/reference/vmf_fit_reference.py --jobs 2
   benchmarks/results/fit-cpu-1thread.json   python -m pytest benchmarks/test_bench_fit.py --benchmark-only \\
                                               --bench-mode full --bench-threads 1 --benchmark-timer time.process_time \\
                                               --benchmark-json=benchmarks/results/fit-cpu-1thread.json
@@ -180,7 +180,7 @@ def _intro_section() -> list[str]:
     L.append("What is measured: `hvae_ext.special.vmf_mean_resultant_inverse(r, dim)` (kappa with A_d(kappa) = r; "
              "method and error analysis in `csrc/math/vmf_fit.h`), which `hvae_ext.VonMisesFisher.fit(x, weight)` "
              "(maximum likelihood: mu = m / |m|, kappa = A_d^-1(|m|), m the weighted mean of the points) and "
-             "`hvae_ext.fit_mixture(x, k)` (EM for a mixture of vMFs) use. Tests: `tests/test_vmf_fit.py`.")
+             "`hvae_ext.fit_mixture(x, k)` (EM for a mixture of vMFs) use. Tests: `tests/unit/distributions/test_fit.py`.")
     L.append("")
     return L
 
@@ -195,7 +195,7 @@ def _accuracy_section(acc: dict) -> list[str]:
     rs = sorted({p["r"] for p in pts if p["kind"] == "grid"})
     L.append(f"Grid: d in {{{', '.join(str(d) for d in dims)}}} x r in {{{', '.join(f'{r:.10g}' for r in rs)}}} "
              f"({len(dims) * len(rs)} points; r is rounded to float32 except 1 - 1e-10), plus "
-             f"{sum(p['kind'] == 'random' for p in pts)} seeded random points (tests/vmf_fit_reference.py). "
+             f"{sum(p['kind'] == 'random' for p in pts)} seeded random points (tests/reference/vmf_fit_reference.py). "
              "Relative error |kappa - kappa*| / kappa*; \"fails\" = NaN, inf or an exception. c = r / (kappa A_d'(kappa)) "
              "is the condition number of the problem (about 1/(1 - r) when kappa >> d): an error in r of one "
              "rounding (1.1e-16) alone moves kappa by 1.1e-16 c.")
@@ -227,7 +227,7 @@ def _accuracy_section(acc: dict) -> list[str]:
                  f"{_fmt(s['max_rel_err_over_max1c'])} | {_fmt(s['median_rel_err'])} |")
     L.append("")
     L.append("The issue's target, 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in float32, is asserted by "
-             "tests/test_vmf_fit.py on the same points.")
+             "tests/unit/distributions/test_fit.py on the same points.")
     L.append("")
     return L
 

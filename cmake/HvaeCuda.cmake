@@ -1,5 +1,5 @@
 # Helpers of the CUDA part of the build (CMakeLists.txt), kept in a file of their own so that
-# tests/test_build.py can run them with `cmake -P` (tests/cmake/arch_list.cmake).
+# tests/integration/test_build.py can run them with `cmake -P` (tests/cmake/arch_list.cmake).
 
 # hvae_torch_arch_list(<out> <architectures>): CMake's CUDA_ARCHITECTURES spelling ("80;86-real;90a;
 # 100;120-virtual") -> the TORCH_CUDA_ARCH_LIST spelling ("8.0;8.6;9.0a;10.0;12.0+PTX"). The last digit is

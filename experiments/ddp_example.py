@@ -12,7 +12,7 @@ averaged by DDP's all-reduce, so the parameters stay identical on every rank aft
 
 The data are synthetic binary "images" (no download). With ``--report PATH`` rank 0 writes a JSON report:
 per step the loss of every rank, the largest parameter difference between ranks (all-gathered) and a
-fingerprint of each rank's samples; ``tests/test_ddp.py`` checks it.
+fingerprint of each rank's samples; ``tests/integration/test_ddp.py`` checks it.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Writes into ``DIR`` (default ``docs/figures``):
   theta = arccos w, independent of hvae_ext's Bessel functions); the table is also printed.
 
 The samples depend only on the seed (the sampler gives the same samples for any number of threads), so the
-table is reproducible exactly; tests/test_demo_table.py checks that README.md shows this file. Needs
+table is reproducible exactly; tests/repository/test_demo_table.py checks that README.md shows this file. Needs
 matplotlib (for the pictures; ``--no-plots`` skips them) and scipy.
 """
 

@@ -195,7 +195,7 @@ def vmf_mean_resultant_inverse(r, dim) -> torch.Tensor:
     :math:`10^{-12} \max(1, c)` in float64 (:math:`2\cdot 10^{-6} \max(1, c)` in float32), with
     :math:`c = r / (\kappa A_d'(\kappa))` the condition number of the problem (about :math:`1/(1-r)` when
     :math:`\kappa \gg d`), for :math:`r` in :math:`[10^{-8}, 1 - 10^{-10}]` and :math:`d` in :math:`[2, 10^5]`
-    (tests/test_vmf_fit.py; measured errors in docs/fitting.md).
+    (tests/unit/distributions/test_fit.py; measured errors in docs/fitting.md).
 
     Differentiable in ``r``: :math:`\partial\kappa/\partial r = 1/A_d'(\kappa)` by a hand-written backward
     kernel (``d`` at ``r = 0``).

@@ -171,7 +171,7 @@ def env_int(name: str, default: int) -> int:
     return int(float(os.environ.get(name, default)))
 
 
-# --- CUDA checks shared by tests/test_cuda_platform.py and scripts/gpu_check.py ----------------------------
+# --- CUDA checks shared by tests/integration/test_cuda_platform.py and scripts/gpu_check.py ----------------
 
 
 def svae_train_step(model, x: torch.Tensor, lr: float = 1e-3):

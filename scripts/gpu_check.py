@@ -18,7 +18,7 @@ Stages:
   sanitize  small cases touching every kernel once (run under compute-sanitizer by gpu_check.sh)
 
 With --device cpu (and --small) every stage except graph runs on the CPU, so the script itself is tested
-without a GPU (tests/test_gpu_check.py); `scripts/gpu_check.sh --dry-run` does that.
+without a GPU (tests/integration/test_gpu_check.py); `scripts/gpu_check.sh --dry-run` does that.
 Exit status: 0 when the stage passed, 1 when a check failed, 2 when it could not run.
 """
 

@@ -151,9 +151,9 @@ else
     echo "sanitize: SKIPPED (compute-sanitizer not found; set COMPUTE_SANITIZER=...)" | tee -a "$SUMMARY"
     FAILED=1
   fi
-  # the tests of issue 14 against this CUDA build (the build tests see a CUDA torch here)
-  run_stage newtests 90 "$VPY" -m pytest -q -p no:cacheprovider tests/test_mixed_precision.py \
-    tests/test_sync_free.py tests/test_build.py tests/test_ddp.py
+  # the mixed-precision, sync-free, build and DDP tests against this CUDA build (the build tests see a CUDA torch)
+  run_stage newtests 90 "$VPY" -m pytest -q -p no:cacheprovider tests/unit/test_mixed_precision.py \
+    tests/unit/test_sync_free.py tests/integration/test_build.py tests/integration/test_ddp.py
 fi
 
 echo "total: $(( $(date +%s) - START ))s; results in $OUT" | tee -a "$SUMMARY"

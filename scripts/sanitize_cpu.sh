@@ -16,9 +16,10 @@ OUT=experiments/results/reliability
 mkdir -p "$OUT"
 # every CPU kernel: sampler forward/backward (also at extreme kappa and d), the special functions and their
 # backward ops, entropy and KLs, validation paths, determinism (child processes run instrumented too)
-SUBSET=(tests/test_extremes.py tests/test_validation.py tests/test_determinism.py tests/test_fuzz.py
-        tests/test_gradients.py tests/test_special.py tests/test_entropy_kl_accuracy.py tests/test_ops.py
-        tests/test_implicit_grad.py)
+SUBSET=(tests/unit/test_extremes.py tests/unit/distributions/test_validation.py tests/unit/test_determinism.py
+        tests/unit/test_fuzz.py tests/statistical/test_gradients.py tests/unit/test_special.py
+        tests/unit/distributions/test_entropy_kl_accuracy.py tests/unit/test_ops.py
+        tests/unit/test_ops_implicit_grad.py)
 K_EXPR="not unbiased and not compile"
 status=0
 for tool in "${tools[@]}"; do
@@ -58,5 +59,5 @@ for tool in "${tools[@]}"; do
   echo "$tool: exit $rc, $n report(s) -> $log"
   { [ "$rc" -ne 0 ] || [ "$n" -ne 0 ]; } && status=1
 done
-python scripts/clean_results.py > /dev/null  # the logs quote paths of torch's build (tests/test_results_hygiene.py)
+python scripts/clean_results.py > /dev/null  # the logs quote paths of torch's build (tests/repository/test_results_hygiene.py)
 exit $status

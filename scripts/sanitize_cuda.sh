@@ -19,7 +19,7 @@ fi
 python -c "import torch, hvae_ext; assert torch.cuda.is_available(), 'no CUDA device'"
 
 # The CUDA-parametrised tests of these files exercise every kernel at small sizes.
-SUBSET=(tests/test_extremes.py tests/test_validation.py tests/test_ops.py tests/test_determinism.py)
+SUBSET=(tests/unit/test_extremes.py tests/unit/distributions/test_validation.py tests/unit/test_ops.py tests/unit/test_determinism.py)
 K_EXPR="cuda and not compile"
 
 status=0

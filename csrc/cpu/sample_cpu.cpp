@@ -472,7 +472,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
 // Opt-in proposal counter (the benchmarks' "proposals per sample"): for each sample row of vmf_sample with the
 // same key, the number of Wood proposals the sampler draws for it and its 1 - w (float64), by the scalar
 // math::sample_one_minus_w on the same Philox streams as the tiled kernel (which is not changed by this and
-// counts nothing). tests/test_sampler_statistics.py checks that its 1 - w are the kernel's.
+// counts nothing). tests/statistical/test_sampler_statistics.py checks that its 1 - w are the kernel's.
 std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& loc, const at::Tensor& kappa_in,
                                                             const at::Tensor& seed, int64_t num_samples) {
   check_sample_args(loc, kappa_in, seed, num_samples);
@@ -687,7 +687,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // of dw/dkappa uses w - A, whose absolute error must stay well below the spread of w (~1 / kappa). For a
   // float32 result with the `single` truncations of math/bessel.h (within 1e-9 relative of the float64 path;
   // cheaper; the float32 rule's error on the mpmath points and the dense grid is unchanged:
-  // tests/test_implicit_grad.py::test_float32_*), never rounded to float32 (1.6e-3 error at d = 1e5, kappa = 1e7).
+  // tests/unit/test_ops_implicit_grad.py::test_float32_*), never rounded to float32 (1.6e-3 error at d = 1e5, kappa = 1e7).
   std::vector<double> mean_resultant(num_samples == 1 ? 0 : static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();

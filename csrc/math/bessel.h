@@ -6,7 +6,7 @@
 //   vmf_mean_resultant(k, d)   A_d(k) = I_{d/2}(k) / I_{d/2-1}(k) = -d/dk log C_d(k)
 //   vmf_log_normalizer_and_mean_resultant(k, d, &a)   log C_d(k) and a = A_d(k) in one pass
 //
-// Accuracy, measured against 50-digit mpmath references (tests/test_special_accuracy.py; the table per
+// Accuracy, measured against 50-digit mpmath references (tests/unit/test_special_accuracy.py; the table per
 // region is in docs/special_functions.md): |error| / max(1, |value|) <= 1e-15 for d in [2, 1e5], kappa
 // in {0} u [1e-10, 1e7] and orders v in [0, 5e4], except a few ulps of the largest intermediate term
 // (<= 7e-15) where log I or log C_d is a small difference of O(10..100) terms, at inputs where the
@@ -81,7 +81,7 @@
 //   D. E. Amos, Computation of modified Bessel functions and their ratios, Math. Comp. 28 (1974) 239-251.
 //   TensorFlow Probability, tfp.math.bessel_ive / log_bessel_ive / bessel_iv_ratio (series, Olver's
 //     uniform expansion, continued fractions: the same kinds of regions with other thresholds).
-//   Reference values: the defining integrals at 50 digits (tests/special_reference.py).
+//   Reference values: the defining integrals at 50 digits (tests/reference/special_reference.py).
 #pragma once
 
 #include "common.h"

@@ -51,7 +51,7 @@
 //   Panels in u = sqrt(1 - t) or v = sqrt(1 + t) instead of th were tried: cheaper (no sin/cos), but they
 //   stretch exponential tails (e^{-kappa (t - w)} becomes e^{-2 kappa x_w (x - x_w) - ...}) and lost up to
 //   1e-8 at 20 nodes.
-//   Accuracy, measured: <= 5.5e-12 relative against 40-digit mpmath (tests/implicit_grad_reference.py: 780
+//   Accuracy, measured: <= 5.5e-12 relative against 40-digit mpmath (tests/reference/implicit_grad_reference.py: 780
 //   points, d = 2 .. 1e6, kappa = 1e-12 .. 1e12, quantiles 1e-6 .. 1 - 1e-6 of w), with the exact A and with
 //   the library's vmf_mean_resultant; <= 6e-11 against a brute-force (400-panel) float64 quadrature on
 //   41 quantiles x 14 d x 17 kappa (d <= 1000, kappa <= 1000). Finite and >= 0 for all inputs.

@@ -11,7 +11,7 @@
 // sample (and every input that vmf_w_dkappa treats specially: kappa = 0 or inf, w = +-1, NaN) gets the float64
 // rule vmf_w_dkappa. Accuracy, against the float64 rule (itself within 5.5e-12 of 40-digit mpmath): relative
 // error <= 1e-5 (measured 6.5e-8 on the mpmath points and 2.5e-7 on a dense grid of d, kappa and w,
-// tests/test_implicit_grad.py::test_float32_*).
+// tests/unit/test_ops_implicit_grad.py::test_float32_*).
 //
 // On the host the elementary functions are fastmath.h's branch-free polynomials (so that the lane loops
 // vectorize); on a GPU, CUDA's exp, log1p and sincos.

@@ -28,7 +28,7 @@
 // size mu log mu cancels; in region S, f is the log of the series itself.
 // The kappa-derivatives need kappa A_d' = kappa (1 - A^2) - (d - 1) A ~ (d - 1)/(2 kappa), whose direct form
 // cancels two terms of size d; see kappa_mean_resultant_derivative.
-// Accuracy against 50-digit mpmath references (tests/test_entropy_kl_accuracy.py, d in [2, 1e5], kappa in
+// Accuracy against 50-digit mpmath references (tests/unit/distributions/test_entropy_kl_accuracy.py, d in [2, 1e5], kappa in
 // [0.1, 1e12]): entropy 4e-16, KL(vMF || U) 2e-14, KL(vMF || vMF) 9e-14 (relative to max(1, |value|)),
 // kappa A_d' 4e-11 (relative).
 #pragma once

@@ -35,13 +35,13 @@
 // Accuracy. r carries no error of its own, but A_d(kappa) is only known to ~1e-16 relative, so kappa is
 // determined to ~1e-16 c, c = r / (kappa A_d'(kappa)) the condition number of the problem (1 for
 // kappa << d, about 1 / (1 - r) for kappa >> d). Measured against 50-digit mpmath roots in
-// tests/test_vmf_fit.py.
+// tests/unit/distributions/test_fit.py.
 //
 // dkappa/dr. From F(kappa; r) = 0 at the root, d kappa / d r = 1 / A'(kappa) =
 // kappa (1 + r^2) / (r (1 - r^2) F'(kappa)), with the same F' as above. Its relative error is that of
 // F': ~4.4e-16 kappa^2 / d where the Riccati formula for A' is used (the cancellation every A_d' of this
 // library has for kappa >> d) and at most ~1e-8 where the two evaluations of F' meet (measured in
-// tests/test_vmf_fit.py). At r = 0 (kappa = 0) it is d.
+// tests/unit/distributions/test_fit.py). At r = 0 (kappa = 0) it is d.
 //
 // Special values: r = 0 gives 0; r < 0, r >= 1, NaN r, d < 2 or infinite d give NaN (as torch.special).
 //

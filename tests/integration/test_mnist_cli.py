@@ -1,0 +1,199 @@
+"""The MNIST experiment (experiments.mnist): the idx reader, the command's run files, checkpoints and resume,
+its argument errors, the KL warm-up and dimension convention, and the MNIST report."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments import mnist as mx
+from experiments.mnist_data import ENV_VAR, MNISTUnavailableError, find_mnist_dir, read_idx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(restore_threads):
+    torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- idx reader
+
+def _write_idx(path: Path, arr: np.ndarray, code: int = 0x08) -> None:
+    header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "wb") as f:
+        f.write(header + arr.astype(arr.dtype.newbyteorder(">")).tobytes())
+
+
+def test_read_idx_round_trip(tmp_path):
+    arr = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a-idx3-ubyte.gz", arr)
+    _write_idx(tmp_path / "b-idx1-ubyte", arr[0, 0])
+    np.testing.assert_array_equal(read_idx(tmp_path / "a-idx3-ubyte.gz"), arr)
+    np.testing.assert_array_equal(read_idx(tmp_path / "b-idx1-ubyte"), arr[0, 0])
+    ints = np.array([[1, -2], [300000, 4]], dtype=np.int32)
+    _write_idx(tmp_path / "c-idx2-int", ints, code=0x0C)
+    np.testing.assert_array_equal(read_idx(tmp_path / "c-idx2-int"), ints)
+
+
+def test_read_idx_rejects_bad_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x08\x01" + b"\0" * 8)
+    with pytest.raises(ValueError, match="magic"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + np.array([10], dtype=">i4").tobytes() + b"\0" * 3)
+    with pytest.raises(ValueError, match="10 bytes"):
+        read_idx(tmp_path / "short")
+
+
+def test_reads_the_mnist_idx_files(mnist, mnist_dir):
+    assert mnist["train_images"].shape == (60000, 784) and mnist["train_images"].dtype == np.uint8
+    assert mnist["test_images"].shape == (10000, 784)
+    assert mnist["train_labels"].shape == (60000,) and mnist["test_labels"].shape == (10000,)
+    assert set(np.unique(mnist["test_labels"])) == set(range(10))
+    assert mnist["train_images"].max() == 255 and mnist["train_images"].min() == 0
+    # the well-known first labels of the training set
+    assert mnist["train_labels"][:8].tolist() == [5, 0, 4, 1, 9, 2, 1, 3]
+    # found from the parent folder too (DIR/MNIST/raw)
+    assert find_mnist_dir(mnist_dir.parent.parent) == mnist_dir
+
+
+def test_missing_mnist_names_the_flag(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    with pytest.raises(MNISTUnavailableError, match="--data-root"):
+        find_mnist_dir(tmp_path)
+    with pytest.raises(MNISTUnavailableError, match="--data-root"):
+        find_mnist_dir(None)
+
+
+# ---------------------------------------------------------------- command line
+
+def _error(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as exc:
+        mx.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--model", "x-vae", "--latent-dim", "2"], "unknown model 'x-vae'; choose one of n-vae, s-vae"),
+    (["--model", "s-vae", "--latent-dim", "1", "--dim-convention", "ambient"], "--latent-dim must be >= 2 for s-vae"),
+    (["--model", "s-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["--model", "n-vae", "--latent-dim", "2", "--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
+    (["--model", "n-vae", "--latent-dim", "2", "--time-budget", "-1"], "--time-budget must be >= 0"),
+    (["--model", "n-vae", "--latent-dim", "2", "--resume"], "--resume needs --checkpoint-dir"),
+    (["--model", "n-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "-3"], "--epochs must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--patience", "0"], "--patience must be a positive integer"),
+    (["--model", "n-vae", "--latent-dim", "2", "--seeds", "3-1"], "--seeds"),
+    (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
+])
+def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
+    err = _error(argv + ["--data-root", str(tmp_path)], capsys)
+    assert message in err
+
+
+def test_missing_data_root_names_what_to_pass(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    err = _error(["--model", "s-vae", "--latent-dim", "2"], capsys)
+    assert "--data-root is required" in err and "train-images-idx3-ubyte.gz" in err
+    err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path / "nope")], capsys)
+    assert "is not a folder" in err and "train-images-idx3-ubyte.gz" in err
+    # a folder without the files: exit 2 with the folders looked in and the flag to pass
+    err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path), "--out",
+                  str(tmp_path / "out")], capsys)
+    assert "MNIST idx files not found" in err and "--data-root" in err and "t10k-labels-idx1-ubyte" in err
+
+
+def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
+    out = tmp_path / "runs"
+    common = ["--data-root", str(mnist_dir), "--out", str(out), "--epochs", "2", "--patience", "1",
+              "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress",
+              "--warmup-epochs", "1"]
+    recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1", "--batch-seeds"] + common)
+    recs += mx.main(["--model", "n-vae", "--latent-dim", "2", "--seeds", "0"] + common)
+    assert len(recs) == 3
+    files = sorted(p.name for p in out.glob("*.json"))
+    assert files == ["mnist_n-vae_d2_seed0.json", "mnist_s-vae_d2_seed0.json", "mnist_s-vae_d2_seed1.json"]
+    rec = json.loads((out / "mnist_s-vae_d2_seed1.json").read_text())
+    c = rec["config"]
+    assert c["model"] == "s-vae" and c["latent_dim"] == 2 and c["seed"] == 1 and c["experiment"] == "mnist"
+    # the paper's convention: d = 2 degrees of freedom is the S-VAE on S^2 in R^3, the N-VAE on R^2
+    assert rec["latent_dim"] == 2 and rec["ambient_dim"] == 3 and rec["dim_convention"] == "paper"
+    assert recs[2]["ambient_dim"] == 2
+    # the Table 1 protocol's defaults, recorded
+    assert c["hidden"] == [256, 128] and c["batch_size"] == 64 and c["lr"] == 1e-3 and c["patience"] == 1
+    assert c["warmup_epochs"] == 1 and c["batch_seeds"] is True
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).warmup_epochs == 100
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).patience == 50
+    assert mx.build_parser().parse_args(["--model", "s-vae", "--latent-dim", "2"]).epochs == 500
+    # no absolute paths of this machine in the record
+    assert str(tmp_path) not in json.dumps(rec) and str(REPO) not in json.dumps(rec)
+    for key in ("torch", "hvae_ext", "python", "numpy", "hvae_ext_library"):
+        assert key in rec["versions"]
+    # provenance: the source tree's commit (None outside a git checkout) and the compiled library's hash
+    assert set(rec["provenance"]["git"]) == {"commit", "dirty"}
+    assert len(rec["provenance"]["library_sha256"]) == 64
+    assert rec["device"]["device"] in ("cpu", "cuda") and rec["device"]["torch_threads"] == 1
+    h = rec["history"]
+    assert 1 <= len(h["train_elbo"]) <= 2 and len(h["val_elbo"]) == len(h["train_elbo"])
+    # warm-up over one epoch of 8 steps (7 of 64 images, one of 52): the KL weight i / 8 at step i,
+    # averaged over the epoch's images; 1 in the second epoch
+    first = (sum(i / 8 * 64 for i in range(7)) + 7 / 8 * 52) / 500
+    assert h["kl_weight"][0] == pytest.approx(first) and h["kl_weight"][1:] in ([], [1.0])
+    assert rec["num_test_images"] == 100 and rec["is_samples"] == 500
+    assert rec["test_ll"] >= rec["test_elbo_mc"]
+    assert rec["test_elbo"] == pytest.approx(rec["test_recon"] - rec["test_kl"])
+    for key in ("test_ll", "test_elbo", "test_recon", "test_kl", "best_val_elbo", "median_epoch_time_s",
+                "is_time_s"):
+        assert np.isfinite(rec[key])
+    lat = np.load(out / rec["latent_means_file"])
+    assert lat["means"].shape == (100, 3) and lat["labels"].shape == (100,)
+    np.testing.assert_allclose(np.linalg.norm(lat["means"].astype(np.float32), axis=1), 1.0, atol=2e-3)
+    # no temporary files left behind
+    assert not list(out.glob("*.tmp*"))
+
+    pytest.importorskip("matplotlib")
+    from experiments import report
+
+    report.main([str(out)])
+    text = (out / "report.md").read_text()
+    # the d = 2 row shows the run files' test LL (mean ± std over the seeds), not only the paper's numbers
+    import statistics
+
+    lls = {m: [json.loads((out / f).read_text())["test_ll"] for f in files if f"_{m}_" in f] for m in ("n-vae", "s-vae")}
+    row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
+    for m, v in lls.items():
+        s = statistics.stdev(v) if len(v) > 1 else 0.0
+        assert f"{statistics.fmean(v):.2f} ± {s:.2f}".replace("-", "−") in row, (m, v, row)
+    assert (out / "ll_vs_dim.png").is_file() and (out / "latent_d2.png").is_file()
+
+
+def test_kl_warmup_and_dimension_convention():
+    assert mx.kl_weight(0, 10, 2) == 0.0 and mx.kl_weight(10, 10, 2) == 0.5 and mx.kl_weight(25, 10, 2) == 1.0
+    assert mx.kl_weight(0, 10, 0) == 1.0
+    assert mx.ambient_dim("s-vae", 2) == 3 and mx.ambient_dim("n-vae", 2) == 2
+    assert mx.ambient_dim("s-vae", 2, "ambient") == 2
+    with pytest.raises(ValueError, match="convention"):
+        mx.ambient_dim("s-vae", 2, "manifold")
+
+
+def test_resume_continues_a_stopped_run(tmp_path, mnist_dir):
+    """A run stopped by its time budget and resumed from its checkpoint reaches the same epoch count and
+    keeps the history of both parts."""
+    common = ["--model", "n-vae", "--latent-dim", "2", "--seeds", "0", "--data-root", str(mnist_dir),
+              "--epochs", "3", "--train-images", "300", "--test-images", "50", "--is-samples", "10",
+              "--no-progress", "--warmup-epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]
+    first = mx.main(common + ["--out", str(tmp_path / "a"), "--time-budget", "1e-6"])[0]
+    assert first["epochs_run"] == 1 and first["stopped"].startswith("time budget")
+    assert first["under_trained"]
+    second = mx.main(common + ["--out", str(tmp_path / "b"), "--resume"])[0]
+    assert second["epochs_run"] == 3 and second["stopped"] == "max epochs"
+    assert second["history"]["epoch"] == [1, 2, 3]
+    assert second["history"]["val_elbo"][0] == first["history"]["val_elbo"][0]
