@@ -329,7 +329,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
 
 
 def headline(run: Run) -> str | None:
-    """The README headline: CPU float32 N = 65536, kappa = 10."""
+    """The headline table of docs/benchmarks.md: CPU float32 N = 65536, kappa = 10."""
     return rsample_table(run, "cpu", "float32", 65536, kappas=[10.0])
 
 
