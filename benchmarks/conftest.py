@@ -2,7 +2,7 @@
 
 Modes (``--bench-mode``, or the environment variable ``HVAE_BENCH_MODE``; default ``quick``):
 
-* ``quick`` -- the cells the targets of issue 6 are stated on; CI runs it (under two minutes on 2 CPU cores).
+* ``quick`` -- the cells the speed targets are stated on; CI runs it (under two minutes on 2 CPU cores).
 * ``full``  -- the whole grid: rsample forward and forward+backward for N in {1024, 65536, 1048576},
   d in {3, 16, 64, 256, 1024}, kappa in {1, 10, 100, 1e4}, float32 and float64, every implementation; the
   normalizer for d in {3, 16, 128, 1024}. Cells too large for the machine's memory are skipped (always on

@@ -1,5 +1,5 @@
 """Writes docs/fitting.md and benchmarks/results/fitting.json: the accuracy of solvers of A_d(kappa) = r
-against 50-digit mpmath roots, their speed, fits of samples at the issue's examples, and the Cora clustering.
+against 50-digit mpmath roots, their speed, fits of samples at five (d, kappa) examples, and the Cora clustering.
 
 Inputs (all committed, each with the command that makes it):
   tests/data/vmf_fit_reference.json         python tests/reference/vmf_fit_reference.py --jobs 2
@@ -34,7 +34,7 @@ from hvae_ext import VonMisesFisher, special  # noqa: E402
 
 REF = os.path.join(ROOT, "tests", "data", "vmf_fit_reference.json")
 BENCH = os.path.join(HERE, "results", "fit-cpu-1thread.json")
-CORA = os.path.join(ROOT, "results", "clustering", "cora.json")
+CORA = os.path.join(ROOT, "experiments", "results", "clustering", "cora.json")
 OUT_JSON = os.path.join(HERE, "results", "fitting.json")
 OUT_MD = os.path.join(ROOT, "docs", "fitting.md")
 
@@ -106,7 +106,7 @@ def _num(x):
 
 
 def examples(seed: int = 0) -> list[dict]:
-    """The issue's examples: 20000 samples of vMF(mu, kappa), fitted by scipy and by hvae_ext."""
+    """Five examples: 20000 samples of vMF(mu, kappa), fitted by scipy and by hvae_ext."""
     from scipy.stats import vonmises_fisher
 
     out = []
@@ -200,7 +200,7 @@ def _accuracy_section(acc: dict) -> list[str]:
              "is the condition number of the problem (about 1/(1 - r) when kappa >> d): an error in r of one "
              "rounding (1.1e-16) alone moves kappa by 1.1e-16 c.")
     L.append("")
-    L.append("Worst relative error divided by max(1, c) over the grid's r values, per d (the issue's accuracy "
+    L.append("Worst relative error divided by max(1, c) over the grid's r values, per d (the accuracy "
              "measure; raw relative errors per point are in benchmarks/results/fitting.json):")
     L.append("")
     ms = ["ours", "scipy", "banerjee", "sra", "sra_exact"]
@@ -226,16 +226,16 @@ def _accuracy_section(acc: dict) -> list[str]:
         L.append(f"| {METHODS[m]} | {s['points']} | {s['failures']} | {_fmt(s['max_rel_err'])} | "
                  f"{_fmt(s['max_rel_err_over_max1c'])} | {_fmt(s['median_rel_err'])} |")
     L.append("")
-    L.append("The issue's target, 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in float32, is asserted by "
+    L.append("The target, 1e-12 max(1, c) in float64 and 2e-6 max(1, c) in float32, is asserted by "
              "tests/unit/distributions/test_fit.py on the same points.")
     L.append("")
     return L
 
 
 def _examples_section(ex: list[dict]) -> list[str]:
-    """The issue's examples: fits of 20,000 samples by scipy and hvae_ext."""
+    """Five examples: fits of 20,000 samples by scipy and hvae_ext."""
     L = []
-    L.append("## Fits of 20,000 samples (the issue's examples)")
+    L.append("## Fits of 20,000 samples (five examples)")
     L.append("")
     L.append("Samples of vMF(mu, kappa) from hvae_ext's sampler (seeded), fitted by `scipy.stats.vonmises_fisher.fit` "
              "and by `hvae_ext.VonMisesFisher.fit`. The sampling error of kappa-hat is of order "
@@ -285,7 +285,10 @@ def _cora_section(cora: dict | None) -> list[str]:
     if cora is None:
         return L + [_missing("experiments/results/clustering/cora.json", "the command above"), ""]
     c = cora["config"]
-    L.append(f"`{c['command']}`: n = {c['n']} papers, d = {c['d']}, k = {c['k']}, seeds {c['seeds'][0]}-"
+    # runs recorded before the research code left the package carry its old spelling; show today's
+    command = (c["command"].replace("python -m hvae_ext.experiments.", "python -m experiments.")
+               .replace(" --out results/", " --out experiments/results/"))
+    L.append(f"`{command}`: n = {c['n']} papers, d = {c['d']}, k = {c['k']}, seeds {c['seeds'][0]}-"
              f"{c['seeds'][-1]}; both methods start from the same k-means++ centers per seed; EM stops at a relative "
              f"log-likelihood change below {c['tol']:g} or {c['max_iter']} iterations. Agreement with the 7 "
              "paper classes by normalized mutual information (NMI) and adjusted Rand index (ARI).")

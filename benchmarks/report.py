@@ -2,8 +2,8 @@
 
     python benchmarks/report.py benchmarks/results/*.json [--out benchmarks/results] [--stat min|median]
 
-Writes ``<out>/README.md`` (per JSON file, i.e. per run on one machine: the machine and device, the targets of
-issue 6 with PASS/FAIL, throughput tables with ratios against the pure-PyTorch baseline, torch.randn(N, d) and
+Writes ``<out>/README.md`` (per JSON file, i.e. per run on one machine: the machine and device, the speed
+targets with PASS/FAIL, throughput tables with ratios against the pure-PyTorch baseline, torch.randn(N, d) and
 power_spherical, the proposals per accepted sample, the normalizer against scipy) and ``<out>/throughput.png``
 (samples/s against d, one panel per kappa, one row per run and device). Ratios are only ever taken inside one
 JSON file: every figure is a ratio measured side by side on one machine.
@@ -182,7 +182,8 @@ def targets(run: Run):
 
     def add(name, value, ok_fn, shown):
         if value is None:
-            rows.append([name, "–", "not measured"])
+            gpu = name.startswith("GPU")
+            rows.append([name, "–", "not yet measured on a GPU (`bash scripts/gpu_check.sh`)" if gpu else "not measured"])
         else:
             rows.append([name, shown(value), "PASS" if ok_fn(value) else "FAIL"])
 
@@ -215,8 +216,8 @@ def targets(run: Run):
     return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
 
 
-def targets_issue16(run: Run):
-    """Issue 16: the backward at the cost of the forward, the forward at the cost of drawing the normals."""
+def targets_cost(run: Run):
+    """The backward at the cost of the forward, the forward at the cost of drawing the normals."""
     rows = []
 
     def add(name, value, limit):
@@ -304,8 +305,8 @@ def report(runs, stat: str, png_name: str | None) -> str:
         out += [f"![throughput against d]({png_name})", ""]
     for run in runs:
         out += [f"## {run.name}", "", f"Machine: {run.label()}", ""]
-        out += ["### Targets (issue 6)", "", targets(run), ""]
-        out += ["### Targets (issue 16)", "", targets_issue16(run), ""]
+        out += ["### Targets: speed against the baselines", "", targets(run), ""]
+        out += ["### Targets: backward against forward, forward against randn", "", targets_cost(run), ""]
         cells = sorted({(r["device"], r["dtype"], r["N"]) for r in run.recs if r["kind"] == "rsample"})
         for dev, dt, n in cells:
             t = rsample_table(run, dev, dt, n)
@@ -328,7 +329,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
 
 
 def headline(run: Run) -> str | None:
-    """The README headline: CPU float32 N = 65536, kappa = 10."""
+    """The headline table of docs/benchmarks.md: CPU float32 N = 65536, kappa = 10."""
     return rsample_table(run, "cpu", "float32", 65536, kappas=[10.0])
 
 

@@ -40,7 +40,7 @@ S_ONLY_KEYS = ("kappa_floor", "decoder_scale", "fixed_scale")  # recorded for N-
 
 
 def target(dataset: str, model: str) -> tuple[float, float] | None:
-    """Issue 5's bar: S-VGAE >= paper S-VGAE - 1; N-VGAE >= Kipf & Welling's VGAE - 1 (AUC, AP in %)."""
+    """The acceptance bar: S-VGAE >= paper S-VGAE - 1; N-VGAE >= Kipf & Welling's VGAE - 1 (AUC, AP in %)."""
     ref = PAPER.get((dataset, model)) if model == "s-vgae" else KIPF.get(dataset)
     return None if ref is None else (ref[0] - 1.0, ref[1] - 1.0)
 
@@ -192,7 +192,7 @@ def latent_table(groups) -> list[str]:
     return lines
 
 
-PAPER_DIMS = (2, 3, 4, 8, 16)  # the latent-dimension study under the paper's convention (issue 13)
+PAPER_DIMS = (2, 3, 4, 8, 16)  # the latent-dimension study under the paper's convention
 PAPER_SEEDS = range(5)
 
 
@@ -360,7 +360,7 @@ def write_report(root: Path) -> Path:
                + ", ".join(sorted(r["_path"] for r in off_config)[:10]) + ("…" if len(off_config) > 10 else "")
                + ".", ""]
     md += ["Test AUC / AP (%) at the epoch of best validation AUC, mean ± std over seeds (a different 85/5/10 edge "
-           "split per seed), latent dimension 16. \"bar\" is issue 5's acceptance level: the paper's S-VGAE "
+           "split per seed), latent dimension 16. \"bar\" is the acceptance level: the paper's S-VGAE "
            "numbers − 1.0 for S-VGAE, Kipf & Welling's VGAE numbers − 1.0 for N-VGAE.", ""]
     md += table
     tt = timing_table(groups, timings)
@@ -369,7 +369,7 @@ def write_report(root: Path) -> Path:
                "Adam step; validation excluded unless said). The interleaved measurement alternates N and S steps "
                "in one process (N, S, S, N, ...), so both see the same machine load; the median of the ratios of adjacent "
                "N/S steps is the estimate that cancels load swings of a shared machine, the ratio of the two "
-               "medians is shown beside it. Issue 5's bar is S / N ≤ 1.25.", ""] + tt
+               "medians is shown beside it. The bar is S / N ≤ 1.25.", ""] + tt
     if curves:
         md += ["", "## Training curves", ""] + [f"![{p.stem}]({p.name})" for p in curves]
     pt = paper_latent_table(groups)
@@ -399,7 +399,7 @@ def write_report(root: Path) -> Path:
 
 
 def write_any_report(root: Path) -> Path:
-    """The MNIST report (issue 8) when ``root`` holds MNIST N-VAE / S-VAE runs, else the link-prediction one."""
+    """The MNIST report when ``root`` holds MNIST N-VAE / S-VAE runs, else the link-prediction one."""
     from . import report_mnist
 
     return report_mnist.write_report(root) if report_mnist.has_mnist_runs(root) else write_report(root)

@@ -32,7 +32,7 @@ import torch
 try:
     import pytest
 except ImportError:  # the demo and the scripts use the law of w without pytest
-    pytest = None
+    pytest = None  # type: ignore[assignment]
 
 DATA_ENV_VAR = "HVAE_EXT_DATA"
 CUDA = torch.cuda.is_available()

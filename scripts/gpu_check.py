@@ -1,4 +1,4 @@
-"""The Python stages of scripts/gpu_check.sh (issue 14, point 6), each writing a JSON record to --out.
+"""The Python stages of scripts/gpu_check.sh, each writing a JSON record to --out.
 
     python scripts/gpu_check.py STAGE [--device cuda] [--out DIR] [--small]
 

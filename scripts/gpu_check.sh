@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole GPU verification of hvae_ext in one command (issue 14, point 6): at most 8 minutes on one GPU.
+# The whole GPU verification of hvae_ext in one command: at most 8 minutes on one GPU.
 #
 #   scripts/gpu_check.sh              # on a GPU machine, from the repository root or anywhere
 #   scripts/gpu_check.sh --dry-run    # on any machine: the Python stages on the CPU at small sizes, no build
@@ -117,7 +117,7 @@ else
     "$VENV/bin/python" -m pip install --no-build-isolation --no-deps -v \
       --config-settings=build-dir=build/gpu-check "$ROOT"
     # power_spherical for the benchmarks, when it can be installed (no dependencies: never another torch)
-    timeout 30 "$VENV/bin/python" -m pip install --no-deps power_spherical || echo "power_spherical: not installed"
+    timeout 30 "$VENV/bin/python" -m pip install --no-deps power_spherical || echo "power_spherical: not installed (package index not reachable?): its benchmark cells are skipped"
   }
   export VENV
   export -f build
@@ -151,7 +151,7 @@ else
     echo "sanitize: SKIPPED (compute-sanitizer not found; set COMPUTE_SANITIZER=...)" | tee -a "$SUMMARY"
     FAILED=1
   fi
-  # the mixed-precision, sync-free, build and DDP tests against this CUDA build (the build tests see a CUDA torch)
+  # the mixed-precision, sync-free, build and DDP tests against this CUDA build (the build tests see a CUDA torch here)
   run_stage newtests 90 "$VPY" -m pytest -q -p no:cacheprovider tests/unit/test_mixed_precision.py \
     tests/unit/test_sync_free.py tests/integration/test_build.py tests/integration/test_ddp.py
 fi

@@ -1,4 +1,4 @@
-"""The kappa-gradient table of README.md: d/dkappa of the sample mean of w = mu^T z against the exact
+"""The kappa-gradient table of docs/sampler.md: d/dkappa of the sample mean of w = mu^T z against the exact
 dA_d/dkappa = 1 - A^2 - (d - 1) A / kappa, for hvae_ext's sampler and for a re-implementation of the paper's
 reference code's estimator; also the reference sampler's mean of w at d = 100, kappa = 20.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole MNIST protocol of issue 13 on one GPU in one call: N-VAE on R^d and S-VAE on S^d in R^(d+1),
+# The whole MNIST protocol (the paper's dimension convention) on one GPU in one call: N-VAE on R^d and S-VAE on S^d in R^(d+1),
 # d in {2, 5, 10, 20, 40}, seeds 0-9 (10 runs per cell), up to 500 epochs, KL warm-up over 100, early stopping
 # with patience 50, batch 64, test LL by importance sampling with 500 samples. The 10 cells run as 10 processes
 # side by side on the GPU; in each, the 10 seeds train together as one batched model (--batch-seeds).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# AddressSanitizer and UndefinedBehaviorSanitizer runs of the CPU kernels (issue 15): builds the extension with
+# AddressSanitizer and UndefinedBehaviorSanitizer runs of the CPU kernels: builds the extension with
 # -DHVAE_ASAN=ON / -DHVAE_UBSAN=ON into build/sanitize-<tool>/ (not into any environment), runs a pytest subset
 # that calls every CPU kernel with the instrumented library preloaded, and writes the log to
 # experiments/results/reliability/<tool>.log with the git commit, the command and the number of sanitizer reports.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7, point 6: run the CUDA kernels under compute-sanitizer (memcheck and racecheck) on a GPU machine,
+# Runs the CUDA kernels under compute-sanitizer (memcheck and racecheck) on a GPU machine,
 # and record the output under experiments/results/reliability/.
 #
 #   scripts/sanitize_cuda.sh            # after `pip install --no-build-isolation .` with a CUDA torch

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds and runs tangent_normals.cpp (issue 16, item 3) with the extension's flags (-O3 -fno-math-errno
+# Builds and runs tangent_normals.cpp (ziggurat against Box-Muller for the tangent normals) with the extension's flags (-O3 -fno-math-errno
 # -fno-trapping-math; csrc/cpu/fast_normal.h picks its AVX-512/AVX2 clone at load time) and writes the result,
 # with the CPU model, to benchmarks/results/tangent-normals.txt. Usage (repository root):
 #   bash benchmarks/micro/run_tangent_normals.sh

@@ -1,4 +1,4 @@
-// Issue 16, item 3: is a ziggurat cheaper than the sampler's Box-Muller for the float32 tangent normals?
+// Is a ziggurat cheaper than the sampler's Box-Muller for the float32 tangent normals?
 // Both from the same precomputed 32-bit words (the Philox cost is the same for both and left out): the
 // sampler's vectorized loop (cpu::box_muller_float, two words per pair of normals) against a 128-layer float
 // ziggurat (G. Marsaglia, W. W. Tsang, "The ziggurat method for generating random variables", J. Stat. Softw.

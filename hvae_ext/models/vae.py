@@ -24,7 +24,7 @@ and ``latent_mean(x)`` (the posterior location: mu, on the sphere for the S-VAE)
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -131,7 +131,7 @@ def stack_ensemble(models: Sequence[nn.Module]) -> nn.Module:
     others = [dict(m.named_modules()) for m in models]
     stacked = copy.deepcopy(first)
     _replace_linears(stacked, lambda path, _: EnsembleLinear.from_linears([mods[path] for mods in others]))
-    stacked.members = len(models)
+    setattr(stacked, "members", len(models))
     return stacked
 
 
@@ -209,7 +209,7 @@ class _MLPVAE(nn.Module):
         layers = list(self.decoder)
         for layer in layers[:-1]:
             h = layer(h)
-        last = layers[-1]
+        last = cast(nn.Linear, layers[-1])
         x_dot_logits = (h * (x @ last.weight)).sum(-1) + x @ last.bias
         return x_dot_logits - F.softplus(F.linear(h, last.weight, last.bias)).sum(-1)
 

@@ -186,13 +186,16 @@ class ScaledInnerProductDecoder(nn.Module):
 
 
 def _edge_logits(decoder: nn.Module, z: Tensor, edge_index: Tensor) -> Tensor:
-    if hasattr(decoder, "logits"):
-        return decoder.logits(z, edge_index)
+    logits = getattr(decoder, "logits", None)
+    if logits is not None:
+        return logits(z, edge_index)
     return decoder(z, edge_index, sigmoid=False)  # InnerProductDecoder
 
 
 class _StableReconLoss:
     """``recon_loss`` from logits with log-sigmoid (same value as torch_geometric's, without its 1e-15 clamp)."""
+
+    decoder: nn.Module  # set by torch_geometric's GAE
 
     def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Optional[Tensor] = None) -> Tensor:
         pos_loss = -F.logsigmoid(_edge_logits(self.decoder, z, pos_edge_index)).mean()
@@ -244,7 +247,7 @@ class SVGAE(_StableReconLoss, VGAE):
         super().__init__(encoder, decoder)
         self.latent_dim = latent_dim
         self.kappa_floor = float(kappa_floor)
-        self.__posterior__ = None
+        self.__posterior__: Optional[VonMisesFisher] = None
 
     def posterior(self, loc: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> VonMisesFisher:
         if loc is None and kappa is None and self.__posterior__ is not None:

@@ -15,7 +15,7 @@ against mpmath.besseli (which converges for these moderate orders and arguments)
 -log|S^{d-1}| at kappa = 0.
 
 ``python tests/unit/test_special_accuracy.py`` prints the measured worst errors per region and writes them to
-docs/special_accuracy.md (the table in README.md and docs/special_functions.md).
+docs/special_accuracy.md (the table in docs/sampler.md and docs/special_functions.md).
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def accuracy_table() -> str:
 
 
 if __name__ == "__main__":
-    # writes the table that README.md and docs/special_functions.md show (tests/repository/test_docs_tables.py checks that
+    # writes the table that docs/sampler.md and docs/special_functions.md show (tests/repository/test_docs_tables.py checks that
     # they show this file)
     out = os.path.join(ROOT, "docs", "special_accuracy.md")
     table = accuracy_table() + "\n"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Continues cells of experiments/results/mnist/run_paper.sh (issue 13) from their checkpoints, with the same options except
+# Continues cells of experiments/results/mnist/run_paper.sh from their checkpoints, with the same options except
 # a larger training-time budget (BUDGET minutes in all, counted from the run's start) and --epochs 500 (the
 # protocol's maximum; early stopping with patience 50 still applies), so that every run of a cell, N and S
 # alike, ends with the same budget. The run files in OUT are replaced by the continued runs; their histories
@@ -11,8 +11,8 @@
 #   BUDGET=24 bash experiments/results/mnist/extend_paper.sh                      # every d <= 10 cell, 3 seeds
 #   BUDGET=36 CELLS="<d = 10, N and S, seeds 0-2>" bash experiments/results/mnist/extend_paper.sh
 #   BUDGET=48 CELLS="<d = 2, N and S, seeds 0-2>" bash experiments/results/mnist/extend_paper.sh
-# Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped when the session ran
-# short: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
+# Between the last two, a BUDGET=150 call (to reach early stopping at d = 2) was stopped before it
+# finished: N seed 1 had trained 61.5 minutes and S seed 1 48.7; in the BUDGET=48 call both stopped at once, at
 # those lengths (their run files record the time trained). Last, every d = 2 run was continued to early
 # stopping with OUT outside the repository, the run files then copied over the 48-minute ones:
 #   CKPT=<ckpt> BUDGET=150 OUT=<folder> CELLS="n-vae 2 2,n-vae 2 0" bash experiments/results/mnist/extend_paper.sh

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All MNIST runs of the README table (issue 8), JOBS processes at a time (1 thread each), most important
+# All MNIST runs of the equal-ambient sweep (the MNIST report's second table: S on S^(d-1)), JOBS processes at a time (1 thread each), most important
 # cells first: every (model, d) for seed 0, the d = 3 picture runs, then seed 1, then seed 2.
 # Usage: [JOBS=2] bash experiments/results/mnist/run_all.sh [MNIST_DIR] [EXTRA ARGS...]   (run from the repository root)
 # A cell whose JSON is already in the output folder is skipped, so an interrupted sweep resumes.
@@ -8,7 +8,7 @@ set -euo pipefail
 DATA=${1:-../shared/data/MNIST/raw}
 shift || true
 JOBS=${JOBS:-1}
-OUT=${OUT:-results/mnist/runs}
+OUT=${OUT:-experiments/results/mnist/runs}
 EPOCHS=${EPOCHS:-60}
 export DATA OUT EPOCHS
 export EXTRA="$*"
@@ -26,7 +26,7 @@ run_cell() {  # model d seed is_samples
     echo "$(date -u +%FT%TZ) start $1 d=$2 seed $3"
     # shellcheck disable=SC2086
     python -m experiments.mnist --model "$1" --latent-dim "$2" --seeds "$3" --is-samples "$4" \
-        --data-root "$DATA" --out "$OUT" --epochs "$EPOCHS" --patience 10 --threads 1 --no-progress $EXTRA \
+        --dim-convention ambient --data-root "$DATA" --out "$OUT" --epochs "$EPOCHS" --patience 10 --threads 1 --no-progress $EXTRA \
         || echo "$(date -u +%FT%TZ) FAILED $1 d=$2 seed $3 (continuing)"
     echo "$(date -u +%FT%TZ) done $1 d=$2 seed $3"
 }

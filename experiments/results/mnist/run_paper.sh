@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# MNIST latent-dimension study under the paper's convention (issue 13): N-VAE on R^d against S-VAE on S^d in
+# MNIST latent-dimension study under the paper's convention: N-VAE on R^d against S-VAE on S^d in
 # R^(d+1), d in {2, 5, 10, 20, 40}, seeds 0-2, on a CPU: two lanes (one per core, 1 thread each), the S-VAE
 # cells in one and the N-VAE cells in the other, d = 2, 5, 10 first.
-# The CPU budget of a session cannot hold the default protocol (up to 500 epochs, KL warm-up over 100, patience
+# A 2-core CPU cannot run the default protocol in reasonable time (up to 500 epochs, KL warm-up over 100, patience
 # 50): here EPOCHS_LOW (100) epochs for d <= 10 and EPOCHS_HIGH (40) for d >= 20, a KL warm-up of WARMUP (20)
 # epochs, each run also bounded by a training-time budget (BUDGET_LOW 8 and BUDGET_HIGH 3 minutes); every option is recorded in the run files, and the
 # report marks runs still improving at their last epoch as under-trained. Checkpoints in CKPT make a stopped

@@ -147,7 +147,7 @@ def test_entropy_gradient_and_mean_resultant_derivative_accurate_at_large_kappa(
 
 
 if __name__ == "__main__":
-    # writes docs/entropy_kl_accuracy.md, which README.md shows (tests/repository/test_docs_tables.py checks that)
+    # writes docs/entropy_kl_accuracy.md, which docs/sampler.md shows (tests/repository/test_docs_tables.py checks that)
     e = entropy_and_kl_uniform_errors()
     v = kl_vmf_errors()
     g = derivative_errors()

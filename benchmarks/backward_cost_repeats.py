@@ -1,13 +1,14 @@
-"""Issue 16's three CPU targets, measured REPEATS times with 2 threads and with 1, alternating.
+"""Three CPU cost targets of the sampler (the backward at most 2x the forward at d = 16, the forward at most 1.3x
+`torch.randn(N, d)` at d = 16 and 2x at d = 3), measured REPEATS times with 2 threads and with 1, alternating.
 
-    python benchmarks/issue16_repeats.py [--repeats 5] [--bench-time 1.0]
+    python benchmarks/backward_cost_repeats.py [--repeats 5] [--bench-time 1.0]
 
 On a shared VM one pytest-benchmark run moves by tens of percent (torch.randn with 2 threads was once faster
 and once slower than with 1), so a target read off a single run can pass or fail by chance. This runs only the
 target cells (rsample forward and forward+backward at d = 16, forward at d = 3, `torch.randn(N, d)` at both;
 CPU, float32, N = 65536, kappa = 10) as separate pytest-benchmark runs in fresh processes (the 1-thread runs
 time CPU seconds, `time.process_time`), takes each run's ratios of min times, and writes every run's ratios,
-their median and range to benchmarks/results/issue16-repeats.json and .md. Run it on an otherwise idle machine.
+their median and range to benchmarks/results/backward-cost-repeats.json and .md. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "issue16-repeats"
+OUT = ROOT / "benchmarks" / "results" / "backward-cost-repeats"
 CELLS = ("test_rsample and cpu and N65536 and k10 and ours and (d16 or d3)"
          " or test_randn and cpu and N65536 and (d16 or d3)")
 TARGETS = {  # name: (numerator cell, denominator cell, bound)
@@ -73,9 +74,11 @@ def write_outputs(record: dict) -> None:
     record["thread_scaling"] = thread_scaling(runs)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    lines = [f"# Issue 16 targets, {record['repeats']} repeated runs per thread count",
+    command = f"python benchmarks/backward_cost_repeats.py --repeats {record['repeats']} --bench-time {record['bench_time_s']}"
+    lines = [f"# Sampler cost targets (backward against forward, forward against randn), {record['repeats']} repeated "
+             "runs per thread count",
              "",
-             f"Written by `{record['command'].strip()}` on `{record['machine']}` (CPU, float32, N = 65536, κ = 10; "
+             f"Written by `{command}` on `{record['machine']}` (CPU, float32, N = 65536, κ = 10; "
              "ratios of min times within each run; 1 thread: CPU seconds).",
              "",
              "| threads | target | bound | median | range | met (median) |",
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--bench-time", type=float, default=1.0)
     p.add_argument("--summarize-only", action="store_true",
-                   help="recompute the summary of the existing issue16-repeats.json without running anything")
+                   help="recompute the summary of the existing backward-cost-repeats.json without running anything")
     args = p.parse_args(argv)
     if args.summarize_only:
         record = json.loads(OUT.with_suffix(".json").read_text())
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(threads, "threads:", ", ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items()), flush=True)
     from experiments.common import cpu_model
 
-    record = {"command": "python benchmarks/issue16_repeats.py " + " ".join(argv or sys.argv[1:]),
+    record = {"command": "python benchmarks/backward_cost_repeats.py " + " ".join(argv or sys.argv[1:]),
               "machine": f"{cpu_model()}, {os.cpu_count()} cores", "repeats": args.repeats,
               "bench_time_s": args.bench_time, "runs": runs}
     write_outputs(record)
