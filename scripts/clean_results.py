@@ -7,10 +7,12 @@
 * Every absolute path in JSON, markdown, text and log files becomes portable
   (experiments.common.portable_path): relative to the repository where it points into a checkout,
   ``<data>/...`` under the data root, ``<external>/name`` elsewhere.
-* Per-epoch histories of the link-prediction runs under ``tuning/`` and ``latent_dim/`` (the hyperparameter
-  search and the latent-dimension study, whose reports use only the scalar results) are pruned to every
-  10th epoch plus the first, the last and the epoch of best validation AUC; the run file records this under
-  ``history_pruned`` together with the number of NaN values the full history had (``history_nan_count``).
+* Per-epoch histories of the link-prediction studies under ``tuning/``, ``latent_dim/`` and ``products/`` (the
+  hyperparameter search, the latent-dimension and the product-of-spheres studies, whose reports use only the
+  scalar results) are condensed to the first epoch, the last and the epoch of best validation AUC; the run file
+  records this under ``history_pruned`` together with the number of NaN values the full history had
+  (``history_nan_count``). This is what keeps the results tree under its size limit as studies accumulate
+  (experiments/results/README.md states the policy; tests/repository/test_results_hygiene.py enforces it).
   In the main-table link-prediction runs (``experiments/results/link_prediction/runs``) the series that the report plots
   and checks (epoch, loss, val_auc) are kept whole and the others (recon_loss, kl_loss, val_ap, times) move to
   ``history_sparse``, pruned the same way. In the MNIST run files (``experiments/results/mnist/{paper,runs,e15,pilot}``)
@@ -34,7 +36,7 @@ sys.path.insert(0, ROOT)
 from experiments.common import portable  # noqa: E402
 
 RESULTS = ("experiments", "results")  # the results tree, relative to the repository
-PRUNE_IN = ("tuning", "latent_dim")
+PRUNE_IN = ("tuning", "latent_dim", "products")  # studies condensed to first, best and last epoch
 # folder -> the series kept whole (what that folder's report reads); the others go to history_sparse
 SPARSE_IN = {RESULTS + ("link_prediction", "runs"): ("epoch", "loss", "val_auc")}
 SPARSE_IN.update({RESULTS + ("mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
@@ -51,16 +53,20 @@ def _round(x, digits=7):
     return x
 
 
-def prune_history(rec: dict, whole: tuple = ()) -> dict:
-    """Every history series pruned, except the keys in ``whole``: then the pruned ones move to history_sparse."""
+def prune_history(rec: dict, whole: tuple = (), condense: bool = False) -> dict:
+    """Every history series pruned, except the keys in ``whole``: then the pruned ones move to history_sparse.
+    ``condense``: only the first, the last and the best epoch are kept (also of a history pruned before)."""
     hist = rec.get("history")
-    if not isinstance(hist, dict) or "history_pruned" in rec:
+    if not isinstance(hist, dict):
+        return rec
+    previous = rec.get("history_pruned")
+    if previous is not None and not (condense and previous.get("kept", "").startswith("every")):
         return rec
     lists = {k: v for k, v in hist.items() if isinstance(v, list)}
     n = max((len(v) for v in lists.values()), default=0)
-    if n <= EVERY:
+    if n <= (3 if condense else EVERY):
         return rec
-    keep = {0, n - 1} | set(range(EVERY - 1, n, EVERY))
+    keep = {0, n - 1} | (set() if condense else set(range(EVERY - 1, n, EVERY)))
     val = next((lists[k] for k in BEST_KEYS if k in lists), None)
     if val and len(val) == n:
         finite = [i for i, v in enumerate(val) if isinstance(v, float) and math.isfinite(v)]
@@ -71,15 +77,18 @@ def prune_history(rec: dict, whole: tuple = ()) -> dict:
     out = dict(rec)
     pruned = {k: ([v[i] for i in keep if i < len(v)] if k in lists else v) for k, v in hist.items()}
     best = next((name for k, name in BEST_KEYS.items() if k in lists), "validation score")
-    kept = f"every {EVERY}th epoch, the first, the last and the best {best}"
+    kept = (f"the first, the last and the best {best}" if condense
+            else f"every {EVERY}th epoch, the first, the last and the best {best}")
     if whole:
         out["history"] = {k: v for k, v in hist.items() if k in whole or k not in lists}
         out["history_sparse"] = {k: v for k, v in pruned.items() if k == "epoch" or (k in lists and k not in whole)}
         out["history_pruned"] = {"history_sparse": kept, "epochs": n, "by": "scripts/clean_results.py"}
     else:
         out["history"] = pruned
-        out["history_pruned"] = {"kept": kept, "epochs_before": n, "by": "scripts/clean_results.py"}
-    out["history_nan_count"] = nan
+        out["history_pruned"] = {"kept": kept, "epochs_before": previous["epochs_before"] if previous else n,
+                                 "by": "scripts/clean_results.py"}
+    if previous is None:  # a history pruned before had its NaN values counted then
+        out["history_nan_count"] = nan
     return out
 
 
@@ -113,7 +122,7 @@ def clean_file(path: str, check: bool) -> bool:
         obj = portable(obj, ROOT)
         if isinstance(obj, dict) and "history" in obj:
             if any(part in PRUNE_IN for part in rel[:-1]) and tuple(rel[:2]) == RESULTS:
-                obj = prune_history(obj)
+                obj = prune_history(obj, condense=True)
             elif tuple(rel[:-1]) in SPARSE_IN:
                 obj = prune_history(obj, whole=SPARSE_IN[tuple(rel[:-1])])
             obj = round_histories(obj)

@@ -44,6 +44,14 @@ def test_results_under_5_mb():
     assert size < 5e6, size
 
 
+def test_every_run_file_is_a_summary():
+    """The size policy of experiments/results/README.md: one summary file per run, at most 40 KB (histories
+    only as far as a report reads them; scripts/clean_results.py prunes the rest)."""
+    big = [(f, os.path.getsize(f)) for f in _files(os.path.join("experiments", "results"))
+           if f.endswith(".json") and os.path.getsize(f) > 40_000]
+    assert not big, big
+
+
 def test_portable_paths():
     root = "/x/checkout"
     assert portable_path("/x/checkout/results/a.json", root) == "results/a.json"
