@@ -10,7 +10,7 @@ Writes into ``DIR`` (default ``docs/figures``):
   theta = arccos w, independent of hvae_ext's Bessel functions); the table is also printed.
 
 The samples depend only on the seed (the sampler gives the same samples for any number of threads), so the
-table is reproducible exactly; tests/repository/test_demo_table.py checks that README.md shows this file. Needs
+table is reproducible exactly; tests/repository/test_demo_table.py checks that docs/sampler.md shows this file. Needs
 matplotlib (for the pictures; ``--no-plots`` skips them) and scipy.
 """
 
@@ -83,7 +83,7 @@ def ks_cells(n: int = 100_000, seed: int = 1) -> list[dict]:
 
 
 def format_ks_table(cells: list[dict], seed: int) -> str:
-    """The markdown table of ks_table.md (and README.md)."""
+    """The markdown table of ks_table.md (and of docs/sampler.md)."""
     lines = [
         "| d | κ | samples | mean w | A_d(κ) | KS statistic | p-value |",
         "|--:|--:|--:|--:|--:|--:|--:|",
