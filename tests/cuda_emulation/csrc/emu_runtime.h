@@ -26,6 +26,11 @@ uint64_t collective(Collective op, const char* file, int line, unsigned mask, ui
 // exception thrown by a kernel.
 void run_grid(dim3 grid, dim3 block, void (*body)(void*), void* ctx, const char* kernel_name);
 
+// The seeded fault selected from Python (0: none). Only the fault-injection builds, whose kernel text was
+// patched to consult it, change behaviour (tests/test_cuda_emulation.py).
+int fault();
+inline bool fault_is(int k) { return fault() == k; }
+
 // The multiprocessor count cudaDeviceGetAttribute reports (configurable from Python).
 int multiprocessor_count();
 

@@ -40,6 +40,7 @@ namespace {
 
 // ---- configuration and counts ----------------------------------------------------------------------------
 std::atomic<int> g_multiprocessors{4};
+std::atomic<int> g_fault{0};
 std::atomic<int> g_perturb_mode{0};  // 0 off, 1 up, 2 down, 3 pseudo-random
 std::atomic<uint64_t> g_perturb_seed{0};
 std::atomic<uint64_t> n_launches{0}, n_blocks{0}, n_threads{0}, n_collectives{0}, n_perturbed{0};
@@ -373,6 +374,8 @@ void run_grid(dim3 grid, dim3 block, void (*body)(void*), void* ctx, const char*
               "): ", b.error);
 }
 
+int fault() { return g_fault.load(std::memory_order_relaxed); }
+
 int multiprocessor_count() { return g_multiprocessors.load(std::memory_order_relaxed); }
 
 double perturb(double y, int ulps, int fn, double x) {
@@ -397,15 +400,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.attr("op_namespace") = HVAE_EMU_STR_(HVAE_EMU_NS);
   m.def(
       "configure",
-      [](int multiprocessors, int perturb_mode, uint64_t perturb_seed) {
+      [](int multiprocessors, int perturb_mode, uint64_t perturb_seed, int fault) {
         TORCH_CHECK(multiprocessors >= 1, "multiprocessors must be >= 1");
         TORCH_CHECK(perturb_mode >= 0 && perturb_mode <= 3, "perturb_mode must be 0 (off), 1 (up), 2 (down) or 3 (random)");
         hvae_emu::g_multiprocessors = multiprocessors;
         hvae_emu::g_perturb_mode = perturb_mode;
         hvae_emu::g_perturb_seed = perturb_seed;
+        hvae_emu::g_fault = fault;
       },
-      py::arg("multiprocessors") = 4, py::arg("perturb_mode") = 0, py::arg("perturb_seed") = 0,
-      "The emulated device: its multiprocessor count and the libm perturbation (0 off, 1 up, 2 down, 3 random).");
+      py::arg("multiprocessors") = 4, py::arg("perturb_mode") = 0, py::arg("perturb_seed") = 0, py::arg("fault") = 0,
+      "The emulated device: its multiprocessor count, the libm perturbation (0 off, 1 up, 2 down, 3 random) and\n"
+      "the seeded fault of a fault-injection build (0 none).");
   m.def("stats", []() {
     py::dict d;
     d["launches"] = hvae_emu::n_launches.load();
