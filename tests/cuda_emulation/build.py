@@ -92,7 +92,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("HVAE_EMU_CACHE") or ROOT / ".cache" / "cuda_emulation")
 
 
-def prepare_sources(build_dir: Path, patches=()) -> list[Path]:
+def prepare_sources(build_dir: Path, patches=(), only=None) -> list[Path]:
     """Copies csrc/ into build_dir/src/csrc (launches rewritten, patches applied); returns the wrapper TUs."""
     src_root = build_dir / "src"
     csrc = ROOT / "csrc"
@@ -106,7 +106,7 @@ def prepare_sources(build_dir: Path, patches=()) -> list[Path]:
         texts[rel] = texts[rel].replace(old, new)
     wrappers = []
     for rel, text in texts.items():
-        if rel.endswith(".cu"):
+        if rel.endswith(".cu") and (only is None or Path(rel).stem in only):
             text, n = rewrite_launches(text, rel)
             if n == 0:
                 raise RuntimeError(f"csrc/{rel}: no kernel launch found")
@@ -140,21 +140,22 @@ def _define_schemas(ns: str) -> None:
     _LIBS[ns] = lib
 
 
-def build(variant: str = "plain", patches=(), tag: str | None = None, verbose: bool = False):
+def build(variant: str = "plain", patches=(), tag: str | None = None, only=None, verbose: bool = False):
     """Builds (if needed) and loads one emulation library; returns its Python module.
 
     The module's `op_namespace` names the torch.ops namespace of the emulated kernels; `configure` and
-    `stats` control and count the emulated device (csrc/runtime.cpp).
+    `stats` control and count the emulated device (csrc/runtime.cpp). `only`: the stems of the .cu files to
+    compile (default all); `tag` names a build with patches (the op namespace is hvae_emu_<tag or variant>).
     """
     cflags, ldflags = variant_flags(variant)
-    key = hashlib.sha256(repr((variant, tuple(map(tuple, patches)), cflags, torch.__version__)).encode()).hexdigest()[:10]
+    key = hashlib.sha256(repr((variant, tuple(map(tuple, patches)), only and sorted(only), cflags, torch.__version__)).encode()).hexdigest()[:10]
     name = f"hvae_emu_{tag or variant}"
     if name in _MODULES:
         return _MODULES[name]
     if not re.fullmatch(r"[A-Za-z_]\w*", name):
         raise ValueError(f"bad emulation name {name!r}")
     build_dir = cache_root() / f"{tag or variant}-{key}"
-    wrappers = prepare_sources(build_dir, patches)
+    wrappers = prepare_sources(build_dir, patches, only)
     _define_schemas(name)
     from torch.utils import cpp_extension
 
@@ -162,7 +163,7 @@ def build(variant: str = "plain", patches=(), tag: str | None = None, verbose: b
     module = cpp_extension.load(
         name=name,
         sources=[str(EMU_CSRC / "runtime.cpp")] + [str(w) for w in wrappers],
-        extra_cflags=["-O2", "-std=c++17", f"-DHVAE_EMU_NS={name}", "-Wno-unknown-pragmas"] + cflags,
+        extra_cflags=["-O2", f"-DHVAE_EMU_NS={name}", "-Wno-unknown-pragmas"] + cflags,
         extra_ldflags=ldflags,
         extra_include_paths=[str(EMU_CSRC / "shim"), str(EMU_CSRC), str(build_dir / "src" / "csrc")],
         build_directory=str(build_dir / "build"),
