@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import subprocess
 import sys
@@ -137,7 +138,11 @@ def main(argv=None) -> int:
               "fail:", "", "| # | fault | file | outcome |", "|---|---|---|---|"]
     for number, what, path, outcome in fault_rows:
         lines.append(f"| {number} | {what} | csrc/{path} | {outcome} |")
-    lines += ["", "## Time", "", "| variant | build or load (s) | grid (s) | comparisons |", "|---|--:|--:|--:|"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines += ["", "## Time", "", f"Wall-clock seconds on this machine ({os.cpu_count()} cores, load average {load:.1f} at the end,",
+              "shared with other jobs); a build is skipped when its sources are unchanged (0 s: loaded from",
+              "`.cache/cuda_emulation`).", "",
+              "| variant | build or load (s) | grid (s) | comparisons |", "|---|--:|--:|--:|"]
     for label in labels:
         b, g, n = timings[label]
         lines.append(f"| {label} | {b:.1f} | {g:.1f} | {n} |")

@@ -2,7 +2,7 @@
 
 The .cu files are compiled for the host through the shim header csrc/cuda_emu.h (next to this file). Their
 text is used as it is, except that each kernel launch `k<<<grid, block, shmem, stream>>>(args)` is rewritten to
-`::hvae_emu::launch(::hvae_emu::LaunchConfig(grid, block, shmem, stream), &k, args)`: the build copies the
+`::hvae_emu::launch(::hvae_emu::LaunchConfig(grid, block, shmem, stream).named("k"), &k, args)`: the build copies the
 repository's csrc/ tree into its build folder, rewrites the launches there (and applies the optional `patches`,
 which the fault-injection tests use), and compiles one translation unit per .cu file plus the emulation's
 runtime. The kernels register as the CPU kernels of the op namespace `hvae_emu_<variant>`, whose schemas are
@@ -72,7 +72,9 @@ def rewrite_launches(text: str, name: str = "<source>") -> tuple[str, int]:
     """The .cu text with every `k<<<cfg>>>(` replaced by an emulated launch; line numbers are kept."""
 
     def repl(m: re.Match) -> str:
-        head = f"::hvae_emu::launch(::hvae_emu::LaunchConfig({m['cfg']}), &{m['kernel']}"
+        kernel = m["kernel"]
+        name = " ".join(kernel.split()).replace("\\", "").replace('"', "")
+        head = f'::hvae_emu::launch(::hvae_emu::LaunchConfig({m["cfg"]}).named("{name}"), &{kernel}'
         return head + ")" if m["empty"] else head + ", "
 
     out, n = _LAUNCH.subn(repl, text)

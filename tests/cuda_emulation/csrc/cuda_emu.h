@@ -1,7 +1,7 @@
 // Host emulation of the CUDA C++ that hvae_ext's kernels use (csrc/cuda/*.cu), so that the kernels themselves
 // run on a machine without a GPU. A translation unit of the emulation includes this header first, then one
 // .cu file of csrc/cuda whose launches `k<<<grid, block, shmem, stream>>>(args)` were rewritten
-// mechanically to `::hvae_emu::launch(::hvae_emu::LaunchConfig(grid, block, shmem, stream), &k, args)`
+// mechanically to `::hvae_emu::launch(::hvae_emu::LaunchConfig(grid, block, shmem, stream).named("k"), &k, args)`
 // (tests/cuda_emulation/build.py); nothing else of the kernel text changes.
 //
 // What this header provides:
@@ -65,6 +65,12 @@ namespace hvae_emu {
 // ---- launches ------------------------------------------------------------------------------------------
 struct LaunchConfig {
   dim3 grid, block;
+  const char* name = "kernel";  // the kernel's name in the source, for error messages
+  LaunchConfig named(const char* n) const {
+    LaunchConfig c = *this;
+    c.name = n;
+    return c;
+  }
   template <class G, class B, class S = int, class St = void*>
   LaunchConfig(G g, B b, S shared_bytes = 0, St = nullptr) : grid(to_dim3(g, "grid")), block(to_dim3(b, "block")) {
     TORCH_CHECK(static_cast<long long>(shared_bytes) == 0,
@@ -96,7 +102,7 @@ template <class... P, class... A>
 void launch(const LaunchConfig& cfg, void (*kernel)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "cuda emulation: wrong number of kernel arguments");
   KernelCall<P...> call{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-  run_grid(cfg.grid, cfg.block, &KernelCall<P...>::run, &call, __PRETTY_FUNCTION__);
+  run_grid(cfg.grid, cfg.block, &KernelCall<P...>::run, &call, cfg.name);
 }
 
 // ---- warp collectives ----------------------------------------------------------------------------------
