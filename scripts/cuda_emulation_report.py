@@ -137,7 +137,7 @@ def main(argv=None) -> int:
               "Each fault is compiled into one build (selected at run time; 0 is none) and must make the comparison",
               "fail:", "", "| # | fault | file | outcome |", "|---|---|---|---|"]
     for number, what, path, outcome in fault_rows:
-        lines.append(f"| {number} | {what} | csrc/{path} | {outcome} |")
+        lines.append(f"| {number} | {what} | csrc/{path} | {outcome.replace('|', chr(92) + '|')} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines += ["", "## Time", "", f"Wall-clock seconds on this machine ({os.cpu_count()} cores, load average {load:.1f} at the end,",
               "shared with other jobs); a build is skipped when its sources are unchanged (0 s: loaded from",

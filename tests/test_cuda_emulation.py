@@ -199,5 +199,5 @@ def test_emulated_cuda_kernels_under_sanitizer(tool):
                           capture_output=True, text=True, timeout=3000)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
-    assert "AddressSanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, tail
+    assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, tail
     assert "comparisons, 0 outside tolerance" in proc.stdout, tail

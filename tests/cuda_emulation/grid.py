@@ -91,7 +91,11 @@ class Arg:
 
 
 def _cpu(name):
-    return getattr(torch.ops.hvae_ext, name)
+    """torch.ops.hvae_ext.<name>, also when the op is internal (a leading underscore) or no longer is."""
+    for n in (name, "_" + name, name.lstrip("_")):
+        if hasattr(torch.ops.hvae_ext, n):
+            return getattr(torch.ops.hvae_ext, n)
+    raise AttributeError(f"hvae_ext has no op {name}")
 
 
 def _find(ops, base):
