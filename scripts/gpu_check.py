@@ -16,6 +16,10 @@ Stages:
             of benchmarks/baselines.py; targets: forward within 2x randn and forward+backward within 4x
             at d = 64
   sanitize  small cases touching every kernel once (run under compute-sanitizer by gpu_check.sh)
+  emulation the grid of tests/cuda_emulation (every op of csrc/cuda; d, kappa, dtypes, layouts, empty
+            batches, partial tiles) on three backends: the CPU kernels, the CUDA kernels under host emulation
+            (built here, in .cache/cuda_emulation) and, with --device cuda, the GPU; compares GPU with CPU,
+            emulation with CPU and GPU with emulation (tolerances of tests/cuda_emulation/checks.py)
 
 With --device cpu (and --small) every stage except graph runs on the CPU, so the script itself is tested
 without a GPU (tests/integration/test_gpu_check.py); `scripts/gpu_check.sh --dry-run` does that.
@@ -359,7 +363,35 @@ def stage_sanitize(args) -> dict:
     return {"ok": True}
 
 
-STAGES = {"info": stage_info, "sync": stage_sync, "agree": stage_agree, "graph": stage_graph,
+# --- emulation ------------------------------------------------------------------------------------------
+
+
+def stage_emulation(args) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from cuda_emulation import build, checks, grid
+
+    t = time.perf_counter()
+    m = build.build("plain")
+    t_build = time.perf_counter() - t
+    backends = {"cpu": (grid._cpu, "cpu"), "emulation": (lambda n: build.op(m, n), "cpu")}
+    if args.device != "cpu":
+        backends["gpu"] = (grid._cpu, args.device)  # hvae_ext's own ops on device tensors: the CUDA kernels
+    dtypes = (torch.float64,) if args.small else grid.DTYPES
+    results = grid.run(backends, build.emulated_ops(m), dtypes=dtypes, quick=args.small,
+                       configure=lambda sms: m.configure(sms, 0, 0))
+    rec = {"build_seconds": round(t_build, 1), "comparisons": len(results), "pairs": {}}
+    ok = True
+    for pair in sorted({r.pair for r in results}):
+        bad = checks.failures(results, pair=pair)
+        ok &= not bad
+        summary = {f"{op}/{dtype}/{out}": {"max_abs": v[0], "max_rel": v[1], "nonfinite_equal": v[2], "n": v[3]}
+                   for (p, op, dtype, out), v in grid.summarize(results).items() if p == pair}
+        rec["pairs"][pair] = {"outside_tolerance": bad, "summary": summary}
+    rec["ok"] = ok
+    return rec
+
+
+STAGES = {"info": stage_info, "emulation": stage_emulation, "sync": stage_sync, "agree": stage_agree, "graph": stage_graph,
           "bench": stage_bench, "sanitize": stage_sanitize}
 
 

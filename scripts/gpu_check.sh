@@ -17,6 +17,8 @@
 #   agree      CPU against CUDA: tight for the special functions, statistical for the samples
 #   bench      rsample forward and forward+backward at N = 2^20, d in {3, 16, 64, 256} against torch.randn,
 #              power_spherical (if installed) and the PyTorch baseline of benchmarks/baselines.py
+#   emulation  the CUDA kernels under host emulation (tests/cuda_emulation), built here, on the grid of every
+#              CUDA op: GPU against CPU, emulation against CPU, GPU against emulation
 #   sanitize   compute-sanitizer memcheck and racecheck on small cases touching every kernel
 #   newtests   the mixed-precision, sync-free, build and DDP tests with the CUDA build
 # Everything goes to experiments/results/gpu/<device-name>/ (override with HVAE_GPU_OUT): one log and, for the Python
@@ -28,7 +30,7 @@ DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument $arg (use --dry-run or --help)" >&2; exit 2 ;;
   esac
 done
@@ -138,6 +140,7 @@ run_stage sync 60 "$VPY" scripts/gpu_check.py sync --device "$DEVICE" $SMALL --o
 run_stage graph 60 "$VPY" scripts/gpu_check.py graph --device "$DEVICE" $SMALL --out "$OUT"
 run_stage agree 60 "$VPY" scripts/gpu_check.py agree --device "$DEVICE" $SMALL --out "$OUT"
 run_stage bench 90 "$VPY" scripts/gpu_check.py bench --device "$DEVICE" $SMALL --out "$OUT"
+run_stage emulation 150 "$VPY" scripts/gpu_check.py emulation --device "$DEVICE" $SMALL --out "$OUT"
 if [ "$DRY_RUN" = 1 ]; then
   echo "sanitize, newtests: SKIPPED (dry run)" | tee -a "$SUMMARY"
 else

@@ -30,7 +30,7 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
                        cwd=ROOT)
     summary = (tmp_path / "summary.txt").read_text()
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + summary
-    for stage in ("env", "info", "sync", "graph", "agree", "bench"):
+    for stage in ("env", "info", "sync", "graph", "agree", "bench", "emulation"):
         assert f"{stage}: ok" in summary, summary
     sync = json.loads((tmp_path / "sync.json").read_text())
     assert set(sync["checks"]) >= {"rsample", "rsample_backward", "kl_vmf_uniform", "log_prob", "entropy",
@@ -39,6 +39,8 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
     assert [row["d"] for row in bench["rows"]] == [3, 16, 64, 256]
     agree = json.loads((tmp_path / "agree.json").read_text())
     assert agree["ok"] and len(agree["special"]) == 8 and len(agree["samples"]) == 5
+    emulation = json.loads((tmp_path / "emulation.json").read_text())
+    assert emulation["ok"] and list(emulation["pairs"]) == ["emulation-cpu"] and emulation["comparisons"] > 100
 
 
 def test_gpu_check_rejects_unknown_arguments():
