@@ -504,9 +504,15 @@ HVAE_HD bool ig_one_sided(const IgSetup& s, double A, double* out) {
     if (w_minus_a >= 0.0) {
       consistent = !mode_above;
       if (mode_above) {
-        // l(t*) - l(w) = kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2))
+        // l(t*) - l(w) = kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2)), the ratio as 1 + y. Where
+        // (1 - t*^2) / (1 - w^2) is below 1/2 (t* much nearer 1 than w: an A far below A_d(kappa), e.g.
+        // kappa = 1e20 with A = 0.3), y would round to -1 and log1p(y) to -inf, which would pass any A as
+        // consistent and integrate e^{l - l(w)} ~ e^{kappa (t* - w)} (inf on the device, clamped on the
+        // host); the log of the ratio is then formed from its factors instead, as in ig_a_free's shift.
         const double y = -star_dt * (2.0 * p.w + star_dt) / (omw * (2.0 - omw));
-        consistent = kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * ::log1p(y)) <= 25.0;
+        const double log_ratio = y >= -0.5 ? ::log1p(y)
+                                           : (::log(omc_star) + ::log1p(c_star)) - (::log(omw) + ::log(2.0 - omw));
+        consistent = kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * log_ratio) <= 25.0;
       }
     } else {
       consistent = mode_above;
