@@ -30,7 +30,9 @@
 // cancels two terms of size d; see kappa_mean_resultant_derivative.
 // Accuracy against 50-digit mpmath references (tests/unit/distributions/test_entropy_kl_accuracy.py, d in [2, 1e5], kappa in
 // [0.1, 1e12]): entropy 4e-16, KL(vMF || U) 2e-14, KL(vMF || vMF) 9e-14 (relative to max(1, |value|)),
-// kappa A_d' 4e-11 (relative).
+// kappa A_d' 4e-11 (relative). The second derivatives A_d'' and D' = (kappa A_d')' of the double backward have
+// expansions of their own (below; measured against 60-digit references for d in [2, 1e5], kappa in [0, 1e12]:
+// docs/second_derivative_accuracy.md).
 #pragma once
 
 #include "bessel.h"
