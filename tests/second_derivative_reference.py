@@ -158,7 +158,7 @@ def moments_integral(kappa, d):
 def _row(p):
     d, kappa = p
     a, a1, a2 = moments(kappa, d)
-    method = "integral" if kappa == 0 or not by_besseli(kappa, d) else "besseli"
+    method = "exact" if kappa == 0 else "besseli" if by_besseli(kappa, d) else "integral"
     return {"d": d, "kappa": kappa, "method": method, "a": sr._s(a), "a1": sr._s(a1), "a2": sr._s(a2)}
 
 
