@@ -3,8 +3,8 @@
 
     A_d'   (vmf_mean_resultant_backward, and bessel_iv_ratio_backward R_v' at v = d/2: A_d = R_{d/2}),
     D      = kappa A_d' (vmf_kl_uniform_backward),
-    A_d''  (vmf_mean_resultant_second_derivative, the double backward of A_d, of log C_d and of KL(vMF || vMF)),
-    D'     = A_d' + kappa A_d'' (vmf_kl_uniform_second_derivative, the double backward of KL(vMF || U) and of H).
+    A_d''  (_vmf_mean_resultant_second_derivative, the double backward of A_d, of log C_d and of KL(vMF || vMF)),
+    D'     = A_d' + kappa A_d'' (_vmf_kl_uniform_second_derivative, the double backward of KL(vMF || U) and of H).
 
 Criterion: |computed - true| <= 1e-10 |true|, except for D', which changes sign once (at the maximum of
 D = kappa Var[w], kappa ~ 1.3 at d = 2, ~ d/2 at large d): there the error is taken relative to
@@ -57,8 +57,8 @@ def _evaluate():
     one = torch.ones_like(k)
     a1 = ops.vmf_mean_resultant_backward(one, k, d).tolist()
     dd = ops.vmf_kl_uniform_backward(one, k, d).tolist()
-    a2 = ops.vmf_mean_resultant_second_derivative(k, d).tolist()
-    dp = ops.vmf_kl_uniform_second_derivative(k, d).tolist()
+    a2 = ops._vmf_mean_resultant_second_derivative(k, d).tolist()
+    dp = ops._vmf_kl_uniform_second_derivative(k, d).tolist()
     r1 = ops.bessel_iv_ratio_backward(one, d / 2, k).tolist()
     out = []
     for i, (dim, kappa, _a, ref_a1, ref_a2) in enumerate(ROWS):

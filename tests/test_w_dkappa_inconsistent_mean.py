@@ -1,4 +1,4 @@
-"""dw/dkappa (``torch.ops.hvae_ext.vmf_w_dkappa``) with a mean resultant length A that contradicts kappa.
+"""dw/dkappa (``torch.ops.hvae_ext._vmf_w_dkappa``) with a mean resultant length A that contradicts kappa.
 
 The op takes A = A_d(kappa) from its caller and uses it only where the one-sided integral with A is consistent
 with kappa (csrc/math/implicit_grad.h, vmf_w_dkappa). An A that puts w at or above A while the mode t* of the
@@ -22,7 +22,7 @@ ops = torch.ops.hvae_ext
 
 def _w_dkappa(omw, kappa, d, a):
     t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
-    return ops.vmf_w_dkappa(t(omw), t(kappa), t(d), t(a)).item()
+    return ops._vmf_w_dkappa(t(omw), t(kappa), t(d), t(a)).item()
 
 
 @pytest.mark.parametrize("d", [4, 5, 16, 100, 1000])
