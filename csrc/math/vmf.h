@@ -267,7 +267,7 @@ namespace detail {
 // kappa = 6e-6), at large kappa D' ~ -(d - 1) / (2 kappa^2) from terms ~kappa times larger (47 % off at
 // d = 257, kappa = 9.6e8). Each regime below sums A'' and D' from an expansion of its own instead, in which the
 // terms have the size of the result (mu = d/2 - 1, c = (d - 1)/2; measured accuracy against 60-digit mpmath in
-// tests/test_second_derivatives.py and docs/entropy_kl_accuracy.md):
+// tests/unit/test_second_derivatives.py and docs/second_derivative_accuracy.md):
 //  T. kappa^2 <= rho J (all d): the Taylor series of A_d in kappa;
 //  C. mu < 32, beyond T and below region H of bessel.h: the cumulants of the power series of I_mu;
 //  H. mu < 32, kappa >= max(20, 0.64 mu^2) (region H of bessel.h): Hankel's expansion in y = 1/kappa;

@@ -12,12 +12,12 @@ max(|D'|, A_d'), A_d' being the size of each of the two terms of D' = A_d' + kap
 the scale of the terms; away from the zero A_d' <= 2.5 |D'| or so, and at small and large kappa A_d' ~ |D'|).
 A_d'' < 0 for every kappa > 0 on the grid (checked), so it is held to 1e-10 relative everywhere.
 
-The references (tests/data/second_derivative_reference.json, written by tests/second_derivative_reference.py)
+The references (tests/data/second_derivative_reference.json, written by tests/reference/second_derivative_reference.py)
 hold A, A' = E[(w - A)^2] and A'' = E[(w - A)^3] per point, as integrals at 60 digits. They include the four
 points where the direct forms failed: A'' at d = 64, kappa = 6.06e-6 (wrong sign) and d = 16, kappa = 1e-3
 (2.8e-6), D' at d = 257, kappa = 9.6e8 (47 %) and d = 16, kappa = 1e6 (7e-7).
 
-``python tests/test_second_derivatives.py`` writes docs/second_derivative_accuracy.md (shown in README.md).
+``python tests/unit/test_second_derivatives.py`` writes docs/second_derivative_accuracy.md (shown in docs/sampler.md).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import torch
 import hvae_ext  # noqa: F401  (loads the ops)
 from hvae_ext import special
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TABLE = os.path.join(HERE, "data", "second_derivative_reference.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TABLE = os.path.join(ROOT, "tests", "data", "second_derivative_reference.json")
 TOL = 1e-10
 ISSUE_POINTS = [(64, 6.06e-6), (16, 1e-3), (257, 9.6e8), (16, 1e6)]
 ops = torch.ops.hvae_ext
@@ -199,7 +199,7 @@ def accuracy_table(errs) -> str:
 if __name__ == "__main__":
     errs = _evaluate()
     table = accuracy_table(errs)
-    out = os.path.join(os.path.dirname(HERE), "docs", "second_derivative_accuracy.md")
+    out = os.path.join(ROOT, "docs", "second_derivative_accuracy.md")
     with open(out, "w") as fh:
         fh.write(table)
     print(table, end="")

@@ -1,6 +1,6 @@
 """60-digit mpmath references for the derivatives of the mean resultant length A_d(kappa) that the first and the
 double backward use, and the generator of the cached table tests/data/second_derivative_reference.json that
-tests/test_second_derivatives.py compares against.
+tests/unit/test_second_derivatives.py compares against.
 
 With w = cos t the cosine to the mean direction, the vMF density of w is proportional to
 exp(kappa w) (1 - w^2)^{(d-3)/2}, so A_d = E[w] and its kappa-derivatives are the cumulants of w:
@@ -8,24 +8,24 @@ exp(kappa w) (1 - w^2)^{(d-3)/2}, so A_d = E[w] and its kappa-derivatives are th
     A_d'(kappa)  = E[(w - A)^2] = Var[w],        A_d''(kappa) = E[(w - A)^3],
     D(kappa)     = kappa A_d'(kappa)  (= d/dkappa KL(vMF || U)),      D'(kappa) = A_d' + kappa A_d''.
 
-Each is one integral over t in [0, pi] of the integrand of tests/special_reference.py (scaled by its maximum,
+Each is one integral over t in [0, pi] of the integrand of tests/reference/special_reference.py (scaled by its maximum,
 split around its peak t*, mpmath.quad at 60 + 15 digits), with w - A formed as (cos t - cos t*) - (A - cos t*)
 and cos t - cos t* = -2 sin((t - t*)/2) sin((t + t*)/2): the central moments are integrals of small quantities,
 so nothing cancels (the Riccati forms A' = 1 - A^2 - (d - 1) A / kappa and its derivative would lose up to 36
 digits at kappa = 1e12). At kappa = 0: A' = 1/d, A'' = 0, D' = 1/d.
 
-The points: the kappa grids of the first-derivative references (tests/special_reference.py: d in [2, 1e5],
-kappa in {0} u [1e-10, 1e7], and tests/entropy_kl_reference.py: kappa in [0.1, 1e12]), a dense log grid of kappa
+The points: the kappa grids of the first-derivative references (tests/reference/special_reference.py: d in [2, 1e5],
+kappa in {0} u [1e-10, 1e7], and tests/reference/entropy_kl_reference.py: kappa in [0.1, 1e12]), a dense log grid of kappa
 from 1e-8 to 1e12 for dimensions on both sides of the region boundaries of csrc/math/bessel.h, points around the
 switch to the small-kappa series of csrc/math/vmf.h and around the zero of D', and four points where the direct
 formulas failed (d = 64, kappa = 6.06e-6; d = 16, kappa = 1e-3; d = 257, kappa = 9.6e8; d = 16, kappa = 1e6).
 
 Where mpmath.besseli is fast (all but large orders with kappa ~ d: 40 of the points), A comes from it at 140
 digits instead and A', A'' from the Riccati equation, which loses at most ~40 of them on this grid; the
-``"method"`` of each row says which. ``python tests/second_derivative_reference.py --check`` compares the two
+``"method"`` of each row says which. ``python tests/reference/second_derivative_reference.py --check`` compares the two
 methods at points where both are fast (measured: A' to 4e-64, A'' to 5e-51; 1e-45 required).
 
-Run ``python tests/second_derivative_reference.py`` to regenerate the table (``-j N``: N processes).
+Run ``python tests/reference/second_derivative_reference.py`` to regenerate the table (``-j N``: N processes).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import entropy_kl_reference as ekr  # noqa: E402
 import special_reference as sr  # noqa: E402
 
 DPS = 60
-TABLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "second_derivative_reference.json")
+TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "second_derivative_reference.json")
 
 DENSE_DIMS = [2, 3, 4, 5, 7, 10, 16, 33, 64, 65, 66, 67, 100, 257, 1000, 10000, 100000]
 DENSE_KAPPAS = [10.0**e for e in range(-8, 13)]  # 1e-8 .. 1e12
