@@ -33,15 +33,13 @@ struct BesselIvRatioOp {
   HVAE_HD double operator()(const double* a) const { return math::bessel_iv_ratio(a[0], a[1], single); }
 };
 
-// grad * d/dx R_v(x) = grad * (1 - R^2 - (2v - 1) R / x),  R_v = I_v / I_{v-1};  at x = 0: 1 / (2v).
+// grad * d/dx R_v(x) = grad * (1 - R^2 - (2v - 1) R / x),  R_v = I_v / I_{v-1};  at x = 0: 1 / (2v)
+// (accurate also at large x, where the difference cancels: math::bessel_iv_ratio_derivative).
 struct BesselIvRatioBackwardOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
   HVAE_HD double operator()(const double* a) const {
-    const double grad = a[0], v = a[1], x = a[2];
-    if (x == 0.0) return grad / (2.0 * v);
-    const double r = math::bessel_iv_ratio(v, x, single);
-    return grad * (1.0 - r * r - (2.0 * v - 1.0) * r / x);
+    return a[0] * math::bessel_iv_ratio_derivative(a[1], a[2], single);
   }
 };
 

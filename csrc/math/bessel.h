@@ -695,6 +695,32 @@ HVAE_HD double bessel_iv_ratio(double v, double x, bool single = false) {
   return r;
 }
 
+// R_v'(x) = 1 - R^2 - (2v - 1) R / x (DLMF 10.29.2), R = R_v(x), for v >= 1/2, x >= 0; 1/(2v) at x = 0. At large
+// x this difference of terms of size 1 leaves (2v - 1) / (2 x^2): formed directly it has a relative error of
+// x * eps (1e-4 at x = 1e12). In region H, and in region D for z = x / mu > 1 (mu = v - 1), it is summed instead
+// from eps = 1 - R and u = x eps - (v - 1/2), which those regions give without cancellation:
+//   x R' = x eps (2 - eps) - (2v - 1)(1 - eps) = 2u + eps (c - u),  c = v - 1/2
+// (the same form as vmf.h's kappa_mean_resultant_derivative, there with v = d/2), whose terms are ~c/x.
+HVAE_HD double bessel_iv_ratio_derivative(double v, double x, bool single = false) {
+  if (x == 0.0) return 1.0 / (2.0 * v);
+  if (v >= 0.5 && x > 0.0 && !is_inf(x) && !is_inf(v)) {
+    const double mu = v - 1.0, c = v - 0.5;
+    const int region = detail::region_of(mu, x, single);
+    if (region == detail::kHankel) {
+      double r, u;
+      detail::hankel_log_sum<true>(mu, x, detail::tolerance(single), &r, &u);
+      const double eps = (c + u) / x;
+      return (2.0 * u + eps * (c - u)) / x;
+    }
+    if (region == detail::kDebye && x > mu) {
+      const detail::Debye db = detail::debye<true>(mu, x, single);
+      return (2.0 * db.u + db.one_minus_ratio * (c - db.u)) / x;
+    }
+  }
+  const double r = bessel_iv_ratio(v, x, single);
+  return 1.0 - r * r - (2.0 * v - 1.0) * r / x;
+}
+
 // log C_d(kappa), C_d(kappa) = kappa^{d/2-1} / ((2 pi)^{d/2} I_{d/2-1}(kappa)), d >= 2, kappa >= 0.
 // log C_d(0) = -log|S^{d-1}|, log C_d(+inf) = -inf.
 HVAE_HD double vmf_log_normalizer(double kappa, double d, bool single = false) {

@@ -504,9 +504,15 @@ HVAE_HD bool ig_one_sided(const IgSetup& s, double A, double* out) {
     if (w_minus_a >= 0.0) {
       consistent = !mode_above;
       if (mode_above) {
-        // l(t*) - l(w) = kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2))
+        // l(t*) - l(w) = kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2)), the ratio as 1 + y. Where
+        // (1 - t*^2) / (1 - w^2) is below 1/2 (t* much nearer 1 than w: an A far below A_d(kappa), e.g.
+        // kappa = 1e20 with A = 0.3), y would round to -1 and log1p(y) to -inf, which would pass any A as
+        // consistent and integrate e^{l - l(w)} ~ e^{kappa (t* - w)} (inf on the device, clamped on the
+        // host); the log of the ratio is then formed from its factors instead, as in ig_a_free's shift.
         const double y = -star_dt * (2.0 * p.w + star_dt) / (omw * (2.0 - omw));
-        consistent = kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * ::log1p(y)) <= 25.0;
+        const double log_ratio = y >= -0.5 ? ::log1p(y)
+                                           : (::log(omc_star) + ::log1p(c_star)) - (::log(omw) + ::log(2.0 - omw));
+        consistent = kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * log_ratio) <= 25.0;
       }
     } else {
       consistent = mode_above;
@@ -619,7 +625,11 @@ HVAE_HD double ig_a_free(const IgSetup& s) {
 // dw/dkappa for w = 1 - omw ~ p(w; kappa, d). omw = 1 - w is passed instead of w because near w = 1 (large
 // kappa) it carries all the precision (float32 callers would otherwise round w to 1). A = A_d(kappa) is
 // passed in (computed by the caller); it is used only where 1 - A >= 1e-3: below that a float64 A cannot
-// carry 1 - A and the A-free form (*) is used (as it is for a NaN A).
+// carry 1 - A and the A-free form (*) is used (as it is for a NaN A). An A that contradicts kappa, i.e. puts
+// w at or above A while l(t*) - l(w) > 25 (w far below the mode: e.g. A = 0.3 at kappa = 1e20), is not used
+// either: such calls take the A-free form, so that their result does not depend on A and is the same on the
+// host and the device (the one-sided integral would hold e^{kappa (t* - w)}: inf with the device's exp, a
+// clamped finite value with the host's). Any other A is used as given, with a finite result on both.
 // d >= 2 (integer-valued), kappa >= 0. Returns the limits (1 - w^2)/(d - 1) at kappa = 0, 0 at w = +-1
 // (omw <= 0 or >= 2) and at kappa = inf; NaN for a NaN omw, kappa or d, for kappa < 0 and for d < 2.
 HVAE_HD double vmf_w_dkappa(double omw, double kappa, double d, double A) {

@@ -22,7 +22,12 @@ def _blocks():
 
 def test_there_are_included_tables():
     found = {path for _, path, _ in _blocks()}
-    assert {"docs/special_accuracy.md", "docs/entropy_kl_accuracy.md", "experiments/results/gradient_table.md"} <= found, found
+    assert {
+        "docs/special_accuracy.md",
+        "docs/entropy_kl_accuracy.md",
+        "docs/second_derivative_accuracy.md",
+        "experiments/results/gradient_table.md",
+    } <= found, found
 
 
 @pytest.mark.parametrize("doc,path,text", list(_blocks()), ids=lambda x: str(x)[:40])
