@@ -128,7 +128,7 @@ def _elementwise_fake(name: str):
     return fake
 
 
-ELEMENTWISE_OPS = tuple(name for name in OP_NAMES if not name.startswith("vmf_sample"))
+ELEMENTWISE_OPS = tuple(name for name in OP_NAMES if not name.startswith(("vmf_sample", "power_spherical_sample")))
 for _name in ELEMENTWISE_OPS:
     torch.library.register_fake(f"hvae_ext::{_name}", _elementwise_fake(_name))
 
@@ -363,3 +363,40 @@ torch.library.register_autograd("hvae_ext::vmf_kl_vmf", _vmf_kl_vmf_bwd, setup_c
 def _(loc, kappa, seed, num_samples):
     rows = num_samples * loc.shape[0]
     return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
+
+
+# --- Power Spherical sampler (csrc/math/power_spherical.h) -------------------------------------------------------
+# power_spherical_sample returns the samples and the two Gamma variates (G_a, G_b) of each row's Beta draw (float64,
+# (rows, 2)), which its backward kernel needs for dt/dkappa = (1 - t) dG_a/dalpha / (G_a + G_b).
+
+
+@torch.library.register_fake("hvae_ext::power_spherical_sample")
+def _(loc, kappa, seed, num_samples):
+    torch._check(loc.dim() == 2)
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, loc.shape[1]), loc.new_empty(rows, 2, dtype=torch.float64)
+
+
+@torch.library.register_fake("hvae_ext::power_spherical_sample_backward")
+def _(grad_z, z, gammas, loc, kappa):
+    return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
+
+
+def _power_spherical_sample_setup(ctx, inputs, output):
+    loc, kappa, _seed, _n = inputs
+    z, gammas = output
+    ctx.mark_non_differentiable(gammas)
+    ctx.save_for_backward(z, gammas, loc, kappa)
+
+
+def _power_spherical_sample_bwd(ctx, grad_z, _grad_gammas):
+    z, gammas, loc, kappa = ctx.saved_tensors
+    if grad_z is None:
+        return None, None, None, None
+    grad_loc, grad_kappa = ops.power_spherical_sample_backward(grad_z, z, gammas, loc, kappa)
+    return grad_loc, grad_kappa, None, None
+
+
+torch.library.register_autograd(
+    "hvae_ext::power_spherical_sample", _power_spherical_sample_bwd, setup_context=_power_spherical_sample_setup
+)
