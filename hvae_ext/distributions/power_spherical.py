@@ -74,8 +74,28 @@ def log_normalizer(kappa: torch.Tensor, d: int) -> torch.Tensor:
              - _lgamma_shift(alpha, torch.full_like(alpha, beta)))
 
 
-# Taylor series of the KL at kappa = 0 below this multiple of 1 + beta (truncation below ~1e-13 relative there).
-_KL_TAYLOR_BELOW = 1e-3
+def _trigamma(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`\psi'(x)` for :math:`x > 0` to ~2e-16 relative (``torch.polygamma(1, .)`` is accurate to ~5e-10 only):
+    the recurrence over 40 steps, then the asymptotic series at :math:`y = x + 40` with ten Bernoulli terms."""
+    s = torch.zeros_like(x)
+    for k in range(_TRIGAMMA_SHIFT - 1, -1, -1):
+        s = s + 1.0 / ((x + k) * (x + k))
+    iy = 1.0 / (x + _TRIGAMMA_SHIFT)
+    iy2 = iy * iy
+    tail = torch.zeros_like(x)
+    for b in reversed(_BERNOULLI_2K):  # sum_k B_2k / y^(2k+1)
+        tail = (tail + b) * iy2
+    return s + iy + 0.5 * iy2 + tail * iy
+
+
+_TRIGAMMA_SHIFT = 40
+_BERNOULLI_2K = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510, 43867 / 798,
+                 -174611 / 330)
+
+# The KL's Taylor series at kappa = 0 for kappa < _KL_TAYLOR_RATIO * beta: its radius of convergence is beta (the pole
+# of lgamma(kappa + beta) at kappa = -beta), so the terms fall by ~ kappa / beta <= 0.1; 15 terms.
+_KL_TAYLOR_RATIO = 0.1
+_KL_TAYLOR_TERMS = 15
 
 
 def kl_uniform(kappa: torch.Tensor, d: int) -> torch.Tensor:
@@ -88,22 +108,25 @@ def kl_uniform(kappa: torch.Tensor, d: int) -> torch.Tensor:
         KL = [\log\Gamma(\kappa + 2\beta) - \log\Gamma(\kappa + \beta)] - [\log\Gamma(2\beta) - \log\Gamma(\beta)]
              - \kappa\,[\psi(\kappa + 2\beta) - \psi(\kappa + \beta)],
 
-    which is :math:`O(\kappa^2)` at small :math:`\kappa`: there (:math:`\kappa < 10^{-3} (1 + \beta)`) its Taylor series
-    :math:`-\sum_{n=2}^{6} \frac{n-1}{n!} [\psi^{(n-1)}(2\beta) - \psi^{(n-1)}(\beta)]\,\kappa^n`, so the KL stays
-    accurate and non-negative down to :math:`\kappa = 0`."""
+    which is :math:`O(\kappa^2)` at small :math:`\kappa`: there (:math:`\kappa < \beta / 10`) its Taylor series
+    :math:`-\sum_{n=2}^{16} \frac{n-1}{n!} [\psi^{(n-1)}(2\beta) - \psi^{(n-1)}(\beta)]\,\kappa^n`, so the KL stays
+    accurate (and non-negative) down to :math:`\kappa = 0`."""
     beta = 0.5 * (d - 1)
     b = torch.full_like(kappa, beta)
     zk = kappa + beta
     main = _lgamma_shift(zk, b) - (math.lgamma(2 * beta) - math.lgamma(beta)) - kappa * _digamma_shift(zk, b)
-    small = kappa < _KL_TAYLOR_BELOW * (1.0 + beta)
+    small = kappa < _KL_TAYLOR_RATIO * beta
     ks = torch.where(small, kappa, torch.zeros_like(kappa))
+    two_beta = torch.full_like(kappa, 2 * beta)
     taylor = torch.zeros_like(kappa)
     k_pow = ks * ks
     fact = 1.0
-    two_beta, one_beta = torch.full_like(kappa, 2 * beta), b
-    for n in range(2, 7):
+    for n in range(2, _KL_TAYLOR_TERMS + 2):
         fact *= n
-        h = torch.polygamma(n - 1, two_beta) - torch.polygamma(n - 1, one_beta)
+        if n == 2:
+            h = _trigamma(two_beta) - _trigamma(b)
+        else:
+            h = torch.polygamma(n - 1, two_beta) - torch.polygamma(n - 1, b)
         taylor = taylor - (n - 1) / fact * h * k_pow
         k_pow = k_pow * ks
     return torch.where(small, taylor, main)
