@@ -17,12 +17,74 @@
 namespace hvae {
 namespace {
 
-// Per-thread buffers of the forward pass: the tangent buffers and 1 - t of the tile's rows.
+// Per-thread buffers of the forward pass: the tangent buffers, the reflection's columns (1 - t in columns.omw) and
+// the state of the Gamma draws of a tile.
 struct PowerSphericalScratch : TangentScratch {
   ReflectColumns columns;
+  std::vector<double> shape_a, shape_b, ga, gb;             // per tile row
+  std::vector<double> dd, c, inv_shape, boost, value;        // per pending row (boost: 1.0 or 0.0)
+  std::vector<int32_t> pending, accepted;
   PowerSphericalScratch(int64_t tile, int64_t blocks_per_row, bool single)
-      : TangentScratch(tile, blocks_per_row, single), columns(tile) {}
+      : TangentScratch(tile, blocks_per_row, single), columns(tile), shape_a(tile), shape_b(tile), ga(tile), gb(tile),
+        dd(tile), c(tile), inv_shape(tile), boost(tile), value(tile), pending(tile), accepted(tile) {}
+  void move(int to, int from) {
+    pending[to] = pending[from]; dd[to] = dd[from]; c[to] = c[from]; inv_shape[to] = inv_shape[from];
+    boost[to] = boost[from];
+  }
 };
+
+// Round `round` of the Gamma draws of n pending rows row0 + idx[j] (blocks 2 round, 2 round + 1 of each row's
+// stream): math::gamma_round, Philox fused into the loop body, vectorized across the rows.
+HVAE_VECTOR_CLONES
+void gamma_rounds(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n, uint32_t stream, uint32_t round,
+                  const double* __restrict dd, const double* __restrict c, const double* __restrict inv_shape,
+                  const double* __restrict boost, double* __restrict value, int32_t* __restrict accepted) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  for (int j = 0; j < n; ++j) {
+    uint32_t w[math::kGammaWordsPerRound];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(idx[j]), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, stream, 2u * round, w);
+    math::philox_block(seed, lo, hi, stream, 2u * round + 1u, w + 4);
+    double v;
+    accepted[j] = math::gamma_round(w, dd[j], c[j], inv_shape[j], boost[j] != 0.0, &v) ? 1 : 0;
+    value[j] = v;
+  }
+}
+
+// The Gamma variates of stream `stream` for the tile rows row0 .. row0 + n - 1, of shape shape[j], into out[j]: the
+// rows still rejecting are compacted after each round (as Wood's rounds of the vMF sampler). A row whose shape is not
+// a positive finite number gets NaN at once; one that exhausts math::kMaxGammaRounds gets NaN.
+void gamma_tile(uint64_t seed, int64_t row0, int n, uint32_t stream, const double* shape, double* out,
+                PowerSphericalScratch& s) {
+  int np = 0;
+  for (int j = 0; j < n; ++j) {
+    const math::GammaShape g = math::gamma_shape(shape[j]);
+    if (!math::gamma_shape_valid(g)) {
+      out[j] = math::quiet_nan();
+      continue;
+    }
+    s.pending[np] = j;
+    s.dd[np] = g.dd;
+    s.c[np] = g.c;
+    s.inv_shape[np] = g.inv_shape;
+    s.boost[np] = g.boost ? 1.0 : 0.0;
+    ++np;
+  }
+  for (int round = 0; round < math::kMaxGammaRounds && np > 0; ++round) {
+    gamma_rounds(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(), s.c.data(),
+                 s.inv_shape.data(), s.boost.data(), s.value.data(), s.accepted.data());
+    int kept = 0;
+    for (int j = 0; j < np; ++j) {
+      if (s.accepted[j]) {
+        out[s.pending[j]] = s.value[j];
+      } else {
+        s.move(kept++, j);
+      }
+    }
+    np = kept;
+  }
+  for (int j = 0; j < np; ++j) out[s.pending[j]] = math::quiet_nan();
+}
 
 std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& loc_in, const at::Tensor& kappa_in,
                                                               const at::Tensor& seed, int64_t num_samples) {
@@ -34,8 +96,7 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& 
   at::Tensor gammas = at::empty({rows, 2}, loc.options().dtype(at::kDouble));
   if (rows == 0) return {z, gammas};
   const uint64_t key = static_cast<uint64_t>(seed.item<int64_t>());
-  const double dd = static_cast<double>(d);
-  const math::GammaShape shape_beta = math::gamma_shape(0.5 * (dd - 1.0));
+  const double beta = 0.5 * (static_cast<double>(d) - 1.0);
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "power_spherical_sample_cpu", [&] {
     const scalar_t* loc_p = loc.data_ptr<scalar_t>();
     const scalar_t* kappa_p = kappa.data_ptr<scalar_t>();
@@ -48,12 +109,20 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& 
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t row0 = t * tile;
         const int n = static_cast<int>(std::min(tile, rows - row0));
+        // the shapes alpha = beta + kappa (negative kappa: NaN, no draw) and beta; then 1 - t = 2 G_b / (G_a + G_b)
         int64_t b = row0 % B;
         for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
+          const double k = static_cast<double>(kappa_p[b]);
+          s.shape_a[j] = beta + (k >= 0.0 ? k : math::quiet_nan());
+          s.shape_b[j] = beta;
+        }
+        gamma_tile(key, row0, n, math::kStreamGammaAlpha, s.shape_a.data(), s.ga.data(), s);
+        gamma_tile(key, row0, n, math::kStreamGammaBeta, s.shape_b.data(), s.gb.data(), s);
+        for (int j = 0; j < n; ++j) {
           const int64_t r = row0 + j;
-          s.columns.omw[j] = math::power_spherical_one_minus_t(key, static_cast<uint64_t>(r),
-                                                               static_cast<double>(kappa_p[b]), dd, shape_beta,
-                                                               &g_p[2 * r], &g_p[2 * r + 1]);
+          g_p[2 * r] = s.ga[j];
+          g_p[2 * r + 1] = s.gb[j];
+          s.columns.omw[j] = 2.0 * s.gb[j] / (s.ga[j] + s.gb[j]);
         }
         tangent_words(key, row0, n, blocks, s.tangent_words.data());
         const scalar_t* normals = tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<scalar_t*>(nullptr));

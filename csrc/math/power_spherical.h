@@ -39,6 +39,7 @@
 #include "fastmath.h"
 #include "householder.h"
 #include "philox.h"
+#include "wood.h"  // round_log: the clamped logarithm of a proposal round
 
 namespace hvae {
 namespace math {
@@ -66,24 +67,28 @@ HVAE_HD GammaShape gamma_shape(double a) {
 
 // One [MT 2000] round from 8 random words: words 0-3 give the normal x (Box-Muller, the first of its pair), words 4-5
 // the uniform of the test, words 6-7 the boost's uniform (a < 1; independent of the test, so its use after an
-// accepted round keeps the law). Returns whether the round was accepted and, if so, the variate in *out.
-HVAE_HD bool gamma_round(const uint32_t* words, const GammaShape& g, double* out) {
+// accepted round keeps the law). Returns whether the round was accepted; *out is the variate if so. Branch-free on
+// the host (both logarithms and the boost are always evaluated, with wood.h's clamped logarithms), so that the CPU
+// kernel's loop over the rows of a tile vectorizes.
+HVAE_HD_HOT bool gamma_round(const uint32_t* words, double dd, double c, double inv_shape, bool boost, double* out) {
   double x, unused;
   box_muller(uniform53(words[0], words[1]), uniform53(words[2], words[3]), &x, &unused);
-  const double t = 1.0 + g.c * x;
-  if (!(t > 0.0)) return false;
+  const double t = 1.0 + c * x;
   const double v = t * t * t, u = uniform53(words[4], words[5]), x2 = x * x;
-  if (!(u < 1.0 - 0.0331 * x2 * x2) && !(::log(u) < 0.5 * x2 + g.dd * (1.0 - v + ::log(v)))) return false;
-  double value = g.dd * v;
-  if (g.boost) value *= ::exp(::log(uniform53(words[6], words[7])) * g.inv_shape);
-  *out = value;
-  return true;
+  const bool ok = (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (round_log(u) < 0.5 * x2 + dd * (1.0 - v + round_log(v))));
+  const double scale = boost ? fast_exp(round_log(uniform53(words[6], words[7])) * inv_shape) : 1.0;
+  *out = dd * v * scale;
+  return ok;
+}
+HVAE_HD_HOT bool gamma_round(const uint32_t* words, const GammaShape& g, double* out) {
+  return gamma_round(words, g.dd, g.c, g.inv_shape, g.boost, out);
 }
 
 // A Gamma(a) variate from the stream (seed, row, stream): NaN where a is not a positive finite number or the bound
 // is reached.
+HVAE_HD bool gamma_shape_valid(const GammaShape& g) { return g.dd > -1.0 / 3.0 && g.dd < infinity(); }
 HVAE_HD double gamma_sample(uint64_t seed, uint64_t row, uint32_t stream, const GammaShape& g) {
-  if (!(g.dd > -1.0 / 3.0) || !(g.dd < infinity())) return quiet_nan();
+  if (!gamma_shape_valid(g)) return quiet_nan();
   uint32_t words[kGammaWordsPerRound];
   for (int k = 0; k < kMaxGammaRounds; ++k) {
     philox_block(seed, row, stream, 2u * static_cast<uint32_t>(k), words);
@@ -149,13 +154,18 @@ HVAE_HD double gamma_dshape_series(double a, double x) {
   const double log_x = ::log(x);
   double psi = digamma_positive(a + 1.0);
   double c = 1.0, sum = log_x - psi;
-  for (int n = 1; n < kGammaSeriesMaxTerms; ++n) {
-    const double r = 1.0 / (a + n);
-    c *= x * r;
-    psi += r;
-    const double term = c * (log_x - psi);
-    sum += term;
-    if (x * r < 1.0 && ::fabs(term) <= 1e-17 * ::fabs(sum)) break;
+  // two terms per step with one division: 1/(a+n) and 1/(a+n+1) from 1/((a+n)(a+n+1))
+  for (int n = 1; n < kGammaSeriesMaxTerms; n += 2) {
+    const double p0 = a + n, p1 = p0 + 1.0, q = 1.0 / (p0 * p1);
+    const double r0 = p1 * q, r1 = p0 * q;
+    c *= x * r0;
+    psi += r0;
+    const double term0 = c * (log_x - psi);
+    c *= x * r1;
+    psi += r1;
+    const double term1 = c * (log_x - psi);
+    sum += term0 + term1;
+    if (x * r1 < 1.0 && ::fabs(term1) <= 1e-17 * ::fabs(sum)) break;
   }
   return -(x / a) * sum;
 }
