@@ -135,8 +135,100 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& 
 }
 
 // The backward of a tile's rows: the reflection (dL/dmu written, dL/dt kept; the vMF's code), then
-// dL/dkappa = dL/dt dt/dkappa by implicit reparameterization of G_a (math/power_spherical.h).
+// dL/dkappa = dL/dt dt/dkappa by implicit reparameterization of G_a (math/power_spherical.h). dG_a/dalpha of the
+// tile's rows side by side: the rows that take the series, then those that take the continued fraction, each a loop
+// over the rows (vectorized) repeated until every row has converged (a converged row keeps its value: the same
+// result as math::gamma_sample_dshape row by row); Temme's expansion and invalid input row by row.
 constexpr int kBackwardTile = 256;
+
+struct DshapeLanes {
+  double a[kBackwardTile], x[kBackwardTile], out[kBackwardTile];
+  int32_t idx[kBackwardTile], done[kBackwardTile];
+  double s0[kBackwardTile], s1[kBackwardTile], s2[kBackwardTile], s3[kBackwardTile], s4[kBackwardTile],
+      s5[kBackwardTile], s6[kBackwardTile], s7[kBackwardTile], s8[kBackwardTile];
+};
+
+// One step of the series for n lanes; returns the number of lanes not yet converged.
+HVAE_VECTOR_CLONES
+int series_lanes(DshapeLanes& L, int n, int step) {
+  int left = 0;
+  for (int j = 0; j < n; ++j) {
+    math::GammaSeries st;
+    st.log_x = L.s0[j]; st.c = L.s1[j]; st.psi = L.s2[j]; st.sum = L.s3[j];
+    const bool conv = math::gamma_series_step(L.a[j], L.x[j], step, &st);
+    const bool was = L.done[j] != 0;
+    L.s1[j] = was ? L.s1[j] : st.c;
+    L.s2[j] = was ? L.s2[j] : st.psi;
+    L.s3[j] = was ? L.s3[j] : st.sum;
+    const int32_t now = (was | conv) ? 1 : 0;
+    L.done[j] = now;
+    left += 1 - now;
+  }
+  return left;
+}
+
+HVAE_VECTOR_CLONES
+int fraction_lanes(DshapeLanes& L, int n, int step) {
+  int left = 0;
+  for (int j = 0; j < n; ++j) {
+    math::GammaFraction st;
+    st.am2 = L.s0[j]; st.am1 = L.s1[j]; st.bm2 = L.s2[j]; st.dam2 = L.s3[j]; st.dam1 = L.s4[j];
+    st.dbm2 = L.s5[j]; st.dbm1 = L.s6[j]; st.f = L.s7[j]; st.df = L.s8[j];
+    const bool conv = math::gamma_fraction_step(L.a[j], L.x[j], step, &st);
+    const bool was = L.done[j] != 0;
+    // the recurrence's state runs on (its values no longer matter once done); F and dF/da are kept
+    L.s0[j] = st.am2; L.s1[j] = st.am1; L.s2[j] = st.bm2; L.s3[j] = st.dam2; L.s4[j] = st.dam1;
+    L.s5[j] = st.dbm2; L.s6[j] = st.dbm1;
+    L.s7[j] = was ? L.s7[j] : st.f;
+    L.s8[j] = was ? L.s8[j] : st.df;
+    const int32_t now = (was | conv) ? 1 : 0;
+    L.done[j] = now;
+    left += 1 - now;
+  }
+  return left;
+}
+
+// dG/da for the n rows (a[j], x[j]) into out[j].
+void gamma_dshape_rows(const double* a, const double* x, int n, double* out, DshapeLanes& L) {
+  // the series
+  int m = 0;
+  for (int j = 0; j < n; ++j) {
+    if (math::gamma_dshape_method(a[j], x[j]) != 0) continue;
+    const math::GammaSeries st = math::gamma_series_init(a[j], x[j]);
+    L.idx[m] = j; L.a[m] = a[j]; L.x[m] = x[j]; L.done[m] = 0;
+    L.s0[m] = st.log_x; L.s1[m] = st.c; L.s2[m] = st.psi; L.s3[m] = st.sum;
+    ++m;
+  }
+  for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; step += 2) {
+    if (series_lanes(L, m, step) == 0) break;
+  }
+  for (int k = 0; k < m; ++k) out[L.idx[k]] = -(L.x[k] / L.a[k]) * L.s3[k];
+  // the continued fraction
+  m = 0;
+  for (int j = 0; j < n; ++j) {
+    if (math::gamma_dshape_method(a[j], x[j]) != 1) continue;
+    const math::GammaFraction st = math::gamma_fraction_init();
+    L.idx[m] = j; L.a[m] = a[j]; L.x[m] = x[j]; L.done[m] = 0;
+    L.s0[m] = st.am2; L.s1[m] = st.am1; L.s2[m] = st.bm2; L.s3[m] = st.dam2; L.s4[m] = st.dam1;
+    L.s5[m] = st.dbm2; L.s6[m] = st.dbm1; L.s7[m] = st.f; L.s8[m] = st.df;
+    ++m;
+  }
+  for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; ++step) {
+    if (fraction_lanes(L, m, step) == 0) break;
+  }
+  for (int k = 0; k < m; ++k) {
+    math::GammaFraction st;
+    st.f = L.s7[k];
+    st.df = L.s8[k];
+    out[L.idx[k]] = math::gamma_fraction_result(L.a[k], L.x[k], st);
+  }
+  // Temme's expansion, invalid input
+  for (int j = 0; j < n; ++j) {
+    const int method = math::gamma_dshape_method(a[j], x[j]);
+    if (method == 2) out[j] = math::gamma_dshape_temme(a[j], x[j]);
+    if (method < 0) out[j] = math::quiet_nan();
+  }
+}
 
 std::tuple<at::Tensor, at::Tensor> power_spherical_sample_backward_cpu(const at::Tensor& grad_z_in,
                                                                        const at::Tensor& z_in,
@@ -161,7 +253,8 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_backward_cpu(const at:
     const int64_t num_tiles = (rows + kBackwardTile - 1) / kBackwardTile;
     const int64_t grain = std::max<int64_t>(1, 8192 / (kBackwardTile * d));
     at::parallel_for(0, num_tiles, grain, [&](int64_t t0, int64_t t1) {
-      double omt[kBackwardTile], dl_dt[kBackwardTile];
+      double omt[kBackwardTile], dl_dt[kBackwardTile], alpha[kBackwardTile], ga[kBackwardTile], dga[kBackwardTile];
+      DshapeLanes lanes;
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t row0 = t * kBackwardTile;
         const int n = static_cast<int>(std::min<int64_t>(kBackwardTile, rows - row0));
@@ -172,9 +265,13 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_backward_cpu(const at:
         reflect_backward_rows<scalar_t>(g_p, z_p, omt, loc_p, B, d, row0, n, gl_p, dl_dt);
         int64_t b = row0 % B;
         for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-          const int64_t r = row0 + j;
-          const double alpha = beta + static_cast<double>(kappa_p[b]);
-          gk_p[r] = static_cast<scalar_t>(dl_dt[j] * math::power_spherical_t_dkappa(gam_p[2 * r], gam_p[2 * r + 1], alpha));
+          alpha[j] = beta + static_cast<double>(kappa_p[b]);
+          ga[j] = gam_p[2 * (row0 + j)];
+        }
+        gamma_dshape_rows(alpha, ga, n, dga, lanes);
+        for (int j = 0; j < n; ++j) {
+          const double dtdk = math::power_spherical_t_dkappa(ga[j], gam_p[2 * (row0 + j) + 1], dga[j]);
+          gk_p[row0 + j] = static_cast<scalar_t>(dl_dt[j] * dtdk);
         }
       }
     });

@@ -62,7 +62,8 @@ __global__ void __launch_bounds__(kThreads) power_spherical_sample_backward_kern
     if (my_row < rows) {
       const double ga = gammas[2 * my_row], gb = gammas[2 * my_row + 1];
       my_omt = 2.0 * gb / (ga + gb);
-      my_dtdk = math::power_spherical_t_dkappa(ga, gb, beta + static_cast<double>(kappa[my_row % B]));
+      my_dtdk = math::power_spherical_t_dkappa(
+          ga, gb, math::gamma_sample_dshape(beta + static_cast<double>(kappa[my_row % B]), ga));
     }
     if (d <= kSmallD) {
       if (my_row < rows) {

@@ -149,25 +149,40 @@ HVAE_HD const double* temme_taylor() {
 }
 
 // dx/da for a <= kGammaSeriesMaxShape, x <= a + 1: [DLMF 8.7.1] differentiated term by term (no cancellation
-// on this side of the mode: the terms change sign once, where they are already small).
+// on this side of the mode: the terms change sign once, where they are already small). State (c, psi, sum) from
+// gamma_series_init; each gamma_series_step adds terms n and n + 1 (n = 1, 3, 5, ...: one division for both) and
+// returns whether the sum has converged (past the largest term, the last term below 1e-17 of the sum).
+struct GammaSeries {
+  double log_x, c, psi, sum;
+};
+HVAE_HD GammaSeries gamma_series_init(double a, double x) {
+  GammaSeries s;
+  s.log_x = ::log(x);
+  s.psi = digamma_positive(a + 1.0);
+  s.c = 1.0;
+  s.sum = s.log_x - s.psi;
+  return s;
+}
+HVAE_HD_HOT bool gamma_series_step(double a, double x, int n, GammaSeries* s) {
+  const double p0 = a + n, p1 = p0 + 1.0, q = 1.0 / (p0 * p1);
+  const double r0 = p1 * q, r1 = p0 * q;
+  double c = s->c * (x * r0), psi = s->psi + r0;
+  const double term0 = c * (s->log_x - psi);
+  c *= x * r1;
+  psi += r1;
+  const double term1 = c * (s->log_x - psi);
+  s->c = c;
+  s->psi = psi;
+  s->sum += term0 + term1;
+  return (x * r1 < 1.0) & (::fabs(term1) <= 1e-17 * ::fabs(s->sum));
+}
+HVAE_HD_HOT double gamma_series_result(double a, double x, const GammaSeries& s) { return -(x / a) * s.sum; }
 HVAE_HD double gamma_dshape_series(double a, double x) {
-  const double log_x = ::log(x);
-  double psi = digamma_positive(a + 1.0);
-  double c = 1.0, sum = log_x - psi;
-  // two terms per step with one division: 1/(a+n) and 1/(a+n+1) from 1/((a+n)(a+n+1))
+  GammaSeries s = gamma_series_init(a, x);
   for (int n = 1; n < kGammaSeriesMaxTerms; n += 2) {
-    const double p0 = a + n, p1 = p0 + 1.0, q = 1.0 / (p0 * p1);
-    const double r0 = p1 * q, r1 = p0 * q;
-    c *= x * r0;
-    psi += r0;
-    const double term0 = c * (log_x - psi);
-    c *= x * r1;
-    psi += r1;
-    const double term1 = c * (log_x - psi);
-    sum += term0 + term1;
-    if (x * r1 < 1.0 && ::fabs(term1) <= 1e-17 * ::fabs(sum)) break;
+    if (gamma_series_step(a, x, n, &s)) break;
   }
-  return -(x / a) * sum;
+  return gamma_series_result(a, x, s);
 }
 
 // dx/da for a <= kGammaSeriesMaxShape, x > a + 1: the upper side, where the series cancels. With
@@ -175,33 +190,53 @@ HVAE_HD double gamma_dshape_series(double a, double x) {
 //   F = 1 / (x + 1 - a - 1 (1 - a) / (x + 3 - a - 2 (2 - a) / (x + 5 - a - ...))),
 //   dx/da = (dQ/da) / p = x (F (log x - psi(a)) + dF/da),
 // F and dF/da from the convergents' three-term recurrences and their derivatives in a (as in AS 187: R. J. Moore,
-// "Derivatives of the incomplete gamma integral", Appl. Statist. 31(3), 1982), renormalised at each step.
+// "Derivatives of the incomplete gamma integral", Appl. Statist. 31(3), 1982), renormalised at each step
+// (B_n = 1). gamma_fraction_step takes convergent n = 1, 2, ... and returns whether F and dF/da have converged.
+struct GammaFraction {
+  double am2, am1, bm2, dam2, dam1, dbm2, dbm1, f, df;
+};
+HVAE_HD_HOT GammaFraction gamma_fraction_init() {
+  GammaFraction s;
+  s.am2 = 1.0; s.am1 = 0.0; s.bm2 = 0.0; s.dam2 = 0.0; s.dam1 = 0.0; s.dbm2 = 0.0; s.dbm1 = 0.0;
+  s.f = 0.0; s.df = 0.0;
+  return s;
+}
+HVAE_HD_HOT bool gamma_fraction_step(double a, double x, int n, GammaFraction* s) {
+  const double k = n - 1.0;
+  const double an = n == 1 ? 1.0 : -k * (k - a), dan = n == 1 ? 0.0 : k;
+  const double bn = x + 2.0 * k + 1.0 - a;  // d bn / da = -1
+  const double A = bn * s->am1 + an * s->am2, B = bn + an * s->bm2;  // bm1 = 1
+  const double dA = bn * s->dam1 + an * s->dam2 - s->am1 + dan * s->am2;
+  const double dB = bn * s->dbm1 + an * s->dbm2 - 1.0 + dan * s->bm2;
+  const double r = 1.0 / B;
+  s->am2 = s->am1 * r; s->am1 = A * r; s->bm2 = r;
+  s->dam2 = s->dam1 * r; s->dam1 = dA * r; s->dbm2 = s->dbm1 * r; s->dbm1 = dB * r;
+  const double fn = s->am1, dfn = s->dam1 - s->am1 * s->dbm1;
+  const bool done = (n > 2) & (::fabs(fn - s->f) <= 1e-16 * ::fabs(fn)) & (::fabs(dfn - s->df) <= 1e-16 * ::fabs(dfn));
+  s->f = fn;
+  s->df = dfn;
+  return done;
+}
+HVAE_HD double gamma_fraction_result(double a, double x, const GammaFraction& s) {
+  return x * (s.f * (::log(x) - digamma_positive(a)) + s.df);
+}
 HVAE_HD double gamma_dshape_fraction(double a, double x) {
-  double am2 = 1.0, am1 = 0.0, bm2 = 0.0, bm1 = 1.0, dam2 = 0.0, dam1 = 0.0, dbm2 = 0.0, dbm1 = 0.0;
-  double f = 0.0, df = 0.0;
+  GammaFraction s = gamma_fraction_init();
   for (int n = 1; n < kGammaSeriesMaxTerms; ++n) {
-    const double k = n - 1.0;
-    const double an = n == 1 ? 1.0 : -k * (k - a), dan = n == 1 ? 0.0 : k;
-    const double bn = x + 2.0 * k + 1.0 - a;  // d bn / da = -1
-    const double A = bn * am1 + an * am2, B = bn * bm1 + an * bm2;
-    const double dA = bn * dam1 + an * dam2 - am1 + dan * am2;
-    const double dB = bn * dbm1 + an * dbm2 - bm1 + dan * bm2;
-    const double s = 1.0 / B;
-    am2 = am1 * s; am1 = A * s; bm2 = bm1 * s; bm1 = 1.0;
-    dam2 = dam1 * s; dam1 = dA * s; dbm2 = dbm1 * s; dbm1 = dB * s;
-    const double fn = am1, dfn = dam1 - am1 * dbm1;
-    const bool done = n > 2 && ::fabs(fn - f) <= 1e-16 * ::fabs(fn) && ::fabs(dfn - df) <= 1e-16 * ::fabs(dfn);
-    f = fn;
-    df = dfn;
-    if (done) break;
+    if (gamma_fraction_step(a, x, n, &s)) break;
   }
-  return x * (f * (::log(x) - digamma_positive(a)) + df);
+  return gamma_fraction_result(a, x, s);
 }
 
-// dx/da for a Gamma(a) sample x > 0 (see the top of this file). NaN for x <= 0 or non-finite input.
-HVAE_HD double gamma_sample_dshape(double a, double x) {
-  if (!(x > 0.0) || !(a > 0.0) || !(x < infinity()) || !(a < infinity())) return quiet_nan();
-  if (a <= kGammaSeriesMaxShape) return x <= a + 1.0 ? gamma_dshape_series(a, x) : gamma_dshape_fraction(a, x);
+// The method of dx/da for (a, x): 0 the series, 1 the continued fraction, 2 Temme's expansion; -1 invalid input (NaN).
+HVAE_HD_HOT int gamma_dshape_method(double a, double x) {
+  if (!(x > 0.0) || !(a > 0.0) || !(x < infinity()) || !(a < infinity())) return -1;
+  if (a > kGammaSeriesMaxShape) return 2;
+  return x <= a + 1.0 ? 0 : 1;
+}
+
+// dx/da by Temme's expansion (a > kGammaSeriesMaxShape; see the top of this file).
+HVAE_HD double gamma_dshape_temme(double a, double x) {
   const double mu = (x - a) / a, lambda = x / a, inv_a = 1.0 / a;
   double f1, c0, c1, dc0, dc1;
   if (::fabs(mu) < 0.125) {
@@ -234,10 +269,21 @@ HVAE_HD double gamma_sample_dshape(double a, double x) {
   return lambda * gamma_star * braces;
 }
 
-// dt/dkappa of a sample with Gamma variates g_alpha, g_beta (alpha = (d - 1) / 2 + kappa).
-HVAE_HD double power_spherical_t_dkappa(double g_alpha, double g_beta, double alpha) {
+// dx/da for a Gamma(a) sample x > 0 (see the top of this file). NaN for x <= 0 or non-finite input.
+HVAE_HD double gamma_sample_dshape(double a, double x) {
+  switch (gamma_dshape_method(a, x)) {
+    case 0: return gamma_dshape_series(a, x);
+    case 1: return gamma_dshape_fraction(a, x);
+    case 2: return gamma_dshape_temme(a, x);
+    default: return quiet_nan();
+  }
+}
+
+// dt/dkappa of a sample with Gamma variates g_alpha, g_beta, given dG_a/dalpha (gamma_sample_dshape at
+// alpha = (d - 1) / 2 + kappa): (1 - t) (dG_a/dalpha) / (G_a + G_b), 1 - t = 2 G_b / (G_a + G_b).
+HVAE_HD_HOT double power_spherical_t_dkappa(double g_alpha, double g_beta, double dg_alpha) {
   const double s = g_alpha + g_beta;
-  return (2.0 * g_beta / s) * gamma_sample_dshape(alpha, g_alpha) / s;
+  return (2.0 * g_beta / s) * dg_alpha / s;
 }
 
 }  // namespace math
