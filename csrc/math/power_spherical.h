@@ -25,14 +25,15 @@
 //       dx/da = -(x / a) sum_{n>=0} c_n (log x - psi(a + n + 1)),  c_n = x^n / ((a + 1) ... (a + n)),
 //     summed until the terms are below 1e-17 of the sum (past the largest term; about 8 sqrt(a) terms);
 //   a <= kGammaSeriesMaxShape, x > a + 1: Legendre's continued fraction of Q(a, x) and its derivative in a
-//     (gamma_dshape_fraction); both accurate to ~1e-14 relative (checked against mpmath:
-//     tests/test_power_spherical.py);
+//     (gamma_dshape_fraction); both accurate to ~1e-12 relative (tests/test_power_spherical.py checks 1e-11
+//     against mpmath);
 //   a > kGammaSeriesMaxShape: [Temme 1979] differentiated in a at fixed x (mu = lambda - 1):
 //       dx/da = lambda Gamma*(a) { mu / eta - eta / 2 + (log lambda - 1 / (2a)) (C_0 + C_1 / a)
 //                                   - (1 + mu) (C_0' + C_1' / a) / a - C_1 / a^2 },
 //     C_0 = 1/mu - 1/eta, C_1 = 1/eta^3 - 1/mu^3 - 1/mu^2 - 1/(12 mu) (' = d/dmu), Gamma*(a) = Gamma(a) /
 //     (sqrt(2 pi / a) a^a e^-a), with Taylor series in mu for |mu| < 1/8 (the closed forms cancel there); the
-//     truncation error is O(a^-3): below 1e-9 relative for a > 1000 (mpmath).
+//     truncation error is O(a^-3): below 1e-9 relative for a > 1000 and 1e-12 from a = 1e6 (checked against
+//     mpmath quadrature of the integral forms of dP/da).
 #pragma once
 
 #include "common.h"
