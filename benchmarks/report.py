@@ -17,7 +17,8 @@ import math
 import os
 from collections import defaultdict
 
-IMPL_LABEL = {"ours": "hvae_ext", "baseline": "PyTorch Wood", "power_spherical": "power_spherical", "randn": "randn(N, d)"}
+IMPL_LABEL = {"ours": "hvae_ext", "baseline": "PyTorch Wood", "power_spherical": "power_spherical", "randn": "randn(N, d)",
+              "ours_ps": "hvae_ext PowerSpherical"}
 
 
 # --- loading ---------------------------------------------------------------------------------------------
@@ -132,6 +133,49 @@ def rsample_table(run: Run, device: str, dtype: str, n: int, kappas=None):
     # drop columns that are empty in every row
     keep = [j for j in range(len(header)) if j < 2 or any(row[j] != "–" for row in rows)]
     return md_table([header[j] for j in keep], [[row[j] for j in keep] for row in rows])
+
+
+def power_spherical_table(run: Run, device: str, dtype: str, n: int):
+    """hvae_ext's PowerSpherical against the power_spherical package and hvae_ext's vMF, per (d, kappa)."""
+    recs = [r for r in run.recs if r["kind"] == "rsample" and r["impl"] == "ours_ps" and r["device"] == device
+            and r["dtype"] == dtype and r["N"] == n]
+    if not recs:
+        return None
+    header = ["d", "κ", "PowerSpherical fwd", "PowerSpherical fwd+bwd", "power_sph. fwd", "power_sph. fwd+bwd",
+              "vMF fwd", "vMF fwd+bwd", "fwd ÷ power_sph.", "fwd+bwd ÷ power_sph.", "fwd ÷ vMF", "fwd+bwd ÷ vMF"]
+    rows = []
+    for d, k in sorted({(r["d"], r["kappa"]) for r in recs}):
+        q = dict(kind="rsample", device=device, dtype=dtype, N=n, d=d, kappa=k)
+        v = {(i, m): run.rate(impl=i, mode=m, **q) for i in ("ours_ps", "power_spherical", "ours") for m in MODES_}
+        rows.append([
+            d, kstr(k), fmt_rate(v["ours_ps", "fwd"]), fmt_rate(v["ours_ps", "fwd+bwd"]),
+            fmt_rate(v["power_spherical", "fwd"]), fmt_rate(v["power_spherical", "fwd+bwd"]),
+            fmt_rate(v["ours", "fwd"]), fmt_rate(v["ours", "fwd+bwd"]),
+            fmt_ratio(ratio(v["ours_ps", "fwd"], v["power_spherical", "fwd"])),
+            fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["power_spherical", "fwd+bwd"])),
+            fmt_ratio(ratio(v["ours_ps", "fwd"], v["ours", "fwd"])),
+            fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["ours", "fwd+bwd"])),
+        ])
+    return md_table(header, rows)
+
+
+MODES_ = ("fwd", "fwd+bwd")
+
+
+def targets_power_spherical(run: Run):
+    """hvae_ext's PowerSpherical against the power_spherical package (CPU, the quick-mode cell)."""
+    rows = []
+    cpu = dict(kind="rsample", device="cpu", dtype="float32", N=65536, d=16, kappa=10.0)
+    for m, lim in (("fwd", None), ("fwd+bwd", 5.0)):
+        val = ratio(run.rate(impl="ours_ps", mode=m, **cpu), run.rate(impl="power_spherical", mode=m, **cpu))
+        if val is None:
+            rows.append([f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ÷ power_spherical", "–", "not measured"])
+        elif lim is None:
+            rows.append([f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ÷ power_spherical", fmt_ratio(val), "(no target)"])
+        else:
+            rows.append([f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ≥ {lim:g}× power_spherical", fmt_ratio(val),
+                         "PASS" if val >= lim else "FAIL"])
+    return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
 
 
 def proposals_table(run: Run):
@@ -312,6 +356,12 @@ def report(runs, stat: str, png_name: str | None) -> str:
             t = rsample_table(run, dev, dt, n)
             if t:
                 out += [f"### rsample, {dev}, {dt}, N = {n} (samples/s)", "", t, ""]
+        if any(r["impl"] == "ours_ps" for r in run.recs):
+            out += ["### Targets: Power Spherical", "", targets_power_spherical(run), ""]
+            for dev, dt, n in cells:
+                t = power_spherical_table(run, dev, dt, n)
+                if t:
+                    out += [f"### PowerSpherical rsample, {dev}, {dt}, N = {n} (samples/s)", "", t, ""]
         t = normalizer_table(run)
         if t:
             out += ["### vmf_log_normalizer forward+backward", "", t, ""]

@@ -1,4 +1,5 @@
-"""vMF rsample throughput: hvae_ext against the pure-PyTorch Wood sampler, power_spherical and randn(N, d).
+"""rsample throughput: hvae_ext's vMF against the pure-PyTorch Wood sampler, power_spherical and randn(N, d); hvae_ext's
+PowerSpherical against the power_spherical package and hvae_ext's vMF.
 
 Run with ``pytest benchmarks/ --benchmark-only [--bench-mode quick|full]``; see benchmarks/README.md.
 """
@@ -34,6 +35,13 @@ def _sampler(impl: str):
 
         def rs(loc, kappa):
             return hvae_ext.VonMisesFisher(loc, kappa, validate_args=False).rsample()
+
+        return rs
+    if impl == "ours_ps":
+        hvae_ext = pytest.importorskip("hvae_ext")
+
+        def rs(loc, kappa):
+            return hvae_ext.PowerSpherical(loc, kappa, validate_args=False).rsample()
 
         return rs
     if impl == "baseline":
@@ -74,7 +82,7 @@ def test_rsample(benchmark, case, bench_time):
             return rs(loc, kappa)
 
     extra = {}
-    if case.device == "cuda" and case.impl == "ours":
+    if case.device == "cuda" and case.impl in ("ours", "ours_ps"):
         extra["no_host_sync"] = _check_no_sync(body)
     fn = synced(body, case.device)
     group = f"rsample {case.device} {case.dtype} N={case.n} d={case.d} kappa={case.kappa:g} {case.mode}"

@@ -27,4 +27,10 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def(
       "vmf_sample_backward(Tensor grad_z, Tensor z, Tensor one_minus_w, Tensor loc, Tensor kappa) -> "
       "(Tensor, Tensor)");
+  // Power Spherical sampler (math/power_spherical.h), laid out as vmf_sample: returns the samples and the two Gamma
+  // variates (G_a, G_b) of each row's Beta draw, float64 of shape (num_samples * B, 2), kept for the backward.
+  m.def("power_spherical_sample(Tensor loc, Tensor kappa, Tensor seed, int num_samples) -> (Tensor, Tensor)");
+  m.def(
+      "power_spherical_sample_backward(Tensor grad_z, Tensor z, Tensor gammas, Tensor loc, Tensor kappa) -> "
+      "(Tensor, Tensor)");
 }

@@ -302,6 +302,36 @@ def _vmf_sample_bwd(ctx, grad_z, _grad_one_minus_w):
     return grad_loc, grad_kappa, None, None
 
 
+# --- Power Spherical sampler (csrc/math/power_spherical.h) ----------------------------------------------------
+# power_spherical_sample returns the samples and the two Gamma variates (G_a, G_b) of each row's Beta draw (float64,
+# (rows, 2)), which its backward kernel needs for dt/dkappa = (1 - t) dG_a/dalpha / (G_a + G_b).
+
+
+def _power_spherical_sample_fake(loc, kappa, seed, num_samples):
+    torch._check(loc.dim() == 2)
+    rows = num_samples * loc.shape[0]
+    return loc.new_empty(rows, loc.shape[1]), loc.new_empty(rows, 2, dtype=torch.float64)
+
+
+def _power_spherical_sample_backward_fake(grad_z, z, gammas, loc, kappa):
+    return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
+
+
+def _power_spherical_sample_setup(ctx, inputs, output):
+    loc, kappa, _seed, _n = inputs
+    z, gammas = output
+    ctx.mark_non_differentiable(gammas)
+    ctx.save_for_backward(z, gammas, loc, kappa)
+
+
+def _power_spherical_sample_bwd(ctx, grad_z, _grad_gammas):
+    z, gammas, loc, kappa = ctx.saved_tensors
+    if grad_z is None:
+        return None, None, None, None
+    grad_loc, grad_kappa = ops.power_spherical_sample_backward(grad_z, z, gammas, loc, kappa)
+    return grad_loc, grad_kappa, None, None
+
+
 # --- the registration table ---------------------------------------------------------------------------
 
 
@@ -352,6 +382,11 @@ REGISTRATIONS: tuple[OpRegistration, ...] = (
     OpRegistration("vmf_sample", _vmf_sample_fake, _vmf_sample_setup, _vmf_sample_bwd),
     OpRegistration("_vmf_sample_proposals", _vmf_sample_proposals_fake),
     OpRegistration("vmf_sample_backward", _vmf_sample_backward_fake),
+    OpRegistration(
+        "power_spherical_sample", _power_spherical_sample_fake, _power_spherical_sample_setup,
+        _power_spherical_sample_bwd,
+    ),
+    OpRegistration("power_spherical_sample_backward", _power_spherical_sample_backward_fake),
 )
 
 

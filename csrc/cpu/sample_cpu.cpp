@@ -18,6 +18,7 @@
 #include "../math/implicit_grad_lanes.h"
 #include "fast_normal.h"
 #include "mean_resultant_rows.h"
+#include "sphere_rows.h"
 
 namespace hvae {
 namespace {
@@ -27,16 +28,6 @@ namespace {
 // the rows still rejecting (compacted after each round), the Box-Muller normals of all tangent draws, then
 // the reflection (its per-row coefficients side by side). Row r draws exactly the words of its own streams,
 // as the CUDA kernel does (docs/performance.md has the profile).
-
-// Rows per tile: the tile's tangent normals (rows x d) stay in the L1/L2 cache.
-inline int64_t rows_per_tile(int64_t d) { return std::max<int64_t>(1, std::min<int64_t>(256, 8192 / d)); }
-
-// Philox blocks of the tangent stream per row: a float pair of normals takes two words, a double pair four.
-template <typename scalar_t>
-inline int64_t tangent_blocks(int64_t d) {
-  const int64_t pairs = d / 2;  // cover z[1 .. 2 * pairs]; the last normal is dropped when d is even
-  return std::is_same<scalar_t, float>::value ? (pairs + 1) / 2 : pairs;
-}
 
 // The per-row fields of math::WoodEnvelope, one array each (what a vectorized loop can load).
 struct EnvelopeColumns {
@@ -49,24 +40,16 @@ struct EnvelopeColumns {
   }
 };
 
-// Leading slots of the normals buffers (zeros), so that a row's normals can be read from one slot before its first
-// (reflect_sums_impl).
-constexpr int64_t kNormalsPad = 8;
-
-// Per-thread buffers, allocated once per chunk of tiles (never per row).
-struct TileScratch {
+// Per-thread buffers, allocated once per chunk of tiles (never per row): the tangent buffers (sphere_rows.h) and
+// Wood's per-row state.
+struct TileScratch : TangentScratch {
   EnvelopeColumns env;                    // per pending row
   std::vector<double> kappa, omw, omw_try;
   std::vector<int32_t> pending;           // tile rows still rejecting
   std::vector<int32_t> accepted;
-  std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
-  std::vector<float> normals_f;           // float32: 4 normals per block, after kNormalsPad zeros
-  std::vector<double> normals_d;          // float64: 2 normals per block, after kNormalsPad zeros
   TileScratch(int64_t tile, int64_t blocks_per_row, bool single)
-      : env(tile), kappa(tile), omw(tile), omw_try(tile), pending(tile), accepted(tile),
-        tangent_words(4 * tile * blocks_per_row),
-        normals_f(single ? kNormalsPad + 4 * tile * blocks_per_row : 0),
-        normals_d(single ? 0 : kNormalsPad + 2 * tile * blocks_per_row) {}
+      : TangentScratch(tile, blocks_per_row, single), env(tile), kappa(tile), omw(tile), omw_try(tile), pending(tile),
+        accepted(tile) {}
 };
 
 // Proposal round `round` for n pending rows row0 + idx[j] (math::wood_round on blocks 2 round, 2 round + 1
@@ -183,244 +166,6 @@ int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p,
   return np > 0 ? row0 + s.pending[0] : -1;
 }
 
-// The tangent stream's blocks of rows row0 .. row0 + n - 1, row after row, and their normals.
-HVAE_VECTOR_CLONES
-void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
-  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
-  if (blocks >= 16) {  // vectorize over a row's blocks
-    for (int j = 0; j < n; ++j) {
-      const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
-      uint32_t* w = words + 4 * j * blocks;
-      for (int64_t b = 0; b < blocks; ++b) {
-        uint32_t out[4];
-        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
-        for (int i = 0; i < 4; ++i) w[4 * b + i] = out[i];
-      }
-    }
-  } else {  // few blocks per row: vectorize over rows
-    for (int64_t b = 0; b < blocks; ++b) {
-      for (int j = 0; j < n; ++j) {
-        const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
-        uint32_t out[4];
-        math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), out);
-        for (int i = 0; i < 4; ++i) words[4 * (j * blocks + b) + i] = out[i];
-      }
-    }
-  }
-}
-
-HVAE_VECTOR_CLONES
-void box_muller_double(const uint32_t* __restrict words, double* __restrict out, int64_t blocks) {
-  for (int64_t k = 0; k < blocks; ++k) {
-    const uint32_t* w = words + 4 * k;
-    double n0, n1;
-    math::box_muller(math::uniform53(w[0], w[1]), math::uniform53(w[2], w[3]), &n0, &n1);
-    out[2 * k] = n0;
-    out[2 * k + 1] = n1;
-  }
-}
-
-inline const float* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, float*) {
-  cpu::box_muller_float(words, s.normals_f.data() + kNormalsPad, 2 * blocks);
-  return s.normals_f.data() + kNormalsPad;
-}
-inline const double* tangent_normals(const uint32_t* words, int64_t blocks, TileScratch& s, double*) {
-  box_muller_double(words, s.normals_d.data() + kNormalsPad, blocks);
-  return s.normals_d.data() + kNormalsPad;
-}
-
-// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
-// to float32 or float64 memory.
-typedef double V8d __attribute__((vector_size(64)));
-typedef float V8f __attribute__((vector_size(32)));
-typedef long long V8l __attribute__((vector_size(64)));  // lane masks of V8d
-constexpr int kV8 = 8;
-HVAE_ALWAYS_INLINE V8d load8(const double* p) {
-  V8d v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-HVAE_ALWAYS_INLINE V8d load8(const float* p) {
-  V8f v;
-  std::memcpy(&v, p, sizeof v);
-  return __builtin_convertvector(v, V8d);
-}
-HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
-HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
-  const V8f f = __builtin_convertvector(v, V8f);
-  std::memcpy(p, &f, sizeof f);
-}
-HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
-
-// The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
-// y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
-// steps, so that the divisions and square roots of all rows run side by side: the dot products row by row, the
-// per-row coefficients over the tile, the writes row by row; rows with d <= kSmallReflectD in one fixed-d loop
-// vectorized across rows instead (reflect_small_impl).
-struct ReflectColumns {
-  std::vector<double> sq, tail_dot, n2, mu0, omw, scale, coef, sign;
-  explicit ReflectColumns(int64_t n) : sq(n), tail_dot(n), n2(n), mu0(n), omw(n), scale(n), coef(n), sign(n) {}
-};
-
-HVAE_VECTOR_CLONES
-void reflect_coefficients(int n, ReflectColumns& c) {
-  const double* __restrict sq = c.sq.data();
-  const double* __restrict tail_dot = c.tail_dot.data();
-  const double* __restrict n2_tail = c.n2.data();
-  const double* __restrict mu0 = c.mu0.data();
-  const double* __restrict omw = c.omw.data();
-  double* __restrict scale = c.scale.data();
-  double* __restrict coef = c.coef.data();
-  double* __restrict sign = c.sign.data();
-  for (int j = 0; j < n; ++j) {
-    const math::HouseholderForward h = math::householder_forward(mu0[j], omw[j], sq[j], tail_dot[j], n2_tail[j]);
-    coef[j] = h.coef;
-    scale[j] = h.scale;
-    sign[j] = h.sign;
-  }
-}
-
-// The row loops of reflect_tile (dot products, writes).
-// Row j's tangent normals v start at normals + j * per_row, after kNormalsPad leading slots of the buffer, so that
-// vb = v - 1 (vb[i] = v[i - 1], the normal of coordinate i) can be read in blocks of eight from coordinate 0 on;
-// coordinate 0 is masked out of the first block (its terms are done apart), the last d mod 8 go one by one.
-// Each row's three sums are eight partial sums added in a fixed order: the same bits on every ISA.
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_sums_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
-                                          const scalar_t* normals, int64_t normals_per_row, int64_t d,
-                                          ReflectColumns& c) {
-  const V8l tail_lanes = {0, -1, -1, -1, -1, -1, -1, -1};  // a select, not a product: vb[0] may be anything
-  int64_t b = row0 % B;
-  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-    const scalar_t* __restrict mu = loc_p + b * d;
-    const scalar_t* __restrict vb = normals + j * normals_per_row - 1;
-    V8d sq = {}, tail_dot = {}, n2 = {};
-    int64_t i = 0;
-    for (; i + kV8 <= d; i += kV8) {
-      V8d v = load8(vb + i), m = load8(mu + i);
-      if (i == 0) {
-        v = tail_lanes ? v : V8d{};
-        m = tail_lanes ? m : V8d{};
-      }
-      sq += v * v;
-      tail_dot += m * v;
-      n2 += m * m;
-    }
-    double r_sq = 0.0, r_dot = 0.0, r_n2 = 0.0;
-    for (i = i == 0 ? 1 : i; i < d; ++i) {
-      const double v = static_cast<double>(vb[i]), m = static_cast<double>(mu[i]);
-      r_sq += v * v;
-      r_dot += m * v;
-      r_n2 += m * m;
-    }
-    c.sq[j] = hsum8(sq) + r_sq;
-    c.tail_dot[j] = hsum8(tail_dot) + r_dot;
-    c.n2[j] = hsum8(n2) + r_n2;
-    c.mu0[j] = static_cast<double>(mu[0]);
-  }
-}
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
-                                            const scalar_t* normals, int64_t normals_per_row, int64_t d,
-                                            const ReflectColumns& c, scalar_t* z_p) {
-  int64_t b = row0 % B;
-  for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
-    const scalar_t* __restrict mu = loc_p + b * d;
-    const scalar_t* __restrict vb = normals + j * normals_per_row - 1;
-    scalar_t* __restrict z = z_p + (row0 + j) * d;
-    math::HouseholderForward h;
-    h.sign = c.sign[j];
-    h.a0 = c.mu0[j] + h.sign;
-    h.scale = c.scale[j];
-    h.coef = c.coef[j];
-    int64_t i = 0;
-    for (; i + kV8 <= d; i += kV8) store8(z + i, math::householder_zi<V8d>(h, load8(vb + i), load8(mu + i)));
-    for (i = i == 0 ? 1 : i; i < d; ++i)
-      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(vb[i]), static_cast<double>(mu[i])));
-    z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));  // after the blocks, which wrote it too
-  }
-}
-
-// Rows with d <= kSmallReflectD: the whole reflection of a row (sums, coefficients, writes) in one loop body with a
-// fixed d, the loop over rows vectorized (grouped loads and stores). The sums run over i = 1 .. d - 1 in order, as
-// in reflect_sums_impl's tail: the same bits as the general path. Row j reads mu_p + j d (rows whose parameter rows
-// are consecutive) and writes z_p + j d.
-constexpr int64_t kSmallReflectD = 7;
-template <int D, typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_small_impl(const scalar_t* __restrict mu_p, const scalar_t* __restrict normals,
-                                           int64_t normals_per_row, const double* __restrict omw, int n,
-                                           scalar_t* __restrict z_p) {
-  for (int j = 0; j < n; ++j) {
-    const scalar_t* mu = mu_p + j * D;
-    const scalar_t* v = normals + j * normals_per_row;
-    double sq = 0.0, tail_dot = 0.0, n2 = 0.0;
-    for (int i = 1; i < D; ++i) {
-      const double vi = static_cast<double>(v[i - 1]), mi = static_cast<double>(mu[i]);
-      sq += vi * vi;
-      tail_dot += mi * vi;
-      n2 += mi * mi;
-    }
-    const math::HouseholderForward h = math::householder_forward(static_cast<double>(mu[0]), omw[j], sq, tail_dot, n2);
-    scalar_t* z = z_p + j * D;
-    z[0] = static_cast<scalar_t>(math::householder_z0(h, omw[j]));
-    for (int i = 1; i < D; ++i)
-      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
-  }
-}
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_small_switch(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row,
-                                             const double* omw, int n, scalar_t* z_p) {
-  switch (d) {
-    case 2: reflect_small_impl<2, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 3: reflect_small_impl<3, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 4: reflect_small_impl<4, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 5: reflect_small_impl<5, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 6: reflect_small_impl<6, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    default: reflect_small_impl<7, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-  }
-}
-// The reflection of a tile: the fixed-d loop for runs of rows with consecutive parameter rows (d <= kSmallReflectD,
-// B >= 32; smaller B gives short runs), else the three steps. Compiled for the baseline ISA, AVX2 and AVX-512 and
-// picked at run time (a template cannot take target_clones), without FP contraction: the same bits on every ISA.
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
-                                          int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
-  if (d <= kSmallReflectD && B >= 32) {
-    for (int j0 = 0; j0 < n;) {
-      const int64_t b0 = (row0 + j0) % B;
-      const int len = static_cast<int>(std::min<int64_t>(n - j0, B - b0));
-      reflect_small_switch<scalar_t>(d, loc_p + b0 * d, normals + j0 * normals_per_row, normals_per_row,
-                                     c.omw.data() + j0, len, z_p + (row0 + j0) * d);
-      j0 += len;
-    }
-    return;
-  }
-  reflect_sums_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
-  reflect_coefficients(n, c);
-  reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-}
-#define HVAE_REFLECT_TILE(SUFFIX, ATTR)                                                                            \
-  template <typename scalar_t>                                                                                   \
-  ATTR void reflect_tile_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
-                                  int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                \
-    reflect_tile_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                                 \
-  }
-HVAE_REFLECT_TILE(base, )
-#if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_TILE(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
-HVAE_REFLECT_TILE(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
-#endif
-#undef HVAE_REFLECT_TILE
-template <typename scalar_t>
-void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
-                  int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
-#if HVAE_IG_X86_DISPATCH
-  if (math::detail::ig_cpu_has_avx512()) return reflect_tile_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-  if (math::detail::ig_cpu_has_avx2_fma()) return reflect_tile_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-#endif
-  reflect_tile_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-}
-
 std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, const at::Tensor& kappa_in,
                                                   const at::Tensor& seed, int64_t num_samples) {
   check_sample_args(loc_in, kappa_in, seed, num_samples);
@@ -493,142 +238,6 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
     }
   });
   return {omw, count};
-}
-
-// Backward of the reflection of a tile's rows (math/wood.h has the formulas): writes dL/dmu and dL/dw. Four
-// phases, so that no row waits on its own divisions and square root: (1) per row, the three sums over the tail
-// (pass 1, eight coordinates at a time; coordinate 0 is masked out of the first block: its terms use
-// a_0 = mu_0 + s and are done apart); (2) across rows, the per-row coefficients; (3) per row, dL/dmu and the
-// two tangent sums (pass 2); (4) across rows, dL/dw. Done row by row, the chain sums -> division -> pass 2 ->
-// sums -> square root made the reflection latency-bound (45 ns a row at d = 16, float32).
-constexpr int kReflectBackwardChunk = 64;  // rows per phase: the per-row arrays stay in L1
-struct ReflectBackwardRows {
-  double n2[kReflectBackwardChunk], az[kReflectBackwardChunk], ag[kReflectBackwardChunk];
-  double mu0[kReflectBackwardChunk], z0[kReflectBackwardChunk], g0[kReflectBackwardChunk];
-  double sign[kReflectBackwardChunk], a0[kReflectBackwardChunk], coef_z[kReflectBackwardChunk],
-      coef_g[kReflectBackwardChunk], gmu_a[kReflectBackwardChunk], gmu_g[kReflectBackwardChunk],
-      gmu_y[kReflectBackwardChunk];
-  double gt0[kReflectBackwardChunk], dot[kReflectBackwardChunk], sq[kReflectBackwardChunk];
-};
-
-// Pass 1 of one row: the tail sums |mu_tail|^2, mu_tail.z_tail, mu_tail.g_tail.
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_backward_sums(const scalar_t* __restrict g, const scalar_t* __restrict z,
-                                              const scalar_t* __restrict mu, int64_t d, double* n2, double* az,
-                                              double* ag) {
-  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-  V8d s_mm = {}, s_mz = {}, s_mg = {};
-  int64_t i = 0;
-  for (; i + kV8 <= d; i += kV8) {
-    const V8d m = i == 0 ? tail_mask * load8(mu) : load8(mu + i);
-    s_mm += m * m;
-    s_mz += m * load8(z + i);
-    s_mg += m * load8(g + i);
-  }
-  double r_mm = 0.0, r_mz = 0.0, r_mg = 0.0;
-  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
-    const double m = static_cast<double>(mu[r]);
-    r_mm += m * m;
-    r_mz += m * static_cast<double>(z[r]);
-    r_mg += m * static_cast<double>(g[r]);
-  }
-  *n2 = hsum8(s_mm) + r_mm;
-  *az = hsum8(s_mz) + r_mz;
-  *ag = hsum8(s_mg) + r_mg;
-}
-
-// Pass 2 of one row: dL/dmu written, returns gt_0 and the tangent sums sum_{i>0} gt_i y_i and |y_tail|^2.
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_backward_grads(const math::HouseholderBackward& c, const scalar_t* __restrict g,
-                                               const scalar_t* __restrict z, const scalar_t* __restrict mu, int64_t d,
-                                               scalar_t* __restrict grad_mu, double* gt0, double* dot, double* sq) {
-  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-  V8d s_dot = {}, s_sq = {};
-  int64_t i = 0;
-  for (; i + kV8 <= d; i += kV8) {
-    V8d y, gt, gmu;
-    math::householder_backward_elem<V8d>(c, load8(mu + i), load8(z + i), load8(g + i), &y, &gt, &gmu);
-    const V8d yt = i == 0 ? tail_mask * y : y;
-    s_dot += gt * yt;
-    s_sq += yt * yt;
-    store8(grad_mu + i, gmu);
-  }
-  double r_dot = 0.0, r_sq = 0.0;
-  for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
-    double y, gt, gmu;
-    math::householder_backward_elem<double>(c, static_cast<double>(mu[r]), static_cast<double>(z[r]),
-                                            static_cast<double>(g[r]), &y, &gt, &gmu);
-    r_dot += gt * y;
-    r_sq += y * y;
-    grad_mu[r] = static_cast<scalar_t>(gmu);
-  }
-  double y0, gmu0;  // coordinate 0, with a_0 (written over the first block's value)
-  math::householder_backward_elem<double>(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, gt0,
-                                          &gmu0);
-  grad_mu[0] = static_cast<scalar_t>(gmu0);
-  *dot = hsum8(s_dot) + r_dot;
-  *sq = hsum8(s_sq) + r_sq;
-}
-
-template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const scalar_t* z_p, const double* omw,
-                                                   const scalar_t* loc_p, int64_t B, int64_t d, int64_t row0, int n,
-                                                   scalar_t* gl_p, double* dl_dw) {
-  ReflectBackwardRows R;
-  for (int j0 = 0; j0 < n; j0 += kReflectBackwardChunk) {
-    const int cnt = std::min(kReflectBackwardChunk, n - j0);
-    const int64_t b0 = (row0 + j0) % B;
-    int64_t b = b0;
-    for (int j = 0; j < cnt; ++j, b = b + 1 == B ? 0 : b + 1) {
-      const int64_t r = row0 + j0 + j;
-      const scalar_t *g = g_p + r * d, *z = z_p + r * d, *mu = loc_p + b * d;
-      reflect_backward_sums<scalar_t>(g, z, mu, d, &R.n2[j], &R.az[j], &R.ag[j]);
-      R.mu0[j] = static_cast<double>(mu[0]);
-      R.z0[j] = static_cast<double>(z[0]);
-      R.g0[j] = static_cast<double>(g[0]);
-    }
-    for (int j = 0; j < cnt; ++j) {
-      const math::HouseholderBackward c = math::householder_backward(R.mu0[j], R.z0[j], R.g0[j], R.n2[j], R.az[j], R.ag[j]);
-      R.sign[j] = c.sign; R.a0[j] = c.a0; R.coef_z[j] = c.coef_z; R.coef_g[j] = c.coef_g;
-      R.gmu_a[j] = c.gmu_a; R.gmu_g[j] = c.gmu_g; R.gmu_y[j] = c.gmu_y;
-    }
-    b = b0;
-    for (int j = 0; j < cnt; ++j, b = b + 1 == B ? 0 : b + 1) {
-      const int64_t r = row0 + j0 + j;
-      const math::HouseholderBackward c = {R.sign[j], R.a0[j], R.coef_z[j], R.coef_g[j], R.gmu_a[j], R.gmu_g[j], R.gmu_y[j]};
-      reflect_backward_grads<scalar_t>(c, g_p + r * d, z_p + r * d, loc_p + b * d, d, gl_p + r * d, &R.gt0[j],
-                                       &R.dot[j], &R.sq[j]);
-    }
-    for (int j = 0; j < cnt; ++j) dl_dw[j0 + j] = math::householder_dl_dw(R.gt0[j], R.dot[j], R.sq[j], omw[j0 + j]);
-  }
-}
-// Compiled for the baseline ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
-#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                     \
-  template <typename scalar_t>                                                                                   \
-  ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B,  \
-                 int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                                \
-    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                      \
-  }
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, )
-#if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, __attribute__((target("avx2,fma"))))
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
-#endif
-#undef HVAE_REFLECT_BACKWARD_ROWS
-template <typename scalar_t>
-void reflect_backward_rows(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p,
-                           int64_t B, int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {
-#if HVAE_IG_X86_DISPATCH
-  if (math::detail::ig_cpu_has_avx512()) {
-    reflect_backward_rows_avx512<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
-    return;
-  }
-  if (math::detail::ig_cpu_has_avx2_fma()) {
-    reflect_backward_rows_avx2<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
-    return;
-  }
-#endif
-  reflect_backward_rows_base<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);
 }
 
 // dw/dkappa of n samples: float32 results by the float32 rule (math/implicit_grad_single.h) vectorized across

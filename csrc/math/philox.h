@@ -117,8 +117,10 @@ HVAE_HD_HOT void box_muller_float(float u1, float u2, float* n0, float* n1) {
 }
 
 // Stream ids: the rejection loop and the tangent direction draw from separate streams, so the tangent
-// direction of a row does not depend on how many proposals its rejection loop needed.
-enum : uint32_t { kStreamRadial = 0u, kStreamTangent = 1u };
+// direction of a row does not depend on how many proposals its rejection loop needed. The Power Spherical
+// sampler (power_spherical.h) draws its two Gamma variates from streams of their own and its tangent direction
+// from the same tangent stream as the vMF sampler.
+enum : uint32_t { kStreamRadial = 0u, kStreamTangent = 1u, kStreamGammaAlpha = 2u, kStreamGammaBeta = 3u };
 
 // Block `block` of the stream (seed, row, stream): the four words a PhiloxStream returns as its
 // words 4 block .. 4 block + 3. Random access, so that a kernel can draw many blocks side by side.

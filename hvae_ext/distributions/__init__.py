@@ -1,12 +1,14 @@
-"""Distributions on the hypersphere: :class:`VonMisesFisher` and :class:`HypersphericalUniform`.
+"""Distributions on the hypersphere: :class:`VonMisesFisher`, :class:`PowerSpherical` and
+:class:`HypersphericalUniform`.
 
-Both count ``d`` as the ambient dimension: samples lie on :math:`S^{d-1} \\subset R^d`.
+All count ``d`` as the ambient dimension: samples lie on :math:`S^{d-1} \\subset R^d`.
 """
 
 from .constraints import unit_sphere
 from .hyperspherical_uniform import HypersphericalUniform
 from .von_mises_fisher import VonMisesFisher
+from .power_spherical import PowerSpherical
 from .fit import MixtureFit, fit_mixture
 from . import kl  # noqa: F401  (registers the KL divergences)
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform", "unit_sphere", "fit_mixture", "MixtureFit"]
+__all__ = ["VonMisesFisher", "PowerSpherical", "HypersphericalUniform", "unit_sphere", "fit_mixture", "MixtureFit"]

@@ -102,3 +102,17 @@ def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = 
             f"{tol:.3g} for {dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
             f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
         )
+
+
+def check_nonnegative_concentration(value: torch.Tensor) -> None:
+    """concentration of a law that allows 0 (the Power Spherical: 0 is the uniform law): finite and >= 0."""
+    if value.numel() == 0:
+        return
+    if not bool(torch.isfinite(value).all()):
+        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+        raise ValueError(f"concentration must be finite and >= 0, but it contains {bad}")
+    if not bool((value >= 0).all()):
+        raise ValueError(
+            f"concentration must be >= 0 (finite and non-negative; 0 is the uniform law), but its smallest value "
+            f"is {value.min().item()!r}"
+        )

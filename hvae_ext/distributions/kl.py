@@ -7,6 +7,8 @@ r"""Closed-form KL divergences, registered with ``torch.distributions.kl_diverge
 * :math:`KL(\mathrm{vMF}(\mu_1, \kappa_1) \| \mathrm{vMF}(\mu_2, \kappa_2)) = \log C_d(\kappa_1) + \kappa_1 A_d(\kappa_1)
   - \log C_d(\kappa_2) - \kappa_2 A_d(\kappa_1) \mu_2^\top \mu_1`, by one kernel (``special.vmf_kl_vmf``)
   that sums it without cancelling terms of size :math:`\kappa` (accurate up to :math:`\kappa = 10^{12}`).
+* :math:`KL(\mathrm{PS}(\mu, \kappa) \| U(S^{d-1}))` in closed form with :math:`\log\Gamma` and :math:`\psi`
+  (:func:`hvae_ext.distributions.power_spherical.kl_uniform`: no cancellation at small or large :math:`\kappa`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch.distributions import register_kl
 from .._ops import ops, value_for_autograd
 from .. import special
 from .hyperspherical_uniform import HypersphericalUniform
+from .power_spherical import PowerSpherical, kl_uniform as _ps_kl_uniform
 from .von_mises_fisher import VonMisesFisher
 
 
@@ -52,3 +55,9 @@ def _kl_vmf_vmf(p: VonMisesFisher, q: VonMisesFisher) -> torch.Tensor:
     # 1 - mu_q^T mu_p as |mu_p - mu_q|^2 / 2: exactly 0 for equal directions (no kappa_q * eps residue)
     one_minus_cos = 0.5 * (p.loc - q.loc).square().sum(-1)
     return special.vmf_kl_vmf(p.concentration, q.concentration, one_minus_cos, p.dim)
+
+
+@register_kl(PowerSpherical, HypersphericalUniform)
+def _kl_power_spherical_uniform(p: PowerSpherical, q: HypersphericalUniform) -> torch.Tensor:
+    _check_same_dim(p.dim, q.dim, "KL(PowerSpherical || HypersphericalUniform)")
+    return _ps_kl_uniform(p.concentration.double(), p.dim).to(p.concentration.dtype)

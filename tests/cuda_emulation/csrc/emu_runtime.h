@@ -27,7 +27,7 @@ uint64_t collective(Collective op, const char* file, int line, unsigned mask, ui
 void run_grid(dim3 grid, dim3 block, void (*body)(void*), void* ctx, const char* kernel_name);
 
 // The seeded fault selected from Python (0: none). Only the fault-injection builds, whose kernel text was
-// patched to consult it, change behaviour (tests/test_cuda_emulation.py).
+// patched to consult it, change behaviour (tests/integration/test_cuda_emulation.py).
 int fault();
 inline bool fault_is(int k) { return fault() == k; }
 

@@ -10,16 +10,22 @@ Code written for the reference library runs unchanged after changing its import 
   S^dim in R^(dim+1)), as in the reference code.
 
 ``torch.distributions.kl_divergence`` works between them as before, with hvae_ext's closed forms.
+
+The ``power_spherical`` package (De Cao and Aziz 2020) has its own drop-in module,
+:mod:`hvae_ext.compat.power_spherical` (``PowerSpherical(loc, scale)``, its ``HypersphericalUniform(dim)`` counting
+the ambient dimension, ``MarginalTDistribution``); ``PowerSpherical`` is also importable from here.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .distributions import HypersphericalUniform as _HypersphericalUniform
-from .distributions import VonMisesFisher as _VonMisesFisher
+from ..distributions import HypersphericalUniform as _HypersphericalUniform
+from ..distributions import VonMisesFisher as _VonMisesFisher
 
-__all__ = ["VonMisesFisher", "HypersphericalUniform"]
+from .power_spherical import PowerSpherical
+
+__all__ = ["VonMisesFisher", "HypersphericalUniform", "PowerSpherical"]
 
 
 class VonMisesFisher(_VonMisesFisher):
