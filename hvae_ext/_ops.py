@@ -363,3 +363,15 @@ torch.library.register_autograd("hvae_ext::vmf_kl_vmf", _vmf_kl_vmf_bwd, setup_c
 def _(loc, kappa, seed, num_samples):
     rows = num_samples * loc.shape[0]
     return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
+
+
+# --- the fused argument checks (internal ops: csrc/math/checks.h, csrc/check_layout.h) -----------------------
+# int64 (3,) on the input's device: the first failing row (element), the first with a NaN, the first with a NaN
+# or an infinity, -1 for none. Not differentiable. Registered here with allow_override, since a loop above over
+# every op's schema may already have given them a default fake.
+def _check_result_fake(x, *_):
+    return x.new_empty(3, dtype=torch.int64)
+
+
+for _name in ("_vmf_check_unit_rows", "_check_positive_finite"):
+    torch.library.register_fake(f"hvae_ext::{_name}", _check_result_fake, lib=_LIB, allow_override=True)

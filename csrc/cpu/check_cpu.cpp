@@ -1,0 +1,172 @@
+// CPU kernels of the fused argument checks (csrc/math/checks.h has the rules, csrc/check_layout.h the rows and the
+// results): one read of the tensor, rows in parallel, no temporaries.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+#include "../check_layout.h"
+#include "../math/checks.h"
+#include "../math/fastmath.h"
+#include "fast_normal.h"  // HVAE_VECTOR_CLONES
+
+namespace hvae {
+namespace {
+
+template <typename T>
+constexpr math::CheckPrecision precision_of() {
+  if (std::is_same<T, double>::value) return math::CheckPrecision::kFloat64;
+  if (std::is_same<T, float>::value) return math::CheckPrecision::kFloat32;
+  if (std::is_same<T, at::Half>::value) return math::CheckPrecision::kFloat16;
+  return math::CheckPrecision::kBFloat16;
+}
+
+template <typename T>
+HVAE_HD_HOT double load(T v) {
+  return static_cast<double>(static_cast<float>(v));
+}
+template <>
+HVAE_HD_HOT double load<double>(double v) {
+  return v;
+}
+
+// The first rows found by the threads: the minimum over them (an unsigned minimum from ~0, as on CUDA).
+struct FirstRows {
+  std::atomic<uint64_t> row[3];
+  FirstRows() {
+    for (auto& r : row) r.store(~uint64_t{0});
+  }
+  void offer(int k, int64_t full_row) {
+    uint64_t v = static_cast<uint64_t>(full_row), cur = row[k].load();
+    while (v < cur && !row[k].compare_exchange_weak(cur, v)) {
+    }
+  }
+  at::Tensor result(const at::Tensor& like) const {
+    at::Tensor out = at::empty({3}, like.options().dtype(at::kLong));
+    int64_t* p = out.data_ptr<int64_t>();
+    for (int k = 0; k < 3; ++k) p[k] = static_cast<int64_t>(row[k].load());
+    return out;
+  }
+};
+
+// Whether the row (or element) holds a NaN, an infinity.
+template <typename T>
+void classify(const T* p, int64_t d, int64_t stride, bool* has_nan, bool* has_nonfinite) {
+  for (int64_t j = 0; j < d; ++j) {
+    const double v = load(p[j * stride]);
+    *has_nan = *has_nan || math::is_nan(v);
+    *has_nonfinite = *has_nonfinite || math::is_nan(v) || math::is_inf(v);
+  }
+}
+
+// The rows of [begin, end) in a chunk: distinct row r at base + offset, counted from (idx, offset, full).
+struct Cursor {
+  const RowLayout& L;
+  int64_t idx[RowLayout::kMaxDims] = {};
+  int64_t offset = 0, full = 0;
+  Cursor(const RowLayout& layout, int64_t r) : L(layout) {
+    for (int k = L.ndim - 1; k >= 0; --k) {
+      idx[k] = r % L.size[k];
+      r /= L.size[k];
+      offset += idx[k] * L.mem_stride[k];
+      full += idx[k] * L.row_stride[k];
+    }
+  }
+  void next() {
+    for (int k = L.ndim - 1; k >= 0; --k) {
+      offset += L.mem_stride[k];
+      full += L.row_stride[k];
+      if (++idx[k] < L.size[k]) return;
+      offset -= idx[k] * L.mem_stride[k];
+      full -= idx[k] * L.row_stride[k];
+      idx[k] = 0;
+    }
+  }
+};
+
+// Rows per parallel task: about 16k entries.
+inline int64_t grain_rows(int64_t d) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(d, 1)); }
+
+template <typename T>
+HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, double tol,
+                                             const math::UnitNormScreen& screen, int64_t begin, int64_t end,
+                                             FirstRows& first) {
+  constexpr math::CheckPrecision P = precision_of<T>();
+  const int64_t d = L.d, stride = L.inner_stride;
+  Cursor c(L, begin);
+  for (int64_t r = begin; r < end; ++r, c.next()) {
+    const T* p = base + c.offset;
+    const double s = math::row_sum_squares(p, d, stride, [](T v) { return load(v); });
+    if (math::in_screen(s, screen) || math::unit_norm_passes(s, tol, P)) continue;
+    first.offer(0, c.full);
+    bool has_nan = false, has_nonfinite = false;
+    classify(p, d, stride, &has_nan, &has_nonfinite);
+    if (has_nan) first.offer(1, c.full);
+    if (has_nonfinite) first.offer(2, c.full);
+  }
+}
+// The sums of squares vectorize (clones for AVX-512 and AVX2, no contraction into fused multiply-adds: the same
+// s on every machine and on CUDA).
+#define HVAE_UNIT_ROWS_CHUNK(T)                                                                              \
+  HVAE_VECTOR_CLONES void unit_rows_chunk(const T* base, const RowLayout& L, double tol,                     \
+                                          const math::UnitNormScreen& screen, int64_t begin, int64_t end,    \
+                                          FirstRows& first) {                                                \
+    unit_rows_chunk_impl<T>(base, L, tol, screen, begin, end, first);                                        \
+  }
+HVAE_UNIT_ROWS_CHUNK(double)
+HVAE_UNIT_ROWS_CHUNK(float)
+HVAE_UNIT_ROWS_CHUNK(at::Half)
+HVAE_UNIT_ROWS_CHUNK(at::BFloat16)
+#undef HVAE_UNIT_ROWS_CHUNK
+
+at::Tensor vmf_check_unit_rows_cpu(const at::Tensor& x, double tol) {
+  check_check_input("_vmf_check_unit_rows", x, true);
+  at::Tensor held;
+  const RowLayout L = row_layout_or_copy(x, 1, &held);
+  FirstRows first;
+  if (L.rows > 0 && L.d > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, held.scalar_type(), "_vmf_check_unit_rows", [&] {
+      const scalar_t* base = held.data_ptr<scalar_t>();
+      const math::UnitNormScreen screen = math::unit_norm_screen(tol, precision_of<scalar_t>());
+      at::parallel_for(0, L.rows, grain_rows(L.d), [&](int64_t begin, int64_t end) {
+        unit_rows_chunk(base, L, tol, screen, begin, end, first);
+      });
+    });
+  }
+  return first.result(x);
+}
+
+at::Tensor check_positive_finite_cpu(const at::Tensor& x) {
+  check_check_input("_check_positive_finite", x, false);
+  at::Tensor held;
+  const RowLayout L = row_layout_or_copy(x, 0, &held);
+  FirstRows first;
+  if (L.rows > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, held.scalar_type(), "_check_positive_finite", [&] {
+      const scalar_t* base = held.data_ptr<scalar_t>();
+      at::parallel_for(0, L.rows, 16384, [&](int64_t begin, int64_t end) {
+        Cursor c(L, begin);
+        for (int64_t r = begin; r < end; ++r, c.next()) {
+          const double v = load(base[c.offset]);
+          if (math::positive_finite(v)) continue;
+          first.offer(0, c.full);
+          if (math::is_nan(v)) first.offer(1, c.full);
+          if (math::is_nan(v) || math::is_inf(v)) first.offer(2, c.full);
+        }
+      });
+    });
+  }
+  return first.result(x);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(hvae_ext, CPU, m) {
+  m.impl("_vmf_check_unit_rows", &vmf_check_unit_rows_cpu);
+  m.impl("_check_positive_finite", &check_positive_finite_cpu);
+}
+
+}  // namespace hvae
