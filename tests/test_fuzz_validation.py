@@ -80,7 +80,7 @@ def _edge_values(dtype: torch.dtype, tol: float, in_dtype: bool) -> list[float]:
     tol_t = torch.tensor(tol, dtype=torch.float64).to(dtype).double().item() if in_dtype else tol
     for sign in (1.0, -1.0):
         a = torch.tensor(1 + sign * tol, dtype=torch.float64).to(dtype)
-        far = torch.tensor(1 + sign * 4, dtype=dtype)
+        far = torch.tensor(1 + sign * (2 * tol + 4), dtype=dtype)  # beyond the edge, whatever the tolerance
         # the first value past the edge, going outward
         while abs(a.double().item() - 1) <= tol_t:
             a = torch.nextafter(a, far)

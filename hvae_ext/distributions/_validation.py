@@ -63,15 +63,24 @@ def check_finite(name: str, value: torch.Tensor) -> None:
 # validated call on CUDA; the messages are built from it (and, on the error path only, from the tensor).
 
 
+def _no_autocast(op, value: torch.Tensor, *args) -> torch.Tensor:
+    # The rules round to the input's dtype: the input as given, not cast to float32 by autocast (the ops of
+    # this library are registered for autocast as a whole).
+    if torch.is_autocast_enabled(value.device.type):
+        with torch.autocast(value.device.type, enabled=False):
+            return op(value.detach(), *args)
+    return op(value.detach(), *args)
+
+
 def positive_finite_result(value: torch.Tensor) -> torch.Tensor:
     """The fused check of ``concentration``: finite and > 0 (no synchronisation: the result stays on the device)."""
-    return ops._check_positive_finite(value.detach())
+    return _no_autocast(ops._check_positive_finite, value)
 
 
 def unit_norm_result(value: torch.Tensor, tol: float) -> torch.Tensor:
     """The fused check of rows of unit norm: finite, and |norm - 1| <= ``tol`` with the norm and the deviation
     rounded to ``value``'s dtype (no synchronisation: the result stays on the device)."""
-    return ops._vmf_check_unit_rows(value.detach(), float(tol))
+    return _no_autocast(ops._vmf_check_unit_rows, value, float(tol))
 
 
 def raise_concentration(value: torch.Tensor, first: list[int], given=None) -> None:
