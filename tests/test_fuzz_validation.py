@@ -4,7 +4,7 @@ hypothesis, a few hundred examples by default, ``pytest -m slow`` for the large 
 Each example is a tensor of a random batch shape (empty ones included) and dimension d, in float32, float64,
 float16 or bfloat16, contiguous, transposed, strided or expanded (stride 0), whose rows are unit vectors with a
 few rows spoilt: a NaN, +inf or -inf entry, subnormal entries, a zero row, huge or tiny entries, a scale just
-inside or outside the tolerance (1 +- tol (1 +- delta)), or a row (a, 0, ..., 0) whose |a| is one of the last
+inside or outside the tolerance (1 +- tol f, f in 0.5, 0.875, 1.125, 1.5, 3), or a row (a, 0, ..., 0) whose |a| is one of the last
 numbers of the dtype accepted or the first rejected, on both sides of 1. It is checked as ``loc`` is (half
 precision cast to float32, the tolerance of the dtype given) and as a ``log_prob`` value is
 (``constraints.unit_sphere``'s rule in the value's dtype); concentrations get NaN, +-inf, +-0, subnormals,
@@ -136,11 +136,12 @@ def make_rows(dtype, mode, d, batch, layout, spoils, seed):
         elif kind == "tiny":
             flat[r] = tiny * 2
         elif kind == "scale":  # inside or outside the tolerance, by a margin far above the rounding of the norm
-            deltas = (-2.0, -0.5, 0.5, 2.0) if dtype in HALF else (-2.0, -0.5, -0.125, 0.125, 0.5, 2.0)
-            delta = deltas[j % len(deltas)]
-            sign = 1.0 if (j // len(deltas)) % 2 == 0 else -1.0
-            s = 1 + sign * tol * (1 + delta)
-            flat[r] = (flat[r].double() * s).to(dtype)
+            factors = (0.5, 1.5, 3.0) if dtype in HALF else (0.5, 0.875, 1.125, 1.5, 3.0)
+            f = factors[j % len(factors)]
+            sign = 1.0 if (j // len(factors)) % 2 == 0 else -1.0
+            # from the row made unit again (a second scale of the same row must not compound to the edge)
+            row = torch.nn.functional.normalize(flat[r].double(), dim=0)
+            flat[r] = (row * (1 + sign * tol * f)).to(dtype)
         else:  # edge: (a, 0, ..., 0), norm |a| in any arithmetic
             check_dtype = torch.float32 if (mode == "loc" and dtype in HALF) else dtype
             vals = _edge_values(check_dtype, tol, in_dtype=mode == "value")
