@@ -24,6 +24,9 @@ sys.path.insert(0, ROOT)
 from hvae_ext import VonMisesFisher  # noqa: E402
 
 
+TIMER = time.perf_counter
+
+
 def measure(d, n, kappa_value, rounds, backward):
     g = torch.Generator().manual_seed(1234)
     loc = torch.nn.functional.normalize(torch.randn(n, d, generator=g), dim=-1).requires_grad_(backward)
@@ -41,9 +44,9 @@ def measure(d, n, kappa_value, rounds, backward):
     for r in range(rounds):
         order = (None, False) if r % 2 == 0 else (False, None)
         for f in order:
-            t0 = time.perf_counter()
+            t0 = TIMER()
             run(f)
-            (on if f is None else off).append(time.perf_counter() - t0)
+            (on if f is None else off).append(TIMER() - t0)
     ratios = [a / b for a, b in zip(on, off)]
     return statistics.median(on), statistics.median(off), statistics.median(ratios)
 
@@ -57,7 +60,11 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--backward", action="store_true", help="time forward+backward instead of the forward")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--timer", default="perf_counter", choices=("perf_counter", "process_time"),
+                    help="process_time: CPU seconds of this process, all its threads (on a CPU shared with other jobs)")
     args = ap.parse_args(argv)
+    global TIMER
+    TIMER = getattr(time, args.timer)
     if not torch.distributions.Distribution._validate_args:
         raise SystemExit("torch's default validate_args is off in this process (python -O?)")
     what = "forward+backward" if args.backward else "forward"
@@ -70,8 +77,8 @@ def main(argv=None):
         f"# Validated ÷ not validated, {what} (CPU, float32, N = {args.n}, κ = {args.kappa:g}), interleaved rounds",
         "",
         f"Written by `python scripts/validation_overhead.py {cmd}`: {args.rounds} rounds, each one call with "
-        "torch's default validation and one with `validate_args=False` (alternating order), wall-clock "
-        f"milliseconds; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        "torch's default validation and one with `validate_args=False` (alternating order), milliseconds of "
+        f"`time.{args.timer}`; torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, load average at the start {load}.",
         "",
         "| threads | d | median ms, validated | median ms, validate_args=False | median of the per-round ratios |",
