@@ -10,6 +10,10 @@
   -A_d(kappa) from scipy's exponentially scaled Bessel function ``ive``.
 * :func:`power_spherical_rsample` -- the ``power_spherical`` package (a different distribution with no
   rejection step), when installed.
+* :func:`wood_rsample_validated`, :func:`power_spherical_rsample_validated` -- the same with the argument checks
+  their users get with torch's default ``validate_args`` (on): the reference code's ``VonMisesFisher(loc, scale)``
+  (s-vae-pytorch) checks ``loc`` real and ``scale`` positive through ``arg_constraints``, ``PowerSpherical``
+  its own ``arg_constraints``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ __all__ = [
     "scipy_log_normalizer_grad",
     "scipy_log_normalizer_and_grad",
     "power_spherical_rsample",
+    "wood_rsample_validated",
+    "power_spherical_rsample_validated",
     "HAVE_POWER_SPHERICAL",
 ]
 
@@ -166,3 +172,33 @@ def power_spherical_rsample(loc: torch.Tensor, kappa: torch.Tensor) -> torch.Ten
     if not HAVE_POWER_SPHERICAL:
         raise RuntimeError("power_spherical is not installed")
     return PowerSpherical(loc, kappa, validate_args=False).rsample()
+
+
+# --- as users run them: torch's default argument validation ---------------------------------------------
+
+
+class ReferenceArguments(torch.distributions.Distribution):
+    """The argument checks of the reference code's ``VonMisesFisher(loc, scale, validate_args=None)``
+    (s-vae-pytorch, hyperspherical_vae/distributions/von_mises_fisher.py): ``arg_constraints`` ``loc`` real and
+    ``scale`` positive, with batch shape ``loc.size()``, checked by ``Distribution.__init__`` when validation is on
+    (torch's default)."""
+
+    arg_constraints = {"loc": torch.distributions.constraints.real, "scale": torch.distributions.constraints.positive}
+
+    def __init__(self, loc, scale, validate_args=None):
+        self.loc, self.scale = loc, scale
+        super().__init__(loc.size(), validate_args=validate_args)
+
+
+def wood_rsample_validated(loc: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
+    """:func:`wood_rsample` after the argument checks of the reference code's constructor (scale of shape
+    (N, 1), as it takes it)."""
+    ReferenceArguments(loc, kappa.unsqueeze(-1))
+    return wood_rsample(loc, kappa)
+
+
+def power_spherical_rsample_validated(loc: torch.Tensor, kappa: torch.Tensor) -> torch.Tensor:
+    """``PowerSpherical(loc, kappa).rsample()`` with torch's default ``validate_args``."""
+    if not HAVE_POWER_SPHERICAL:
+        raise RuntimeError("power_spherical is not installed")
+    return PowerSpherical(loc, kappa).rsample()

@@ -43,11 +43,15 @@ class Case:
     n: int
     d: int
     kappa: float | None = None
+    # rsample: the distribution built with torch's default argument validation (on), as users run it, instead
+    # of validate_args=False
+    validate: bool = False
 
     @property
     def id(self) -> str:
         k = "" if self.kappa is None else f"-k{self.kappa:g}"
-        return f"{self.device}-{self.dtype}-N{self.n}-d{self.d}{k}-{self.mode}-{self.impl}"
+        v = "-validated" if self.validate else ""
+        return f"{self.device}-{self.dtype}-N{self.n}-d{self.d}{k}-{self.mode}-{self.impl}{v}"
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -111,13 +115,14 @@ def rsample_cases(mode: str) -> list[Case]:
         ):
             out.append(Case("rsample", impl, m, dev, dt, n, d, k))
         return out
-    for impl, m in itertools.product(IMPLS, MODES):  # CPU target cell: d = 16, kappa = 10
-        out.append(Case("rsample", impl, m, "cpu", "float32", Q_N, Q_D, Q_KAPPA))
-    for d in Q_D_RANDN:  # CPU: forward against randn for every d <= 256
+    # every cell without validation and with torch's default validation (on), side by side
+    for impl, m, v in itertools.product(IMPLS, MODES, (False, True)):  # CPU target cell: d = 16, kappa = 10
+        out.append(Case("rsample", impl, m, "cpu", "float32", Q_N, Q_D, Q_KAPPA, v))
+    for d, m, v in itertools.product(Q_D_RANDN, MODES, (False, True)):  # CPU: against randn for every d <= 256
         if d != Q_D:
-            out.append(Case("rsample", "ours", "fwd", "cpu", "float32", Q_N, d, Q_KAPPA))
-    for impl, m in itertools.product(IMPLS, MODES):  # GPU target cell: N = 2^20, d = 64
-        out.append(Case("rsample", impl, m, "cuda", "float32", Q_GPU_N, Q_GPU_D, Q_KAPPA))
+            out.append(Case("rsample", "ours", m, "cpu", "float32", Q_N, d, Q_KAPPA, v))
+    for impl, m, v in itertools.product(IMPLS, MODES, (False, True)):  # GPU target cell: N = 2^20, d = 64
+        out.append(Case("rsample", impl, m, "cuda", "float32", Q_GPU_N, Q_GPU_D, Q_KAPPA, v))
     return out
 
 

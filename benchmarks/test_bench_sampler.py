@@ -26,15 +26,16 @@ def _inputs(case, requires_grad: bool):
     return loc, kappa, cot
 
 
-def _sampler(impl: str):
+def _sampler(impl: str, validate: bool):
     """rsample(loc, kappa) -> (N, d) for one implementation; the distribution object is built inside the
-    timed call, as user code does, without argument validation (which costs a reduction and, on CUDA, a
-    host synchronization)."""
+    timed call, as user code does: with ``validate``, with torch's default ``validate_args`` (on: each
+    implementation checks its arguments as its users get it), else with ``validate_args=False``."""
     if impl == "ours":
         hvae_ext = pytest.importorskip("hvae_ext")
+        flag = None if validate else False
 
         def rs(loc, kappa):
-            return hvae_ext.VonMisesFisher(loc, kappa, validate_args=False).rsample()
+            return hvae_ext.VonMisesFisher(loc, kappa, validate_args=flag).rsample()
 
         return rs
     if impl == "ours_ps":
@@ -45,9 +46,9 @@ def _sampler(impl: str):
 
         return rs
     if impl == "baseline":
-        return baselines.wood_rsample
+        return baselines.wood_rsample_validated if validate else baselines.wood_rsample
     if impl == "power_spherical":
-        return baselines.power_spherical_rsample
+        return baselines.power_spherical_rsample_validated if validate else baselines.power_spherical_rsample
     raise ValueError(impl)
 
 
@@ -67,7 +68,9 @@ def _check_no_sync(fn) -> bool:
 
 
 def test_rsample(benchmark, case, bench_time):
-    rs = _sampler(case.impl)
+    if case.validate and not torch.distributions.Distribution._validate_args:
+        pytest.skip("torch's default validate_args is off in this process (python -O?)")
+    rs = _sampler(case.impl, case.validate)
     bwd = case.mode == "fwd+bwd"
     loc, kappa, cot = _inputs(case, bwd)
     if bwd:
@@ -81,11 +84,13 @@ def test_rsample(benchmark, case, bench_time):
         def body():
             return rs(loc, kappa)
 
-    extra = {}
-    if case.device == "cuda" and case.impl in ("ours", "ours_ps"):
+    extra = {"validate": case.validate}
+    if case.device == "cuda" and case.impl in ("ours", "ours_ps") and not case.validate:
         extra["no_host_sync"] = _check_no_sync(body)
     fn = synced(body, case.device)
     group = f"rsample {case.device} {case.dtype} N={case.n} d={case.d} kappa={case.kappa:g} {case.mode}"
+    if case.validate:
+        group += " validated"
     run_benchmark(benchmark, fn, case, bench_time, group, **extra)
 
 

@@ -33,4 +33,11 @@ TORCH_LIBRARY(hvae_ext, m) {
   m.def(
       "power_spherical_sample_backward(Tensor grad_z, Tensor z, Tensor gammas, Tensor loc, Tensor kappa) -> "
       "(Tensor, Tensor)");
+  // The fused argument checks of the distributions (internal; csrc/math/checks.h has the rules, csrc/check_layout.h
+  // the results): int64 (3,), the first row (element) that fails the rule, the first with a NaN, the first with a
+  // NaN or an infinity, -1 for none. One read of x, any strides, float32/float64/float16/bfloat16, no autograd.
+  // Rows of x (..., d) of unit norm: |norm - 1| <= tol, the norm and the deviation rounded to x's dtype.
+  m.def("_vmf_check_unit_rows(Tensor x, float tol) -> Tensor");
+  // Elements finite and > 0.
+  m.def("_check_positive_finite(Tensor x) -> Tensor");
 }

@@ -332,6 +332,15 @@ def _power_spherical_sample_bwd(ctx, grad_z, _grad_gammas):
     return grad_loc, grad_kappa, None, None
 
 
+# --- the fused argument checks (internal ops: csrc/math/checks.h, csrc/check_layout.h) ----------------------
+# int64 (3,) on the input's device: the first failing row (element), the first with a NaN, the first with a NaN
+# or an infinity, -1 for none. Not differentiable.
+
+
+def _check_result_fake(x, *_):
+    return x.new_empty(3, dtype=torch.int64)
+
+
 # --- the registration table ---------------------------------------------------------------------------
 
 
@@ -387,6 +396,8 @@ REGISTRATIONS: tuple[OpRegistration, ...] = (
         _power_spherical_sample_bwd,
     ),
     OpRegistration("power_spherical_sample_backward", _power_spherical_sample_backward_fake),
+    OpRegistration("_vmf_check_unit_rows", _check_result_fake),
+    OpRegistration("_check_positive_finite", _check_result_fake),
 )
 
 

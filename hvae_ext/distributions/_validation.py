@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import torch
+from torch.distributions import Distribution
+
+from .._ops import ops
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 #: Accepted for parameters and values (mixed precision), computed in float32.
@@ -53,25 +57,57 @@ def check_finite(name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{name} must be finite, but it contains {bad}")
 
 
+# The fused checks (compiled ops, csrc/math/checks.h): one read of the tensor, no temporaries, no autograd graph.
+# Each returns int64 (3,) on the tensor's device: the first row (element) that fails the rule, the first with a
+# NaN, the first with a NaN or an infinity; -1 for none. Reading the result is the one host synchronisation of a
+# validated call on CUDA; the messages are built from it (and, on the error path only, from the tensor).
+
+
+def _no_autocast(op, value: torch.Tensor, *args) -> torch.Tensor:
+    # The rules round to the input's dtype: the input as given, not cast to float32 by autocast (the ops of
+    # this library are registered for autocast as a whole).
+    if torch.is_autocast_enabled(value.device.type):
+        with torch.autocast(value.device.type, enabled=False):
+            return op(value.detach(), *args)
+    return op(value.detach(), *args)
+
+
+def positive_finite_result(value: torch.Tensor) -> torch.Tensor:
+    """The fused check of ``concentration``: finite and > 0 (no synchronisation: the result stays on the device)."""
+    return _no_autocast(ops._check_positive_finite, value)
+
+
+def unit_norm_result(value: torch.Tensor, tol: float) -> torch.Tensor:
+    """The fused check of rows of unit norm: finite, and |norm - 1| <= ``tol`` with the norm and the deviation
+    rounded to ``value``'s dtype (no synchronisation: the result stays on the device)."""
+    return _no_autocast(ops._vmf_check_unit_rows, value, float(tol))
+
+
+def raise_concentration(value: torch.Tensor, first: list[int], given=None) -> None:
+    """Raises the concentration error that ``first`` (the fused check's result, read) names, if any."""
+    if first[0] < 0:
+        return
+    if first[2] >= 0:
+        bad = "NaN" if first[1] >= 0 else "inf"
+        raise ValueError(f"concentration must be finite and > 0, but it contains {bad}")
+    if given is not None and given > 0:
+        raise ValueError(
+            f"concentration must be > 0, but the number {given!r} rounds to 0 in {value.dtype} "
+            f"(the dtype of loc), whose smallest positive value is "
+            f"{torch.nextafter(torch.zeros((), dtype=value.dtype), torch.ones((), dtype=value.dtype)).item():g}; "
+            f"use a float64 loc or a larger concentration"
+        )
+    raise ValueError(
+        f"concentration must be > 0 (finite and strictly positive), but its smallest value is "
+        f"{value.detach().min().item()!r}"
+    )
+
+
 def check_concentration(value: torch.Tensor, given=None) -> None:
     """concentration must be finite and > 0 (``given``: the Python number the user passed, if any)."""
     if value.numel() == 0:
         return
-    if not bool(torch.isfinite(value).all()):
-        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
-        raise ValueError(f"concentration must be finite and > 0, but it contains {bad}")
-    if not bool((value > 0).all()):
-        if given is not None and given > 0:
-            raise ValueError(
-                f"concentration must be > 0, but the number {given!r} rounds to 0 in {value.dtype} "
-                f"(the dtype of loc), whose smallest positive value is "
-                f"{torch.nextafter(torch.zeros((), dtype=value.dtype), torch.ones((), dtype=value.dtype)).item():g}; "
-                f"use a float64 loc or a larger concentration"
-            )
-        raise ValueError(
-            f"concentration must be > 0 (finite and strictly positive), but its smallest value is "
-            f"{value.min().item()!r}"
-        )
+    raise_concentration(value, positive_finite_result(value).tolist(), given)
 
 
 def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
@@ -83,24 +119,85 @@ def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
     return 64 * torch.finfo(dtype).eps * max(1.0, d**0.5)
 
 
-def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = None) -> None:
-    """``value`` must be finite and of unit Euclidean norm along its last axis (to the precision of
-    ``dtype``, by default ``value``'s: the dtype it was given in, for a half-precision tensor cast up)."""
-    if value.numel() == 0:
+def raise_unit_norm(name: str, value: torch.Tensor, first: list[int], dtype: torch.dtype | None = None) -> None:
+    """Raises the error that ``first`` (the fused unit-norm check's result, read) names, if any: non-finite
+    entries anywhere, else the norm of the first row off the sphere."""
+    if first[0] < 0:
         return
-    check_finite(name, value)
+    if first[2] >= 0:
+        bad = "NaN" if first[1] >= 0 else "inf"
+        raise ValueError(f"{name} must be finite, but it contains {bad}")
     d = value.shape[-1]
     dtype = value.dtype if dtype is None else dtype
     tol = unit_norm_tolerance(dtype, d)
-    norms = torch.linalg.vector_norm(value, dim=-1).reshape(-1)
-    dev = (norms - 1).abs()
-    i = int(dev.argmax())
-    if not dev[i].item() <= tol:
+    norm = torch.linalg.vector_norm(value.detach().reshape(-1, d)[first[0]])
+    raise ValueError(
+        f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= "
+        f"{'4 eps' if dtype in HALF_DTYPES else '64 eps max(1, sqrt(d))'} = "
+        f"{tol:.3g} for {dtype}, d = {d}), but a row has norm {norm.item():.17g}; normalise it, "
+        f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
+    )
+
+
+def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    """``value`` must be finite and of unit Euclidean norm along its last axis (to the precision of
+    ``dtype``, by default ``value``'s: the dtype it was given in, for a half-precision tensor cast up).
+    The error names the first row off the sphere (row-major order)."""
+    if value.numel() == 0:
+        return
+    tol = unit_norm_tolerance(value.dtype if dtype is None else dtype, value.shape[-1])
+    raise_unit_norm(name, value, unit_norm_result(value, tol).tolist(), dtype)
+
+
+def check_vmf_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: torch.dtype, given=None) -> None:
+    """The checks of ``VonMisesFisher(loc, concentration)``: both fused checks, their results read together (one
+    host synchronisation on CUDA), then the errors of ``loc`` before those of ``concentration``."""
+    if loc.numel() == 0:
+        check_concentration(concentration, given)
+        return
+    tol = unit_norm_tolerance(dtype, loc.shape[-1])
+    result = unit_norm_result(loc, tol)
+    if concentration.numel():
+        result = torch.cat((result, positive_finite_result(concentration)))
+    first = result.tolist()
+    raise_unit_norm("loc", loc, first[:3], dtype)
+    if len(first) > 3:
+        raise_concentration(concentration, first[3:], given)
+
+
+@functools.lru_cache(maxsize=None)
+def support_tolerance(dtype: torch.dtype, d: int) -> float:
+    """The tolerance of ``constraints.unit_sphere`` (64 eps max(1, sqrt(d)) of the value's dtype), rounded to
+    that dtype, in which the constraint compares."""
+    tol = 64 * torch.finfo(dtype).eps * max(1.0, d**0.5)
+    return float(torch.tensor(tol, dtype=torch.float64).to(dtype))
+
+
+def check_sample_on_sphere(dist: Distribution, value: torch.Tensor) -> None:
+    """``Distribution._validate_sample`` for a distribution whose support is ``unit_sphere``, with the support
+    test done by the fused check (the same rule as ``unit_sphere.check``; the messages are torch's)."""
+    event_dim_start = len(value.size()) - len(dist._event_shape)
+    if value.size()[event_dim_start:] != dist._event_shape:
         raise ValueError(
-            f"{name} must have unit norm along its last axis (| |{name}| - 1 | <= "
-            f"{'4 eps' if dtype in HALF_DTYPES else '64 eps max(1, sqrt(d))'} = "
-            f"{tol:.3g} for {dtype}, d = {d}), but a row has norm {norms[i].item():.17g}; normalise it, "
-            f"e.g. torch.nn.functional.normalize({name}, dim=-1)"
+            f"The right-most size of value must match event_shape: {value.size()} vs {dist._event_shape}."
+        )
+    actual_shape = value.size()
+    expected_shape = dist._batch_shape + dist._event_shape
+    for i, j in zip(reversed(actual_shape), reversed(expected_shape)):
+        if i != 1 and j != 1 and i != j:
+            raise ValueError(
+                f"Value is not broadcastable with batch_shape+event_shape: {actual_shape} vs {expected_shape}."
+            )
+    if value.numel() == 0:
+        return
+    first = int(unit_norm_result(value, support_tolerance(value.dtype, value.shape[-1]))[0])
+    if first >= 0:
+        raise ValueError(
+            "Expected value argument "
+            f"({type(value).__name__} of shape {tuple(value.shape)}) "
+            f"to be within the support ({repr(dist.support)}) "
+            f"of the distribution {repr(dist)}, "
+            f"but found invalid values:\n{value}"
         )
 
 

@@ -8,7 +8,7 @@ import torch
 from torch.distributions import Distribution
 
 from .._ops import ops
-from ._validation import check_dim, check_float_value
+from ._validation import check_dim, check_float_value, check_sample_on_sphere
 from .constraints import unit_sphere
 
 __all__ = ["HypersphericalUniform"]
@@ -76,7 +76,7 @@ class HypersphericalUniform(Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
             check_float_value(value)
-            self._validate_sample(value)
+            check_sample_on_sphere(self, value)
         dtype = torch.promote_types(value.dtype, torch.float32)
         return torch.full(value.shape[:-1], -log_sphere_area(self._dim), dtype=dtype, device=value.device)
 

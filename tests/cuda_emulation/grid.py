@@ -7,7 +7,7 @@ Cases:
   partial) with the kappa-only operands broadcast (K, 1) and the d-only ones (1, D); the same values through
   non-contiguous views; a single-element `dim` (read with stride 0) with explicitly expanded operands; empty
   operands; 1357 random (kappa, d) pairs (kappa log-uniform in [1e-12, 1e12], d in [2, 1000]).
-  vmf_sample / vmf_sample_backward: d in D_SAMPLER, 12 concentrations from 0 to 1e12, 5 samples per row (60
+  the samplers (vmf_sample, power_spherical_sample) and their backwards: d in D_SAMPLER, 12 concentrations from 0 to 1e12, 5 samples per row (60
   rows: a full tile of 32 rows and a partial one); loc contiguous, non-contiguous, or one row expanded;
   empty batches (B = 0, num_samples = 0); 4,136 rows at d = 3 (more rows than a 1-multiprocessor grid's
   warps cover: the grid-stride loop turns). The backward is given the CPU forward's samples.
@@ -30,7 +30,13 @@ SAMPLES = 5
 GRID_STRIDE_ROWS = 4136  # > 16 blocks x 8 warps x 32 rows: grid_for's cap with one multiprocessor
 # hvae_ext ops with no CUDA kernel by design (compared by base name, leading underscores removed)
 CPU_ONLY = frozenset({"vmf_sample_proposals"})
-SAMPLER_OPS = frozenset({"vmf_sample", "vmf_sample_backward"})
+# The samplers: forward op -> (its backward op, the forward's output names). Both backwards take
+# (grad_z, z, <the forward's second output>, loc, kappa).
+SAMPLERS = {
+    "vmf_sample": ("vmf_sample_backward", ("z", "one_minus_w")),
+    "power_spherical_sample": ("power_spherical_sample_backward", ("z", "gammas")),
+}
+SAMPLER_OPS = frozenset(SAMPLERS) | frozenset(bwd for bwd, _ in SAMPLERS.values())
 DTYPES = (torch.float64, torch.float32)
 
 
@@ -264,11 +270,21 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                         mabs, mrel, ok = compare(ox, oy)
                         results.append(Result(op, str(dtype).replace("torch.", ""), case, f"out{k}", oy.numel(),
                                               mabs, mrel, ok and ox.dtype == oy.dtype, f"{x}-{y}"))
-    fwd = _find(ops, "vmf_sample")
-    bwd = _find(ops, "vmf_sample_backward")
+    for fwd_base, (bwd_base, fwd_labels) in SAMPLERS.items():
+        results += _run_sampler(backends, pairs, ops, fwd_base, bwd_base, fwd_labels, dtypes, quick, configure)
+    if configure:
+        configure(4)
+    return results
+
+
+def _run_sampler(backends, pairs, ops, fwd_base, bwd_base, fwd_labels, dtypes, quick, configure):
+    """One sampler's forward and backward on the sampler cases; the backward is given the CPU forward's output."""
+    results = []
+    fwd = _find(ops, fwd_base)
+    bwd = _find(ops, bwd_base)
     if fwd is None and bwd is None:
         return results
-    cpu_fwd = _cpu(fwd or "vmf_sample")
+    cpu_fwd = _cpu(fwd or fwd_base)
     gen = torch.Generator().manual_seed(1)
     for dtype in dtypes:
         dname = str(dtype).replace("torch.", "")
@@ -277,7 +293,7 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                 configure(sms)
             seed = torch.tensor([20260611 + S], dtype=torch.int64)
             loc_c, kap_c = loc_a.on("cpu", dtype), kap_a.on("cpu", dtype)
-            z_ref, omw_ref = cpu_fwd(loc_c, kap_c, seed, S)
+            z_ref, aux_ref = cpu_fwd(loc_c, kap_c, seed, S)
             g = torch.randn(z_ref.shape, generator=gen, dtype=torch.float64).to(dtype)
             outs_f, outs_b = {}, {}
             for name, (get, device) in backends.items():
@@ -285,8 +301,8 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                 if fwd:
                     outs_f[name] = [o.cpu() for o in get(fwd)(loc, kap, seed.to(device), S)]
                 if bwd:
-                    outs_b[name] = [o.cpu() for o in get(bwd)(g.to(device), z_ref.to(device), omw_ref.to(device), loc, kap)]
-            for op, outs, labels in ((fwd, outs_f, ("z", "one_minus_w")), (bwd, outs_b, ("grad_loc", "grad_kappa"))):
+                    outs_b[name] = [o.cpu() for o in get(bwd)(g.to(device), z_ref.to(device), aux_ref.to(device), loc, kap)]
+            for op, outs, labels in ((fwd, outs_f, fwd_labels), (bwd, outs_b, ("grad_loc", "grad_kappa"))):
                 if not op:
                     continue
                 for x, y in pairs:
@@ -294,8 +310,6 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                         mabs, mrel, ok = compare(ox, oy)
                         results.append(Result(op, dname, case, label, oy.numel(), mabs, mrel,
                                               ok and ox.dtype == oy.dtype, f"{x}-{y}"))
-    if configure:
-        configure(4)
     return results
 
 
