@@ -25,6 +25,9 @@ TOLERANCES = {
     ("power_spherical_sample", "gammas"): {"float64": (1e-12, 0.0), "float32": (1e-6, 0.0)},
     ("power_spherical_sample_backward", "grad_loc"): {"float64": (0.0, 1e-12), "float32": (0.0, 4e-6)},
     ("power_spherical_sample_backward", "grad_kappa"): {"float64": (1e-8, 1e-16), "float32": (3e-7, 1e-12)},
+    # the fused argument checks return row indices: exact
+    "vmf_check_unit_rows": {d: (0.0, 0.0) for d in ("float64", "float32", "float16", "bfloat16")},
+    "check_positive_finite": {d: (0.0, 0.0) for d in ("float64", "float32", "float16", "bfloat16")},
     # A_d^{-1}(r) near r = 1 amplifies the rounding of its Newton steps by 1 / (1 - r) (kappa up to 1e12)
     "vmf_mean_resultant_inverse": {"float64": (1e-7, 1e-14), "float32": (3e-7, 1e-12)},
     "vmf_mean_resultant_inverse_backward": {"float64": (1e-7, 1e-14), "float32": (3e-7, 1e-12)},

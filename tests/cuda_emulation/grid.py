@@ -37,6 +37,9 @@ SAMPLERS = {
     "power_spherical_sample": ("power_spherical_sample_backward", ("z", "gammas")),
 }
 SAMPLER_OPS = frozenset(SAMPLERS) | frozenset(bwd for bwd, _ in SAMPLERS.values())
+# The fused argument checks (int64 (3,): first failing row, first NaN row, first NaN-or-inf row; -1 for none)
+CHECK_OPS = frozenset({"vmf_check_unit_rows", "check_positive_finite"})
+NON_ELEMENTWISE = SAMPLER_OPS | CHECK_OPS
 DTYPES = (torch.float64, torch.float32)
 
 
@@ -258,7 +261,7 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
         pairs.append(("gpu", "emulation"))
     for op in ops:
         b = base_name(op)
-        if b in SAMPLER_OPS:
+        if b in NON_ELEMENTWISE:
             continue
         for dtype in dtypes:
             for case, args in elementwise_cases(op):
@@ -270,10 +273,56 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                         mabs, mrel, ok = compare(ox, oy)
                         results.append(Result(op, str(dtype).replace("torch.", ""), case, f"out{k}", oy.numel(),
                                               mabs, mrel, ok and ox.dtype == oy.dtype, f"{x}-{y}"))
+    results += _run_checks(backends, pairs, ops)
     for fwd_base, (bwd_base, fwd_labels) in SAMPLERS.items():
         results += _run_sampler(backends, pairs, ops, fwd_base, bwd_base, fwd_labels, dtypes, quick, configure)
     if configure:
         configure(4)
+    return results
+
+
+def check_cases(seed: int = 0):
+    """(case name, op base name, tensor, extra arguments) for the fused argument checks: clean inputs, a bad
+    row or element in the last partial block, NaN before inf, stride-0 rows, transposed storage, half dtypes,
+    empty tensors."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.nn.functional.normalize(torch.randn(1000, 16, generator=gen, dtype=torch.float64), dim=-1)
+    bad = rows.clone()
+    bad[997] *= 1.01
+    bad[998, 3] = float("inf")
+    bad[999, 0] = float("nan")
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        name = str(dtype).replace("torch.", "")
+        yield f"unit rows {name}", "vmf_check_unit_rows", rows.to(dtype), (1e-3 if dtype.itemsize < 4 else 1e-5,)
+        yield f"bad rows {name}", "vmf_check_unit_rows", bad.to(dtype), (1e-3 if dtype.itemsize < 4 else 1e-5,)
+    yield "rows transposed storage", "vmf_check_unit_rows", bad.t().contiguous().t(), (1e-5,)
+    yield "rows expanded", "vmf_check_unit_rows", bad[997:998].expand(300, 16), (1e-5,)
+    yield "rows empty", "vmf_check_unit_rows", torch.zeros(0, 16, dtype=torch.float64), (1e-5,)
+    kappas = torch.exp(torch.empty(5000, dtype=torch.float64).uniform_(-20, 20, generator=gen))
+    bad_k = kappas.clone()
+    bad_k[4100] = 0.0
+    bad_k[4200] = float("inf")
+    bad_k[4300] = float("nan")
+    for dtype in (torch.float64, torch.float32, torch.float16):
+        name = str(dtype).replace("torch.", "")
+        yield f"positive {name}", "check_positive_finite", kappas.clamp(1e-3, 6e4).to(dtype), ()
+        yield f"bad positive {name}", "check_positive_finite", bad_k.to(dtype), ()
+    yield "positive strided", "check_positive_finite", bad_k[::3], ()
+    yield "positive expanded", "check_positive_finite", bad_k[4300:4301].expand(64), ()
+    yield "positive empty", "check_positive_finite", torch.zeros(0, dtype=torch.float64), ()
+
+
+def _run_checks(backends, pairs, ops):
+    results = []
+    for case, base, x, extra in check_cases():
+        op = _find(ops, base)
+        if op is None:
+            continue
+        outs = {name: get(op)(x.to(device), *extra).cpu() for name, (get, device) in backends.items()}
+        for a, b in pairs:
+            mabs, mrel, ok = compare(outs[a], outs[b])
+            results.append(Result(op, str(x.dtype).replace("torch.", ""), case, "rows", outs[b].numel(), mabs,
+                                  mrel, ok and outs[a].dtype == outs[b].dtype, f"{a}-{b}"))
     return results
 
 

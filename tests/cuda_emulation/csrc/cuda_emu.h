@@ -258,6 +258,17 @@ inline c10::DeviceIndex current_device() { return 0; }
 #define __float_as_int(x) ::hvae_emu::bit_cast<int>(static_cast<float>(x))
 #define __popc(x) __builtin_popcount(x)
 #define __ldg(p) (*(p))
+// atomicMin (integer types): a compare-and-swap loop, so it is atomic also where blocks run on host threads
+namespace hvae_emu {
+template <typename T>
+inline T atomic_min(T* address, T val) {
+  T old = __atomic_load_n(address, __ATOMIC_RELAXED);
+  while (val < old && !__atomic_compare_exchange_n(address, &old, val, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return old;
+}
+}  // namespace hvae_emu
+#define atomicMin(address, val) ::hvae_emu::atomic_min(address, val)
 #define __shfl_sync(mask, v, ...) \
   ::hvae_emu::shuffle(::hvae_emu::Collective::kShfl, __FILE__, __LINE__, mask, v, __VA_ARGS__)
 #define __shfl_xor_sync(mask, v, ...) \
