@@ -200,7 +200,7 @@ def git_commit(root: str | None = None) -> dict:
 
 def loaded_library() -> str | None:
     """The file of the compiled hvae_ext library loaded in this process (None if it cannot be told)."""
-    from .._ops import ops  # noqa: F401  (loads the library)
+    from hvae_ext._ops import ops  # noqa: F401  (loads the library)
 
     libs = sorted(p for p in getattr(torch.ops, "loaded_libraries", ()) if "hvae_ext" in p)
     if not libs and getattr(sys.modules.get("hvae_ext._C"), "__file__", None):

@@ -130,7 +130,7 @@ def model_epochs(name: str, args) -> int:
 
 
 def build_model(name: str, in_channels: int, args):
-    from ..models import NVGAE, SVGAE
+    from hvae_ext.models import NVGAE, SVGAE
 
     dropout = model_dropout(name, args)
     if name == "n-vgae":

@@ -168,7 +168,7 @@ def ambient_dim(model: str, latent_dim: int, convention: str = "paper") -> int:
 
 
 def build_model(args):
-    from ..models.vae import NVAE, SVAE
+    from hvae_ext.models.vae import NVAE, SVAE
 
     if args.model == "n-vae":
         return NVAE(args.ambient_dim, hidden=args.hidden_widths)
@@ -220,7 +220,7 @@ class _Members:
     or a single plain model. ``elbo(x, kl_scale)`` always returns (E, B) tensors."""
 
     def __init__(self, seeds: list[int], args, device: torch.device, batched: bool):
-        from ..models.vae import stack_ensemble
+        from hvae_ext.models.vae import stack_ensemble
 
         models = []
         for seed in seeds:
@@ -238,7 +238,7 @@ class _Members:
 
     def member_state(self, e: int) -> dict:
         """A state dict of member e in the plain model's layout (a copy)."""
-        from ..models.vae import ensemble_member
+        from hvae_ext.models.vae import ensemble_member
 
         plain = ensemble_member(self.model, e) if self.batched else self.model
         return copy.deepcopy(plain.state_dict())

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from ..distributions.fit import _kmeans_pp_centers, fit_mixture
+from hvae_ext.distributions.fit import _kmeans_pp_centers, fit_mixture
 
 
 def load_cora_unit_features(data_root=None, cache_root=None) -> tuple[torch.Tensor, np.ndarray]:
