@@ -7,8 +7,9 @@
 * Every absolute path in JSON, markdown, text and log files becomes portable
   (experiments.common.portable_path): relative to the repository where it points into a checkout,
   ``<data>/...`` under the data root, ``<external>/name`` elsewhere.
-* Per-epoch histories of the link-prediction runs under ``tuning/`` and ``latent_dim/`` (the hyperparameter
-  search and the latent-dimension study, whose reports use only the scalar results) are pruned to every
+* Per-epoch histories of the link-prediction runs under ``tuning/``, ``latent_dim/`` and ``products/`` (the
+  hyperparameter search and the latent-dimension and product-of-spheres studies, whose reports use only the
+  scalar results) are pruned to every
   10th epoch plus the first, the last and the epoch of best validation AUC; the run file records this under
   ``history_pruned`` together with the number of NaN values the full history had (``history_nan_count``).
   In the main-table link-prediction runs (``experiments/results/link_prediction/runs``) the series that the report plots
@@ -33,7 +34,7 @@ sys.path.insert(0, ROOT)
 
 from experiments.common import portable  # noqa: E402
 
-PRUNE_IN = ("tuning", "latent_dim")
+PRUNE_IN = ("tuning", "latent_dim", "products")
 # folder -> the series kept whole (what that folder's report reads); the others go to history_sparse
 SPARSE_IN = {("results", "link_prediction", "runs"): ("epoch", "loss", "val_auc")}
 SPARSE_IN.update({("results", "mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
