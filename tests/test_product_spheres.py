@@ -141,3 +141,77 @@ def test_svgae_product_latent():
     (model.recon_loss(z, ei) + model.kl_loss()).backward()
     head = model.encoder.conv_second.lin.weight.grad
     assert head.shape == (5, 8) and (head.norm(dim=-1) > 0).all()
+
+
+# --- the experiment commands: --spheres -------------------------------------------------------------------
+
+
+def _mnist_args(*extra):
+    from experiments import mnist as mx
+
+    p = mx.build_parser()
+    args = p.parse_args(["--model", "s-vae", "--latent-dim", "20", "--data-root", ".", *extra])
+    mx.validate_args(p, args)
+    return args
+
+
+def test_mnist_cli_spheres():
+    from experiments import mnist as mx
+
+    args = _mnist_args("--spheres", "4")
+    assert (args.spheres, args.ambient_dim) == (4, 24)  # 4 factors S^5: 20 degrees of freedom in R^24
+    assert mx.run_file_name("s-vae", 20, 0, "", 4) == "mnist_s-vae_d20_k4_seed0"  # converge.sh's name
+    assert mx.run_file_name("s-vae", 20, 0) == "mnist_s-vae_d20_seed0"
+    assert _mnist_args().ambient_dim == 21 and _mnist_args().spheres == 1
+    assert _mnist_args("--spheres", "5", "--dim-convention", "ambient").ambient_dim == 20
+    model = mx.build_model(args)
+    assert model.spheres == 4 and model.latent_dim == 24
+    for bad in (["--spheres", "3"], ["--spheres", "0"], ["--spheres", "20", "--dim-convention", "ambient"]):
+        with pytest.raises(SystemExit):
+            _mnist_args(*bad)
+    with pytest.raises(SystemExit):
+        p = mx.build_parser()
+        mx.validate_args(p, p.parse_args(["--model", "n-vae", "--latent-dim", "4", "--spheres", "2",
+                                          "--data-root", "."]))
+
+
+def test_mnist_cli_spheres_messages(capsys):
+    for bad, msg in ((["--spheres", "3"], "--spheres 3 must divide --latent-dim 20"),
+                     (["--spheres", "20", "--dim-convention", "ambient"], "--latent-dim / --spheres must be >= 2")):
+        with pytest.raises(SystemExit):
+            _mnist_args(*bad)
+        assert msg in capsys.readouterr().err
+
+
+def test_link_prediction_cli_spheres(capsys):
+    pytest.importorskip("torch_geometric", reason="the experiment needs torch_geometric")
+    from experiments import link_prediction as lp
+
+    p = lp.build_parser()
+    args = p.parse_args(["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "16", "--spheres", "4",
+                         "--dim-convention", "paper"])
+    lp.validate_args(p, args)
+    assert lp.model_ambient_dim("s-vgae", args) == 20 and lp.model_spheres("s-vgae", args) == 4
+    assert lp.run_file_name("Cora", "s-vgae", 20, 0, "", 4) == "Cora_s-vgae_d20_k4_seed0.json"
+    model = lp.build_model("s-vgae", 50, args)
+    assert model.spheres == 4 and model.latent_dim == 20
+    default = p.parse_args(["--dataset", "Cora", "--model", "n-vgae,s-vgae"])
+    lp.validate_args(p, default)
+    assert (default.spheres, default.dim_convention, lp.model_ambient_dim("s-vgae", default)) == (1, "ambient", 16)
+    for bad, msg in ((["--model", "s-vgae", "--spheres", "3"], "--spheres 3 must divide --latent-dim 16"),
+                     (["--model", "n-vgae,s-vgae", "--spheres", "2"], "--spheres applies to s-vgae only")):
+        with pytest.raises(SystemExit):
+            lp.validate_args(p, p.parse_args(["--dataset", "Cora", *bad]))
+        assert msg in capsys.readouterr().err
+
+
+def test_reports_read_run_files_without_spheres():
+    from experiments import report
+
+    old = {"config": {"model": "s-vgae", "latent_dim": 17, "dataset": "Cora", "seed": 0}}
+    new = {"config": {"model": "s-vgae", "latent_dim": 16, "dataset": "Cora", "seed": 0, "dim_convention": "paper"},
+           "ambient_dim": 20, "spheres": 4}
+    assert (report.spheres(old), report.ambient_dim(old), report.dof(old)) == (1, 17, 16)
+    assert (report.spheres(new), report.ambient_dim(new), report.dof(new)) == (4, 20, 16)
+    assert not report.group([new], tagged=False)  # products stay out of the single-sphere tables
+    assert list(report.product_runs([new])) == [("Cora", 16, 4)]
