@@ -49,10 +49,12 @@ def parse_run_args(build_parser, validate_args, argv: list[str] | None) -> tuple
     return args, set_threads(args)
 
 
-def run_stem(prefix: str, latent_dim: int, seed: int, tag: str = "") -> str:
-    """The name of a run file without its suffix: ``PREFIX_dD[_TAG]_seedS``."""
+def run_stem(prefix: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
+    """The name of a run file without its suffix: ``PREFIX_dD[_kK][_TAG]_seedS`` (``_kK`` for a product of
+    K > 1 spheres)."""
     tag_part = f"_{tag}" if tag else ""
-    return f"{prefix}_d{latent_dim}{tag_part}_seed{seed}"
+    k_part = f"_k{spheres}" if spheres != 1 else ""
+    return f"{prefix}_d{latent_dim}{k_part}{tag_part}_seed{seed}"
 
 
 def set_threads(args: argparse.Namespace) -> torch.device:

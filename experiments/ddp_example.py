@@ -61,7 +61,7 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
         if use_cuda:
             torch.cuda.set_device(device)
         torch.manual_seed(args.seed)  # identical initial parameters on every rank
-        model = SVAE(latent_dim=args.latent_dim, hidden=(64, 32), data_dim=args.data_dim).to(device)
+        model = SVAE.mlp(latent_dim=args.latent_dim, hidden=(64, 32), data_dim=args.data_dim).to(device)
         ddp = DDP(ELBOLoss(model), device_ids=[device.index] if use_cuda else None)
         opt = torch.optim.Adam(ddp.parameters(), lr=1e-3)
         torch.manual_seed(args.seed + 1000 * (rank + 1))  # different data and samples per rank

@@ -11,7 +11,14 @@ configuration chosen on the validation split (experiments/results/link_predictio
 600 epochs and dropout 0.5 on the GCN input and hidden layer, S-VGAE 400 epochs and dropout 0.2, its
 decoder's initial scale 10 and kappa floor 1. The reported test AUC/AP are those of the epoch with the best
 validation AUC. ``--model n-vgae,s-vgae`` runs both models per seed in one process (same split). One JSON
-file per run is written to ``--out``.
+file per run is written to ``--out``, named by the size of z: ``{Dataset}_{model}_d{D}[_k{k}]_seed{s}.json``.
+
+Latent size. ``--latent-dim`` is the size of z for both models by default (``--dim-convention ambient``: the
+S-VGAE on S^(d-1)); with ``--dim-convention paper`` it counts degrees of freedom (the S-VGAE on S^d in
+R^(d+1)). ``--spheres k`` makes the S-VGAE's latent a product of k spheres S^m x ... x S^m (Davidson et al.,
+2019): k independent vMF factors per node, each with its own mean direction and concentration, a uniform
+prior on each; d = k m degrees of freedom in R^(d+k). Each run file records ``latent_dim`` (as given),
+``ambient_dim`` (the size of z), ``spheres`` and ``dim_convention``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from .data import DATASETS, DatasetUnavailableError, load_planetoid
 from .training import vgae_scores, vgae_train_step
 
 MODELS = ("n-vgae", "s-vgae")
+DIM_CONVENTIONS = ("ambient", "paper")
 # per-model defaults, chosen on the validation split (experiments/results/link_prediction/notes.md)
 DEFAULT_DROPOUT = {"n-vgae": 0.5, "s-vgae": 0.2}
 DEFAULT_EPOCHS = {"n-vgae": 600, "s-vgae": 400}
@@ -55,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neg-ratio", type=int, default=1,
                    help="negatives sampled afresh per training edge and epoch (their BCE is averaged, so the "
                         "loss is the same in expectation; more of them only lowers its variance)")
+    p.add_argument("--dim-convention", default="ambient", choices=DIM_CONVENTIONS,
+                   help="ambient (default): --latent-dim is the size of z for both models; paper: the degrees of "
+                        "freedom (S-VGAE on S^d in R^(d+1), a product of k spheres in R^(d+k))")
+    p.add_argument("--spheres", type=int, default=1,
+                   help="S-VGAE: the number k of sphere factors S^m x ... x S^m (k must divide --latent-dim); "
+                        "1: one sphere")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="S-VGAE: kappa = softplus(.) + floor")
     p.add_argument("--decoder-scale", type=float, default=10.0,
                    help="S-VGAE: initial scale s of the decoder sigma(s z_i^T z_j + b)")
@@ -91,8 +105,18 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")
     if args.latent_dim < 1:
         p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
-    if "s-vgae" in args.models and args.latent_dim < 2:
+    if "s-vgae" in args.models and args.latent_dim < 2 and args.dim_convention == "ambient":
         p.error(f"--latent-dim must be >= 2 for s-vgae (the sphere S^(d-1) lives in R^d), got {args.latent_dim}")
+    if args.spheres < 1:
+        p.error(f"--spheres must be a positive integer, got {args.spheres}")
+    if args.spheres > 1:
+        if args.models != ["s-vgae"]:
+            p.error(f"--spheres applies to s-vgae only (a product of spheres); run n-vgae without it")
+        if args.latent_dim % args.spheres:
+            p.error(f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors)")
+        if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
+            p.error(f"--latent-dim / --spheres must be >= 2 (each factor S^m lives in R^(m+1)), got "
+                    f"{args.latent_dim} / {args.spheres}")
     if args.hidden_dim < 1:
         p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
     if args.kl_weight < 0:
@@ -129,14 +153,27 @@ def model_epochs(name: str, args) -> int:
     return DEFAULT_EPOCHS[name] if args.epochs is None else args.epochs
 
 
+def model_spheres(name: str, args) -> int:
+    return getattr(args, "spheres", 1) if name == "s-vgae" else 1
+
+
+def model_ambient_dim(name: str, args) -> int:
+    """The size of z: ``--latent-dim`` under the ambient convention; under the paper's, d for the N-VGAE and
+    d + k for the S-VGAE (k spheres S^m, k m = d)."""
+    if getattr(args, "dim_convention", "ambient") == "paper" and name == "s-vgae":
+        return args.latent_dim + model_spheres(name, args)
+    return args.latent_dim
+
+
 def build_model(name: str, in_channels: int, args):
     from hvae_ext.models import NVGAE, SVGAE
 
     dropout = model_dropout(name, args)
     if name == "n-vgae":
-        return NVGAE(in_channels, args.hidden_dim, args.latent_dim, dropout=dropout)
-    return SVGAE(in_channels, args.hidden_dim, args.latent_dim, kappa_floor=args.kappa_floor,
-                 decoder_scale=args.decoder_scale, learn_scale=not args.fixed_scale, dropout=dropout)
+        return NVGAE.gcn(in_channels, args.hidden_dim, args.latent_dim, dropout=dropout)
+    return SVGAE.gcn(in_channels, args.hidden_dim, model_ambient_dim(name, args), kappa_floor=args.kappa_floor,
+                     decoder_scale=args.decoder_scale, learn_scale=not args.fixed_scale, dropout=dropout,
+                     spheres=model_spheres(name, args))
 
 
 def seed_everything(seed: int) -> None:
@@ -214,8 +251,9 @@ def _fit(model, model_name: str, seed: int, train_data, val_data, args, device: 
     return history, best
 
 
-def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "") -> str:
-    return run_stem(f"{dataset}_{model}", latent_dim, seed, tag) + ".json"
+def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
+    """``DATASET_MODEL_dD[_kK][_TAG]_seedS.json``, D the size of z (``_kK`` for a product of K > 1 spheres)."""
+    return run_stem(f"{dataset}_{model}", latent_dim, seed, tag, spheres) + ".json"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -235,11 +273,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             config = run_config(args, ("models", "seed_list"), argv, model=model_name, seed=seed,
                                 dropout=model_dropout(model_name, args), epochs=model_epochs(model_name, args),
                                 split="RandomLinkSplit 85/5/10", models_in_process=args.models)
-            record = {"config": config, "versions": versions, "device": device_info(device), **result}
-            path = out / run_file_name(args.dataset, model_name, args.latent_dim, seed, args.tag)
+            ambient, spheres = model_ambient_dim(model_name, args), model_spheres(model_name, args)
+            record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": ambient, "spheres": spheres,
+                      "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device),
+                      **result}
+            path = out / run_file_name(args.dataset, model_name, ambient, seed, args.tag, spheres)
             write_record(path, record)
             records.append(record)
-            print(f"{args.dataset} {model_name} d={args.latent_dim} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
+            k_part = f" k={spheres}" if spheres != 1 else ""
+            print(f"{args.dataset} {model_name} D={ambient}{k_part} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
                   f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "
                   f"{result['best_epoch']}), median epoch {1e3 * result['median_train_time_s']:.1f} ms -> {path}",
                   flush=True)

@@ -9,6 +9,12 @@ S^d in R^(d+1). ``--dim-convention ambient`` makes d the size of z for both (the
 library's own convention: ``VonMisesFisher`` and ``HypersphericalUniform`` count the ambient dimension).
 Each run file records both: ``latent_dim`` (the table's d) and ``ambient_dim`` (the size of z).
 
+Product of spheres (Davidson et al., 2019): ``--spheres k`` splits the S-VAE's latent into k independent
+vMF factors S^m x ... x S^m, each with its own mean direction and concentration and a uniform prior. Under the
+paper's convention d = k m degrees of freedom (k must divide d) and the size of z is d + k; under the ambient
+convention d is the size of z and k must divide it. The run file records ``spheres`` (1: a single sphere, the
+default) and is named ``mnist_s-vae_d{d}_k{k}_seed{s}.json`` for k > 1.
+
 Protocol (the defaults; public reproductions of Table 1): MLP encoder 784-256-128 and decoder
 ambient-128-256-784 (ReLU), Bernoulli likelihood on dynamically binarized MNIST (a fresh binarization
 x ~ Bernoulli(pixel intensity) every time an image is used for training), Adam (lr 1e-3), batch size 64,
@@ -79,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", default="256,128", help="encoder widths (the decoder uses them reversed)")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="s-vae: kappa = softplus(.) + floor")
+    p.add_argument("--spheres", type=int, default=1,
+                   help="s-vae: the number k of sphere factors S^m x ... x S^m (k must divide d under the paper's "
+                        "convention, then z has size d + k; the size of z under the ambient one); 1: one sphere")
     p.add_argument("--is-samples", type=int, default=500, help="importance samples per test image")
     p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images (0: all)")
     p.add_argument("--train-images", type=int, default=0,
@@ -104,7 +113,18 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.model == "s-vae" and args.dim_convention == "ambient" and args.latent_dim < 2:
         p.error(f"--latent-dim must be >= 2 for s-vae with --dim-convention ambient (the sphere S^(d-1) lives "
                 f"in R^d), got {args.latent_dim}")
-    args.ambient_dim = ambient_dim(args.model, args.latent_dim, args.dim_convention)
+    if args.spheres < 1:
+        p.error(f"--spheres must be a positive integer, got {args.spheres}")
+    if args.model != "s-vae" and args.spheres != 1:
+        p.error(f"--spheres applies to s-vae only (a product of spheres), got --spheres {args.spheres} for {args.model}")
+    if args.model == "s-vae" and args.spheres > 1:
+        if args.latent_dim % args.spheres:
+            p.error(f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors: "
+                    f"{'d = k m degrees of freedom' if args.dim_convention == 'paper' else 'z of size k (m + 1)'})")
+        if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
+            p.error(f"--latent-dim / --spheres must be >= 2 with --dim-convention ambient (each factor S^m lives in "
+                    f"R^(m+1)), got {args.latent_dim} / {args.spheres}")
+    args.ambient_dim = ambient_dim(args.model, args.latent_dim, args.dim_convention, args.spheres)
     if args.epochs < 1:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")
     if args.patience < 1:
@@ -160,19 +180,21 @@ def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_i
             "val": val.to(device), "test": test.to(device), "test_labels": test_labels.to(device)}
 
 
-def ambient_dim(model: str, latent_dim: int, convention: str = "paper") -> int:
-    """The size of z: the S-VAE on S^d lives in R^(d+1) under the paper's convention."""
+def ambient_dim(model: str, latent_dim: int, convention: str = "paper", spheres: int = 1) -> int:
+    """The size of z: the S-VAE on S^d lives in R^(d+1) under the paper's convention, a product of k
+    spheres S^m (k m = d) in R^(d+k)."""
     if convention not in DIM_CONVENTIONS:
         raise ValueError(f"convention must be one of {DIM_CONVENTIONS}, got {convention!r}")
-    return latent_dim + 1 if (model == "s-vae" and convention == "paper") else latent_dim
+    return latent_dim + spheres if (model == "s-vae" and convention == "paper") else latent_dim
 
 
 def build_model(args):
     from hvae_ext.models.vae import NVAE, SVAE
 
     if args.model == "n-vae":
-        return NVAE(args.ambient_dim, hidden=args.hidden_widths)
-    return SVAE(args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor)
+        return NVAE.mlp(args.ambient_dim, hidden=args.hidden_widths)
+    return SVAE.mlp(args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor,
+                    spheres=getattr(args, "spheres", 1))
 
 
 @torch.no_grad()
@@ -266,7 +288,7 @@ def _new_history(model: str) -> dict:
 def _checkpoint_path(args, seeds: list[int]) -> Path | None:
     if not args.checkpoint_dir:
         return None
-    stem = run_file_name(args.model, args.latent_dim, seeds[0], args.tag)
+    stem = run_file_name(args.model, args.latent_dim, seeds[0], args.tag, args.spheres)
     return Path(args.checkpoint_dir) / f"{stem}_seeds{'-'.join(map(str, seeds))}.pt"
 
 
@@ -356,12 +378,13 @@ def _train_epoch(members: _Members, opt, x_train, gens, noise, state: dict, step
 
 def _validate(members: _Members, x_val: torch.Tensor, model_name: str, E: int):
     """Each member's mean (ELBO, recon, KL) on the validation images, (E, 3), and for the S-VAE the median
-    posterior concentration of each member on the first 1000 of them."""
+    posterior concentration of each member on the first 1000 of them (over all factors of a product)."""
     val = _member_elbos(members, x_val)
     if model_name != "s-vae":
         return val, None
     with torch.no_grad():
-        kappa = members.model.posterior(x_val[:1000]).concentration
+        q = members.model.posterior(x_val[:1000])
+        kappa = q.base_dist.concentration if isinstance(q, torch.distributions.Independent) else q.concentration
     return val, kappa.reshape(E, -1).median(-1).values.tolist()
 
 
@@ -436,8 +459,9 @@ def evaluate_run(trained: dict, seed: int, data: dict, args, device: torch.devic
     return record, means.cpu().numpy()
 
 
-def run_file_name(model: str, latent_dim: int, seed: int, tag: str = "") -> str:
-    return run_stem(f"mnist_{model}", latent_dim, seed, tag)
+def run_file_name(model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
+    """``mnist_MODEL_dD[_kK][_TAG]_seedS`` (``_kK`` for a product of K > 1 spheres)."""
+    return run_stem(f"mnist_{model}", latent_dim, seed, tag, spheres)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -452,8 +476,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     versions = library_versions()
     records = []
+    m1 = args.ambient_dim // args.spheres
     ambient = "R^{0}".format(args.ambient_dim) if args.model == "n-vae" else \
-        "S^{0} in R^{1}".format(args.ambient_dim - 1, args.ambient_dim)
+        "S^{0} in R^{1}".format(args.ambient_dim - 1, args.ambient_dim) if args.spheres == 1 else \
+        "{0} factors S^{1} in R^{2}".format(args.spheres, m1 - 1, args.ambient_dim)
     print(f"MNIST {args.model}: --latent-dim {args.latent_dim} under the {args.dim_convention} convention "
           f"-> z on {ambient}", flush=True)
     # with --batch-seeds all seeds train together as one batched model; else one after the other, each
@@ -477,8 +503,8 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
                         binarization="dynamic (train), fixed (validation, test)",
                         kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs")
     record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": args.ambient_dim,
-              "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device), **result}
-    stem = run_file_name(args.model, args.latent_dim, seed, args.tag)
+              "spheres": args.spheres, "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device), **result}
+    stem = run_file_name(args.model, args.latent_dim, seed, args.tag, args.spheres)
     if args.ambient_dim <= 3:
         npz = out / f"{stem}_latent.npz"
         tmp = out / f"{stem}_latent.tmp.npz"

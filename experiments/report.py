@@ -7,11 +7,15 @@ Reads every run JSON under DIR (recursively) and every ``timing_*.json`` of
   published numbers, epoch times of S against N, the latent-dimension study, and the tuning runs
   (validation scores only: configurations were chosen on the validation split);
 * ``curves_<Dataset>.png``: validation AUC and training loss per epoch, N against S, mean and +-1 std band;
-* ``latent_dim.png``: test AUC against latent dimension for N and S.
+* ``latent_dim.png``: test AUC against latent dimension for N and S;
+* the product-of-spheres study (``products/``, ``run_products.sh``): N-VGAE against the single-sphere and the
+  product S-VGAE at equal degrees of freedom, with the validation sweep that chose each product's layout.
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report.
 
-Runs with a ``--tag`` are tuning runs and are kept out of the main table and the latent study.
+Runs with a ``--tag`` are tuning runs and are kept out of the main table and the latent study; runs on a
+product of spheres (``spheres`` > 1; a run file without ``spheres`` is a single sphere) only enter the product
+section.
 """
 
 from __future__ import annotations
@@ -63,13 +67,29 @@ def _order(ds: str) -> int:
     return DATASET_ORDER.index(ds) if ds in DATASET_ORDER else len(DATASET_ORDER)
 
 
+def spheres(r) -> int:
+    """The number of sphere factors of an S-VGAE run (1: one sphere; run files before products lack it)."""
+    return r.get("spheres", 1)
+
+
+def ambient_dim(r) -> int:
+    """The size of z (run files before ``ambient_dim`` was recorded name it ``config.latent_dim``)."""
+    return r.get("ambient_dim", r["config"]["latent_dim"])
+
+
+def dof(r) -> int:
+    """Latent degrees of freedom per node: d for the N-VGAE on R^d, D - k for the S-VGAE on k spheres in R^D."""
+    return ambient_dim(r) - spheres(r) if r["config"]["model"] == "s-vgae" else ambient_dim(r)
+
+
 def group(runs, *, tagged: bool):
+    """Runs of one sphere (or Gaussian) by (dataset, model, size of z) (plus the tag for tagged runs)."""
     groups = defaultdict(list)
     for r in runs:
         c = r["config"]
-        if bool(c.get("tag")) != tagged:
+        if bool(c.get("tag")) != tagged or spheres(r) != 1:
             continue
-        key = (c["dataset"], c["model"], c["latent_dim"]) + ((c["tag"],) if tagged else ())
+        key = (c["dataset"], c["model"], ambient_dim(r)) + ((c["tag"],) if tagged else ())
         groups[key].append(r)
     return groups
 
@@ -175,8 +195,14 @@ def timing_table(groups, timings) -> list[str]:
     return lines
 
 
+def _both_models_dims(groups) -> list[int]:
+    """The sizes of z at which both models have runs (the single-sphere runs of the product study, S^d in
+    R^(d+1) at d = 32 and 64, have no N-VGAE beside them at equal size)."""
+    return sorted(d for d in {k[2] for k in groups} if {k[1] for k in groups if k[2] == d} >= set(MODEL_ORDER))
+
+
 def latent_table(groups) -> list[str]:
-    dims = sorted({k[2] for k in groups})
+    dims = _both_models_dims(groups)
     cols = [(ds, m) for ds in sorted({k[0] for k in groups}, key=_order) for m in MODEL_ORDER
             if any((ds, m, d) in groups for d in dims)]
     if len(dims) < 2 or not cols:
@@ -192,7 +218,7 @@ def latent_table(groups) -> list[str]:
     return lines
 
 
-PAPER_DIMS = (2, 3, 4, 8, 16)  # the latent-dimension study under the paper's convention
+PAPER_DIMS = (2, 3, 4, 8, 16, 32, 64)  # the latent-dimension study under the paper's convention
 PAPER_SEEDS = range(5)
 
 
@@ -309,7 +335,7 @@ def plot_curves(groups, out: Path) -> list[Path]:
 
 
 def plot_latent(groups, out: Path) -> Path | None:
-    dims = sorted({k[2] for k in groups})
+    dims = _both_models_dims(groups)
     if len(dims) < 2:
         return None
     datasets = [ds for ds in sorted({k[0] for k in groups}, key=_order)
@@ -327,6 +353,87 @@ def plot_latent(groups, out: Path) -> Path | None:
         ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, out / "latent_dim.png", 110)
+
+
+PRODUCT_DOF = (16, 32, 64)  # the product-of-spheres study (run_products.sh)
+PRODUCT_SWEEP_DOF = 16  # the validation sweep over the factor size m runs at this d ...
+PRODUCT_SWEEP_SEEDS = (0, 1, 2)  # ... on these seeds; the chosen m is used at every d
+PRODUCT_SEEDS = range(5)
+
+
+def product_runs(runs) -> dict:
+    """Untagged S-VGAE runs on k > 1 spheres by (dataset, degrees of freedom d, k)."""
+    out = defaultdict(list)
+    for r in runs:
+        c = r["config"]
+        if c["model"] == "s-vgae" and spheres(r) > 1 and not c.get("tag"):
+            out[(c["dataset"], dof(r), spheres(r))].append(r)
+    return out
+
+
+def chosen_factor_size(runs) -> dict:
+    """The factor size m chosen on validation for each dataset: among the product runs at d =
+    ``PRODUCT_SWEEP_DOF`` on the sweep seeds, the m whose runs have the highest mean best-validation AUC (ties:
+    the larger m, fewer spheres). Only layouts with every sweep seed take part; the test scores play no part."""
+    best: dict = {}
+    for (ds, d, k), rs in product_runs(runs).items():
+        vals = [r["best_val_auc"] for r in rs if r["config"]["seed"] in PRODUCT_SWEEP_SEEDS]
+        if d != PRODUCT_SWEEP_DOF or len(vals) < len(PRODUCT_SWEEP_SEEDS):
+            continue
+        score = (statistics.fmean(vals), d // k)
+        if ds not in best or score > best[ds][0]:
+            best[ds] = (score, d // k)
+    return {ds: m for ds, (_, m) in best.items()}
+
+
+def _cell(rs) -> str:
+    return f"{fmt([r['test_auc'] for r in rs])} ({len(rs)})" if rs else "—"
+
+
+def _paired(a, b) -> str:
+    """a − b in test AUC points per seed (same seed = same split): mean ± std (seeds where a is better)."""
+    by_seed = {r["config"]["seed"]: r["test_auc"] for r in b}
+    diffs = [100 * (r["test_auc"] - by_seed[r["config"]["seed"]]) for r in a if r["config"]["seed"] in by_seed]
+    if not diffs:
+        return "—"
+    mu, sd = mean_std(diffs)
+    return f"{mu:+.1f} ± {sd:.1f} ({sum(x > 0 for x in diffs)}/{len(diffs)})".replace("-", "−")
+
+
+def product_tables(runs, groups) -> list[str]:
+    """N-VGAE (R^d) against the single-sphere S-VGAE (S^d) and the product S-VGAE (k spheres S^m, k m = d, the
+    layout chosen on validation) at equal degrees of freedom, and the validation sweep behind the choice."""
+    prods = product_runs(runs)
+    if not prods:
+        return []
+    chosen_m = chosen_factor_size(runs)
+    datasets = sorted({k[0] for k in prods}, key=_order)
+    seeds = set(PRODUCT_SEEDS)
+    lines = ["| Dataset | d | N-VGAE (R^d) | S-VGAE (S^d) | product S-VGAE | layout (k × S^m) | product − N "
+             "(better) | product − S (better) |", "|---|---:|---:|---:|---:|---|---:|---:|"]
+    for ds in datasets:
+        for d in PRODUCT_DOF:
+            n = [r for r in groups.get((ds, "n-vgae", d), []) if r["config"]["seed"] in seeds]
+            sv = [r for r in groups.get((ds, "s-vgae", d + 1), []) if r["config"]["seed"] in seeds]
+            k = d // chosen_m[ds] if ds in chosen_m else None
+            pr = [r for r in prods.get((ds, d, k), []) if r["config"]["seed"] in seeds] if k else []
+            layout = f"{k} × S^{d // k}" if k else "—"
+            lines.append(f"| {ds} | {d} | {_cell(n)} | {_cell(sv)} | {_cell(pr)} | {layout} | {_paired(pr, n)} | "
+                         f"{_paired(pr, sv)} |")
+    sweep = ["| Dataset | d | layout (k × S^m) | seeds | best val AUC (%) | val AP (%) | test AUC (%) | chosen |",
+             "|---|---:|---|---:|---:|---:|---:|:---:|"]
+    for ds, d, k in sorted(prods, key=lambda key: (_order(key[0]), key[1], -key[2])):
+        rs = [r for r in prods[(ds, d, k)] if r["config"]["seed"] in PRODUCT_SWEEP_SEEDS]
+        if d != PRODUCT_SWEEP_DOF or not rs:
+            continue
+        sweep.append(f"| {ds} | {d} | {k} × S^{d // k} | {len(rs)} | {fmt([r['best_val_auc'] for r in rs])} | "
+                     f"{fmt([r['best_val_ap'] for r in rs])} | {fmt([r['test_auc'] for r in rs])} | "
+                     f"{'✓' if chosen_m.get(ds) == d // k else ''} |")
+    note = (f"Validation sweep over the factor size m at d = {PRODUCT_SWEEP_DOF} (seeds "
+            + ", ".join(map(str, PRODUCT_SWEEP_SEEDS)) + "): per dataset the m with the highest mean best validation "
+            "AUC is chosen and used at every d; the test AUC is shown for reference only.")
+    return lines + ["", note, ""] + sweep
+
 
 
 def write_report(root: Path) -> Path:
@@ -381,6 +488,17 @@ def write_report(root: Path) -> Path:
         paper_png = plot_paper_latent(groups, root)
         if paper_png:
             md += ["", f"![latent dimension, equal degrees of freedom]({paper_png.name})"]
+    prt = product_tables(runs, groups)
+    if prt:
+        md += ["", "## Product of spheres at equal degrees of freedom", "",
+               "d latent degrees of freedom per node: N-VGAE with z in R^d, the single-sphere S-VGAE with z on "
+               "S^d ⊂ R^(d+1), and the product S-VGAE with z on k independent vMF factors S^m (k m = d, z in "
+               "R^(d+k); Davidson et al., 2019: each factor its own mean direction and concentration, a uniform "
+               "prior on each; `--spheres k`), each with its default protocol. Test AUC (%) mean ± std (number "
+               "of seeds; seeds 0-4, the same edge split for the same seed); differences per seed, mean ± std, "
+               "with the number of seeds where the product is better. The product's layout (k × S^m) was chosen "
+               "per dataset and d on the validation split (sweep below); `run_products.sh` reproduces the "
+               "section.", ""] + prt
     lt = latent_table(groups)
     if lt:
         md += ["", "## Latent dimension at equal ambient dimension", "",

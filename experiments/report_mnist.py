@@ -83,11 +83,11 @@ def num(x: float, digits: int = 2, signed: bool = False) -> str:
 
 def group(runs, tagged: bool = False, dim_convention: str = "paper"):
     """Runs by (model, d) (plus the tag for tagged runs), d counted in the run's own convention; only the
-    runs of ``dim_convention``."""
+    runs of ``dim_convention`` and of one sphere (a run file without ``spheres`` has one)."""
     groups = defaultdict(list)
     for r in runs:
         c = r["config"]
-        if bool(c.get("tag")) != tagged or convention(r) != dim_convention:
+        if bool(c.get("tag")) != tagged or convention(r) != dim_convention or r.get("spheres", 1) != 1:
             continue
         key = (c["model"], c["latent_dim"]) + ((c["tag"],) if tagged else ())
         groups[key].append(r)

@@ -153,7 +153,7 @@ def stage_sync(args) -> dict:
                               special.vmf_log_normalizer(kappa, d), special.vmf_mean_resultant(kappa, d)])
 
     torch.manual_seed(0)
-    model = SVAE(latent_dim=16, hidden=(256, 128)).to(dev)
+    model = SVAE.mlp(latent_dim=16, hidden=(256, 128)).to(dev)
     train_step = svae_train_step(model, (torch.rand(128, 784, device=dev) < 0.3).float())
     train_step()  # warm-up outside the check (lazy state creation)
     check("svae_training_step", train_step)

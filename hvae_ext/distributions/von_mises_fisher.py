@@ -97,6 +97,19 @@ class VonMisesFisher(Distribution):
     :math:`w`. This is the exact pathwise gradient of the marginal of :math:`w`, so it needs no score-function
     correction (the :math:`g_{cor}` term of Naesseth et al., 2017) and adds no variance beyond the
     reparameterization term; see ``docs/gradients.md``.
+
+    Product of spheres. ``k`` independent factors :math:`S^m \times \dots \times S^m` (Davidson et al., 2019:
+    ``d = k m`` degrees of freedom in :math:`R^{d+k}`, each factor with its own :math:`\mu_i` and
+    :math:`\kappa_i`) are torch's :class:`~torch.distributions.Independent` over a batch of ``k``::
+
+        q = Independent(VonMisesFisher(loc, kappa), 1)   # loc (..., k, m+1), kappa (..., k)
+        z = q.rsample()                                   # (..., k, m+1): all rows in one sampler call
+        q.log_prob(z)                                     # (...): the sum over the factors
+        prior = Independent(HypersphericalUniform(m + 1).expand((k,)), 1)
+        kl_divergence(q, prior)                           # (...): the sum of the factor KLs
+
+    ``z.flatten(-2)`` gives the factors side by side, shape ``(..., d + k)``. The S-VAE and S-VGAE of
+    :mod:`hvae_ext.models` build this for ``spheres=k``.
     """
 
     arg_constraints = {"loc": unit_sphere, "concentration": constraints.positive}

@@ -1,14 +1,17 @@
-r"""MLP variational auto-encoders for binarized MNIST with Gaussian (N-VAE) and hyperspherical (S-VAE) latents.
-
-The setup of Davidson et al. (2018), Section 5.2 and their reference code (``s-vae-pytorch``,
-``examples/mnist.py``): encoder 784-256-128 (ReLU), decoder d-128-256-784 (ReLU), Bernoulli likelihood
-on the pixels (logits from the decoder).
+r"""Variational auto-encoders with Gaussian (N-VAE) and hyperspherical (S-VAE) latents and a Bernoulli
+likelihood, in torch's idiom: the models take their encoder and decoder as modules.
 
 * :class:`NVAE`: q(z|x) = N(mu, diag sigma^2) with sigma = softplus(.) (as in the reference code),
-  p(z) = N(0, I) on R^d.
+  p(z) = N(0, I) on R^D.
 * :class:`SVAE`: q(z|x) = vMF(mu, kappa) with mu = normalize(.) and kappa = softplus(.) + kappa_floor,
-  p(z) = uniform on S^{d-1} (d = ``latent_dim`` is the ambient dimension), KL in closed form
-  (Davidson et al., eq. 11) from :func:`torch.distributions.kl_divergence`.
+  p(z) = uniform on S^{D-1} (D is the ambient dimension, the size of z), KL in closed form
+  (Davidson et al., eq. 11) from :func:`torch.distributions.kl_divergence`; with ``spheres = k`` a product
+  of k spheres S^m (D = k (m + 1)), each factor with its own mu_i and kappa_i and a uniform prior.
+
+``NVAE.mlp`` and ``SVAE.mlp`` build the setup of Davidson et al. (2018), Section 5.2 and their reference
+code (``s-vae-pytorch``, ``examples/mnist.py``): encoder 784-256-128 (ReLU), decoder D-128-256-784 (ReLU),
+Bernoulli likelihood on the pixels (logits from the decoder). The former spelling ``SVAE(latent_dim, ...)``
+still builds it, with a ``DeprecationWarning`` that names ``SVAE.mlp``.
 
 Both expose ``elbo(x)`` (per-example ELBO with its reconstruction and KL terms), ``loss(x)`` (the negative
 mean ELBO to minimise), ``log_likelihood(x, num_samples)``, the importance-sampled estimate (Burda et al.,
@@ -18,7 +21,7 @@ mean ELBO to minimise), ``log_likelihood(x, num_samples)``, the importance-sampl
    \quad z_k \sim q(z|x),
 
 a lower bound in expectation that tightens to log p(x) as K grows and is at least the ELBO in expectation,
-and ``latent_mean(x)`` (the posterior location: mu, on the sphere for the S-VAE).
+and ``latent_mean(x)`` (the posterior location: mu, on the sphere(s) for the S-VAE).
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Distribution, Normal, kl_divergence
 
-from ..distributions import HypersphericalUniform, VonMisesFisher
+from . import _latent
+from ._latent import check_spheres, factor_size
+from ._legacy import LegacySizes
 
-__all__ = ["MLP", "EnsembleLinear", "NVAE", "SVAE", "MNIST_DIM", "stack_ensemble", "ensemble_member"]
+__all__ = ["MLP", "MLPEncoder", "EnsembleLinear", "NVAE", "SVAE", "MNIST_DIM", "stack_ensemble", "ensemble_member"]
 
 MNIST_DIM = 784
 
@@ -146,27 +151,73 @@ def ensemble_member(stacked: nn.Module, e: int) -> nn.Module:
     return plain
 
 
-class _MLPVAE(nn.Module):
-    """Shared parts: encoder trunk, decoder, ELBO, importance-sampled log-likelihood."""
+class MLPEncoder(nn.Module):
+    """The MLP encoder of Davidson et al. (2018): a trunk of linear layers of the widths ``(data_dim,
+    *hidden)`` with ReLU after each, and two linear heads. ``forward(x)`` returns ``(loc, second)`` of
+    shapes ``(B, loc_dim)`` and ``(B, second_dim)``: the Gaussian mean and scale logits (N-VAE), or the
+    direction and concentration logits (S-VAE: ``second_dim`` = the number of sphere factors)."""
 
-    def __init__(self, latent_dim: int, second_dim: int, data_dim: int = MNIST_DIM,
-                 hidden: Sequence[int] = (256, 128)):
+    def __init__(self, data_dim: int, hidden: Sequence[int], loc_dim: int, second_dim: int):
         super().__init__()
-        if latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        if not hidden or any(h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be positive, got {tuple(hidden)}")
-        self.latent_dim, self.data_dim, self.hidden = int(latent_dim), int(data_dim), tuple(hidden)
-        self.encoder = nn.Sequential(MLP((data_dim, *hidden)), nn.ReLU())
-        self.enc_loc = nn.Linear(hidden[-1], latent_dim)
-        self.enc_second = nn.Linear(hidden[-1], second_dim)
-        self.decoder = MLP((latent_dim, *reversed(hidden), data_dim))
+        self.trunk = nn.Sequential(MLP((data_dim, *hidden)), nn.ReLU())
+        self.loc = nn.Linear(hidden[-1], loc_dim)
+        self.second = nn.Linear(hidden[-1], second_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.trunk(x)
+        return self.loc(h), self.second(h)
+
+
+def _former_mlp_keys(module, state_dict, prefix) -> None:
+    """Renames, before loading, the keys of models saved before the encoder became one module
+    (``encoder.*``, ``enc_loc.*``, ``enc_second.*`` -> ``encoder.trunk.*``, ``encoder.loc.*``,
+    ``encoder.second.*``), so their checkpoints load unchanged (same parameters in the same order)."""
+    if f"{prefix}enc_loc.weight" not in state_dict or not isinstance(module.encoder, MLPEncoder):
+        return
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        for old, new in (("encoder.", "encoder.trunk."), ("enc_loc.", "encoder.loc."),
+                         ("enc_second.", "encoder.second.")):
+            if rest.startswith(old):
+                state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)
+                break
+
+
+def _check_mlp_sizes(latent_dim: int, hidden: Sequence[int]) -> None:
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if not hidden or any(h < 1 for h in hidden):
+        raise ValueError(f"hidden widths must be positive, got {tuple(hidden)}")
+
+
+def _pair(out, who: str, what: str) -> tuple[Tensor, Tensor]:
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise TypeError(f"{who}: the encoder must return a pair ({what}), got {type(out).__name__}")
+    return out[0], out[1]
+
+
+class _VAE(nn.Module, metaclass=LegacySizes):
+    """Shared parts: ELBO, importance-sampled log-likelihood, the Bernoulli likelihood of the decoder's logits.
+
+    ``encoder(x)`` returns the posterior's two parameter tensors, ``decoder(z)`` Bernoulli logits
+    ``(..., data_dim)`` for latents ``z`` of shape ``(..., D)``."""
+
+    legacy_builder = "mlp"
+    legacy_first = "latent_dim"
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        #: the size of z: set by the named constructor (:meth:`mlp`), else None (taken from the encoder's output)
+        self.latent_dim: int | None = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _former_mlp_keys(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # to be defined by subclasses
     def _posterior(self, loc: Tensor, second: Tensor) -> Distribution:
-        raise NotImplementedError
-
-    def prior(self, device=None, dtype=None) -> Distribution:
         raise NotImplementedError
 
     def _kl(self, q: Distribution) -> Tensor:
@@ -178,35 +229,45 @@ class _MLPVAE(nn.Module):
     def _posterior_log_prob(self, q: Distribution, z: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def _location(self, loc: Tensor) -> Tensor:
+    def _location(self, loc: Tensor, second: Tensor) -> Tensor:
         return loc
+
+    def _sample(self, q: Distribution, sample_shape=torch.Size(), reparameterized: bool = True) -> Tensor:
+        return q.rsample(sample_shape) if reparameterized else q.sample(sample_shape)
+
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return _pair(self.encoder(x), type(self).__name__, self._encoder_outputs)
+
+    _encoder_outputs = "two tensors"
 
     # shared API
     def posterior(self, x: Tensor) -> Distribution:
         """q(z|x) for a batch x of shape (B, data_dim) with values in [0, 1]."""
-        h = self.encoder(x)
-        return self._posterior(self.enc_loc(h), self.enc_second(h))
+        return self._posterior(*self._encode(x))
 
     def latent_mean(self, x: Tensor) -> Tensor:
-        """The posterior location (B, d): mu of the Gaussian, the mean direction mu of the vMF."""
-        h = self.encoder(x)
-        return self._location(self.enc_loc(h))
+        """The posterior location (B, D): mu of the Gaussian, the mean direction(s) mu of the vMF (one unit
+        vector per sphere factor, side by side)."""
+        return self._location(*self._encode(x))
 
     def decode(self, z: Tensor) -> Tensor:
         """Bernoulli logits (..., data_dim) of p(x|z)."""
         return self.decoder(z)
 
     def log_likelihood_given(self, x: Tensor, z: Tensor) -> Tensor:
-        """log p(x|z) summed over pixels; z of shape (..., B, d), x of shape (B, data_dim)."""
+        """log p(x|z) summed over pixels; z of shape (..., B, D), x of shape (B, data_dim)."""
         logits = self.decode(z)
         return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
     def _log_likelihood_given_fast(self, x: Tensor, z: Tensor) -> Tensor:
-        """Same value as :meth:`log_likelihood_given` with a third less work (used without gradients):
-        log p(x|z) = sum_j x_j l_j - softplus(l_j), where sum_j x_j l_j = h^T (W^T x) + b^T x for the last
-        layer l = W h + b, so only the softplus needs every logit."""
+        """Same value as :meth:`log_likelihood_given` with a third less work (used without gradients) for
+        a decoder that is a stack of layers ending in a linear one: log p(x|z) = sum_j x_j l_j - softplus(l_j),
+        where sum_j x_j l_j = h^T (W^T x) + b^T x for the last layer l = W h + b, so only the softplus needs
+        every logit. Other decoders: :meth:`log_likelihood_given`."""
+        layers = list(self.decoder) if isinstance(self.decoder, nn.Sequential) else []
+        if not layers or not isinstance(layers[-1], (nn.Linear, EnsembleLinear)) or layers[-1].bias is None:
+            return self.log_likelihood_given(x, z)
         h = z
-        layers = list(self.decoder)
         for layer in layers[:-1]:
             h = layer(h)
         last = cast(nn.Linear, layers[-1])
@@ -216,7 +277,7 @@ class _MLPVAE(nn.Module):
     def elbo(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(elbo, recon, kl) per example, shape (B,): one reparameterized sample, analytic KL."""
         q = self.posterior(x)
-        z = q.rsample()
+        z = self._sample(q)
         recon = self.log_likelihood_given(x, z)
         kl = self._kl(q)
         return recon - kl, recon, kl
@@ -246,7 +307,7 @@ class _MLPVAE(nn.Module):
         done = 0
         while done < num_samples:
             k = min(per, num_samples - done)
-            z = q.sample((k,))  # (k, B, d)
+            z = self._sample(q, (k,), reparameterized=False)  # (k, B, D)
             log_px_z = self._log_likelihood_given_fast(x, z)  # (k, B)
             log_w = log_px_z + self._prior_log_prob(z) - self._posterior_log_prob(q, z)
             lse_chunks.append(torch.logsumexp(log_w, dim=0))
@@ -260,25 +321,50 @@ class _MLPVAE(nn.Module):
                 "elbo_mc": log_w_sum / num_samples}
 
 
-class NVAE(_MLPVAE):
+class NVAE(_VAE):
     """Gaussian VAE (Kingma & Welling, 2014): q(z|x) = N(mu, diag softplus(.)^2), p(z) = N(0, I).
 
     Args:
-        latent_dim: d >= 1.
-        hidden: encoder widths (the decoder uses them reversed); (256, 128) as in Davidson et al.
+        encoder: a module whose ``forward(x)`` returns ``(loc, scale_logits)``, both of shape ``(B, D)``; the
+            posterior scale is ``softplus(scale_logits) + min_scale`` (as in the reference code).
+        decoder: a module mapping z ``(..., B, D)`` to Bernoulli logits ``(..., B, data_dim)``.
         min_scale: added to the softplus of the scale (keeps log q finite).
+
+    :meth:`mlp` builds the MLPs of Davidson et al. (2018).
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
-                 min_scale: float = 1e-5):
-        super().__init__(latent_dim, latent_dim, data_dim, hidden)
+    _encoder_outputs = "loc (B, D), scale logits (B, D)"
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, min_scale: float = 1e-5):
+        super().__init__(encoder, decoder)
         self.min_scale = float(min_scale)
 
+    @classmethod
+    def mlp(cls, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
+            min_scale: float = 1e-5) -> "NVAE":
+        """The MLP N-VAE of Davidson et al. (2018): encoder ``data_dim``-``hidden`` (ReLU) with two linear
+        heads of width ``latent_dim``, decoder ``latent_dim``-``reversed(hidden)``-``data_dim`` (ReLU
+        between layers)."""
+        _check_mlp_sizes(latent_dim, hidden)
+        hidden = tuple(hidden)
+        model = cls(MLPEncoder(data_dim, hidden, latent_dim, latent_dim), MLP((latent_dim, *reversed(hidden), data_dim)),
+                    min_scale=min_scale)
+        model.latent_dim, model.data_dim, model.hidden = int(latent_dim), int(data_dim), hidden
+        return model
+
     def _posterior(self, loc, second):
+        if loc.shape != second.shape:
+            raise ValueError(f"NVAE: the encoder's loc and scale logits must have the same shape (B, D), got "
+                             f"{tuple(loc.shape)} and {tuple(second.shape)}")
         return Normal(loc, F.softplus(second) + self.min_scale, validate_args=False)
 
-    def prior(self, device=None, dtype=None):
-        zero = torch.zeros(self.latent_dim, device=device, dtype=dtype)
+    def prior(self, device=None, dtype=None, latent_dim: int | None = None) -> Normal:
+        """N(0, I) on R^D (``latent_dim`` defaults to the model's, known for :meth:`mlp` models)."""
+        d = self.latent_dim if latent_dim is None else latent_dim
+        if d is None:
+            raise ValueError("NVAE.prior: pass latent_dim (the size of z); it is known only for models built by "
+                             "NVAE.mlp")
+        zero = torch.zeros(d, device=device, dtype=dtype)
         return Normal(zero, torch.ones_like(zero), validate_args=False)
 
     def _kl(self, q):
@@ -286,49 +372,89 @@ class NVAE(_MLPVAE):
         return (0.5 * (q.loc.square() + q.scale.square() - 1.0) - q.scale.log()).sum(-1)
 
     def _prior_log_prob(self, z):
-        return -0.5 * z.square().sum(-1) - 0.5 * self.latent_dim * math.log(2 * math.pi)
+        return -0.5 * z.square().sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
     def _posterior_log_prob(self, q, z):
         return q.log_prob(z).sum(-1)
 
 
-class SVAE(_MLPVAE):
-    """Hyperspherical VAE (Davidson et al., 2018): q(z|x) = vMF(mu, kappa), p(z) = uniform on S^{d-1}.
+class SVAE(_VAE):
+    r"""Hyperspherical VAE (Davidson et al., 2018): q(z|x) = vMF(mu, kappa), p(z) = uniform on the sphere;
+    with ``spheres = k > 1`` a product of k spheres (Davidson et al., 2019): k independent vMF factors, each
+    with its own mu_i and kappa_i, and the uniform prior on each factor.
 
     Args:
-        latent_dim: the ambient dimension d >= 2 (z lies on S^{d-1} in R^d).
-        hidden: encoder widths (the decoder uses them reversed).
-        kappa_floor: kappa = softplus(.) + kappa_floor (1 in the reference code).
+        encoder: a module whose ``forward(x)`` returns ``(direction_logits, concentration_logits)`` of shapes
+            ``(B, D)`` and ``(B, k)`` (for one sphere also ``(B, 1)`` or ``(B,)``); mu = the direction logits
+            normalized (per factor), kappa = softplus(concentration logits) + ``kappa_floor``.
+        decoder: a module mapping z ``(..., B, D)`` to Bernoulli logits ``(..., B, data_dim)``; for a product,
+            z is the k factors side by side.
+        spheres: k, the number of sphere factors: z in R^D is made of k unit vectors of size m + 1 = D / k
+            (on :math:`S^m`), d = k m degrees of freedom. D must be a multiple of k with D / k >= 2 (else a
+            ``ValueError``); k = 1 (default) is the single sphere :math:`S^{D-1}`.
+        kappa_floor: added to the softplus of the concentration (1 in the reference code).
+
+    The posterior is a :class:`~hvae_ext.VonMisesFisher` for one sphere, else
+    ``Independent(VonMisesFisher(loc (B, k, m+1), kappa (B, k)), 1)``. :meth:`mlp` builds the MLPs of
+    Davidson et al. (2018).
     """
 
-    def __init__(self, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
-                 kappa_floor: float = 1.0):
+    _encoder_outputs = "direction logits (B, D), concentration logits (B, spheres)"
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, spheres: int = 1, kappa_floor: float = 1.0):
+        spheres = check_spheres(spheres)
+        if not kappa_floor >= 0:
+            raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
+        super().__init__(encoder, decoder)
+        self.spheres = spheres
+        self.kappa_floor = float(kappa_floor)
+
+    @classmethod
+    def mlp(cls, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
+            kappa_floor: float = 1.0, *, spheres: int = 1) -> "SVAE":
+        """The MLP S-VAE of Davidson et al. (2018): encoder ``data_dim``-``hidden`` (ReLU) with a direction
+        head of width ``latent_dim`` (D, the size of z) and a concentration head of width ``spheres``, decoder
+        ``latent_dim``-``reversed(hidden)``-``data_dim`` (ReLU between layers)."""
         if latent_dim < 2:
             raise ValueError(f"S-VAE needs latent_dim >= 2 (a sphere S^(d-1) in R^d), got {latent_dim}")
         if not kappa_floor >= 0:
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
-        super().__init__(latent_dim, 1, data_dim, hidden)
-        self.kappa_floor = float(kappa_floor)
+        factor_size(latent_dim, check_spheres(spheres), "SVAE.mlp")
+        _check_mlp_sizes(latent_dim, hidden)
+        hidden = tuple(hidden)
+        model = cls(MLPEncoder(data_dim, hidden, latent_dim, spheres), MLP((latent_dim, *reversed(hidden), data_dim)),
+                    spheres=spheres, kappa_floor=kappa_floor)
+        model.latent_dim, model.data_dim, model.hidden = int(latent_dim), int(data_dim), hidden
+        return model
 
     def _posterior(self, loc, second):
-        mu = F.normalize(loc, dim=-1)
-        kappa = F.softplus(second).squeeze(-1) + self.kappa_floor
-        # mu has unit norm and kappa >= kappa_floor by construction: skip the argument checks
-        return VonMisesFisher(mu, kappa, validate_args=False)
+        mu, kappa = _latent.split(loc, second, self.spheres, self.kappa_floor, type(self).__name__)
+        return _latent.posterior(mu, kappa, self.spheres)
 
-    def _location(self, loc):
-        return F.normalize(loc, dim=-1)
+    def _location(self, loc, second):
+        return _latent.split(loc, second, self.spheres, self.kappa_floor, type(self).__name__)[0]
 
-    def prior(self, device=None, dtype=None):
+    def _sample(self, q, sample_shape=torch.Size(), reparameterized: bool = True):
+        return _latent.sample(q, self.spheres, sample_shape, reparameterized)
+
+    def prior(self, device=None, dtype=None, latent_dim: int | None = None) -> Distribution:
+        """The uniform distribution on the sphere, or on every factor of the product (``latent_dim`` D, the
+        size of z, defaults to the model's, known for :meth:`mlp` models)."""
+        d = self.latent_dim if latent_dim is None else latent_dim
+        if d is None:
+            raise ValueError("SVAE.prior: pass latent_dim (the size of z); it is known only for models built by "
+                             "SVAE.mlp")
+        factor_size(d, self.spheres, "SVAE.prior")
         # no support check in log_prob: the value is a constant, and the check (on by default in torch)
         # costs time on every importance sample
-        return HypersphericalUniform(self.latent_dim, validate_args=False, device=device, dtype=dtype)
+        return _latent.prior(d, self.spheres, device=device, dtype=dtype)
 
     def _kl(self, q):
-        return kl_divergence(q, self.prior(q.loc.device, q.loc.dtype))
+        loc = q.base_dist.loc if self.spheres > 1 else q.loc
+        return kl_divergence(q, _latent.prior(_latent.latent_size(q), self.spheres, loc.device, loc.dtype))
 
     def _prior_log_prob(self, z):
-        return self.prior(z.device, z.dtype).log_prob(z)
+        return _latent.prior(z.shape[-1], self.spheres, z.device, z.dtype).log_prob(_latent.unflatten(z, self.spheres))
 
     def _posterior_log_prob(self, q, z):
-        return q.log_prob(z)
+        return q.log_prob(_latent.unflatten(z, self.spheres))

@@ -7,13 +7,18 @@ positive edges and (sampled) negatives, ``kl_loss()`` the KL divergence of the l
 from the prior, averaged over nodes, and ``test(z, pos_edge_index, neg_edge_index)`` returns
 ``(auc, ap)``.
 
+As torch_geometric's ``VGAE(encoder, decoder=None)``, both take the user's encoder module (a GCN, GAT,
+GraphSAGE, ...); ``NVGAE.gcn`` and ``SVGAE.gcn`` build the two-layer GCN encoder of Kipf & Welling (2016).
+
 * :class:`NVGAE` (Kipf & Welling, 2016): q(z|x) = N(mu, diag sigma^2), p(z) = N(0, I), inner-product
-  decoder sigma(z_i^T z_j).
-* :class:`SVGAE` (Davidson et al., 2018): q(z|x) = vMF(mu, kappa) with mu = normalize(GCN_mu(x)),
-  kappa = softplus(GCN_kappa(x)) + kappa_floor, p(z) = uniform on S^{d-1}, KL in closed form from
-  :func:`torch.distributions.kl_divergence`. An inner product of unit vectors lies in [-1, 1], so the
-  decoder is sigma(s * z_i^T z_j + b) with a learnable scale s > 0 and bias b
-  (:class:`ScaledInnerProductDecoder`).
+  decoder sigma(z_i^T z_j); the encoder returns (mu, log sigma).
+* :class:`SVGAE` (Davidson et al., 2018): q(z|x) = vMF(mu, kappa) with mu = normalize(direction logits),
+  kappa = softplus(concentration logits) + kappa_floor, p(z) = uniform on S^{D-1}, KL in closed form from
+  :func:`torch.distributions.kl_divergence`; with ``spheres = k`` a product of k spheres. An inner product of
+  unit vectors lies in [-1, 1], so the decoder is sigma(s * z_i^T z_j + b) with a learnable scale s > 0 and
+  bias b (:class:`ScaledInnerProductDecoder`).
+
+The module needs torch_geometric (``pip install torch_geometric``, or the ``experiments`` extra).
 """
 
 from __future__ import annotations
@@ -26,12 +31,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import kl_divergence
-from torch_geometric.nn import GCNConv
-from torch_geometric.nn.dense.linear import Linear
-from torch_geometric.nn.models import VGAE, InnerProductDecoder
-from torch_geometric.utils import negative_sampling
 
-from ..distributions import HypersphericalUniform, VonMisesFisher
+try:
+    from torch_geometric.nn import GCNConv
+    from torch_geometric.nn.dense.linear import Linear
+    from torch_geometric.nn.models import VGAE
+    from torch_geometric.nn.models.autoencoder import MAX_LOGSTD
+    from torch_geometric.utils import negative_sampling
+except ImportError as exc:  # torch_geometric is an optional dependency (the ``experiments`` extra)
+    raise ImportError(
+        "hvae_ext's graph models (SVGAE, NVGAE, GCNEncoder, ScaledInnerProductDecoder) need torch_geometric: "
+        "pip install torch_geometric (or pip install 'hvae_ext[experiments]')"
+    ) from exc
+
+from . import _latent
+from ._latent import check_spheres, factor_size
+from ._legacy import LegacySizes
 
 __all__ = ["GCNEncoder", "ScaledInnerProductDecoder", "NVGAE", "SVGAE"]
 
@@ -205,71 +220,143 @@ class _StableReconLoss:
         return pos_loss + neg_loss
 
 
-class NVGAE(_StableReconLoss, VGAE):
-    """Gaussian VGAE (Kipf & Welling, 2016) with a two-layer GCN encoder.
+class NVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
+    """Gaussian VGAE (Kipf & Welling, 2016): torch_geometric's ``VGAE`` with a numerically stable
+    reconstruction loss.
 
     Args:
-        in_channels: node feature dimension.
-        hidden_channels, latent_dim: GCN widths (32, 16 as in the paper).
+        encoder: a module whose ``forward(x, edge_index, ...)`` returns ``(mu, logstd)``, both of shape (N, D).
         decoder: defaults to the plain inner-product decoder of the paper.
+
+    :meth:`gcn` builds the two-layer GCN encoder of the paper (32-16). The former spelling
+    ``NVGAE(in_channels, ...)`` still builds it, with a ``DeprecationWarning`` that names ``NVGAE.gcn``.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16,
-                 decoder: Optional[nn.Module] = None, dropout: float = 0.0):
+    legacy_builder = "gcn"
+    legacy_first = "in_channels"
+
+    def __init__(self, encoder: nn.Module, decoder: Optional[nn.Module] = None):
+        super().__init__(encoder, decoder)
+        #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
+        self.latent_dim: Optional[int] = None
+
+    @classmethod
+    def gcn(cls, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16,
+            decoder: Optional[nn.Module] = None, dropout: float = 0.0) -> "NVGAE":
+        """The two-layer GCN encoder of Kipf & Welling (2016) (:class:`GCNEncoder`: a shared GCN layer of
+        width ``hidden_channels`` with ReLU, GCN heads of width ``latent_dim`` for mu and log sigma), with
+        ``dropout`` on its input and hidden layer."""
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
-        encoder = GCNEncoder(in_channels, hidden_channels, latent_dim, dropout=dropout)
-        super().__init__(encoder, decoder if decoder is not None else InnerProductDecoder())
-        self.latent_dim = latent_dim
+        model = cls(GCNEncoder(in_channels, hidden_channels, latent_dim, dropout=dropout), decoder)
+        model.latent_dim = latent_dim
+        return model
+
+    def encode(self, *args, **kwargs) -> Tensor:
+        """Returns z ~ N(mu, sigma^2) in training mode, mu in eval mode (torch_geometric's ``VGAE.encode``)."""
+        out = self.encoder(*args, **kwargs)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"NVGAE: the encoder must return a pair (mu (N, D), logstd (N, D)), got "
+                            f"{type(out).__name__}")
+        if out[0].shape != out[1].shape:
+            raise ValueError(f"NVGAE: the encoder's mu and logstd must have the same shape (N, D), got "
+                             f"{tuple(out[0].shape)} and {tuple(out[1].shape)}")
+        self.__mu__, logstd = out
+        self.__logstd__ = logstd.clamp(max=MAX_LOGSTD)
+        return self.reparametrize(self.__mu__, self.__logstd__)
 
 
-class SVGAE(_StableReconLoss, VGAE):
-    """Hyperspherical VGAE (Davidson et al., 2018): vMF posterior, uniform prior on S^{latent_dim - 1}.
+class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
+    r"""Hyperspherical VGAE (Davidson et al., 2018): vMF posterior, uniform prior on the sphere; with
+    ``spheres = k > 1`` a product of k spheres (Davidson et al., 2019): k independent vMF factors per node,
+    each with its own mu_i and kappa_i, and the uniform prior on each factor.
 
     Args:
-        in_channels: node feature dimension.
-        hidden_channels, latent_dim: GCN widths; ``latent_dim`` is the ambient dimension d >= 2.
-        kappa_floor: kappa = softplus(GCN_kappa(x)) + kappa_floor.
-        decoder: defaults to :class:`ScaledInnerProductDecoder` with initial scale ``decoder_scale`` (10, the
-            value chosen on the validation splits of Cora and CiteSeer; experiments/results/link_prediction/notes.md).
+        encoder: a module whose ``forward(x, edge_index, ...)`` returns ``(direction_logits,
+            concentration_logits)`` of shapes (N, D) and (N, k), for one sphere also (N, 1) or (N,): mu = the
+            direction logits normalized (per factor), kappa = softplus(concentration logits) + ``kappa_floor``.
+            Any other shape of the concentration logits is a ``ValueError``.
+        decoder: defaults to :class:`ScaledInnerProductDecoder` with initial scale ``decoder_scale / spheres``
+            (10 for one sphere, the value chosen on the validation splits of Cora and CiteSeer;
+            experiments/results/link_prediction/notes.md): the inner product of two products of k unit
+            vectors lies in [-k, k], so the initial logits span [-decoder_scale, decoder_scale] for every k.
+        spheres: k, the number of sphere factors: z in R^D is made of k unit vectors of size m + 1 = D / k
+            (on :math:`S^m`), d = k m degrees of freedom. D must be a multiple of k with D / k >= 2 (else a
+            ``ValueError``); k = 1 (default) is the single sphere :math:`S^{D-1}`.
+        kappa_floor: kappa = softplus(.) + kappa_floor.
+        decoder_scale, decoder_bias, learn_scale: of the default decoder.
+
+    ``encode`` returns z (N, D), the k factors side by side; ``posterior()`` is the last encoding's
+    :class:`~hvae_ext.VonMisesFisher`, or ``Independent(VonMisesFisher(loc (N, k, m+1), kappa (N, k)), 1)``.
+    :meth:`gcn` builds the two-layer GCN encoder of the paper. The former spelling
+    ``SVGAE(in_channels, ...)`` still builds it, with a ``DeprecationWarning`` that names ``SVGAE.gcn``.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16,
-                 kappa_floor: float = 1.0, decoder: Optional[nn.Module] = None, decoder_scale: float = 10.0,
-                 decoder_bias: float = 0.0, learn_scale: bool = True, dropout: float = 0.0):
+    legacy_builder = "gcn"
+    legacy_first = "in_channels"
+
+    def __init__(self, encoder: nn.Module, decoder: Optional[nn.Module] = None, *, spheres: int = 1,
+                 kappa_floor: float = 1.0, decoder_scale: float = 10.0, decoder_bias: float = 0.0,
+                 learn_scale: bool = True):
+        spheres = check_spheres(spheres)
+        if not kappa_floor >= 0:
+            raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
+        if decoder is None:
+            if not decoder_scale > 0:
+                raise ValueError(f"decoder_scale must be > 0, got {decoder_scale}")
+            decoder = ScaledInnerProductDecoder(decoder_scale / spheres, decoder_bias, learn_scale=learn_scale)
+        super().__init__(encoder, decoder)
+        self.spheres = spheres
+        self.kappa_floor = float(kappa_floor)
+        #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
+        self.latent_dim: Optional[int] = None
+        self.__posterior__ = None
+
+    @classmethod
+    def gcn(cls, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16, kappa_floor: float = 1.0,
+            decoder: Optional[nn.Module] = None, decoder_scale: float = 10.0, decoder_bias: float = 0.0,
+            learn_scale: bool = True, dropout: float = 0.0, *, spheres: int = 1) -> "SVGAE":
+        """The two-layer GCN encoder of Kipf & Welling (2016) (:class:`GCNEncoder`: a shared GCN layer of
+        width ``hidden_channels`` with ReLU, a GCN head of width ``latent_dim`` (D, the size of z) for the
+        directions and one of width ``spheres`` for the concentrations), with ``dropout`` on its input and
+        hidden layer."""
         if latent_dim < 2:
             raise ValueError(f"S-VGAE needs latent_dim >= 2 (a sphere S^(d-1) in R^d), got {latent_dim}")
         if kappa_floor < 0:
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
-        encoder = GCNEncoder(in_channels, hidden_channels, latent_dim, second_channels=1, dropout=dropout)
-        if decoder is None:
-            decoder = ScaledInnerProductDecoder(decoder_scale, decoder_bias, learn_scale=learn_scale)
-        super().__init__(encoder, decoder)
-        self.latent_dim = latent_dim
-        self.kappa_floor = float(kappa_floor)
-        self.__posterior__: Optional[VonMisesFisher] = None
+        factor_size(latent_dim, check_spheres(spheres), "SVGAE.gcn")
+        encoder = GCNEncoder(in_channels, hidden_channels, latent_dim, second_channels=spheres, dropout=dropout)
+        model = cls(encoder, decoder, spheres=spheres, kappa_floor=kappa_floor, decoder_scale=decoder_scale,
+                    decoder_bias=decoder_bias, learn_scale=learn_scale)
+        model.latent_dim = latent_dim
+        return model
 
-    def posterior(self, loc: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> VonMisesFisher:
+    def posterior(self, loc: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> Distribution:
+        """q(z) of the last encoding, or of the given mean directions ``loc`` (N, D) (unit vectors, per
+        factor, side by side) and concentrations ``kappa`` (N,) or (N, spheres)."""
         if loc is None and kappa is None and self.__posterior__ is not None:
             return self.__posterior__
         loc = self.__mu__ if loc is None else loc
         kappa = self.__kappa__ if kappa is None else kappa
         # loc is unit-norm and kappa >= kappa_floor by construction: skip the (costly) argument checks
-        return VonMisesFisher(loc, kappa, validate_args=False)
+        return _latent.posterior(loc, kappa, self.spheres)
 
     def encode(self, *args, **kwargs) -> Tensor:
-        """Returns z ~ vMF(mu, kappa) in training mode, the mean direction mu in eval mode."""
-        raw_loc, raw_kappa = self.encoder(*args, **kwargs)
-        self.__mu__ = F.normalize(raw_loc, dim=-1)
-        self.__kappa__ = F.softplus(raw_kappa).squeeze(-1) + self.kappa_floor
+        """Returns z ~ q(z) (N, D) in training mode, the mean direction(s) mu in eval mode."""
+        out = self.encoder(*args, **kwargs)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"SVGAE: the encoder must return a pair (direction logits (N, D), concentration "
+                            f"logits (N, spheres)), got {type(out).__name__}")
+        self.__mu__, self.__kappa__ = _latent.split(out[0], out[1], self.spheres, self.kappa_floor, "SVGAE")
         self.__posterior__ = None
         self.__posterior__ = self.posterior()
         if self.training:
-            return self.posterior().rsample()
+            return _latent.sample(self.posterior(), self.spheres)
         return self.__mu__
 
     def kl_loss(self, mu: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> Tensor:
-        """Mean over nodes of KL(vMF(mu, kappa) || uniform on the sphere)."""
+        """Mean over nodes of KL(q || uniform): for a product, the sum of the factors' KLs."""
         q = self.posterior(mu, kappa)
-        p = HypersphericalUniform(self.latent_dim, device=q.loc.device, dtype=q.loc.dtype)
+        loc = q.base_dist.loc if self.spheres > 1 else q.loc
+        p = _latent.prior(_latent.latent_size(q), self.spheres, device=loc.device, dtype=loc.dtype)
         return kl_divergence(q, p).mean()
