@@ -93,8 +93,9 @@ def householder(z: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
     return z - 2.0 * (z * u).sum(-1, keepdim=True) * u
 
 
-def wood_rsample(loc: torch.Tensor, kappa: torch.Tensor, generator: torch.Generator | None = None,
-                 return_proposals: bool = False):
+def wood_rsample(
+    loc: torch.Tensor, kappa: torch.Tensor, generator: torch.Generator | None = None, return_proposals: bool = False
+):
     """One vMF(loc[i], kappa[i]) sample per row: ``loc`` (N, d) of unit rows, ``kappa`` (N,) > 0.
 
     Differentiable in ``loc`` and ``kappa`` (kappa through w = mu^T z only; no g_cor correction term).

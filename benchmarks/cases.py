@@ -28,8 +28,13 @@ Q_GPU_N, Q_GPU_D = 1048576, 64
 CPU_MAX_ELEMENTS = 2**30 - 1  # N * d at or above this (N = 1048576, d = 1024: 4 GiB in float32) is skipped on CPU
 
 # bytes of working memory per input element, roughly, for the memory guard
-_MEM_FACTOR = {("ours", "fwd"): 3, ("ours", "fwd+bwd"): 6, ("ours_ps", "fwd"): 3, ("ours_ps", "fwd+bwd"): 6,
-               ("randn", "fwd"): 1}
+_MEM_FACTOR = {
+    ("ours", "fwd"): 3,
+    ("ours", "fwd+bwd"): 6,
+    ("ours_ps", "fwd"): 3,
+    ("ours_ps", "fwd+bwd"): 6,
+    ("randn", "fwd"): 1,
+}
 _MEM_FACTOR_DEFAULT = {"fwd": 10, "fwd+bwd": 20}  # the Python baselines keep several (N, d) intermediates
 
 
@@ -170,4 +175,3 @@ _BY_TEST = {
 
 def cases_for(test_name: str, mode: str):
     return [_param(c) for c in _BY_TEST[test_name](mode)]
-

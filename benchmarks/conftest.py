@@ -85,11 +85,12 @@ def _cpu_model() -> str:
 def _hvae_ext_info() -> dict:
     try:
         import hvae_ext
-
         from experiments.common import portable_path  # no absolute paths of this machine in the record
 
-        return {"hvae_ext_version": getattr(hvae_ext, "__version__", "?"),
-                "hvae_ext_path": portable_path(os.path.dirname(hvae_ext.__file__))}
+        return {
+            "hvae_ext_version": getattr(hvae_ext, "__version__", "?"),
+            "hvae_ext_path": portable_path(os.path.dirname(hvae_ext.__file__)),
+        }
     except Exception as exc:  # pragma: no cover - depends on the environment
         return {"hvae_ext_version": None, "hvae_ext_error": repr(exc)}
 
@@ -98,7 +99,6 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     """Names the machine and device in the JSON, for benchmarks/report.py."""
     import numpy
     import scipy
-
     from baselines import HAVE_POWER_SPHERICAL
 
     info = {

@@ -35,8 +35,15 @@ def run_benchmark(benchmark, fn, case, bench_time: float, group: str, min_rounds
     rounds = max(min(2, min_rounds) if t > 2.0 else min_rounds, min(50, math.ceil(bench_time / max(t, 1e-9))))
     benchmark.group = group
     benchmark.extra_info.update(
-        kind=case.kind, impl=case.impl, mode=case.mode, device=case.device, dtype=case.dtype,
-        N=case.n, d=case.d, kappa=case.kappa, items=case.n,
+        kind=case.kind,
+        impl=case.impl,
+        mode=case.mode,
+        device=case.device,
+        dtype=case.dtype,
+        N=case.n,
+        d=case.d,
+        kappa=case.kappa,
+        items=case.n,
     )
     benchmark.extra_info.update(extra)
     result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)

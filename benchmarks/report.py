@@ -16,10 +16,14 @@ import argparse
 import json
 import math
 import os
-from collections import defaultdict
 
-IMPL_LABEL = {"ours": "hvae_ext", "baseline": "PyTorch Wood", "power_spherical": "power_spherical", "randn": "randn(N, d)",
-              "ours_ps": "hvae_ext PowerSpherical"}
+IMPL_LABEL = {
+    "ours": "hvae_ext",
+    "baseline": "PyTorch Wood",
+    "power_spherical": "power_spherical",
+    "randn": "randn(N, d)",
+    "ours_ps": "hvae_ext PowerSpherical",
+}
 
 
 # --- loading ---------------------------------------------------------------------------------------------
@@ -62,7 +66,9 @@ class Run:
 
     def label(self) -> str:
         i = self.info
-        cpu = f"{i.get('cpu_model', self.machine.get('cpu', {}).get('brand_raw', '?'))}, {i.get('cpu_count', '?')} cores"
+        cpu = (
+            f"{i.get('cpu_model', self.machine.get('cpu', {}).get('brand_raw', '?'))}, {i.get('cpu_count', '?')} cores"
+        )
         dev = i.get("cuda_device") or "no CUDA device"
         return (
             f"{cpu}, {i.get('torch_num_threads', '?')} torch thread(s); GPU: {dev}; "
@@ -106,34 +112,68 @@ def kstr(k):
 
 
 def rsample_table(run: Run, device: str, dtype: str, n: int, kappas=None):
-    ds = sorted({r["d"] for r in run.recs if r["kind"] == "rsample" and r["device"] == device and r["dtype"] == dtype and r["N"] == n})
-    ks = sorted({r["kappa"] for r in run.recs if r["kind"] == "rsample" and r["device"] == device and r["dtype"] == dtype and r["N"] == n})
+    ds = sorted(
+        {
+            r["d"]
+            for r in run.recs
+            if r["kind"] == "rsample" and r["device"] == device and r["dtype"] == dtype and r["N"] == n
+        }
+    )
+    ks = sorted(
+        {
+            r["kappa"]
+            for r in run.recs
+            if r["kind"] == "rsample" and r["device"] == device and r["dtype"] == dtype and r["N"] == n
+        }
+    )
     if kappas is not None:
         ks = [k for k in ks if k in kappas]
     header = [
-        "d", "κ", "randn", "hvae_ext fwd", "hvae_ext fwd+bwd", "Wood (PyTorch) fwd", "Wood (PyTorch) fwd+bwd",
-        "power_sph. fwd", "power_sph. fwd+bwd", "fwd ÷ Wood", "fwd+bwd ÷ Wood", "fwd ÷ power_sph.",
-        "fwd+bwd ÷ power_sph.", "time fwd / time randn",
+        "d",
+        "κ",
+        "randn",
+        "hvae_ext fwd",
+        "hvae_ext fwd+bwd",
+        "Wood (PyTorch) fwd",
+        "Wood (PyTorch) fwd+bwd",
+        "power_sph. fwd",
+        "power_sph. fwd+bwd",
+        "fwd ÷ Wood",
+        "fwd+bwd ÷ Wood",
+        "fwd ÷ power_sph.",
+        "fwd+bwd ÷ power_sph.",
+        "time fwd / time randn",
     ]
     rows = []
     for d in ds:
         for k in ks:
             q = dict(device=device, dtype=dtype, N=n, d=d)
             rr = run.rate(kind="randn", **q)
-            v = {(i, m): run.rate(kind="rsample", impl=i, mode=m, kappa=k, **q) for i in ("ours", "baseline", "power_spherical") for m in ("fwd", "fwd+bwd")}
+            v = {
+                (i, m): run.rate(kind="rsample", impl=i, mode=m, kappa=k, **q)
+                for i in ("ours", "baseline", "power_spherical")
+                for m in ("fwd", "fwd+bwd")
+            }
             if all(x is None for x in v.values()):
                 continue
-            rows.append([
-                d, kstr(k), fmt_rate(rr),
-                fmt_rate(v["ours", "fwd"]), fmt_rate(v["ours", "fwd+bwd"]),
-                fmt_rate(v["baseline", "fwd"]), fmt_rate(v["baseline", "fwd+bwd"]),
-                fmt_rate(v["power_spherical", "fwd"]), fmt_rate(v["power_spherical", "fwd+bwd"]),
-                fmt_ratio(ratio(v["ours", "fwd"], v["baseline", "fwd"])),
-                fmt_ratio(ratio(v["ours", "fwd+bwd"], v["baseline", "fwd+bwd"])),
-                fmt_ratio(ratio(v["ours", "fwd"], v["power_spherical", "fwd"])),
-                fmt_ratio(ratio(v["ours", "fwd+bwd"], v["power_spherical", "fwd+bwd"])),
-                fmt_ratio(ratio(rr, v["ours", "fwd"])),
-            ])
+            rows.append(
+                [
+                    d,
+                    kstr(k),
+                    fmt_rate(rr),
+                    fmt_rate(v["ours", "fwd"]),
+                    fmt_rate(v["ours", "fwd+bwd"]),
+                    fmt_rate(v["baseline", "fwd"]),
+                    fmt_rate(v["baseline", "fwd+bwd"]),
+                    fmt_rate(v["power_spherical", "fwd"]),
+                    fmt_rate(v["power_spherical", "fwd+bwd"]),
+                    fmt_ratio(ratio(v["ours", "fwd"], v["baseline", "fwd"])),
+                    fmt_ratio(ratio(v["ours", "fwd+bwd"], v["baseline", "fwd+bwd"])),
+                    fmt_ratio(ratio(v["ours", "fwd"], v["power_spherical", "fwd"])),
+                    fmt_ratio(ratio(v["ours", "fwd+bwd"], v["power_spherical", "fwd+bwd"])),
+                    fmt_ratio(ratio(rr, v["ours", "fwd"])),
+                ]
+            )
     if not rows:
         return None
     # drop columns that are empty in every row
@@ -143,25 +183,51 @@ def rsample_table(run: Run, device: str, dtype: str, n: int, kappas=None):
 
 def power_spherical_table(run: Run, device: str, dtype: str, n: int):
     """hvae_ext's PowerSpherical against the power_spherical package and hvae_ext's vMF, per (d, kappa)."""
-    recs = [r for r in run.recs if r["kind"] == "rsample" and r["impl"] == "ours_ps" and r["device"] == device
-            and r["dtype"] == dtype and r["N"] == n]
+    recs = [
+        r
+        for r in run.recs
+        if r["kind"] == "rsample"
+        and r["impl"] == "ours_ps"
+        and r["device"] == device
+        and r["dtype"] == dtype
+        and r["N"] == n
+    ]
     if not recs:
         return None
-    header = ["d", "κ", "PowerSpherical fwd", "PowerSpherical fwd+bwd", "power_sph. fwd", "power_sph. fwd+bwd",
-              "vMF fwd", "vMF fwd+bwd", "fwd ÷ power_sph.", "fwd+bwd ÷ power_sph.", "fwd ÷ vMF", "fwd+bwd ÷ vMF"]
+    header = [
+        "d",
+        "κ",
+        "PowerSpherical fwd",
+        "PowerSpherical fwd+bwd",
+        "power_sph. fwd",
+        "power_sph. fwd+bwd",
+        "vMF fwd",
+        "vMF fwd+bwd",
+        "fwd ÷ power_sph.",
+        "fwd+bwd ÷ power_sph.",
+        "fwd ÷ vMF",
+        "fwd+bwd ÷ vMF",
+    ]
     rows = []
     for d, k in sorted({(r["d"], r["kappa"]) for r in recs}):
         q = dict(kind="rsample", device=device, dtype=dtype, N=n, d=d, kappa=k)
         v = {(i, m): run.rate(impl=i, mode=m, **q) for i in ("ours_ps", "power_spherical", "ours") for m in MODES_}
-        rows.append([
-            d, kstr(k), fmt_rate(v["ours_ps", "fwd"]), fmt_rate(v["ours_ps", "fwd+bwd"]),
-            fmt_rate(v["power_spherical", "fwd"]), fmt_rate(v["power_spherical", "fwd+bwd"]),
-            fmt_rate(v["ours", "fwd"]), fmt_rate(v["ours", "fwd+bwd"]),
-            fmt_ratio(ratio(v["ours_ps", "fwd"], v["power_spherical", "fwd"])),
-            fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["power_spherical", "fwd+bwd"])),
-            fmt_ratio(ratio(v["ours_ps", "fwd"], v["ours", "fwd"])),
-            fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["ours", "fwd+bwd"])),
-        ])
+        rows.append(
+            [
+                d,
+                kstr(k),
+                fmt_rate(v["ours_ps", "fwd"]),
+                fmt_rate(v["ours_ps", "fwd+bwd"]),
+                fmt_rate(v["power_spherical", "fwd"]),
+                fmt_rate(v["power_spherical", "fwd+bwd"]),
+                fmt_rate(v["ours", "fwd"]),
+                fmt_rate(v["ours", "fwd+bwd"]),
+                fmt_ratio(ratio(v["ours_ps", "fwd"], v["power_spherical", "fwd"])),
+                fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["power_spherical", "fwd+bwd"])),
+                fmt_ratio(ratio(v["ours_ps", "fwd"], v["ours", "fwd"])),
+                fmt_ratio(ratio(v["ours_ps", "fwd+bwd"], v["ours", "fwd+bwd"])),
+            ]
+        )
     return md_table(header, rows)
 
 
@@ -179,8 +245,13 @@ def targets_power_spherical(run: Run):
         elif lim is None:
             rows.append([f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ÷ power_spherical", fmt_ratio(val), "(no target)"])
         else:
-            rows.append([f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ≥ {lim:g}× power_spherical", fmt_ratio(val),
-                         "PASS" if val >= lim else "FAIL"])
+            rows.append(
+                [
+                    f"CPU d=16 κ=10 N=65536 {m}: PowerSpherical ≥ {lim:g}× power_spherical",
+                    fmt_ratio(val),
+                    "PASS" if val >= lim else "FAIL",
+                ]
+            )
     return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
 
 
@@ -220,27 +291,60 @@ def normalizer_table(run: Run):
         if dev == "cuda" and ours is None:
             continue
         rows.append([dev, dt, d, n, fmt_rate(ours), fmt_rate(sc), fmt_ratio(ratio(ours, sc))])
-    return md_table(["device", "dtype", "d", "κ values", "hvae_ext (κ/s)", "scipy ive (κ/s, CPU)", "hvae_ext ÷ scipy"], rows,
-                    ["---", "---", "---:", "---:", "---:", "---:", "---:"])
+    return md_table(
+        ["device", "dtype", "d", "κ values", "hvae_ext (κ/s)", "scipy ive (κ/s, CPU)", "hvae_ext ÷ scipy"],
+        rows,
+        ["---", "---", "---:", "---:", "---:", "---:", "---:"],
+    )
 
 
 def validation_table(run: Run):
     """rsample with torch's default argument validation (on) beside validate_args=False, per cell: median times."""
-    keys = sorted({(r["device"], r["dtype"], r["N"], r["d"], r["kappa"], r["impl"], r["mode"]) for r in run.recs
-                   if r["kind"] == "rsample" and r.get("validate")})
+    keys = sorted(
+        {
+            (r["device"], r["dtype"], r["N"], r["d"], r["kappa"], r["impl"], r["mode"])
+            for r in run.recs
+            if r["kind"] == "rsample" and r.get("validate")
+        }
+    )
     rows = []
     for dev, dt, n, d, k, impl, m in keys:
         q = dict(kind="rsample", device=dev, dtype=dt, N=n, d=d, kappa=k, impl=impl, mode=m)
         on, off = run.find(validate=True, **q), run.find(validate=False, **q)
         if on is None or off is None:
             continue
-        rows.append([dev, dt, n, d, kstr(k), IMPL_LABEL[impl], m, f"{off['time_median'] * 1e3:.3g}",
-                     f"{on['time_median'] * 1e3:.3g}", fmt_ratio(ratio(on["time_median"], off["time_median"]))])
+        rows.append(
+            [
+                dev,
+                dt,
+                n,
+                d,
+                kstr(k),
+                IMPL_LABEL[impl],
+                m,
+                f"{off['time_median'] * 1e3:.3g}",
+                f"{on['time_median'] * 1e3:.3g}",
+                fmt_ratio(ratio(on["time_median"], off["time_median"])),
+            ]
+        )
     if not rows:
         return None
-    return md_table(["device", "dtype", "N", "d", "κ", "implementation", "mode", "ms, validate_args=False",
-                     "ms, validated (default)", "validated ÷ not"], rows,
-                    ["---", "---", "---:", "---:", "---:", "---", "---", "---:", "---:", "---:"])
+    return md_table(
+        [
+            "device",
+            "dtype",
+            "N",
+            "d",
+            "κ",
+            "implementation",
+            "mode",
+            "ms, validate_args=False",
+            "ms, validated (default)",
+            "validated ÷ not",
+        ],
+        rows,
+        ["---", "---", "---:", "---:", "---:", "---", "---", "---:", "---:", "---:"],
+    )
 
 
 def targets_validation(run: Run):
@@ -257,14 +361,22 @@ def targets_validation(run: Run):
         r = run.find(kind="rsample", **kw)
         return None if r is None else r["time_median"]
 
-    for d in sorted({r["d"] for r in run.recs if r["kind"] == "rsample" and r.get("validate") and r["device"] == "cpu"}):
+    for d in sorted(
+        {r["d"] for r in run.recs if r["kind"] == "rsample" and r.get("validate") and r["device"] == "cpu"}
+    ):
         q = dict(impl="ours", mode="fwd", device="cpu", dtype="float32", N=65536, d=d, kappa=10.0)
-        add(f"CPU d={d} κ=10 N=65536 fwd: validated ≤ 1.10× validate_args=False",
-            ratio(med(validate=True, **q), med(validate=False, **q)), lambda x: x <= 1.10)
+        add(
+            f"CPU d={d} κ=10 N=65536 fwd: validated ≤ 1.10× validate_args=False",
+            ratio(med(validate=True, **q), med(validate=False, **q)),
+            lambda x: x <= 1.10,
+        )
     cpu = dict(device="cpu", dtype="float32", N=65536, d=16, kappa=10.0, validate=True)
     for m in ("fwd", "fwd+bwd"):
-        add(f"CPU d=16 κ=10 N=65536 {m}, default validation on both sides: hvae_ext ≥ 10× PyTorch Wood",
-            ratio(med(impl="baseline", mode=m, **cpu), med(impl="ours", mode=m, **cpu)), lambda x: x >= 10)
+        add(
+            f"CPU d=16 κ=10 N=65536 {m}, default validation on both sides: hvae_ext ≥ 10× PyTorch Wood",
+            ratio(med(impl="baseline", mode=m, **cpu), med(impl="ours", mode=m, **cpu)),
+            lambda x: x >= 10,
+        )
     return md_table(["target", "measured (medians)", "result"], rows, ["---", "---:", "---"])
 
 
@@ -277,29 +389,56 @@ def targets(run: Run):
     def add(name, value, ok_fn, shown):
         if value is None:
             gpu = name.startswith("GPU")
-            rows.append([name, "–", "not yet measured on a GPU (`bash scripts/gpu_check.sh`)" if gpu else "not measured"])
+            rows.append(
+                [name, "–", "not yet measured on a GPU (`bash scripts/gpu_check.sh`)" if gpu else "not measured"]
+            )
         else:
             rows.append([name, shown(value), "PASS" if ok_fn(value) else "FAIL"])
 
     cpu = dict(device="cpu", dtype="float32", N=65536, d=16, kappa=10.0)
     for m in ("fwd", "fwd+bwd"):
         ours = run.rate(kind="rsample", impl="ours", mode=m, **cpu)
-        add(f"CPU d=16 κ=10 N=65536 {m}: hvae_ext ≥ 10× PyTorch Wood",
-            ratio(ours, run.rate(kind="rsample", impl="baseline", mode=m, **cpu)), lambda x: x >= 10, fmt_ratio)
-        add(f"CPU d=16 κ=10 N=65536 {m}: hvae_ext faster than power_spherical",
-            ratio(ours, run.rate(kind="rsample", impl="power_spherical", mode=m, **cpu)), lambda x: x > 1, fmt_ratio)
-    for d in sorted({r["d"] for r in run.recs if r["kind"] == "rsample" and r["device"] == "cpu" and r["dtype"] == "float32" and r["d"] <= 256}):
+        add(
+            f"CPU d=16 κ=10 N=65536 {m}: hvae_ext ≥ 10× PyTorch Wood",
+            ratio(ours, run.rate(kind="rsample", impl="baseline", mode=m, **cpu)),
+            lambda x: x >= 10,
+            fmt_ratio,
+        )
+        add(
+            f"CPU d=16 κ=10 N=65536 {m}: hvae_ext faster than power_spherical",
+            ratio(ours, run.rate(kind="rsample", impl="power_spherical", mode=m, **cpu)),
+            lambda x: x > 1,
+            fmt_ratio,
+        )
+    for d in sorted(
+        {
+            r["d"]
+            for r in run.recs
+            if r["kind"] == "rsample" and r["device"] == "cpu" and r["dtype"] == "float32" and r["d"] <= 256
+        }
+    ):
         q = dict(device="cpu", dtype="float32", N=65536, d=d)
-        add(f"CPU d={d} κ=10 N=65536 fwd: time ≤ 3× randn(N, d)",
+        add(
+            f"CPU d={d} κ=10 N=65536 fwd: time ≤ 3× randn(N, d)",
             ratio(run.rate(kind="randn", **q), run.rate(kind="rsample", impl="ours", mode="fwd", kappa=10.0, **q)),
-            lambda x: x <= 3, fmt_ratio)
+            lambda x: x <= 3,
+            fmt_ratio,
+        )
     gq = dict(device="cuda", dtype="float32", N=1048576, d=64)
     for m, lim in (("fwd", 2), ("fwd+bwd", 4)):
         r = run.find(kind="rsample", impl="ours", mode=m, kappa=10.0, **gq)
-        add(f"GPU d=64 κ=10 N=2^20 {m}: time ≤ {lim}× randn(N, d)",
-            ratio(run.rate(kind="randn", **gq), None if r is None else r["rate"]), lambda x, lim=lim: x <= lim, fmt_ratio)
-        add(f"GPU d=64 κ=10 N=2^20 {m}: no host synchronization (sync debug mode 'error')",
-            None if r is None else r.get("no_host_sync"), lambda x: bool(x), lambda x: "none" if x else "synchronizes")
+        add(
+            f"GPU d=64 κ=10 N=2^20 {m}: time ≤ {lim}× randn(N, d)",
+            ratio(run.rate(kind="randn", **gq), None if r is None else r["rate"]),
+            lambda x, lim=lim: x <= lim,
+            fmt_ratio,
+        )
+        add(
+            f"GPU d=64 κ=10 N=2^20 {m}: no host synchronization (sync debug mode 'error')",
+            None if r is None else r.get("no_host_sync"),
+            lambda x: bool(x),
+            lambda x: "none" if x else "synchronizes",
+        )
     for dt in ("float32",):
         nq = dict(kind="normalizer", device="cpu", dtype=dt, d=16)
         ours = [r for r in run.recs if all(r.get(k) == v for k, v in nq.items()) and r["impl"] == "ours"]
@@ -326,8 +465,11 @@ def targets_cost(run: Run):
     add("CPU d=16 κ=10 N=65536: time fwd+bwd ≤ 2× time fwd", ratio(fwd16, both16), 2.0)
     add("CPU d=16 κ=10 N=65536: time fwd ≤ 1.3× randn(N, d)", ratio(run.rate(kind="randn", **q16), fwd16), 1.3)
     q3 = dict(device="cpu", dtype="float32", N=65536, d=3)
-    add("CPU d=3 κ=10 N=65536: time fwd ≤ 2× randn(N, d)",
-        ratio(run.rate(kind="randn", **q3), run.rate(kind="rsample", impl="ours", mode="fwd", kappa=10.0, **q3)), 2.0)
+    add(
+        "CPU d=3 κ=10 N=65536: time fwd ≤ 2× randn(N, d)",
+        ratio(run.rate(kind="randn", **q3), run.rate(kind="rsample", impl="ours", mode="fwd", kappa=10.0, **q3)),
+        2.0,
+    )
     return md_table(["target", "measured", "result"], rows, ["---", "---:", "---"])
 
 
@@ -343,7 +485,9 @@ def plot(runs, path):
     panels = []  # (run, device, N)
     for run in runs:
         for dev in ("cpu", "cuda"):
-            ns = sorted({r["N"] for r in run.recs if r["kind"] == "rsample" and r["device"] == dev and r["dtype"] == "float32"})
+            ns = sorted(
+                {r["N"] for r in run.recs if r["kind"] == "rsample" and r["device"] == dev and r["dtype"] == "float32"}
+            )
             if ns:
                 n = 65536 if (dev == "cpu" and 65536 in ns) else max(ns)
                 panels.append((run, dev, n))
@@ -354,24 +498,43 @@ def plot(runs, path):
     styles = {"ours": "C0", "baseline": "C1", "power_spherical": "C2"}
     for i, (run, dev, n) in enumerate(panels):
         q = dict(device=dev, dtype="float32", N=n)
-        rd = sorted((r["d"], r["rate"]) for r in run.recs if r["kind"] == "randn" and all(r.get(k) == v for k, v in q.items()))
+        rd = sorted(
+            (r["d"], r["rate"]) for r in run.recs if r["kind"] == "randn" and all(r.get(k) == v for k, v in q.items())
+        )
         for j, k in enumerate(kappas):
             ax = axes[i][j]
             if rd:
                 ax.plot(*zip(*rd), "k:", marker=".", label="randn(N, d)")
             for impl, color in styles.items():
                 for m, ls, mk in (("fwd", "-", "o"), ("fwd+bwd", "--", "s")):
-                    pts = sorted((r["d"], r["rate"]) for r in run.recs if r["kind"] == "rsample" and r["impl"] == impl
-                                 and r["mode"] == m and r["kappa"] == k and all(r.get(kk) == v for kk, v in q.items()))
+                    pts = sorted(
+                        (r["d"], r["rate"])
+                        for r in run.recs
+                        if r["kind"] == "rsample"
+                        and r["impl"] == impl
+                        and r["mode"] == m
+                        and r["kappa"] == k
+                        and all(r.get(kk) == v for kk, v in q.items())
+                    )
                     if pts:
-                        ax.plot(*zip(*pts), ls, color=color, marker=mk, ms=4, mfc="none" if m == "fwd+bwd" else color,
-                                label=f"{IMPL_LABEL[impl]} {m}")
+                        ax.plot(
+                            *zip(*pts),
+                            ls,
+                            color=color,
+                            marker=mk,
+                            ms=4,
+                            mfc="none" if m == "fwd+bwd" else color,
+                            label=f"{IMPL_LABEL[impl]} {m}",
+                        )
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
             ax.set_xlabel("d")
             ax.set_ylabel("samples / s")
             dev_name = run.info.get("cuda_device") if dev == "cuda" else run.info.get("cpu_model", "CPU")
-            ax.set_title(f"{run.name}\n{dev_name} ({dev}), {run.info.get('torch_num_threads', '?')} threads, N={n}, κ={kstr(k)}", fontsize=8)
+            ax.set_title(
+                f"{run.name}\n{dev_name} ({dev}), {run.info.get('torch_num_threads', '?')} threads, N={n}, κ={kstr(k)}",
+                fontsize=8,
+            )
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=6)
     fig.suptitle("vMF rsample throughput (float32)")
@@ -390,7 +553,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
         f"Generated by `python benchmarks/report.py` from {', '.join('`' + os.path.basename(r.path) + '`' for r in runs)}. "
         f"Throughput is items per second from the **{stat}** time over the rounds of each benchmark "
         "(samples/s for rsample and randn, κ values/s for the normalizer); every ratio is between "
-        "implementations measured side by side in the same run. \"fwd ÷ Wood\" is hvae_ext's throughput over "
+        'implementations measured side by side in the same run. "fwd ÷ Wood" is hvae_ext\'s throughput over '
         "the pure-PyTorch Wood sampler's (benchmarks/baselines.py); \"time fwd / time randn\" is hvae_ext's rsample "
         "time over that of `torch.randn(N, d)` on the same device."
     )
@@ -404,12 +567,16 @@ def report(runs, stat: str, png_name: str | None) -> str:
         if any(r.get("validate") for r in run.recs):
             out += ["### Targets: argument validation on the default path", "", targets_validation(run), ""]
             out += [
-                "### rsample with argument validation", "",
+                "### rsample with argument validation",
+                "",
                 "Each implementation built inside the timed call with torch's default `validate_args` (on), as its "
                 "users run it, beside `validate_args=False`; median times. hvae_ext checks `loc` (unit rows) and κ "
                 "with one fused compiled pass each; the PyTorch Wood baseline gets the checks of the reference "
                 "code's constructor (`loc` real, `scale` positive: torch's `arg_constraints`); power_spherical its "
-                "own `arg_constraints`.", "", validation_table(run), "",
+                "own `arg_constraints`.",
+                "",
+                validation_table(run),
+                "",
             ]
         cells = sorted({(r["device"], r["dtype"], r["N"]) for r in run.recs if r["kind"] == "rsample"})
         for dev, dt, n in cells:
@@ -428,12 +595,15 @@ def report(runs, stat: str, png_name: str | None) -> str:
         t = proposals_table(run)
         if t:
             out += [
-                "### Mean proposals per accepted sample (Wood's envelope)", "",
+                "### Mean proposals per accepted sample (Wood's envelope)",
+                "",
                 "Exact value by quadrature (`baselines.expected_proposals`), in parentheses the count of the "
                 "pure-PyTorch baseline in this run (float64), then hvae_ext's count: the proposals its sampler "
                 "draws for N samples of one key, counted by the opt-in op `_vmf_sample_proposals` (runs recorded "
                 "before that op existed show no hvae_ext count; d = 3 inverts the CDF, one draw per sample).",
-                "", t, "",
+                "",
+                t,
+                "",
             ]
     return "\n".join(out)
 

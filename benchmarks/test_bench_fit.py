@@ -9,11 +9,10 @@ N = 1e6 (scipy: N = 256). r is uniform in [1e-3, 0.999] (kappa from ~d/1000 to ~
 
 from __future__ import annotations
 
+import fit_baselines
 import numpy as np
 import pytest
 import torch
-
-import fit_baselines
 from cases import Case
 from harness import run_benchmark
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import baselines
 import numpy as np
 import pytest
 import torch
-
-import baselines
 from harness import run_benchmark, synced
 
 KAPPA_RANGE = (1e-2, 1e3)  # log-uniform
@@ -40,6 +39,10 @@ def test_log_normalizer(benchmark, case, bench_time):
         raise ValueError(case.impl)
     group = f"vmf_log_normalizer fwd+bwd {case.device} {case.dtype} d={d} n={case.n}"
     run_benchmark(
-        benchmark, synced(body, case.device), case, bench_time, group,
+        benchmark,
+        synced(body, case.device),
+        case,
+        bench_time,
+        group,
         kappa_range=f"log-uniform [{KAPPA_RANGE[0]:g}, {KAPPA_RANGE[1]:g}]",
     )

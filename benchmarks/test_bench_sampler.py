@@ -6,10 +6,9 @@ Run with ``pytest benchmarks/ --benchmark-only [--bench-mode quick|full]``; see 
 
 from __future__ import annotations
 
+import baselines
 import pytest
 import torch
-
-import baselines
 from harness import run_benchmark, synced
 
 
@@ -132,7 +131,12 @@ def test_proposals(benchmark, case, bench_time):
 
     group = "proposals (baseline sample_w, cpu float64)"
     run_benchmark(
-        benchmark, fn, case, 0.0, group, min_rounds=2,
+        benchmark,
+        fn,
+        case,
+        0.0,
+        group,
+        min_rounds=2,
         proposals_exact=baselines.expected_proposals(case.d, case.kappa),
         proposals_ours=count_proposals(case.d, case.kappa, case.n),
     )

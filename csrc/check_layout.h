@@ -22,13 +22,13 @@ namespace hvae {
 
 struct RowLayout {
   static constexpr int kMaxDims = 10;
-  int ndim = 0;                   // kept batch dimensions, outermost first
+  int ndim = 0;  // kept batch dimensions, outermost first
   int64_t size[kMaxDims] = {};
   int64_t mem_stride[kMaxDims] = {};  // in elements
   int64_t row_stride[kMaxDims] = {};  // in rows of the full batch
-  int64_t rows = 1;               // distinct rows
-  int64_t d = 1;                  // entries per row (1: a check of elements)
-  int64_t inner_stride = 1;       // stride of the entries within a row
+  int64_t rows = 1;                   // distinct rows
+  int64_t d = 1;                      // entries per row (1: a check of elements)
+  int64_t inner_stride = 1;           // stride of the entries within a row
 
   // Offset (in elements) and full-batch row index of distinct row r.
   HVAE_HD void locate(int64_t r, int64_t* offset, int64_t* full_row) const {

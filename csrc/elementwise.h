@@ -21,20 +21,18 @@ struct ElementwiseArgs {
 // `promote[i]` says whether operand i takes part in choosing the output dtype (integer `dim` operands
 // do not). The output dtype must be float32 or float64.
 template <int N>
-ElementwiseArgs<N> prepare_elementwise(const char* op, std::array<at::Tensor, N> inputs,
-                                       std::array<bool, N> promote) {
+ElementwiseArgs<N> prepare_elementwise(const char* op, std::array<at::Tensor, N> inputs, std::array<bool, N> promote) {
   ElementwiseArgs<N> args;
   c10::optional<at::ScalarType> dtype;
   std::vector<int64_t> shape;
   const c10::Device device = inputs[0].device();
   for (int i = 0; i < N; ++i) {
     TORCH_CHECK(inputs[i].defined(), op, ": operand ", i, " is undefined");
-    TORCH_CHECK(inputs[i].device() == device, op, ": all operands must be on one device, got ",
-                device, " and ", inputs[i].device());
+    TORCH_CHECK(inputs[i].device() == device, op, ": all operands must be on one device, got ", device, " and ",
+                inputs[i].device());
     if (promote[i]) {
       const at::ScalarType t = inputs[i].scalar_type();
-      TORCH_CHECK(t == at::kFloat || t == at::kDouble, op, ": operand ", i,
-                  " must be float32 or float64, got ", t);
+      TORCH_CHECK(t == at::kFloat || t == at::kDouble, op, ": operand ", i, " must be float32 or float64, got ", t);
       dtype = dtype ? at::promote_types(*dtype, t) : t;
     }
     shape = i == 0 ? inputs[i].sizes().vec() : at::infer_size(shape, inputs[i].sizes());

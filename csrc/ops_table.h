@@ -24,48 +24,48 @@
 
 #include "special_functors.h"
 
-#define HVAE_ELEMENTWISE_OPS(X)                                                                                        \
-  X(log_bessel_iv, LogBesselIvOp, "Tensor", "Tensor v, Tensor x", true, true)                                          \
-  X(log_bessel_iv_backward, LogBesselIvBackwardOp, "Tensor", "Tensor grad, Tensor v, Tensor x", true, true, true)      \
-  X(bessel_iv_ratio, BesselIvRatioOp, "Tensor", "Tensor v, Tensor x", true, true)                                      \
-  X(bessel_iv_ratio_backward, BesselIvRatioBackwardOp, "Tensor", "Tensor grad, Tensor v, Tensor x", true, true, true)  \
-  X(vmf_log_normalizer, VmfLogNormalizerOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                         \
-  X(vmf_log_normalizer_backward, VmfLogNormalizerBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true,  \
-    true, false)                                                                                                       \
-  X(vmf_mean_resultant, VmfMeanResultantOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                         \
-  X(vmf_mean_resultant_backward, VmfMeanResultantBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true,  \
-    true, false)                                                                                                       \
-  X(vmf_mean_resultant_inverse, VmfMeanResultantInverseOp, "Tensor", "Tensor r, Tensor dim", true, false)              \
-  X(vmf_mean_resultant_inverse_backward, VmfMeanResultantInverseBackwardOp, "Tensor",                                  \
-    "Tensor grad, Tensor kappa, Tensor r, Tensor dim", true, true, true, false)                                        \
-  X(vmf_kl_uniform, VmfKlUniformOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                 \
-  X(vmf_kl_uniform_backward, VmfKlUniformBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, true,    \
-    false)                                                                                                             \
-  X(_vmf_mean_resultant_second_derivative, VmfMeanResultantSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim",   \
-    true, false)                                                                                                       \
-  X(_vmf_kl_uniform_second_derivative, VmfKlUniformSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim", true,     \
-    false)                                                                                                             \
-  X(vmf_entropy, VmfEntropyOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                      \
-  X(vmf_kl_vmf, VmfKlVmfOp, "Tensor", "Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim", true, true,  \
-    true, false)                                                                                                       \
-  X(_vmf_log_normalizer_and_grad, VmfLogNormalizerAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true,     \
-    false)                                                                                                             \
-  X(_vmf_kl_uniform_and_grad, VmfKlUniformAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true, false)      \
+#define HVAE_ELEMENTWISE_OPS(X)                                                                                       \
+  X(log_bessel_iv, LogBesselIvOp, "Tensor", "Tensor v, Tensor x", true, true)                                         \
+  X(log_bessel_iv_backward, LogBesselIvBackwardOp, "Tensor", "Tensor grad, Tensor v, Tensor x", true, true, true)     \
+  X(bessel_iv_ratio, BesselIvRatioOp, "Tensor", "Tensor v, Tensor x", true, true)                                     \
+  X(bessel_iv_ratio_backward, BesselIvRatioBackwardOp, "Tensor", "Tensor grad, Tensor v, Tensor x", true, true, true) \
+  X(vmf_log_normalizer, VmfLogNormalizerOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                        \
+  X(vmf_log_normalizer_backward, VmfLogNormalizerBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, \
+    true, false)                                                                                                      \
+  X(vmf_mean_resultant, VmfMeanResultantOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                        \
+  X(vmf_mean_resultant_backward, VmfMeanResultantBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, \
+    true, false)                                                                                                      \
+  X(vmf_mean_resultant_inverse, VmfMeanResultantInverseOp, "Tensor", "Tensor r, Tensor dim", true, false)             \
+  X(vmf_mean_resultant_inverse_backward, VmfMeanResultantInverseBackwardOp, "Tensor",                                 \
+    "Tensor grad, Tensor kappa, Tensor r, Tensor dim", true, true, true, false)                                       \
+  X(vmf_kl_uniform, VmfKlUniformOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                \
+  X(vmf_kl_uniform_backward, VmfKlUniformBackwardOp, "Tensor", "Tensor grad, Tensor kappa, Tensor dim", true, true,   \
+    false)                                                                                                            \
+  X(_vmf_mean_resultant_second_derivative, VmfMeanResultantSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim",  \
+    true, false)                                                                                                      \
+  X(_vmf_kl_uniform_second_derivative, VmfKlUniformSecondDerivativeOp, "Tensor", "Tensor kappa, Tensor dim", true,    \
+    false)                                                                                                            \
+  X(vmf_entropy, VmfEntropyOp, "Tensor", "Tensor kappa, Tensor dim", true, false)                                     \
+  X(vmf_kl_vmf, VmfKlVmfOp, "Tensor", "Tensor kappa_p, Tensor kappa_q, Tensor one_minus_cos, Tensor dim", true, true, \
+    true, false)                                                                                                      \
+  X(_vmf_log_normalizer_and_grad, VmfLogNormalizerAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true,    \
+    false)                                                                                                            \
+  X(_vmf_kl_uniform_and_grad, VmfKlUniformAndGradOp, "(Tensor, Tensor)", "Tensor kappa, Tensor dim", true, false)     \
   X(_vmf_w_dkappa, VmfWDkappaOp, "Tensor", "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant",     \
-    true, true, false, true)                                                                                           \
-  X(_vmf_w_dkappa_float32_rule, VmfWDkappaFloat32RuleOp, "Tensor",                                                     \
+    true, true, false, true)                                                                                          \
+  X(_vmf_w_dkappa_float32_rule, VmfWDkappaFloat32RuleOp, "Tensor",                                                    \
     "Tensor one_minus_w, Tensor kappa, Tensor dim, Tensor mean_resultant", true, true, false, true)
 
 namespace hvae {
 
 // One struct per table line: the functor, the name, the number of outputs and the promote flags.
 namespace op_traits {
-#define HVAE_OP_TRAITS_(NAME, OP, RET, ARGS, ...)                                               \
-  struct NAME {                                                                                 \
-    using Functor = OP;                                                                         \
-    static constexpr const char* kName = #NAME;                                                 \
-    static constexpr bool kWithGrad = RET[0] == '(';                                            \
-    static std::array<bool, OP::kArity> promote() { return {__VA_ARGS__}; }                     \
+#define HVAE_OP_TRAITS_(NAME, OP, RET, ARGS, ...)                           \
+  struct NAME {                                                             \
+    using Functor = OP;                                                     \
+    static constexpr const char* kName = #NAME;                             \
+    static constexpr bool kWithGrad = RET[0] == '(';                        \
+    static std::array<bool, OP::kArity> promote() { return {__VA_ARGS__}; } \
   };
 HVAE_ELEMENTWISE_OPS(HVAE_OP_TRAITS_)
 #undef HVAE_OP_TRAITS_

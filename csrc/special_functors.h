@@ -54,9 +54,7 @@ struct VmfLogNormalizerOp {
 struct VmfLogNormalizerBackwardOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 3;
-  HVAE_HD double operator()(const double* a) const {
-    return -a[0] * math::vmf_mean_resultant(a[1], a[2], single);
-  }
+  HVAE_HD double operator()(const double* a) const { return -a[0] * math::vmf_mean_resultant(a[1], a[2], single); }
 };
 
 // A_d(kappa) = I_{d/2}(kappa) / I_{d/2-1}(kappa)
@@ -80,9 +78,7 @@ struct VmfMeanResultantBackwardOp {
 struct VmfMeanResultantInverseOp {
   bool single = false;  // float32 output: the Bessel functions may take their cheaper float32-accurate path
   static constexpr int kArity = 2;
-  HVAE_HD double operator()(const double* a) const {
-    return math::vmf_mean_resultant_inverse(a[0], a[1], single);
-  }
+  HVAE_HD double operator()(const double* a) const { return math::vmf_mean_resultant_inverse(a[0], a[1], single); }
 };
 
 // grad * dkappa/dr = grad / A_d'(kappa) at kappa = A_d^{-1}(r) (operands: grad, kappa, r, dim)
@@ -106,9 +102,7 @@ struct VmfWDkappaOp {
 struct VmfWDkappaFloat32RuleOp {
   bool single = false;  // unused: the rule is the float32 one whatever the output dtype
   static constexpr int kArity = 4;
-  HVAE_HD double operator()(const double* a) const {
-    return math::vmf_w_dkappa_float32_rule(a[0], a[1], a[2], a[3]);
-  }
+  HVAE_HD double operator()(const double* a) const { return math::vmf_w_dkappa_float32_rule(a[0], a[1], a[2], a[3]); }
 };
 
 // KL(vMF(mu, kappa) || uniform on S^{d-1})

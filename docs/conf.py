@@ -39,7 +39,14 @@ extensions = [
 source_suffix = {".md": "markdown"}
 root_doc = "index"
 # Tables included by other pages (tests/repository/test_docs_tables.py checks the copies) and generated files.
-exclude_patterns = ["_build", "special_accuracy.md", "entropy_kl_accuracy.md", "second_derivative_accuracy.md", "figures/*.md", "README.md"]
+exclude_patterns = [
+    "_build",
+    "special_accuracy.md",
+    "entropy_kl_accuracy.md",
+    "second_derivative_accuracy.md",
+    "figures/*.md",
+    "README.md",
+]
 
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3

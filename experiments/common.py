@@ -106,8 +106,13 @@ def parse_seeds(text: str) -> list[int]:
 
 def device_info(device: torch.device) -> dict:
     """What a run file records about where it ran."""
-    info = {"device": str(device), "platform": platform.platform(), "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    info = {
+        "device": str(device),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
@@ -161,7 +166,7 @@ def portable_path(path: str, root: str | None = None) -> str:
             return "/".join([f"<{parts[i - 1]}>"] + parts[i:])
     if "data" in parts[:-1] or parts[-1] == "data":
         i = len(parts) - 1 - parts[::-1].index("data")
-        return "/".join(["<data>"] + parts[i + 1:])
+        return "/".join(["<data>"] + parts[i + 1 :])
     return "<external>/" + parts[-1]
 
 
@@ -191,10 +196,19 @@ def git_commit(root: str | None = None) -> dict:
 
     root = repo_root() if root is None else root
     try:
-        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip() != ""
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            != ""
+        )
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
@@ -230,9 +244,14 @@ def library_versions(*extra: str) -> dict:
 
     import hvae_ext
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-                "hvae_ext": hvae_ext.__version__, "hvae_ext_file": hvae_ext.__file__,
-                "hvae_ext_library": loaded_library()}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "hvae_ext": hvae_ext.__version__,
+        "hvae_ext_file": hvae_ext.__file__,
+        "hvae_ext_library": loaded_library(),
+    }
     for name in extra:
         versions[name] = importlib.import_module(name).__version__
     return versions

@@ -36,16 +36,23 @@ def find_raw_dir(root: Path, name: str) -> Path | None:
     """A folder holding all raw Planetoid files of ``name`` under ``root`` (``root/name/raw``,
     ``root/planetoid/name/raw``, ``root/raw`` or ``root`` itself), or None."""
     files = raw_file_names(name)
-    candidates = [root / name / "raw", root / "planetoid" / name / "raw", root / "raw", root,
-                  root / name.lower() / "raw", root / "planetoid" / name.lower() / "raw"]
+    candidates = [
+        root / name / "raw",
+        root / "planetoid" / name / "raw",
+        root / "raw",
+        root,
+        root / name.lower() / "raw",
+        root / "planetoid" / name.lower() / "raw",
+    ]
     for folder in candidates:
         if folder.is_dir() and all((folder / f).is_file() for f in files):
             return folder
     return None
 
 
-def prepare_root(name: str, data_root: str | os.PathLike | None, cache_root: str | os.PathLike | None = None,
-                 download: bool = True) -> Path:
+def prepare_root(
+    name: str, data_root: str | os.PathLike | None, cache_root: str | os.PathLike | None = None, download: bool = True
+) -> Path:
     """Returns the cache folder to give Planetoid (``cache/name/raw`` present, or to be downloaded into).
 
     The data folder is only read: raw files found under ``data_root`` (or already in the cache) are copied to
@@ -73,9 +80,11 @@ def prepare_root(name: str, data_root: str | os.PathLike | None, cache_root: str
 
 def _missing_message(name: str, root: Path, cause: BaseException | None = None) -> str:
     why = f" (download failed: {type(cause).__name__}: {cause})" if cause is not None else ""
-    return (f"dataset {name} not found under {root}{why}. Pass --data-root DIR where DIR/{name}/raw/ (or "
-            f"DIR/planetoid/{name}/raw/) holds the Planetoid raw files {', '.join(raw_file_names(name))}, "
-            f"or run once with network access to download them into the default cache {default_data_root()}.")
+    return (
+        f"dataset {name} not found under {root}{why}. Pass --data-root DIR where DIR/{name}/raw/ (or "
+        f"DIR/planetoid/{name}/raw/) holds the Planetoid raw files {', '.join(raw_file_names(name))}, "
+        f"or run once with network access to download them into the default cache {default_data_root()}."
+    )
 
 
 def load_planetoid(name: str, data_root=None, cache_root=None, download: bool = True, transform=None):

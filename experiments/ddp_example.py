@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import socket
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -39,7 +38,7 @@ def _flat_params(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
 
-def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str] = None) -> torch.nn.Module:
+def train(rank: int, world_size: int, args: argparse.Namespace, report: str | None = None) -> torch.nn.Module:
     """Trains ``args.steps`` steps on this rank and returns the DDP module (see :func:`_run_rank` for why
     the caller keeps it)."""
     from hvae_ext.models import SVAE
@@ -51,8 +50,7 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
     backend = "nccl" if use_cuda else "gloo"
     if args.verbose:  # where a slow or stuck start is, when one happens
         print(f"rank {rank}: joining the process group ({backend})", flush=True)
-    dist.init_process_group(backend, rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=args.timeout))
+    dist.init_process_group(backend, rank=rank, world_size=world_size, timeout=datetime.timedelta(seconds=args.timeout))
     if args.verbose:
         print(f"rank {rank}: process group up", flush=True)
     try:
@@ -80,12 +78,20 @@ def train(rank: int, world_size: int, args: argparse.Namespace, report: Optional
             fp = torch.stack([loss.detach(), z.detach().sum(), z.detach()[0, 0]]).double()
             fps = [torch.empty_like(fp) for _ in range(world_size)]
             dist.all_gather(fps, fp)
-            steps.append({"step": step, "max_param_diff_across_ranks": max_diff,
-                          "loss_per_rank": [float(f[0]) for f in fps],
-                          "sample_fingerprint_per_rank": [[float(f[1]), float(f[2])] for f in fps]})
+            steps.append(
+                {
+                    "step": step,
+                    "max_param_diff_across_ranks": max_diff,
+                    "loss_per_rank": [float(f[0]) for f in fps],
+                    "sample_fingerprint_per_rank": [[float(f[1]), float(f[2])] for f in fps],
+                }
+            )
             if rank == 0 and args.verbose:
-                print(f"step {step}: losses {[round(float(f[0]), 3) for f in fps]}, "
-                      f"max parameter difference across ranks {max_diff:.3g}", flush=True)
+                print(
+                    f"step {step}: losses {[round(float(f[0]), 3) for f in fps]}, "
+                    f"max parameter difference across ranks {max_diff:.3g}",
+                    flush=True,
+                )
         if rank == 0 and report:
             with open(report, "w") as fh:
                 json.dump({"world_size": world_size, "backend": backend, "steps": steps}, fh, indent=1)
@@ -107,7 +113,7 @@ class ELBOLoss(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model = model
-        self.last_z: Optional[torch.Tensor] = None
+        self.last_z: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.model.posterior(x)
@@ -134,11 +140,10 @@ def main(argv=None) -> None:
     if args.torchrun:
         _run_rank(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), args, args.report)
     args.port = free_port()
-    torch.multiprocessing.spawn(_run_rank, args=(args.world_size, args, args.report), nprocs=args.world_size,
-                                join=True)
+    torch.multiprocessing.spawn(_run_rank, args=(args.world_size, args, args.report), nprocs=args.world_size, join=True)
 
 
-def _run_rank(rank: int, world_size: int, args: argparse.Namespace, report: Optional[str]) -> None:
+def _run_rank(rank: int, world_size: int, args: argparse.Namespace, report: str | None) -> None:
     """One rank (spawned here or launched by torchrun): trains, then leaves without running destructors.
     Freeing the DDP module frees its Reducer, the last owner of the gloo process group, whose destructor joins
     gloo's worker threads while this thread holds the GIL; a worker still destroying a finished all_gather's

@@ -43,10 +43,12 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"--warmup must be >= 0, got {a.warmup}")
     if a.threads < 0:
         p.error(f"--threads must be >= 0, got {a.threads}")
-    base = ["--dataset", a.dataset, "--model", "n-vgae,s-vgae", "--latent-dim", str(a.latent_dim),
-            "--device", a.device] + (["--data-root", a.data_root] if a.data_root else []) + \
-        (["--cache-root", a.cache_root] if a.cache_root else []) + \
-        (["--no-download"] if a.no_download else [])
+    base = (
+        ["--dataset", a.dataset, "--model", "n-vgae,s-vgae", "--latent-dim", str(a.latent_dim), "--device", a.device]
+        + (["--data-root", a.data_root] if a.data_root else [])
+        + (["--cache-root", a.cache_root] if a.cache_root else [])
+        + (["--no-download"] if a.no_download else [])
+    )
     parser = lp.build_parser()
     args = parser.parse_args(base)
     lp.validate_args(parser, args)
@@ -82,22 +84,36 @@ def main(argv: list[str] | None = None) -> dict:
                 epoch_times[name].append(te)
     mn, ms = statistics.median(times["n-vgae"]), statistics.median(times["s-vgae"])
     ratios = sorted(s / n for n, s in zip(times["n-vgae"], times["s-vgae"]))
-    rec = {"dataset": args.dataset, "latent_dim": args.latent_dim, "steps": a.steps, "device": str(device),
-           "threads": torch.get_num_threads(), "versions": library_versions(*lp.VERSIONED_MODULES), "median_n_s": mn,
-           "median_s_s": ms, "ratio_median": ms / mn, "median_of_pairwise_ratios": ratios[len(ratios) // 2],
-           "mean_n_s": statistics.fmean(times["n-vgae"]), "mean_s_s": statistics.fmean(times["s-vgae"]),
-           "median_epoch_n_s": statistics.median(epoch_times["n-vgae"]),
-           "median_epoch_s_s": statistics.median(epoch_times["s-vgae"]),
-           "times_n_s": times["n-vgae"], "times_s_s": times["s-vgae"],
-           "epoch_times_n_s": epoch_times["n-vgae"], "epoch_times_s_s": epoch_times["s-vgae"]}
+    rec = {
+        "dataset": args.dataset,
+        "latent_dim": args.latent_dim,
+        "steps": a.steps,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "versions": library_versions(*lp.VERSIONED_MODULES),
+        "median_n_s": mn,
+        "median_s_s": ms,
+        "ratio_median": ms / mn,
+        "median_of_pairwise_ratios": ratios[len(ratios) // 2],
+        "mean_n_s": statistics.fmean(times["n-vgae"]),
+        "mean_s_s": statistics.fmean(times["s-vgae"]),
+        "median_epoch_n_s": statistics.median(epoch_times["n-vgae"]),
+        "median_epoch_s_s": statistics.median(epoch_times["s-vgae"]),
+        "times_n_s": times["n-vgae"],
+        "times_s_s": times["s-vgae"],
+        "epoch_times_n_s": epoch_times["n-vgae"],
+        "epoch_times_s_s": epoch_times["s-vgae"],
+    }
     rec["epoch_ratio_median"] = rec["median_epoch_s_s"] / rec["median_epoch_n_s"]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"timing_{args.dataset}.json"
     write_record(path, rec)  # relative paths, git commit, library hash
-    print(f"{args.dataset}: N-VGAE step {1e3 * mn:.1f} ms, S-VGAE step {1e3 * ms:.1f} ms, S/N = {ms / mn:.2f}; "
-          f"with validation: {1e3 * rec['median_epoch_n_s']:.1f} / {1e3 * rec['median_epoch_s_s']:.1f} ms, "
-          f"S/N = {rec['epoch_ratio_median']:.2f} -> {path}")
+    print(
+        f"{args.dataset}: N-VGAE step {1e3 * mn:.1f} ms, S-VGAE step {1e3 * ms:.1f} ms, S/N = {ms / mn:.2f}; "
+        f"with validation: {1e3 * rec['median_epoch_n_s']:.1f} / {1e3 * rec['median_epoch_s_s']:.1f} ms, "
+        f"S/N = {rec['epoch_ratio_median']:.2f} -> {path}"
+    )
     return rec
 
 

@@ -32,9 +32,18 @@ from pathlib import Path
 
 import torch
 
-from .common import (add_common_arguments, device_info, library_versions, parse_run_args,
-                     parse_seeds,  # noqa: F401  (public here too)
-                     run_config, run_stem, synchronize, validate_common, write_record)
+from .common import (
+    add_common_arguments,
+    device_info,
+    library_versions,
+    parse_run_args,
+    parse_seeds,  # noqa: F401  (public here too)
+    run_config,
+    run_stem,
+    synchronize,
+    validate_common,
+    write_record,
+)
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
 from .training import vgae_scores, vgae_train_step
 
@@ -47,47 +56,88 @@ VERSIONED_MODULES = ("torch_geometric", "sklearn")  # recorded in each run file 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.link_prediction",
-                                description="VGAE link prediction (N-VGAE vs S-VGAE) on Planetoid graphs.")
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.link_prediction",
+        description="VGAE link prediction (N-VGAE vs S-VGAE) on Planetoid graphs.",
+    )
     p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
-    p.add_argument("--model", default="s-vgae",
-                   help=f"one of {', '.join(MODELS)}, or a comma list (run in the same process per seed)")
+    p.add_argument(
+        "--model",
+        default="s-vgae",
+        help=f"one of {', '.join(MODELS)}, or a comma list (run in the same process per seed)",
+    )
     p.add_argument("--latent-dim", type=int, default=16)
     p.add_argument("--hidden-dim", type=int, default=32)
-    p.add_argument("--epochs", type=int, default=None,
-                   help=f"training epochs (default: {DEFAULT_EPOCHS['n-vgae']} for n-vgae, "
-                        f"{DEFAULT_EPOCHS['s-vgae']} for s-vgae, chosen on the validation split)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"training epochs (default: {DEFAULT_EPOCHS['n-vgae']} for n-vgae, "
+        f"{DEFAULT_EPOCHS['s-vgae']} for s-vgae, chosen on the validation split)",
+    )
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--seeds", default="0", help="e.g. 0-9 or 0,1,2")
     p.add_argument("--kl-weight", type=float, default=1.0, help="KL is scaled by kl_weight / num_nodes")
-    p.add_argument("--neg-ratio", type=int, default=1,
-                   help="negatives sampled afresh per training edge and epoch (their BCE is averaged, so the "
-                        "loss is the same in expectation; more of them only lowers its variance)")
-    p.add_argument("--dim-convention", default="ambient", choices=DIM_CONVENTIONS,
-                   help="ambient (default): --latent-dim is the size of z for both models; paper: the degrees of "
-                        "freedom (S-VGAE on S^d in R^(d+1), a product of k spheres in R^(d+k))")
-    p.add_argument("--spheres", type=int, default=1,
-                   help="S-VGAE: the number k of sphere factors S^m x ... x S^m (k must divide --latent-dim); "
-                        "1: one sphere")
+    p.add_argument(
+        "--neg-ratio",
+        type=int,
+        default=1,
+        help="negatives sampled afresh per training edge and epoch (their BCE is averaged, so the "
+        "loss is the same in expectation; more of them only lowers its variance)",
+    )
+    p.add_argument(
+        "--dim-convention",
+        default="ambient",
+        choices=DIM_CONVENTIONS,
+        help="ambient (default): --latent-dim is the size of z for both models; paper: the degrees of "
+        "freedom (S-VGAE on S^d in R^(d+1), a product of k spheres in R^(d+k))",
+    )
+    p.add_argument(
+        "--spheres",
+        type=int,
+        default=1,
+        help="S-VGAE: the number k of sphere factors S^m x ... x S^m (k must divide --latent-dim); 1: one sphere",
+    )
     p.add_argument("--kappa-floor", type=float, default=1.0, help="S-VGAE: kappa = softplus(.) + floor")
-    p.add_argument("--decoder-scale", type=float, default=10.0,
-                   help="S-VGAE: initial scale s of the decoder sigma(s z_i^T z_j + b)")
+    p.add_argument(
+        "--decoder-scale",
+        type=float,
+        default=10.0,
+        help="S-VGAE: initial scale s of the decoder sigma(s z_i^T z_j + b)",
+    )
     p.add_argument("--fixed-scale", action="store_true", help="S-VGAE: do not learn the decoder scale")
-    p.add_argument("--dropout", type=float, default=None,
-                   help="dropout on the GCN input and hidden layer (default: "
-                        f"{DEFAULT_DROPOUT['n-vgae']} for n-vgae, {DEFAULT_DROPOUT['s-vgae']} for s-vgae, chosen "
-                        "on the validation split)")
-    p.add_argument("--normalize-features", action="store_true",
-                   help="row-normalize the features (PyG's example); default: raw binary features as in Kipf & Welling")
-    p.add_argument("--data-root", default=None,
-                   help="folder with Planetoid data (DIR/<Name>/raw/ind.* or DIR/planetoid/<Name>/raw/ind.*), only "
-                        "read; default: $HVAE_EXT_DATA, else the cache folder (downloaded into when online)")
-    p.add_argument("--cache-root", default=None,
-                   help="writable folder the raw files are copied to and Planetoid writes processed/ into "
-                        "(default: $XDG_CACHE_HOME/hvae_ext/planetoid)")
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=None,
+        help="dropout on the GCN input and hidden layer (default: "
+        f"{DEFAULT_DROPOUT['n-vgae']} for n-vgae, {DEFAULT_DROPOUT['s-vgae']} for s-vgae, chosen "
+        "on the validation split)",
+    )
+    p.add_argument(
+        "--normalize-features",
+        action="store_true",
+        help="row-normalize the features (PyG's example); default: raw binary features as in Kipf & Welling",
+    )
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with Planetoid data (DIR/<Name>/raw/ind.* or DIR/planetoid/<Name>/raw/ind.*), only "
+        "read; default: $HVAE_EXT_DATA, else the cache folder (downloaded into when online)",
+    )
+    p.add_argument(
+        "--cache-root",
+        default=None,
+        help="writable folder the raw files are copied to and Planetoid writes processed/ into "
+        "(default: $XDG_CACHE_HOME/hvae_ext/planetoid)",
+    )
     p.add_argument("--no-download", action="store_true", help="never try to download")
-    add_common_arguments(p, out="experiments/results/link_prediction/runs", threads=0,
-                         tag_help="label for tuning runs (kept apart in the report)")
+    add_common_arguments(
+        p,
+        out="experiments/results/link_prediction/runs",
+        threads=0,
+        tag_help="label for tuning runs (kept apart in the report)",
+    )
     return p
 
 
@@ -111,12 +161,14 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--spheres must be a positive integer, got {args.spheres}")
     if args.spheres > 1:
         if args.models != ["s-vgae"]:
-            p.error(f"--spheres applies to s-vgae only (a product of spheres); run n-vgae without it")
+            p.error("--spheres applies to s-vgae only (a product of spheres); run n-vgae without it")
         if args.latent_dim % args.spheres:
             p.error(f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors)")
         if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
-            p.error(f"--latent-dim / --spheres must be >= 2 (each factor S^m lives in R^(m+1)), got "
-                    f"{args.latent_dim} / {args.spheres}")
+            p.error(
+                f"--latent-dim / --spheres must be >= 2 (each factor S^m lives in R^(m+1)), got "
+                f"{args.latent_dim} / {args.spheres}"
+            )
     if args.hidden_dim < 1:
         p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
     if args.kl_weight < 0:
@@ -136,8 +188,11 @@ def split_data(dataset_name: str, seed: int, args) -> tuple:
     import torch_geometric.transforms as T
 
     transforms = [T.NormalizeFeatures()] if args.normalize_features else []
-    transforms.append(T.RandomLinkSplit(num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True,
-                                        add_negative_train_samples=False))
+    transforms.append(
+        T.RandomLinkSplit(
+            num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True, add_negative_train_samples=False
+        )
+    )
     dataset = load_planetoid(dataset_name, args.data_root, args.cache_root, download=not args.no_download)
     data = dataset[0]
     seed_everything(seed)
@@ -171,9 +226,16 @@ def build_model(name: str, in_channels: int, args):
     dropout = model_dropout(name, args)
     if name == "n-vgae":
         return NVGAE.gcn(in_channels, args.hidden_dim, args.latent_dim, dropout=dropout)
-    return SVGAE.gcn(in_channels, args.hidden_dim, model_ambient_dim(name, args), kappa_floor=args.kappa_floor,
-                     decoder_scale=args.decoder_scale, learn_scale=not args.fixed_scale, dropout=dropout,
-                     spheres=model_spheres(name, args))
+    return SVGAE.gcn(
+        in_channels,
+        args.hidden_dim,
+        model_ambient_dim(name, args),
+        kappa_floor=args.kappa_floor,
+        decoder_scale=args.decoder_scale,
+        learn_scale=not args.fixed_scale,
+        dropout=dropout,
+        spheres=model_spheres(name, args),
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -200,30 +262,51 @@ def train_run(model_name: str, seed: int, splits, args, device: torch.device, pr
     if not torch.isfinite(z).all():
         raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: non-finite embeddings")
     train_times = sorted(history["train_time_s"][1:] or history["train_time_s"])
-    return {"test_auc": float(test_auc), "test_ap": float(test_ap), "best_epoch": best["epoch"],
-            "best_val_auc": best["val_auc"], "best_val_ap": best["val_ap"],
-            "median_train_time_s": train_times[len(train_times) // 2],
-            "median_epoch_time_s": sorted(history["epoch_time_s"])[len(history["epoch_time_s"]) // 2],
-            "total_time_s": total, "history": history,
-            "num_nodes": int(train_data.num_nodes), "num_train_edges": int(train_data.pos_edge_label_index.size(1)),
-            "num_val_edges": int(val_data.pos_edge_label_index.size(1)),
-            "num_test_edges": int(test_data.pos_edge_label_index.size(1))}
+    return {
+        "test_auc": float(test_auc),
+        "test_ap": float(test_ap),
+        "best_epoch": best["epoch"],
+        "best_val_auc": best["val_auc"],
+        "best_val_ap": best["val_ap"],
+        "median_train_time_s": train_times[len(train_times) // 2],
+        "median_epoch_time_s": sorted(history["epoch_time_s"])[len(history["epoch_time_s"]) // 2],
+        "total_time_s": total,
+        "history": history,
+        "num_nodes": int(train_data.num_nodes),
+        "num_train_edges": int(train_data.pos_edge_label_index.size(1)),
+        "num_val_edges": int(val_data.pos_edge_label_index.size(1)),
+        "num_test_edges": int(test_data.pos_edge_label_index.size(1)),
+    }
 
 
-def _fit(model, model_name: str, seed: int, train_data, val_data, args, device: torch.device,
-         progress: bool) -> tuple[dict, dict]:
+def _fit(
+    model, model_name: str, seed: int, train_data, val_data, args, device: torch.device, progress: bool
+) -> tuple[dict, dict]:
     """The epochs of one run (a training step, then the validation pass); returns the history and the best
     epoch by validation AUC (its scores and a copy of its parameters)."""
     from tqdm.auto import tqdm
 
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    history = {"epoch": [], "loss": [], "recon_loss": [], "kl_loss": [], "val_auc": [], "val_ap": [],
-               "train_time_s": [], "epoch_time_s": []}
+    history = {
+        "epoch": [],
+        "loss": [],
+        "recon_loss": [],
+        "kl_loss": [],
+        "val_auc": [],
+        "val_ap": [],
+        "train_time_s": [],
+        "epoch_time_s": [],
+    }
     if model_name == "s-vgae":
         history.update(kappa_mean=[], decoder_scale=[], decoder_bias=[])
     best = {"val_auc": -1.0, "epoch": 0, "state": None}
-    bar = tqdm(range(1, model_epochs(model_name, args) + 1), desc=f"{args.dataset} {model_name} seed {seed}",
-               leave=False, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        range(1, model_epochs(model_name, args) + 1),
+        desc=f"{args.dataset} {model_name} seed {seed}",
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
         synchronize(device)
         t0 = time.perf_counter()
@@ -235,17 +318,28 @@ def _fit(model, model_name: str, seed: int, train_data, val_data, args, device: 
         loss_v = float(loss.detach())
         if not math.isfinite(loss_v):
             raise FloatingPointError(f"{args.dataset} {model_name} seed {seed}: loss is {loss_v} at epoch {epoch}")
-        for key, val in (("epoch", epoch), ("loss", loss_v), ("recon_loss", float(recon.detach())),
-                         ("kl_loss", float(kl.detach())), ("val_auc", float(val_auc)), ("val_ap", float(val_ap)),
-                         ("train_time_s", t1 - t0), ("epoch_time_s", t2 - t0)):
+        for key, val in (
+            ("epoch", epoch),
+            ("loss", loss_v),
+            ("recon_loss", float(recon.detach())),
+            ("kl_loss", float(kl.detach())),
+            ("val_auc", float(val_auc)),
+            ("val_ap", float(val_ap)),
+            ("train_time_s", t1 - t0),
+            ("epoch_time_s", t2 - t0),
+        ):
             history[key].append(val)
         if model_name == "s-vgae":
             history["kappa_mean"].append(float(model.__kappa__.detach().mean()))
             history["decoder_scale"].append(float(model.decoder.scale.detach()))
             history["decoder_bias"].append(float(model.decoder.bias.detach()))
         if val_auc > best["val_auc"]:
-            best = {"val_auc": float(val_auc), "val_ap": float(val_ap), "epoch": epoch,
-                    "state": copy.deepcopy(model.state_dict())}
+            best = {
+                "val_auc": float(val_auc),
+                "val_ap": float(val_ap),
+                "epoch": epoch,
+                "state": copy.deepcopy(model.state_dict()),
+            }
         bar.set_postfix(loss=f"{loss_v:.3f}", val_auc=f"{val_auc:.3f}")
     bar.close()
     return history, best
@@ -270,21 +364,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit(2) from None
         for model_name in args.models:
             result = train_run(model_name, seed, splits, args, device, progress=not args.no_progress)
-            config = run_config(args, ("models", "seed_list"), argv, model=model_name, seed=seed,
-                                dropout=model_dropout(model_name, args), epochs=model_epochs(model_name, args),
-                                split="RandomLinkSplit 85/5/10", models_in_process=args.models)
+            config = run_config(
+                args,
+                ("models", "seed_list"),
+                argv,
+                model=model_name,
+                seed=seed,
+                dropout=model_dropout(model_name, args),
+                epochs=model_epochs(model_name, args),
+                split="RandomLinkSplit 85/5/10",
+                models_in_process=args.models,
+            )
             ambient, spheres = model_ambient_dim(model_name, args), model_spheres(model_name, args)
-            record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": ambient, "spheres": spheres,
-                      "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device),
-                      **result}
+            record = {
+                "config": config,
+                "latent_dim": args.latent_dim,
+                "ambient_dim": ambient,
+                "spheres": spheres,
+                "dim_convention": args.dim_convention,
+                "versions": versions,
+                "device": device_info(device),
+                **result,
+            }
             path = out / run_file_name(args.dataset, model_name, ambient, seed, args.tag, spheres)
             write_record(path, record)
             records.append(record)
             k_part = f" k={spheres}" if spheres != 1 else ""
-            print(f"{args.dataset} {model_name} D={ambient}{k_part} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
-                  f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "
-                  f"{result['best_epoch']}), median epoch {1e3 * result['median_train_time_s']:.1f} ms -> {path}",
-                  flush=True)
+            print(
+                f"{args.dataset} {model_name} D={ambient}{k_part} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
+                f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "
+                f"{result['best_epoch']}), median epoch {1e3 * result['median_train_time_s']:.1f} ms -> {path}",
+                flush=True,
+            )
     return records
 
 

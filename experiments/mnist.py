@@ -50,8 +50,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import (add_common_arguments, device_info, library_versions, parse_run_args, run_config, run_stem,
-                     synchronize, validate_common, write_record)
+from .common import (
+    add_common_arguments,
+    device_info,
+    library_versions,
+    parse_run_args,
+    run_config,
+    run_stem,
+    synchronize,
+    validate_common,
+    write_record,
+)
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
 from .training import vae_train_step
 
@@ -64,43 +73,80 @@ TEST_BINARIZATION_SEED = 20180002
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.mnist",
-                                description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF).")
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.mnist", description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF)."
+    )
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
-    p.add_argument("--latent-dim", type=int, required=True,
-                   help="latent dimension d; with --dim-convention paper (default) the degrees of freedom: "
-                        "n-vae on R^d, s-vae on S^d in R^(d+1); with ambient: the size of z for both")
-    p.add_argument("--dim-convention", default="paper", choices=DIM_CONVENTIONS,
-                   help="paper: d = latent degrees of freedom (Table 1); ambient: d = size of z")
+    p.add_argument(
+        "--latent-dim",
+        type=int,
+        required=True,
+        help="latent dimension d; with --dim-convention paper (default) the degrees of freedom: "
+        "n-vae on R^d, s-vae on S^d in R^(d+1); with ambient: the size of z for both",
+    )
+    p.add_argument(
+        "--dim-convention",
+        default="paper",
+        choices=DIM_CONVENTIONS,
+        help="paper: d = latent degrees of freedom (Table 1); ambient: d = size of z",
+    )
     p.add_argument("--seeds", default="0", help="e.g. 0-2 or 0,1,2")
-    p.add_argument("--data-root", default=None,
-                   help=f"folder with the MNIST idx files (DIR, DIR/raw or DIR/MNIST/raw holding "
-                        f"train-images-idx3-ubyte.gz, ...); default: ${ENV_VAR}")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help=f"folder with the MNIST idx files (DIR, DIR/raw or DIR/MNIST/raw holding "
+        f"train-images-idx3-ubyte.gz, ...); default: ${ENV_VAR}",
+    )
     p.add_argument("--epochs", type=int, default=500, help="maximum number of epochs")
-    p.add_argument("--patience", type=int, default=50,
-                   help="stop after this many epochs without a better validation ELBO")
-    p.add_argument("--warmup-epochs", type=float, default=100.0,
-                   help="the KL weight rises linearly from 0 to 1 over this many epochs (0: no warm-up)")
+    p.add_argument(
+        "--patience", type=int, default=50, help="stop after this many epochs without a better validation ELBO"
+    )
+    p.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=100.0,
+        help="the KL weight rises linearly from 0 to 1 over this many epochs (0: no warm-up)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden", default="256,128", help="encoder widths (the decoder uses them reversed)")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="s-vae: kappa = softplus(.) + floor")
-    p.add_argument("--spheres", type=int, default=1,
-                   help="s-vae: the number k of sphere factors S^m x ... x S^m (k must divide d under the paper's "
-                        "convention, then z has size d + k; the size of z under the ambient one); 1: one sphere")
+    p.add_argument(
+        "--spheres",
+        type=int,
+        default=1,
+        help="s-vae: the number k of sphere factors S^m x ... x S^m (k must divide d under the paper's "
+        "convention, then z has size d + k; the size of z under the ambient one); 1: one sphere",
+    )
     p.add_argument("--is-samples", type=int, default=500, help="importance samples per test image")
     p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images (0: all)")
-    p.add_argument("--train-images", type=int, default=0,
-                   help="train on the first N images of the training split (0: all 50,000; for quick checks)")
-    p.add_argument("--batch-seeds", action="store_true",
-                   help="train all --seeds together as one batched model (one process, batched matmuls)")
-    p.add_argument("--time-budget", type=float, default=0.0,
-                   help="minutes of training after which the run stops and is evaluated (0: no limit)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="folder for a per-epoch checkpoint of each call (for --resume)")
+    p.add_argument(
+        "--train-images",
+        type=int,
+        default=0,
+        help="train on the first N images of the training split (0: all 50,000; for quick checks)",
+    )
+    p.add_argument(
+        "--batch-seeds",
+        action="store_true",
+        help="train all --seeds together as one batched model (one process, batched matmuls)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=0.0,
+        help="minutes of training after which the run stops and is evaluated (0: no limit)",
+    )
+    p.add_argument(
+        "--checkpoint-dir", default=None, help="folder for a per-epoch checkpoint of each call (for --resume)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
-    add_common_arguments(p, out="experiments/results/mnist/paper", threads=1,
-                         tag_help="label for exploratory runs (kept apart in the report)")
+    add_common_arguments(
+        p,
+        out="experiments/results/mnist/paper",
+        threads=1,
+        tag_help="label for exploratory runs (kept apart in the report)",
+    )
     return p
 
 
@@ -111,19 +157,27 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.latent_dim < 1:
         p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
     if args.model == "s-vae" and args.dim_convention == "ambient" and args.latent_dim < 2:
-        p.error(f"--latent-dim must be >= 2 for s-vae with --dim-convention ambient (the sphere S^(d-1) lives "
-                f"in R^d), got {args.latent_dim}")
+        p.error(
+            f"--latent-dim must be >= 2 for s-vae with --dim-convention ambient (the sphere S^(d-1) lives "
+            f"in R^d), got {args.latent_dim}"
+        )
     if args.spheres < 1:
         p.error(f"--spheres must be a positive integer, got {args.spheres}")
     if args.model != "s-vae" and args.spheres != 1:
-        p.error(f"--spheres applies to s-vae only (a product of spheres), got --spheres {args.spheres} for {args.model}")
+        p.error(
+            f"--spheres applies to s-vae only (a product of spheres), got --spheres {args.spheres} for {args.model}"
+        )
     if args.model == "s-vae" and args.spheres > 1:
         if args.latent_dim % args.spheres:
-            p.error(f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors: "
-                    f"{'d = k m degrees of freedom' if args.dim_convention == 'paper' else 'z of size k (m + 1)'})")
+            p.error(
+                f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors: "
+                f"{'d = k m degrees of freedom' if args.dim_convention == 'paper' else 'z of size k (m + 1)'})"
+            )
         if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
-            p.error(f"--latent-dim / --spheres must be >= 2 with --dim-convention ambient (each factor S^m lives in "
-                    f"R^(m+1)), got {args.latent_dim} / {args.spheres}")
+            p.error(
+                f"--latent-dim / --spheres must be >= 2 with --dim-convention ambient (each factor S^m lives in "
+                f"R^(m+1)), got {args.latent_dim} / {args.spheres}"
+            )
     args.ambient_dim = ambient_dim(args.model, args.latent_dim, args.dim_convention, args.spheres)
     if args.epochs < 1:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")
@@ -151,12 +205,16 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--hidden must be a comma list of positive integers, got {args.hidden!r}")
     validate_common(p, args)
     if args.data_root is None and not os.environ.get(ENV_VAR):
-        p.error(f"--data-root is required (a folder holding the MNIST idx files "
-                f"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-                f"t10k-labels-idx1-ubyte.gz, directly or in MNIST/raw), or set ${ENV_VAR}")
+        p.error(
+            f"--data-root is required (a folder holding the MNIST idx files "
+            f"train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+            f"t10k-labels-idx1-ubyte.gz, directly or in MNIST/raw), or set ${ENV_VAR}"
+        )
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
-        p.error(f"--data-root {args.data_root} is not a folder: pass the folder holding the MNIST idx files "
-                f"(train-images-idx3-ubyte.gz, ...), directly or in MNIST/raw")
+        p.error(
+            f"--data-root {args.data_root} is not a folder: pass the folder holding the MNIST idx files "
+            f"(train-images-idx3-ubyte.gz, ...), directly or in MNIST/raw"
+        )
 
 
 def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_images: int = 0) -> dict:
@@ -176,8 +234,13 @@ def prepare_data(data: dict, device: torch.device, train_images: int = 0, test_i
         test, test_labels = test[:test_images], test_labels[:test_images]
     if train_images:
         val = val[: max(train_images // 5, 100)]
-    return {"train": images[train_idx].to(device), "train_labels": labels[train_idx].to(device),
-            "val": val.to(device), "test": test.to(device), "test_labels": test_labels.to(device)}
+    return {
+        "train": images[train_idx].to(device),
+        "train_labels": labels[train_idx].to(device),
+        "val": val.to(device),
+        "test": test.to(device),
+        "test_labels": test_labels.to(device),
+    }
 
 
 def ambient_dim(model: str, latent_dim: int, convention: str = "paper", spheres: int = 1) -> int:
@@ -193,8 +256,9 @@ def build_model(args):
 
     if args.model == "n-vae":
         return NVAE.mlp(args.ambient_dim, hidden=args.hidden_widths)
-    return SVAE.mlp(args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor,
-                    spheres=getattr(args, "spheres", 1))
+    return SVAE.mlp(
+        args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor, spheres=getattr(args, "spheres", 1)
+    )
 
 
 @torch.no_grad()
@@ -203,7 +267,7 @@ def evaluate_elbo(model, x: torch.Tensor, batch_size: int = 1000) -> dict:
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)
     for i in range(0, len(x), batch_size):
-        elbo, recon, kl = model.elbo(x[i:i + batch_size])
+        elbo, recon, kl = model.elbo(x[i : i + batch_size])
         sums += torch.stack([elbo.sum(), recon.sum(), kl.sum()]).double().cpu()
     m = sums / len(x)
     return {"elbo": float(m[0]), "recon": float(m[1]), "kl": float(m[2])}
@@ -216,7 +280,7 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
     keys = ("log_likelihood", "elbo", "recon", "kl", "elbo_mc")
     per_image = {k: [] for k in keys}
     for i in range(0, len(x), batch_size):
-        out = model.log_likelihood(x[i:i + batch_size], num_samples)
+        out = model.log_likelihood(x[i : i + batch_size], num_samples)
         for k in keys:
             per_image[k].append(out[k].double().cpu())
     cat = {k: torch.cat(v) for k, v in per_image.items()}
@@ -224,10 +288,17 @@ def evaluate_test(model, x: torch.Tensor, num_samples: int, batch_size: int = 10
     bad = int((~torch.isfinite(ll)).sum())
     if bad:
         print(f"warning: the log-likelihood estimate is not finite for {bad} test images", file=sys.stderr)
-    return {"nonfinite_test_images": bad, "test_ll": float(ll.mean()), "test_ll_sem": float(ll.std() / math.sqrt(len(ll))),
-            "test_elbo": float(cat["elbo"].mean()), "test_recon": float(cat["recon"].mean()),
-            "test_kl": float(cat["kl"].mean()), "test_elbo_mc": float(cat["elbo_mc"].mean()),
-            "num_test_images": len(ll), "is_samples": num_samples}
+    return {
+        "nonfinite_test_images": bad,
+        "test_ll": float(ll.mean()),
+        "test_ll_sem": float(ll.std() / math.sqrt(len(ll))),
+        "test_elbo": float(cat["elbo"].mean()),
+        "test_recon": float(cat["recon"].mean()),
+        "test_kl": float(cat["kl"].mean()),
+        "test_elbo_mc": float(cat["elbo_mc"].mean()),
+        "num_test_images": len(ll),
+        "is_samples": num_samples,
+    }
 
 
 def kl_weight(step: int, steps_per_epoch: int, warmup_epochs: float) -> float:
@@ -272,14 +343,24 @@ def _member_elbos(members: _Members, x: torch.Tensor, batch_size: int = 1000) ->
     members.model.eval()
     sums = 0
     for i in range(0, len(x), batch_size):
-        _, elbo, recon, kl = members.elbo(x[i:i + batch_size])
+        _, elbo, recon, kl = members.elbo(x[i : i + batch_size])
         sums = sums + torch.stack([elbo.sum(-1), recon.sum(-1), kl.sum(-1)], dim=-1).double().cpu()
     return sums / len(x)
 
 
 def _new_history(model: str) -> dict:
-    keys = ["epoch", "train_elbo", "train_recon", "train_kl", "kl_weight", "val_elbo", "val_recon", "val_kl",
-            "epoch_time_s", "val_time_s"]
+    keys = [
+        "epoch",
+        "train_elbo",
+        "train_recon",
+        "train_kl",
+        "kl_weight",
+        "val_elbo",
+        "val_recon",
+        "val_kl",
+        "epoch_time_s",
+        "val_time_s",
+    ]
     if model == "s-vae":
         keys.append("val_kappa_median")
     return {k: [] for k in keys}
@@ -296,12 +377,13 @@ def _binarized_batch(x_train, perms, i, batch_size, gen):
     """Rows i .. i + batch_size of each member's permutation, dynamically binarized: (E, B, 784), one uniform
     draw for all members. x_j ~ Bernoulli(intensity_j) as uniform < intensity (the same law, a third of
     torch.bernoulli's CPU time)."""
-    grey = x_train[perms[:, i:i + batch_size]]
+    grey = x_train[perms[:, i : i + batch_size]]
     return (torch.rand(grey.shape, generator=gen, device=grey.device, dtype=grey.dtype) < grey).to(grey.dtype)
 
 
-def _train_group(members: _Members, seeds: list[int], data: dict, args, device: torch.device,
-                 progress: bool) -> list[dict]:
+def _train_group(
+    members: _Members, seeds: list[int], data: dict, args, device: torch.device, progress: bool
+) -> list[dict]:
     """Trains the members of one call epoch by epoch (training, validation, early stopping per member,
     a checkpoint per epoch with ``--checkpoint-dir``); returns each member's history and best state."""
     from tqdm.auto import tqdm
@@ -316,16 +398,25 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
     streams = gens if E == 1 else gens + [noise]
     n = len(data["train"])
     steps_per_epoch = math.ceil(n / args.batch_size)
-    state = {"epoch": 0, "step": 0, "train_time_s": 0.0,
-             "history": [_new_history(args.model) for _ in range(E)],
-             "best": [{"val_elbo": -math.inf, "epoch": 0, "state": None} for _ in range(E)],
-             "stopped": [None] * E}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "train_time_s": 0.0,
+        "history": [_new_history(args.model) for _ in range(E)],
+        "best": [{"val_elbo": -math.inf, "epoch": 0, "state": None} for _ in range(E)],
+        "stopped": [None] * E,
+    }
     ckpt = _checkpoint_path(args, seeds)
     if args.resume and ckpt is not None and ckpt.is_file():
         state = _load_checkpoint(ckpt, model, opt, streams, device)
     budget_s = args.time_budget * 60.0
-    bar = tqdm(range(state["epoch"] + 1, args.epochs + 1), leave=False, disable=not progress, dynamic_ncols=True,
-               desc=f"MNIST {args.model} d={args.latent_dim} seeds {','.join(map(str, seeds))}")
+    bar = tqdm(
+        range(state["epoch"] + 1, args.epochs + 1),
+        leave=False,
+        disable=not progress,
+        dynamic_ncols=True,
+        desc=f"MNIST {args.model} d={args.latent_dim} seeds {','.join(map(str, seeds))}",
+    )
     for epoch in bar:
         if all(s is not None for s in state["stopped"]):
             break
@@ -344,21 +435,42 @@ def _train_group(members: _Members, seeds: list[int], data: dict, args, device: 
         tr = (sums / n).cpu().tolist()
         for e in range(E):
             if state["stopped"][e] is None:
-                _record_epoch(state, e, epoch, tr[e], val[e].tolist(), weight_sum / n, (t1 - t0, t2 - t1),
-                              kappa_medians[e] if kappa_medians else None, members, args, seeds[e])
+                _record_epoch(
+                    state,
+                    e,
+                    epoch,
+                    tr[e],
+                    val[e].tolist(),
+                    weight_sum / n,
+                    (t1 - t0, t2 - t1),
+                    kappa_medians[e] if kappa_medians else None,
+                    members,
+                    args,
+                    seeds[e],
+                )
         b = state["best"]
         bar.set_postfix(best=" ".join(f"{b[e]['val_elbo']:.2f}@{b[e]['epoch']}" for e in range(E)))
         if ckpt is not None:
             _save_checkpoint(ckpt, model, opt, state, streams, device)
     bar.close()
-    return [{"history": state["history"][e], "best_epoch": state["best"][e]["epoch"],
-             "best_val_elbo": state["best"][e]["val_elbo"], "best_state": state["best"][e]["state"],
-             "epochs_run": len(state["history"][e]["epoch"]), "stopped": state["stopped"][e] or "max epochs",
-             "train_time_s": state["train_time_s"], "steps_per_epoch": steps_per_epoch} for e in range(E)]
+    return [
+        {
+            "history": state["history"][e],
+            "best_epoch": state["best"][e]["epoch"],
+            "best_val_elbo": state["best"][e]["val_elbo"],
+            "best_state": state["best"][e]["state"],
+            "epochs_run": len(state["history"][e]["epoch"]),
+            "stopped": state["stopped"][e] or "max epochs",
+            "train_time_s": state["train_time_s"],
+            "steps_per_epoch": steps_per_epoch,
+        }
+        for e in range(E)
+    ]
 
 
-def _train_epoch(members: _Members, opt, x_train, gens, noise, state: dict, steps_per_epoch: int,
-                 args) -> tuple[torch.Tensor, float]:
+def _train_epoch(
+    members: _Members, opt, x_train, gens, noise, state: dict, steps_per_epoch: int, args
+) -> tuple[torch.Tensor, float]:
     """One pass over each member's own permutation of the training images; returns the sums of (ELBO,
     recon, KL) per member, (E, 3) on the device (no host sync per step), and the sum of the KL weights."""
     E, n, device = len(gens), len(x_train), x_train.device
@@ -406,21 +518,40 @@ def _save_checkpoint(ckpt: Path, model, opt, state: dict, streams, device: torch
     """Writes (atomically) what :func:`_load_checkpoint` needs to continue after this epoch."""
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     tmp = ckpt.with_name(ckpt.name + ".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state,
-                "generators": [g.get_state() for g in streams], "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "state": state,
+            "generators": [g.get_state() for g in streams],
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        },
+        tmp,
+    )
     os.replace(tmp, ckpt)
 
 
 def _record_epoch(state, e, epoch, train, val, mean_weight, times, kappa_median, members, args, seed) -> None:
     """Appends member e's epoch to its history, keeps its best state, and decides early stopping."""
     if not all(math.isfinite(v) for v in train + [val[0]]):
-        raise FloatingPointError(f"MNIST {args.model} d={args.latent_dim} seed {seed}: non-finite ELBO "
-                                 f"(train {train[0]}, validation {val[0]}) at epoch {epoch}")
+        raise FloatingPointError(
+            f"MNIST {args.model} d={args.latent_dim} seed {seed}: non-finite ELBO "
+            f"(train {train[0]}, validation {val[0]}) at epoch {epoch}"
+        )
     h = state["history"][e]
-    for key, v in (("epoch", epoch), ("train_elbo", train[0]), ("train_recon", train[1]), ("train_kl", train[2]),
-                   ("kl_weight", mean_weight), ("val_elbo", val[0]), ("val_recon", val[1]), ("val_kl", val[2]),
-                   ("epoch_time_s", times[0]), ("val_time_s", times[1])):
+    for key, v in (
+        ("epoch", epoch),
+        ("train_elbo", train[0]),
+        ("train_recon", train[1]),
+        ("train_kl", train[2]),
+        ("kl_weight", mean_weight),
+        ("val_elbo", val[0]),
+        ("val_recon", val[1]),
+        ("val_kl", val[2]),
+        ("epoch_time_s", times[0]),
+        ("val_time_s", times[1]),
+    ):
         h[key].append(v)
     if kappa_median is not None:
         h["val_kappa_median"].append(float(kappa_median))
@@ -443,19 +574,28 @@ def evaluate_run(trained: dict, seed: int, data: dict, args, device: torch.devic
     synchronize(device)
     is_time = time.perf_counter() - t0
     with torch.no_grad():
-        means = torch.cat([model.latent_mean(data["test"][i:i + 1000]) for i in range(0, len(data["test"]), 1000)])
+        means = torch.cat([model.latent_mean(data["test"][i : i + 1000]) for i in range(0, len(data["test"]), 1000)])
     history = trained["history"]
     epoch_times = sorted(history["epoch_time_s"])
     best_epoch, epochs_run = trained["best_epoch"], trained["epochs_run"]
-    record = {**test, "best_epoch": best_epoch, "best_val_elbo": trained["best_val_elbo"],
-              "epochs_run": epochs_run, "stopped": trained["stopped"],
-              # still improving when it stopped: not stopped early, best epoch within the last tenth of the run
-              "under_trained": (not trained["stopped"].startswith("early stopping"))
-                               and best_epoch > epochs_run - max(5, epochs_run // 10),
-              "median_epoch_time_s": epoch_times[len(epoch_times) // 2] if epoch_times else float("nan"),
-              "train_time_s": trained["train_time_s"], "is_time_s": is_time,
-              "total_time_s": trained["train_time_s"] + is_time, "steps_per_epoch": trained["steps_per_epoch"],
-              "num_train_images": len(data["train"]), "num_val_images": len(data["val"]), "history": history}
+    record = {
+        **test,
+        "best_epoch": best_epoch,
+        "best_val_elbo": trained["best_val_elbo"],
+        "epochs_run": epochs_run,
+        "stopped": trained["stopped"],
+        # still improving when it stopped: not stopped early, best epoch within the last tenth of the run
+        "under_trained": (not trained["stopped"].startswith("early stopping"))
+        and best_epoch > epochs_run - max(5, epochs_run // 10),
+        "median_epoch_time_s": epoch_times[len(epoch_times) // 2] if epoch_times else float("nan"),
+        "train_time_s": trained["train_time_s"],
+        "is_time_s": is_time,
+        "total_time_s": trained["train_time_s"] + is_time,
+        "steps_per_epoch": trained["steps_per_epoch"],
+        "num_train_images": len(data["train"]),
+        "num_val_images": len(data["val"]),
+        "history": history,
+    }
     return record, means.cpu().numpy()
 
 
@@ -477,11 +617,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     versions = library_versions()
     records = []
     m1 = args.ambient_dim // args.spheres
-    ambient = "R^{0}".format(args.ambient_dim) if args.model == "n-vae" else \
-        "S^{0} in R^{1}".format(args.ambient_dim - 1, args.ambient_dim) if args.spheres == 1 else \
-        "{0} factors S^{1} in R^{2}".format(args.spheres, m1 - 1, args.ambient_dim)
-    print(f"MNIST {args.model}: --latent-dim {args.latent_dim} under the {args.dim_convention} convention "
-          f"-> z on {ambient}", flush=True)
+    ambient = (
+        f"R^{args.ambient_dim}"
+        if args.model == "n-vae"
+        else f"S^{args.ambient_dim - 1} in R^{args.ambient_dim}"
+        if args.spheres == 1
+        else f"{args.spheres} factors S^{m1 - 1} in R^{args.ambient_dim}"
+    )
+    print(
+        f"MNIST {args.model}: --latent-dim {args.latent_dim} under the {args.dim_convention} convention "
+        f"-> z on {ambient}",
+        flush=True,
+    )
     # with --batch-seeds all seeds train together as one batched model; else one after the other, each
     # written as soon as it is evaluated
     groups = [args.seed_list] if args.batch_seeds and len(args.seed_list) > 1 else [[s] for s in args.seed_list]
@@ -496,29 +643,48 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def _write_run(result, means, seed, args, raw, data, versions, device, out: Path, argv) -> dict:
     """Writes the run file (and, for an ambient dimension <= 3, the test latent means); returns the record."""
-    config = run_config(args, ("seed_list", "hidden_widths"), argv, experiment="mnist", seed=seed,
-                        hidden=args.hidden_widths, data_folder=str(Path(raw["folder"]).resolve()),
-                        split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
-                              f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
-                        binarization="dynamic (train), fixed (validation, test)",
-                        kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs")
-    record = {"config": config, "latent_dim": args.latent_dim, "ambient_dim": args.ambient_dim,
-              "spheres": args.spheres, "dim_convention": args.dim_convention, "versions": versions, "device": device_info(device), **result}
+    config = run_config(
+        args,
+        ("seed_list", "hidden_widths"),
+        argv,
+        experiment="mnist",
+        seed=seed,
+        hidden=args.hidden_widths,
+        data_folder=str(Path(raw["folder"]).resolve()),
+        split=f"{len(raw['train_images']) - NUM_VALIDATION} train / {NUM_VALIDATION} validation "
+        f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
+        binarization="dynamic (train), fixed (validation, test)",
+        kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs",
+    )
+    record = {
+        "config": config,
+        "latent_dim": args.latent_dim,
+        "ambient_dim": args.ambient_dim,
+        "spheres": args.spheres,
+        "dim_convention": args.dim_convention,
+        "versions": versions,
+        "device": device_info(device),
+        **result,
+    }
     stem = run_file_name(args.model, args.latent_dim, seed, args.tag, args.spheres)
     if args.ambient_dim <= 3:
         npz = out / f"{stem}_latent.npz"
         tmp = out / f"{stem}_latent.tmp.npz"
-        np.savez_compressed(tmp, means=means.astype(np.float16),
-                            labels=data["test_labels"].cpu().numpy().astype(np.uint8))
+        np.savez_compressed(
+            tmp, means=means.astype(np.float16), labels=data["test_labels"].cpu().numpy().astype(np.uint8)
+        )
         os.replace(tmp, npz)
         record["latent_means_file"] = npz.name
     path = out / f"{stem}.json"
     write_record(path, record)  # relative paths, git commit, library hash
-    print(f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
-          f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
-          f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "
-          f"epoch {result['best_epoch']}/{result['epochs_run']} ({result['stopped']}); median epoch "
-          f"{result['median_epoch_time_s']:.1f} s, IS {result['is_time_s']:.0f} s -> {path}", flush=True)
+    print(
+        f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
+        f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
+        f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "
+        f"epoch {result['best_epoch']}/{result['epochs_run']} ({result['stopped']}); median epoch "
+        f"{result['median_epoch_time_s']:.1f} s, IS {result['is_time_s']:.0f} s -> {path}",
+        flush=True,
+    )
     return record
 
 

@@ -45,8 +45,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file has "
-                         f"{len(data) - offset} bytes of data")
+        raise ValueError(
+            f"{path}: header says shape {shape} ({expected} bytes) but the file has {len(data) - offset} bytes of data"
+        )
     return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -68,7 +69,8 @@ def find_mnist_dir(root: str | os.PathLike | None) -> Path:
         if not root:
             raise MNISTUnavailableError(
                 f"no MNIST folder given: pass --data-root DIR, where DIR (or DIR/MNIST/raw) holds "
-                f"{', '.join(s + '.gz' for s in FILES.values())} (or set ${ENV_VAR}); nothing is downloaded")
+                f"{', '.join(s + '.gz' for s in FILES.values())} (or set ${ENV_VAR}); nothing is downloaded"
+            )
     root = Path(root).expanduser()
     for folder in _candidates(root):
         if all(_find_file(folder, stem) is not None for stem in FILES.values()):
@@ -77,7 +79,8 @@ def find_mnist_dir(root: str | os.PathLike | None) -> Path:
     raise MNISTUnavailableError(
         f"MNIST idx files not found under {root} (looked in {', '.join(str(c) for c in _candidates(root))}; "
         f"missing: {', '.join(missing)}): pass --data-root DIR where DIR or DIR/MNIST/raw holds "
-        f"the four files {', '.join(s + '.gz' for s in FILES.values())}; nothing is downloaded")
+        f"the four files {', '.join(s + '.gz' for s in FILES.values())}; nothing is downloaded"
+    )
 
 
 def load_mnist(root: str | os.PathLike | None) -> dict[str, np.ndarray]:
@@ -94,7 +97,8 @@ def load_mnist(root: str | os.PathLike | None) -> dict[str, np.ndarray]:
         out[key] = arr
     for split in ("train", "test"):
         if len(out[f"{split}_images"]) != len(out[f"{split}_labels"]):
-            raise ValueError(f"MNIST {split}: {len(out[f'{split}_images'])} images but "
-                             f"{len(out[f'{split}_labels'])} labels")
+            raise ValueError(
+                f"MNIST {split}: {len(out[f'{split}_images'])} images but {len(out[f'{split}_labels'])} labels"
+            )
     out["folder"] = folder
     return out

@@ -25,21 +25,44 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
-                        save_figure, write_markdown)
+from .reporting import (
+    errorbar_means,
+    format_mean_std,
+    load_records,
+    log2_axis,
+    mean_std,
+    pyplot,
+    report_main,
+    save_figure,
+    write_markdown,
+)
 
 # Test AUC / AP in % (mean over runs).
 PAPER = {  # Davidson et al. (2018), Table 3
-    ("Cora", "n-vgae"): (92.7, 93.2), ("CiteSeer", "n-vgae"): (90.3, 91.5), ("PubMed", "n-vgae"): (97.1, 97.1),
-    ("Cora", "s-vgae"): (94.1, 94.1), ("CiteSeer", "s-vgae"): (94.7, 95.2), ("PubMed", "s-vgae"): (96.0, 96.0),
+    ("Cora", "n-vgae"): (92.7, 93.2),
+    ("CiteSeer", "n-vgae"): (90.3, 91.5),
+    ("PubMed", "n-vgae"): (97.1, 97.1),
+    ("Cora", "s-vgae"): (94.1, 94.1),
+    ("CiteSeer", "s-vgae"): (94.7, 95.2),
+    ("PubMed", "s-vgae"): (96.0, 96.0),
 }
 KIPF = {"Cora": (91.4, 92.6), "CiteSeer": (90.8, 92.0), "PubMed": (94.4, 94.7)}  # Kipf & Welling (2016)
 DATASET_ORDER = ("Cora", "CiteSeer", "PubMed")
 MODEL_ORDER = ("n-vgae", "s-vgae")
 MODEL_LABEL = {"n-vgae": "N-VGAE", "s-vgae": "S-VGAE"}
 MAIN_LATENT = 16
-TUNING_KEYS = ("epochs", "lr", "kl_weight", "kappa_floor", "decoder_scale", "fixed_scale", "dropout",
-               "normalize_features", "hidden_dim", "latent_dim")
+TUNING_KEYS = (
+    "epochs",
+    "lr",
+    "kl_weight",
+    "kappa_floor",
+    "decoder_scale",
+    "fixed_scale",
+    "dropout",
+    "normalize_features",
+    "hidden_dim",
+    "latent_dim",
+)
 S_ONLY_KEYS = ("kappa_floor", "decoder_scale", "fixed_scale")  # recorded for N-VGAE runs too, unused there
 
 
@@ -105,7 +128,7 @@ def drop_off_config(groups) -> tuple[dict, list[dict]]:
     common one among them); the others (left over from an older default, say) are returned apart so that
     the main table and the latent-dimension study never mix configurations."""
     main_sig = {}
-    for (ds, model, d), rs in groups.items():
+    for (_ds, model, d), rs in groups.items():
         if d == MAIN_LATENT:
             main_sig.setdefault(model, []).extend(signature(r) for r in rs)
     main_sig = {m: max(set(sigs), key=sigs.count) for m, sigs in main_sig.items()}
@@ -120,8 +143,7 @@ def drop_off_config(groups) -> tuple[dict, list[dict]]:
 
 
 def libraries(runs) -> list[str]:
-    return sorted({str(r["versions"].get("hvae_ext_library")) for r in runs
-                   if r["versions"].get("hvae_ext_library")})
+    return sorted({str(r["versions"].get("hvae_ext_library")) for r in runs if r["versions"].get("hvae_ext_library")})
 
 
 def has_nan(r) -> bool:
@@ -131,9 +153,11 @@ def has_nan(r) -> bool:
 
 
 def main_table(groups) -> tuple[list[str], list[tuple]]:
-    lines = ["| Dataset | Model | seeds | test AUC (%) | test AP (%) | paper (Davidson et al.) AUC / AP | "
-             "Kipf & Welling VGAE AUC / AP | bar (AUC / AP) | met | NaN runs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+    lines = [
+        "| Dataset | Model | seeds | test AUC (%) | test AP (%) | paper (Davidson et al.) AUC / AP | "
+        "Kipf & Welling VGAE AUC / AP | bar (AUC / AP) | met | NaN runs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|:---:|---:|",
+    ]
     summary = []
     keys = sorted((k for k in groups if k[2] == MAIN_LATENT), key=lambda k: (_order(k[0]), k[1]))
     for ds, model, _ in keys:
@@ -146,10 +170,12 @@ def main_table(groups) -> tuple[list[str], list[tuple]]:
         m_auc, m_ap = 100 * statistics.fmean(auc), 100 * statistics.fmean(ap)
         met = "—" if bar is None else ("yes" if m_auc >= bar[0] and m_ap >= bar[1] else "no")
         nans = sum(has_nan(r) for r in rs)
-        lines.append(f"| {ds} | {MODEL_LABEL.get(model, model)} | {len(rs)} | {fmt(auc)} | {fmt(ap)} | "
-                     f"{'—' if paper is None else f'{paper[0]:.1f} / {paper[1]:.1f}'} | "
-                     f"{'—' if kipf is None else f'{kipf[0]:.1f} / {kipf[1]:.1f}'} | "
-                     f"{'—' if bar is None else f'≥ {bar[0]:.1f} / ≥ {bar[1]:.1f}'} | {met} | {nans} |")
+        lines.append(
+            f"| {ds} | {MODEL_LABEL.get(model, model)} | {len(rs)} | {fmt(auc)} | {fmt(ap)} | "
+            f"{'—' if paper is None else f'{paper[0]:.1f} / {paper[1]:.1f}'} | "
+            f"{'—' if kipf is None else f'{kipf[0]:.1f} / {kipf[1]:.1f}'} | "
+            f"{'—' if bar is None else f'≥ {bar[0]:.1f} / ≥ {bar[1]:.1f}'} | {met} | {nans} |"
+        )
         summary.append((ds, model, m_auc, m_ap, met))
     return lines, summary
 
@@ -171,27 +197,39 @@ def timing_table(groups, timings) -> list[str]:
         tn = statistics.median(r["median_train_time_s"] for r in n)
         ts = statistics.median(r["median_train_time_s"] for r in s)
         together = all(set(r["config"].get("models_in_process") or ()) >= {"n-vgae", "s-vgae"} for r in n + s)
-        where = ("" if together else
-                 "; N and S ran in separate processes at different times, so the machine's load differs: "
-                 "not a comparison")
-        rows.append(f"| {ds} | runs (median over seeds of each run's median training step{where}) | {1e3 * tn:.1f} | "
-                    f"{1e3 * ts:.1f} | {ts / tn:.2f} | — |")
+        where = (
+            ""
+            if together
+            else "; N and S ran in separate processes at different times, so the machine's load differs: "
+            "not a comparison"
+        )
+        rows.append(
+            f"| {ds} | runs (median over seeds of each run's median training step{where}) | {1e3 * tn:.1f} | "
+            f"{1e3 * ts:.1f} | {ts / tn:.2f} | — |"
+        )
     for t in sorted(timings, key=lambda t: (_order(t["dataset"]), t["_path"])):
         lib = t.get("versions", {}).get("hvae_ext_library")
         lib = f", library `{lib}`" if lib else ""
         where = f", `{t['_path']}`"
-        rows.append(f"| {t['dataset']} | interleaved N/S training steps in one process ({t['steps']} each, "
-                    f"{t['device']}, {t['threads']} thread(s){lib}{where}) | {1e3 * t['median_n_s']:.1f} | "
-                    f"{1e3 * t['median_s_s']:.1f} | {t['ratio_median']:.2f} | "
-                    f"{_pairwise(t['times_n_s'], t['times_s_s'])} |")
+        rows.append(
+            f"| {t['dataset']} | interleaved N/S training steps in one process ({t['steps']} each, "
+            f"{t['device']}, {t['threads']} thread(s){lib}{where}) | {1e3 * t['median_n_s']:.1f} | "
+            f"{1e3 * t['median_s_s']:.1f} | {t['ratio_median']:.2f} | "
+            f"{_pairwise(t['times_n_s'], t['times_s_s'])} |"
+        )
         if "median_epoch_n_s" in t:
-            rows.append(f"| {t['dataset']} | same process, training step + validation pass | "
-                        f"{1e3 * t['median_epoch_n_s']:.1f} | {1e3 * t['median_epoch_s_s']:.1f} | "
-                        f"{t['epoch_ratio_median']:.2f} | "
-                        f"{_pairwise(t['epoch_times_n_s'], t['epoch_times_s_s'])} |")
+            rows.append(
+                f"| {t['dataset']} | same process, training step + validation pass | "
+                f"{1e3 * t['median_epoch_n_s']:.1f} | {1e3 * t['median_epoch_s_s']:.1f} | "
+                f"{t['epoch_ratio_median']:.2f} | "
+                f"{_pairwise(t['epoch_times_n_s'], t['epoch_times_s_s'])} |"
+            )
     if rows:
-        lines = ["| Dataset | measurement | N-VGAE epoch (ms) | S-VGAE epoch (ms) | S / N (ratio of medians) "
-                 "| S / N (median of pairwise ratios) |", "|---|---|---:|---:|---:|---:|"] + rows
+        lines = [
+            "| Dataset | measurement | N-VGAE epoch (ms) | S-VGAE epoch (ms) | S / N (ratio of medians) "
+            "| S / N (median of pairwise ratios) |",
+            "|---|---|---:|---:|---:|---:|",
+        ] + rows
     return lines
 
 
@@ -203,8 +241,12 @@ def _both_models_dims(groups) -> list[int]:
 
 def latent_table(groups) -> list[str]:
     dims = _both_models_dims(groups)
-    cols = [(ds, m) for ds in sorted({k[0] for k in groups}, key=_order) for m in MODEL_ORDER
-            if any((ds, m, d) in groups for d in dims)]
+    cols = [
+        (ds, m)
+        for ds in sorted({k[0] for k in groups}, key=_order)
+        for m in MODEL_ORDER
+        if any((ds, m, d) in groups for d in dims)
+    ]
     if len(dims) < 2 or not cols:
         return []
     head = "| latent dim | " + " | ".join(f"{ds} {MODEL_LABEL[m]} AUC" for ds, m in cols) + " |"
@@ -247,8 +289,10 @@ def paper_latent_table(groups) -> list[str]:
         cells = []
         for ds in datasets:
             n, sv = dof.get((ds, "n-vgae", d), []), dof.get((ds, "s-vgae", d), [])
-            cells += [f"{fmt([r['test_auc'] for r in n])} ({len(n)})" if n else "—",
-                      f"{fmt([r['test_auc'] for r in sv])} ({len(sv)})" if sv else "—"]
+            cells += [
+                f"{fmt([r['test_auc'] for r in n])} ({len(n)})" if n else "—",
+                f"{fmt([r['test_auc'] for r in sv])} ({len(sv)})" if sv else "—",
+            ]
             by_seed = {r["config"]["seed"]: r["test_auc"] for r in n}
             diffs = [r["test_auc"] - by_seed[r["config"]["seed"]] for r in sv if r["config"]["seed"] in by_seed]
             if diffs:
@@ -291,13 +335,18 @@ def tuning_table(tagged_groups, untagged_groups) -> list[str]:
         c = rs[0]["config"]
         setting = ", ".join(f"{k}={c.get(k)}" for k in TUNING_KEYS if k in c)
         nan = sum(has_nan(r) for r in rs)
-        rows.append(f"| {key[0]} | {MODEL_LABEL.get(key[1], key[1])} | {key[3]} | {setting} | {len(rs)} | "
-                    f"{fmt([r['best_val_auc'] for r in rs])} | {fmt([r['best_val_ap'] for r in rs])} | "
-                    f"{statistics.median(r['best_epoch'] for r in rs):.0f} | {nan} |")
+        rows.append(
+            f"| {key[0]} | {MODEL_LABEL.get(key[1], key[1])} | {key[3]} | {setting} | {len(rs)} | "
+            f"{fmt([r['best_val_auc'] for r in rs])} | {fmt([r['best_val_ap'] for r in rs])} | "
+            f"{statistics.median(r['best_epoch'] for r in rs):.0f} | {nan} |"
+        )
     if not tagged_groups:
         return []
-    return ["| Dataset | Model | tag | configuration | seeds | best val AUC (%) | val AP (%) | best epoch (median) "
-            "| NaN runs |", "|---|---|---|---|---:|---:|---:|---:|---:|"] + rows
+    return [
+        "| Dataset | Model | tag | configuration | seeds | best val AUC (%) | val AP (%) | best epoch (median) "
+        "| NaN runs |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
+    ] + rows
 
 
 def _auc_percent(runs) -> list[float]:
@@ -338,8 +387,11 @@ def plot_latent(groups, out: Path) -> Path | None:
     dims = _both_models_dims(groups)
     if len(dims) < 2:
         return None
-    datasets = [ds for ds in sorted({k[0] for k in groups}, key=_order)
-                if sum((ds, m, d) in groups for m in MODEL_ORDER for d in dims) > 2]
+    datasets = [
+        ds
+        for ds in sorted({k[0] for k in groups}, key=_order)
+        if sum((ds, m, d) in groups for m in MODEL_ORDER for d in dims) > 2
+    ]
     if not datasets:
         return None
     plt = pyplot()
@@ -348,8 +400,7 @@ def plot_latent(groups, out: Path) -> Path | None:
         for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
             errorbar_means(ax, [(d, _auc_percent(groups.get((ds, m, d), []))) for d in dims], color, MODEL_LABEL[m])
         log2_axis(ax, dims)
-        ax.set(xlabel="ambient dimension d (size of z)", ylabel="test AUC (%)",
-               title=f"{ds}: equal ambient dimension")
+        ax.set(xlabel="ambient dimension d (size of z)", ylabel="test AUC (%)", title=f"{ds}: equal ambient dimension")
         ax.legend(loc="lower right")
     fig.tight_layout()
     return save_figure(fig, out / "latent_dim.png", 110)
@@ -409,8 +460,11 @@ def product_tables(runs, groups) -> list[str]:
     chosen_m = chosen_factor_size(runs)
     datasets = sorted({k[0] for k in prods}, key=_order)
     seeds = set(PRODUCT_SEEDS)
-    lines = ["| Dataset | d | N-VGAE (R^d) | S-VGAE (S^d) | product S-VGAE | layout (k × S^m) | product − N "
-             "(better) | product − S (better) |", "|---|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "| Dataset | d | N-VGAE (R^d) | S-VGAE (S^d) | product S-VGAE | layout (k × S^m) | product − N "
+        "(better) | product − S (better) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
     for ds in datasets:
         for d in PRODUCT_DOF:
             n = [r for r in groups.get((ds, "n-vgae", d), []) if r["config"]["seed"] in seeds]
@@ -418,22 +472,30 @@ def product_tables(runs, groups) -> list[str]:
             k = d // chosen_m[ds] if ds in chosen_m else None
             pr = [r for r in prods.get((ds, d, k), []) if r["config"]["seed"] in seeds] if k else []
             layout = f"{k} × S^{d // k}" if k else "—"
-            lines.append(f"| {ds} | {d} | {_cell(n)} | {_cell(sv)} | {_cell(pr)} | {layout} | {_paired(pr, n)} | "
-                         f"{_paired(pr, sv)} |")
-    sweep = ["| Dataset | d | layout (k × S^m) | seeds | best val AUC (%) | val AP (%) | test AUC (%) | chosen |",
-             "|---|---:|---|---:|---:|---:|---:|:---:|"]
+            lines.append(
+                f"| {ds} | {d} | {_cell(n)} | {_cell(sv)} | {_cell(pr)} | {layout} | {_paired(pr, n)} | "
+                f"{_paired(pr, sv)} |"
+            )
+    sweep = [
+        "| Dataset | d | layout (k × S^m) | seeds | best val AUC (%) | val AP (%) | test AUC (%) | chosen |",
+        "|---|---:|---|---:|---:|---:|---:|:---:|",
+    ]
     for ds, d, k in sorted(prods, key=lambda key: (_order(key[0]), key[1], -key[2])):
         rs = [r for r in prods[(ds, d, k)] if r["config"]["seed"] in PRODUCT_SWEEP_SEEDS]
         if d != PRODUCT_SWEEP_DOF or not rs:
             continue
-        sweep.append(f"| {ds} | {d} | {k} × S^{d // k} | {len(rs)} | {fmt([r['best_val_auc'] for r in rs])} | "
-                     f"{fmt([r['best_val_ap'] for r in rs])} | {fmt([r['test_auc'] for r in rs])} | "
-                     f"{'✓' if chosen_m.get(ds) == d // k else ''} |")
-    note = (f"Validation sweep over the factor size m at d = {PRODUCT_SWEEP_DOF} (seeds "
-            + ", ".join(map(str, PRODUCT_SWEEP_SEEDS)) + "): per dataset the m with the highest mean best validation "
-            "AUC is chosen and used at every d; the test AUC is shown for reference only.")
+        sweep.append(
+            f"| {ds} | {d} | {k} × S^{d // k} | {len(rs)} | {fmt([r['best_val_auc'] for r in rs])} | "
+            f"{fmt([r['best_val_ap'] for r in rs])} | {fmt([r['test_auc'] for r in rs])} | "
+            f"{'✓' if chosen_m.get(ds) == d // k else ''} |"
+        )
+    note = (
+        f"Validation sweep over the factor size m at d = {PRODUCT_SWEEP_DOF} (seeds "
+        + ", ".join(map(str, PRODUCT_SWEEP_SEEDS))
+        + "): per dataset the m with the highest mean best validation "
+        "AUC is chosen and used at every d; the test AUC is shown for reference only."
+    )
     return lines + ["", note, ""] + sweep
-
 
 
 def write_report(root: Path) -> Path:
@@ -448,71 +510,115 @@ def write_report(root: Path) -> Path:
     table, _ = main_table(groups)
     any_run = runs[0]
     v, dev = any_run["versions"], any_run["device"]
-    md = ["# Link prediction: N-VGAE vs S-VGAE", "",
-          f"Generated by `python -m experiments.report {Path(root).as_posix()}` from {len(runs)} run files "
-          f"(torch {v['torch']}, torch_geometric {v['torch_geometric']}, hvae_ext {v['hvae_ext']}, "
-          f"device {dev['device']}).", ""]
+    md = [
+        "# Link prediction: N-VGAE vs S-VGAE",
+        "",
+        f"Generated by `python -m experiments.report {Path(root).as_posix()}` from {len(runs)} run files "
+        f"(torch {v['torch']}, torch_geometric {v['torch_geometric']}, hvae_ext {v['hvae_ext']}, "
+        f"device {dev['device']}).",
+        "",
+    ]
     main_runs = [r for k, rs in groups.items() if k[2] == MAIN_LATENT for r in rs]
     if main_runs:
         md += ["Configuration of the main table and the latent-dimension study (read from the run files):", ""]
         for m in MODEL_ORDER:
             rs = [r for k, g in groups.items() if k[1] == m and k[2] == MAIN_LATENT for r in g]
             if rs:
-                md.append(f"* {MODEL_LABEL[m]}: " + ", ".join(f"{k}={v}" for k, v in signature(rs[0])
-                                                          if m == "s-vgae" or k not in S_ONLY_KEYS))
-        md += ["", "Compiled hvae_ext library of the main-table runs: "
-               + (", ".join(f"`{x}`" for x in libraries(main_runs)) or "not recorded") + ".", ""]
+                md.append(
+                    f"* {MODEL_LABEL[m]}: "
+                    + ", ".join(f"{k}={v}" for k, v in signature(rs[0]) if m == "s-vgae" or k not in S_ONLY_KEYS)
+                )
+        md += [
+            "",
+            "Compiled hvae_ext library of the main-table runs: "
+            + (", ".join(f"`{x}`" for x in libraries(main_runs)) or "not recorded")
+            + ".",
+            "",
+        ]
     if off_config:
-        md += [f"{len(off_config)} untagged run file(s) with another configuration were left out of the tables: "
-               + ", ".join(sorted(r["_path"] for r in off_config)[:10]) + ("…" if len(off_config) > 10 else "")
-               + ".", ""]
-    md += ["Test AUC / AP (%) at the epoch of best validation AUC, mean ± std over seeds (a different 85/5/10 edge "
-           "split per seed), latent dimension 16. \"bar\" is the acceptance level: the paper's S-VGAE "
-           "numbers − 1.0 for S-VGAE, Kipf & Welling's VGAE numbers − 1.0 for N-VGAE.", ""]
+        md += [
+            f"{len(off_config)} untagged run file(s) with another configuration were left out of the tables: "
+            + ", ".join(sorted(r["_path"] for r in off_config)[:10])
+            + ("…" if len(off_config) > 10 else "")
+            + ".",
+            "",
+        ]
+    md += [
+        "Test AUC / AP (%) at the epoch of best validation AUC, mean ± std over seeds (a different 85/5/10 edge "
+        'split per seed), latent dimension 16. "bar" is the acceptance level: the paper\'s S-VGAE '
+        "numbers − 1.0 for S-VGAE, Kipf & Welling's VGAE numbers − 1.0 for N-VGAE.",
+        "",
+    ]
     md += table
     tt = timing_table(groups, timings)
     if tt:
-        md += ["", "## Epoch time", "", "Wall time (median) of one training step (encode, sample, loss, backward, "
-               "Adam step; validation excluded unless said). The interleaved measurement alternates N and S steps "
-               "in one process (N, S, S, N, ...), so both see the same machine load; the median of the ratios of adjacent "
-               "N/S steps is the estimate that cancels load swings of a shared machine, the ratio of the two "
-               "medians is shown beside it. The bar is S / N ≤ 1.25.", ""] + tt
+        md += [
+            "",
+            "## Epoch time",
+            "",
+            "Wall time (median) of one training step (encode, sample, loss, backward, "
+            "Adam step; validation excluded unless said). The interleaved measurement alternates N and S steps "
+            "in one process (N, S, S, N, ...), so both see the same machine load; the median of the ratios of adjacent "
+            "N/S steps is the estimate that cancels load swings of a shared machine, the ratio of the two "
+            "medians is shown beside it. The bar is S / N ≤ 1.25.",
+            "",
+        ] + tt
     if curves:
         md += ["", "## Training curves", ""] + [f"![{p.stem}]({p.name})" for p in curves]
     pt = paper_latent_table(groups)
     if pt:
-        md += ["", "## Latent dimension at equal degrees of freedom (the paper's convention)", "",
-               "N-VGAE with z in R^d beside S-VGAE with z on S^d ⊂ R^(d+1): the same number of latent degrees of "
-               "freedom per node. Test AUC (%) mean ± std (number of seeds; seeds 0-4, the same edge split for "
-               "the same seed); S − N per seed, mean ± std, with the number of seeds where S is better.", ""] + pt
+        md += [
+            "",
+            "## Latent dimension at equal degrees of freedom (the paper's convention)",
+            "",
+            "N-VGAE with z in R^d beside S-VGAE with z on S^d ⊂ R^(d+1): the same number of latent degrees of "
+            "freedom per node. Test AUC (%) mean ± std (number of seeds; seeds 0-4, the same edge split for "
+            "the same seed); S − N per seed, mean ± std, with the number of seeds where S is better.",
+            "",
+        ] + pt
         paper_png = plot_paper_latent(groups, root)
         if paper_png:
             md += ["", f"![latent dimension, equal degrees of freedom]({paper_png.name})"]
     prt = product_tables(runs, groups)
     if prt:
-        md += ["", "## Product of spheres at equal degrees of freedom", "",
-               "d latent degrees of freedom per node: N-VGAE with z in R^d, the single-sphere S-VGAE with z on "
-               "S^d ⊂ R^(d+1), and the product S-VGAE with z on k independent vMF factors S^m (k m = d, z in "
-               "R^(d+k); Davidson et al., 2019: each factor its own mean direction and concentration, a uniform "
-               "prior on each; `--spheres k`), each with its default protocol. Test AUC (%) mean ± std (number "
-               "of seeds; seeds 0-4, the same edge split for the same seed); differences per seed, mean ± std, "
-               "with the number of seeds where the product is better. The product's layout (k × S^m) was chosen "
-               "per dataset and d on the validation split (sweep below); `run_products.sh` reproduces the "
-               "section.", ""] + prt
+        md += [
+            "",
+            "## Product of spheres at equal degrees of freedom",
+            "",
+            "d latent degrees of freedom per node: N-VGAE with z in R^d, the single-sphere S-VGAE with z on "
+            "S^d ⊂ R^(d+1), and the product S-VGAE with z on k independent vMF factors S^m (k m = d, z in "
+            "R^(d+k); Davidson et al., 2019: each factor its own mean direction and concentration, a uniform "
+            "prior on each; `--spheres k`), each with its default protocol. Test AUC (%) mean ± std (number "
+            "of seeds; seeds 0-4, the same edge split for the same seed); differences per seed, mean ± std, "
+            "with the number of seeds where the product is better. The product's layout (k × S^m) was chosen "
+            "per dataset and d on the validation split (sweep below); `run_products.sh` reproduces the "
+            "section.",
+            "",
+        ] + prt
     lt = latent_table(groups)
     if lt:
-        md += ["", "## Latent dimension at equal ambient dimension", "",
-               "Both models with z in R^d (the S-VGAE on S^(d−1), one degree of freedom fewer). Test AUC (%) mean "
-               "± std (number of seeds).", ""] + lt
+        md += [
+            "",
+            "## Latent dimension at equal ambient dimension",
+            "",
+            "Both models with z in R^d (the S-VGAE on S^(d−1), one degree of freedom fewer). Test AUC (%) mean "
+            "± std (number of seeds).",
+            "",
+        ] + lt
         if latent_png:
             md += ["", f"![latent dimension]({latent_png.name})"]
     tu = tuning_table(tagged, groups)
     if tu:
-        md += ["", "## Tuning (validation split only)", "",
-               "Configurations tried (seed k gives the same split in every configuration; the seeds column "
-               "counts them), with the best "
-               "validation AUC/AP of each run; the test split played no part in the choice. \"(final default)\" "
-               "rows are the main-table runs (10 seeds).", ""] + tu
+        md += [
+            "",
+            "## Tuning (validation split only)",
+            "",
+            "Configurations tried (seed k gives the same split in every configuration; the seeds column "
+            "counts them), with the best "
+            'validation AUC/AP of each run; the test split played no part in the choice. "(final default)" '
+            "rows are the main-table runs (10 seeds).",
+            "",
+        ] + tu
     return write_markdown(root, md)
 
 
@@ -524,8 +630,12 @@ def write_any_report(root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    report_main(argv, "python -m experiments.report",
-                "Tables and plots from link-prediction (or MNIST) run JSON files.", write_any_report)
+    report_main(
+        argv,
+        "python -m experiments.report",
+        "Tables and plots from link-prediction (or MNIST) run JSON files.",
+        write_any_report,
+    )
 
 
 if __name__ == "__main__":

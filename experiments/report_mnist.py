@@ -23,22 +23,39 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-from .reporting import (errorbar_means, format_mean_std, load_records, log2_axis, mean_std, pyplot, report_main,
-                        save_figure, write_markdown)
+from .reporting import (
+    errorbar_means,
+    format_mean_std,
+    load_records,
+    log2_axis,
+    mean_std,
+    pyplot,
+    report_main,
+    save_figure,
+    write_markdown,
+)
 
 # Davidson et al. (2018), Table 1: test log-likelihood (importance sampling), MNIST, higher is better.
 PAPER_LL = {
-    ("n-vae", 2): -135.73, ("s-vae", 2): -132.50,
-    ("n-vae", 5): -110.21, ("s-vae", 5): -108.43,
-    ("n-vae", 10): -93.84, ("s-vae", 10): -93.16,
-    ("n-vae", 20): -88.90, ("s-vae", 20): -89.02,
-    ("n-vae", 40): -88.93, ("s-vae", 40): -90.87,
+    ("n-vae", 2): -135.73,
+    ("s-vae", 2): -132.50,
+    ("n-vae", 5): -110.21,
+    ("s-vae", 5): -108.43,
+    ("n-vae", 10): -93.84,
+    ("s-vae", 10): -93.16,
+    ("n-vae", 20): -88.90,
+    ("s-vae", 20): -89.02,
+    ("n-vae", 40): -88.93,
+    ("s-vae", 40): -90.87,
 }
 # Table 1's ELBO terms (L[q], reconstruction, KL) where the paper lists them
 PAPER_ELBO = {
-    ("n-vae", 2): (-137.08, -129.84, 7.24), ("s-vae", 2): (-133.72, -126.43, 7.28),
-    ("n-vae", 5): (-112.98, -100.16, 12.82), ("s-vae", 5): (-111.19, -97.84, 13.35),
-    ("n-vae", 10): (-98.36, -78.93, 19.44), ("s-vae", 10): (-97.70, -77.03, 20.67),
+    ("n-vae", 2): (-137.08, -129.84, 7.24),
+    ("s-vae", 2): (-133.72, -126.43, 7.28),
+    ("n-vae", 5): (-112.98, -100.16, 12.82),
+    ("s-vae", 5): (-111.19, -97.84, 13.35),
+    ("n-vae", 10): (-98.36, -78.93, 19.44),
+    ("s-vae", 10): (-97.70, -77.03, 20.67),
 }
 TABLE_DIMS = (2, 5, 10, 20, 40)
 MODEL_ORDER = ("n-vae", "s-vae")
@@ -97,9 +114,11 @@ def group(runs, tagged: bool = False, dim_convention: str = "paper"):
 
 
 def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
-    lines = ["| d | N-VAE test LL | paper N-VAE | N − paper | S-VAE test LL | paper S-VAE | S − paper | "
-             "S − N (ours) | S − N (paper) | seeds (N / S) |",
-             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--:|"]
+    lines = [
+        "| d | N-VAE test LL | paper N-VAE | N − paper | S-VAE test LL | paper S-VAE | S − paper | "
+        "S − N (ours) | S − N (paper) | seeds (N / S) |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--:|",
+    ]
     summary = {}
     dims = sorted({d for _, d in groups} | set(TABLE_DIMS))
     for d in dims:
@@ -116,11 +135,19 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
             mark = ""
             if (m, d) in bar_cells and not math.isnan(gap):
                 mark = " ✓" if abs(gap) <= BAR_NATS else " ✗"
-            cells += [fmt(lls) if lls else "—", "—" if paper is None else num(paper),
-                      "—" if math.isnan(gap) else f"{num(gap)}{mark}"]
-            summary[(m, d)] = {"mean": mu, "gap": gap, "n": len(lls),
-                               "early": [r["stopped"].startswith("early") for r in rs],
-                               "best": [r["best_epoch"] for r in rs], "run": [r["epochs_run"] for r in rs]}
+            cells += [
+                fmt(lls) if lls else "—",
+                "—" if paper is None else num(paper),
+                "—" if math.isnan(gap) else f"{num(gap)}{mark}",
+            ]
+            summary[(m, d)] = {
+                "mean": mu,
+                "gap": gap,
+                "n": len(lls),
+                "early": [r["stopped"].startswith("early") for r in rs],
+                "best": [r["best_epoch"] for r in rs],
+                "run": [r["epochs_run"] for r in rs],
+            }
         diff = means["s-vae"] - means["n-vae"]
         pn, ps = PAPER_LL.get(("n-vae", d)), PAPER_LL.get(("s-vae", d))
         pdiff = "—" if pn is None else num(ps - pn)
@@ -128,8 +155,10 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
         if d not in TABLE_DIMS:
             ks = sorted({r["is_samples"] for m in MODEL_ORDER for r in groups.get((m, d), [])})
             counts += f" (picture runs, IS with K = {'/'.join(map(str, ks))})"
-        lines.append(f"| {d} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} | "
-                     f"{'—' if math.isnan(diff) else num(diff)} | {pdiff} | {counts} |")
+        lines.append(
+            f"| {d} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} | "
+            f"{'—' if math.isnan(diff) else num(diff)} | {pdiff} | {counts} |"
+        )
     return lines, summary
 
 
@@ -142,52 +171,72 @@ def acceptance(summary) -> list[str]:
                 out.append(f"* {MODEL_LABEL[m]} d = {d}: no runs.")
                 continue
             ok = abs(s["gap"]) <= BAR_NATS
-            line = (f"* {MODEL_LABEL[m]} d = {d}: {num(s['mean'])} against {num(PAPER_LL[(m, d)])} "
-                    f"({num(s['gap'])} nats, {s['n']} seeds): {'within' if ok else 'not within'} {BAR_NATS} nats.")
+            line = (
+                f"* {MODEL_LABEL[m]} d = {d}: {num(s['mean'])} against {num(PAPER_LL[(m, d)])} "
+                f"({num(s['gap'])} nats, {s['n']} seeds): {'within' if ok else 'not within'} {BAR_NATS} nats."
+            )
             if not ok:  # the bar's alternative: converged curves (training table, curves figure)
                 stops = ", ".join(f"{b} of {e}" for b, e in zip(s["best"], s["run"]))
-                line += (f" Converged: {sum(s['early'])} of {s['n']} runs ended by early stopping (best epoch of "
-                         f"epochs run: {stops})" + ("." if all(s["early"]) else "; the others are not converged."))
+                line += (
+                    f" Converged: {sum(s['early'])} of {s['n']} runs ended by early stopping (best epoch of "
+                    f"epochs run: {stops})" + ("." if all(s["early"]) else "; the others are not converged.")
+                )
             out.append(line)
     s2, n2 = summary.get(("s-vae", 2), {}), summary.get(("n-vae", 2), {})
     if s2.get("n") and n2.get("n"):
         ahead = s2["mean"] > n2["mean"]
-        out.append(f"* d = 2: S-VAE {'ahead of' if ahead else 'behind'} N-VAE by "
-                   f"{num(abs(s2['mean'] - n2['mean']))} nats (paper: S ahead by 3.23).")
-    diffs = [(d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"]) for d in TABLE_DIMS
-             if summary.get(("s-vae", d), {}).get("n") and summary.get(("n-vae", d), {}).get("n")]
+        out.append(
+            f"* d = 2: S-VAE {'ahead of' if ahead else 'behind'} N-VAE by "
+            f"{num(abs(s2['mean'] - n2['mean']))} nats (paper: S ahead by 3.23)."
+        )
+    diffs = [
+        (d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"])
+        for d in TABLE_DIMS
+        if summary.get(("s-vae", d), {}).get("n") and summary.get(("n-vae", d), {}).get("n")
+    ]
     if diffs:
         s_wins = [d for d, x in diffs if x > 0]
         n_wins = [d for d, x in diffs if x < 0]
         crossover = bool(s_wins) and bool(n_wins) and max(s_wins) < min(n_wins)
-        out.append(f"* Crossover: S-VAE better at d ∈ {{{', '.join(map(str, s_wins)) or '—'}}}, N-VAE better at "
-                   f"d ∈ {{{', '.join(map(str, n_wins)) or '—'}}} (paper: S at 2, 5, 10; N at 20, 40): "
-                   + ("shown (S wins below, N above)." if crossover else "not shown as in the paper."))
+        out.append(
+            f"* Crossover: S-VAE better at d ∈ {{{', '.join(map(str, s_wins)) or '—'}}}, N-VAE better at "
+            f"d ∈ {{{', '.join(map(str, n_wins)) or '—'}}} (paper: S at 2, 5, 10; N at 20, 40): "
+            + ("shown (S wins below, N above)." if crossover else "not shown as in the paper.")
+        )
     return out
 
 
 def elbo_table(groups, with_paper: bool = True) -> list[str]:
-    lines = ["| d | model | test LL | test ELBO | reconstruction E[log p(x|z)] | KL | LL − ELBO | best val ELBO |"
-             + (" paper L[q] / RE / KL |" if with_paper else ""),
-             "|--:|---|--:|--:|--:|--:|--:|--:|" + ("--:|" if with_paper else "")]
+    lines = [
+        "| d | model | test LL | test ELBO | reconstruction E[log p(x|z)] | KL | LL − ELBO | best val ELBO |"
+        + (" paper L[q] / RE / KL |" if with_paper else ""),
+        "|--:|---|--:|--:|--:|--:|--:|--:|" + ("--:|" if with_paper else ""),
+    ]
     for d in sorted({d for _, d in groups}):
         for m in MODEL_ORDER:
             rs = groups.get((m, d))
             if not rs:
                 continue
-            lines.append(f"| {d} | {MODEL_LABEL[m]} | {fmt(r['test_ll'] for r in rs)} | "
-                         f"{fmt(r['test_elbo'] for r in rs)} | {fmt(r['test_recon'] for r in rs)} | "
-                         f"{fmt(r['test_kl'] for r in rs)} | {fmt(r['test_ll'] - r['test_elbo'] for r in rs)} | "
-                         f"{fmt(r['best_val_elbo'] for r in rs)} |"
-                         + (f" {' / '.join(num(v) for v in PAPER_ELBO[(m, d)]) if (m, d) in PAPER_ELBO else '—'} |"
-                            if with_paper else ""))
+            lines.append(
+                f"| {d} | {MODEL_LABEL[m]} | {fmt(r['test_ll'] for r in rs)} | "
+                f"{fmt(r['test_elbo'] for r in rs)} | {fmt(r['test_recon'] for r in rs)} | "
+                f"{fmt(r['test_kl'] for r in rs)} | {fmt(r['test_ll'] - r['test_elbo'] for r in rs)} | "
+                f"{fmt(r['best_val_elbo'] for r in rs)} |"
+                + (
+                    f" {' / '.join(num(v) for v in PAPER_ELBO[(m, d)]) if (m, d) in PAPER_ELBO else '—'} |"
+                    if with_paper
+                    else ""
+                )
+            )
     return lines
 
 
 def training_table(groups) -> list[str]:
-    lines = ["| d | model | z | training budget (min) | epochs run | best epoch | stopped by | under-trained | "
-             "median epoch (s) | IS eval (s) | run total (s) | S-VAE median κ (val, last epoch) |",
-             "|--:|---|---|:--:|:--:|:--:|---|:--:|--:|--:|--:|--:|"]
+    lines = [
+        "| d | model | z | training budget (min) | epochs run | best epoch | stopped by | under-trained | "
+        "median epoch (s) | IS eval (s) | run total (s) | S-VAE median κ (val, last epoch) |",
+        "|--:|---|---|:--:|:--:|:--:|---|:--:|--:|--:|--:|--:|",
+    ]
     for d in sorted({d for _, d in groups}):
         for m in MODEL_ORDER:
             rs = groups.get((m, d))
@@ -197,18 +246,26 @@ def training_table(groups) -> list[str]:
             budget = "/".join(f"{r['config']['time_budget']:g}" if r["config"].get("time_budget") else "—" for r in rs)
             best = "/".join(str(r["best_epoch"]) for r in rs)
             reasons = sorted({r["stopped"].split(":")[0] for r in rs})
-            under = sum(bool(r.get("under_trained", r["best_epoch"] > r["epochs_run"] - 5
-                                     and not r["stopped"].startswith("early"))) for r in rs)
+            under = sum(
+                bool(
+                    r.get(
+                        "under_trained", r["best_epoch"] > r["epochs_run"] - 5 and not r["stopped"].startswith("early")
+                    )
+                )
+                for r in rs
+            )
             a = ambient_dim(rs[0])
             space = f"R^{a}" if m == "n-vae" else f"S^{a - 1} ⊂ R^{a}"
             kappa = "—"
             if m == "s-vae":
                 kappa = "/".join(f"{r['history']['val_kappa_median'][-1]:.0f}" for r in rs)
-            lines.append(f"| {d} | {MODEL_LABEL[m]} | {space} | {budget} | {eps} | {best} | {', '.join(reasons)} | "
-                         f"{under}/{len(rs)} | "
-                         f"{statistics.median(r['median_epoch_time_s'] for r in rs):.1f} | "
-                         f"{statistics.median(r['is_time_s'] for r in rs):.0f} | "
-                         f"{statistics.median(r['total_time_s'] for r in rs):.0f} | {kappa} |")
+            lines.append(
+                f"| {d} | {MODEL_LABEL[m]} | {space} | {budget} | {eps} | {best} | {', '.join(reasons)} | "
+                f"{under}/{len(rs)} | "
+                f"{statistics.median(r['median_epoch_time_s'] for r in rs):.1f} | "
+                f"{statistics.median(r['is_time_s'] for r in rs):.0f} | "
+                f"{statistics.median(r['total_time_s'] for r in rs):.0f} | {kappa} |"
+            )
     return lines
 
 
@@ -219,23 +276,42 @@ def plot_ll(groups, out: Path) -> Path | None:
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
-        errorbar_means(ax, [(d, [r["test_ll"] for r in groups.get((m, d), [])]) for d in dims], color,
-                       f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)")
-        ax.plot(TABLE_DIMS, [PAPER_LL[(m, d)] for d in TABLE_DIMS], ls="--", marker="x", color=color, alpha=0.7,
-                label=f"{MODEL_LABEL[m]} (Davidson et al., Table 1)")
+        errorbar_means(
+            ax,
+            [(d, [r["test_ll"] for r in groups.get((m, d), [])]) for d in dims],
+            color,
+            f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)",
+        )
+        ax.plot(
+            TABLE_DIMS,
+            [PAPER_LL[(m, d)] for d in TABLE_DIMS],
+            ls="--",
+            marker="x",
+            color=color,
+            alpha=0.7,
+            label=f"{MODEL_LABEL[m]} (Davidson et al., Table 1)",
+        )
     log2_axis(ax, TABLE_DIMS)
-    ax.set(xlabel="latent dimension d", ylabel="test log-likelihood (nats)",
-           title="MNIST: importance-sampled test LL vs d")
+    ax.set(
+        xlabel="latent dimension d", ylabel="test log-likelihood (nats)", title="MNIST: importance-sampled test LL vs d"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     # the crossover: S - N per seed pair (same seed, same data order), mean +- std
     errorbar_means(ax2, [(d, _paired_differences(groups, d)) for d in dims], "k", "ours (per seed, mean ± std)")
-    ax2.plot(TABLE_DIMS, [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS], ls="--",
-             marker="x", color="0.5", label="Davidson et al., Table 1")
+    ax2.plot(
+        TABLE_DIMS,
+        [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
+        ls="--",
+        marker="x",
+        color="0.5",
+        label="Davidson et al., Table 1",
+    )
     ax2.axhline(0.0, color="0.7", lw=0.8)
     log2_axis(ax2, TABLE_DIMS)
-    ax2.set(xlabel="latent dimension d", ylabel="LL(S-VAE) − LL(N-VAE) (nats)",
-            title="S-VAE minus N-VAE (> 0: S better)")
+    ax2.set(
+        xlabel="latent dimension d", ylabel="LL(S-VAE) − LL(N-VAE) (nats)", title="S-VAE minus N-VAE (> 0: S better)"
+    )
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     fig.tight_layout()
@@ -300,8 +376,12 @@ def _draw_latent(ax, plt, m: str, z, labels, rec, max_points: int) -> None:
     z, labels = z[sel], labels[sel]
     colors = cmap(labels.astype(int) % 10)
     space = f"$R^{d}$" if m == "n-vae" else f"$S^{d - 1}$"
-    title = (f"{MODEL_LABEL[m]}, z in {space} (seed {rec['config']['seed']}, test LL "
-             f"{rec['test_ll']:.1f})").replace("-", "−").replace("N−VAE", "N-VAE").replace("S−VAE", "S-VAE")
+    title = (
+        (f"{MODEL_LABEL[m]}, z in {space} (seed {rec['config']['seed']}, test LL {rec['test_ll']:.1f})")
+        .replace("-", "−")
+        .replace("N−VAE", "N-VAE")
+        .replace("S−VAE", "S-VAE")
+    )
     if d == 2 and m == "n-vae":
         ax.scatter(z[:, 0], z[:, 1], c=colors, s=2, alpha=0.6, linewidths=0)
         ax.set_aspect("equal", adjustable="datalim")
@@ -311,8 +391,7 @@ def _draw_latent(ax, plt, m: str, z, labels, rec, max_points: int) -> None:
         theta = np.arctan2(z[:, 1], z[:, 0])
         rad = 1.0 + 0.08 * np.random.default_rng(1).standard_normal(len(z))
         ax.scatter(rad * np.cos(theta), rad * np.sin(theta), c=colors, s=2, alpha=0.6, linewidths=0)
-        ax.plot(np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200)),
-                color="0.5", lw=0.5)
+        ax.plot(np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200)), color="0.5", lw=0.5)
         ax.set_aspect("equal")
         ax.set(xlim=(-1.35, 1.35), ylim=(-1.35, 1.35), xlabel="$\\mu_1$", ylabel="$\\mu_2$")
         title += "\nmean directions on $S^1$ (radial jitter for visibility)"
@@ -343,10 +422,11 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
         for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
             for k, r in enumerate(groups.get((m, d), [])):
                 h = r["history"]
-                ax.plot(h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8,
-                        label=MODEL_LABEL[m] if k == 0 else None)
+                ax.plot(
+                    h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8, label=MODEL_LABEL[m] if k == 0 else None
+                )
                 ax.plot([r["best_epoch"]], [r["best_val_elbo"]], marker="o", ms=3, color=color)
-                tail = h["val_elbo"][len(h["val_elbo"]) // 3:]
+                tail = h["val_elbo"][len(h["val_elbo"]) // 3 :]
                 if tail:
                     lows.append(min(tail))
         if lows:
@@ -361,40 +441,60 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
 
 def _protocol(runs) -> str:
     """The training options of a set of runs, as one sentence (values that differ are listed)."""
+
     def values(key):
         vals = sorted({r["config"].get(key) for r in runs if r["config"].get(key) is not None}, key=str)
         return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals) or "—"
 
     warm = values("warmup_epochs")
-    return (f"Adam lr {values('lr')}, batch {values('batch_size')}, KL warm-up over "
-            f"{warm if warm != '—' else '0'} epochs, at most {values('epochs')} epochs (training-time budget "
-            f"{values('time_budget')} min where set), early stopping with patience {values('patience')} on the "
-            f"validation ELBO (10,000 held-out training images)")
+    return (
+        f"Adam lr {values('lr')}, batch {values('batch_size')}, KL warm-up over "
+        f"{warm if warm != '—' else '0'} epochs, at most {values('epochs')} epochs (training-time budget "
+        f"{values('time_budget')} min where set), early stopping with patience {values('patience')} on the "
+        f"validation ELBO (10,000 held-out training images)"
+    )
 
 
 def _section(md: list, runs, groups, out: Path, paper: bool) -> None:
     table, summary = ll_table(groups, bar_cells=BAR_CELLS if paper else set())
     ks = sorted({r["is_samples"] for rs in groups.values() for r in rs})
     n_test = sorted({r["num_test_images"] for rs in groups.values() for r in rs})
-    md += [f"Test log-likelihood (nats, higher is better) estimated by importance sampling with "
-           f"{'/'.join(map(str, ks))} posterior samples per image on the {'/'.join(map(str, n_test))} test images "
-           f"(binarized once, the same for every run), at the epoch of best validation ELBO; mean ± std over "
-           f"seeds. Paper: Davidson et al. (2018), Table 1."
-           + (f" ✓ / ✗: within / not within {BAR_NATS} nats of the paper (the bar: both models at "
-              f"d = 2, 5, 10)." if paper else " No bar here: this is not the paper's comparison."),
-           "", f"Protocol: {_protocol(runs)}.", ""]
+    md += [
+        f"Test log-likelihood (nats, higher is better) estimated by importance sampling with "
+        f"{'/'.join(map(str, ks))} posterior samples per image on the {'/'.join(map(str, n_test))} test images "
+        f"(binarized once, the same for every run), at the epoch of best validation ELBO; mean ± std over "
+        f"seeds. Paper: Davidson et al. (2018), Table 1."
+        + (
+            f" ✓ / ✗: within / not within {BAR_NATS} nats of the paper (the bar: both models at d = 2, 5, 10)."
+            if paper
+            else " No bar here: this is not the paper's comparison."
+        ),
+        "",
+        f"Protocol: {_protocol(runs)}.",
+        "",
+    ]
     md += table
     if paper:
         md += ["", "### Acceptance", ""] + acceptance(summary)
         png = plot_ll(groups, out)
         if png:
             md += ["", f"![test LL vs latent dimension]({png.name})"]
-    md += ["", "### ELBO terms (test set)", "",
-           "Test ELBO = reconstruction term (Monte Carlo over the same importance samples) − KL (closed form); "
-           "LL − ELBO is the gap that importance sampling closes.", ""] + elbo_table(groups, with_paper=paper)
-    md += ["", "### Training", "",
-           "Per-seed values separated by /. Under-trained: not stopped by early stopping and the best "
-           "validation epoch within the last tenth of the run (still improving when it stopped).", ""]
+    md += [
+        "",
+        "### ELBO terms (test set)",
+        "",
+        "Test ELBO = reconstruction term (Monte Carlo over the same importance samples) − KL (closed form); "
+        "LL − ELBO is the gap that importance sampling closes.",
+        "",
+    ] + elbo_table(groups, with_paper=paper)
+    md += [
+        "",
+        "### Training",
+        "",
+        "Per-seed values separated by /. Under-trained: not stopped by early stopping and the best "
+        "validation epoch within the last tenth of the run (still improving when it stopped).",
+        "",
+    ]
     md += training_table(groups)
     curves = plot_curves(groups, out, "curves_paper.png" if paper else "curves_ambient.png")
     if curves:
@@ -402,8 +502,10 @@ def _section(md: list, runs, groups, out: Path, paper: bool) -> None:
     # pictures of the paper-convention runs only (N on R^2 beside S on S^2; experiments/results/ stays small)
     pngs = plot_latents(groups, out) if paper else []
     if pngs:
-        md += ["", "### Latent means of the test set", "", "One seed each."] + \
-              ["", *[f"![{p.stem}]({p.name})" for p in pngs]]
+        md += ["", "### Latent means of the test set", "", "One seed each."] + [
+            "",
+            *[f"![{p.stem}]({p.name})" for p in pngs],
+        ]
 
 
 def write_report(root) -> Path:
@@ -414,44 +516,69 @@ def write_report(root) -> Path:
     any_run = runs[0]
     v, dev = any_run["versions"], any_run["device"]
     total = sum(r["total_time_s"] for r in runs)
-    md = ["# MNIST: N-VAE vs S-VAE across latent dimensions", "",
-          f"Generated by `python -m experiments.report {root.as_posix()}` from {len(runs)} run files "
-          f"(torch {v['torch']}, hvae_ext {v['hvae_ext']}, device {dev['device']}, {dev['torch_threads']} "
-          f"thread(s) per run). Sum of all run times: {total / 3600:.2f} h."]
+    md = [
+        "# MNIST: N-VAE vs S-VAE across latent dimensions",
+        "",
+        f"Generated by `python -m experiments.report {root.as_posix()}` from {len(runs)} run files "
+        f"(torch {v['torch']}, hvae_ext {v['hvae_ext']}, device {dev['device']}, {dev['torch_threads']} "
+        f"thread(s) per run). Sum of all run times: {total / 3600:.2f} h.",
+    ]
     for conv in CONVENTIONS:
         conv_runs = [r for r in runs if convention(r) == conv and not r["config"].get("tag")]
         groups = group(runs, dim_convention=conv)
         if not groups:
             continue
         if conv == "paper":
-            md += ["", "## The paper's convention: d latent degrees of freedom", "",
-                   "N-VAE with z in R^d against S-VAE with z on S^d ⊂ R^(d+1), as in Table 1 and the authors' "
-                   "example scripts (`z_dim + 1` for the vMF model).", ""]
+            md += [
+                "",
+                "## The paper's convention: d latent degrees of freedom",
+                "",
+                "N-VAE with z in R^d against S-VAE with z on S^d ⊂ R^(d+1), as in Table 1 and the authors' "
+                "example scripts (`z_dim + 1` for the vMF model).",
+                "",
+            ]
         else:
-            md += ["", "## Equal ambient dimension (earlier sweep)", "",
-                   "N-VAE with z in R^d against S-VAE with z on S^(d−1) ⊂ R^d: the S-VAE has one degree of "
-                   "freedom fewer than the N-VAE and than the paper's S-VAE of the same d; kept as a second, "
-                   "labelled comparison.", ""]
+            md += [
+                "",
+                "## Equal ambient dimension (earlier sweep)",
+                "",
+                "N-VAE with z in R^d against S-VAE with z on S^(d−1) ⊂ R^d: the S-VAE has one degree of "
+                "freedom fewer than the N-VAE and than the paper's S-VAE of the same d; kept as a second, "
+                "labelled comparison.",
+                "",
+            ]
         _section(md, conv_runs, groups, root, paper=conv == "paper")
     tagged = {k: rs for conv in CONVENTIONS for k, rs in group(runs, tagged=True, dim_convention=conv).items()}
     if tagged:
         main_groups = group(runs, dim_convention="ambient")
-        md += ["", "## Exploratory runs (tagged, equal-ambient convention)", "",
-               "Main − tagged: the equal-ambient table's mean test LL for the same model and d minus the tagged "
-               "runs' mean (positive: the table's runs are better).", "",
-               "| tag | model | d | seeds | test LL | epochs | main − tagged |", "|---|---|--:|--:|--:|--:|--:|"]
+        md += [
+            "",
+            "## Exploratory runs (tagged, equal-ambient convention)",
+            "",
+            "Main − tagged: the equal-ambient table's mean test LL for the same model and d minus the tagged "
+            "runs' mean (positive: the table's runs are better).",
+            "",
+            "| tag | model | d | seeds | test LL | epochs | main − tagged |",
+            "|---|---|--:|--:|--:|--:|--:|",
+        ]
         for (m, d, tag), rs in sorted(tagged.items()):
             tagged_ll = [r["test_ll"] for r in rs]
             main_ll = [r["test_ll"] for r in main_groups.get((m, d), [])]
             diff = num(mean_std(main_ll)[0] - mean_std(tagged_ll)[0], signed=True) if main_ll else "—"
-            md.append(f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(tagged_ll)} | "
-                      f"{'/'.join(str(r['epochs_run']) for r in rs)} | {diff} |")
+            md.append(
+                f"| {tag} | {MODEL_LABEL[m]} | {d} | {len(rs)} | {fmt(tagged_ll)} | "
+                f"{'/'.join(str(r['epochs_run']) for r in rs)} | {diff} |"
+            )
     return write_markdown(root, md)
 
 
 def main(argv: list[str] | None = None) -> None:
-    report_main(argv, "python -m experiments.report_mnist",
-                "Tables and plots from MNIST N-VAE / S-VAE run JSON files.", write_report)
+    report_main(
+        argv,
+        "python -m experiments.report_mnist",
+        "Tables and plots from MNIST N-VAE / S-VAE run JSON files.",
+        write_report,
+    )
 
 
 if __name__ == "__main__":

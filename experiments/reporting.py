@@ -8,8 +8,8 @@ import argparse
 import json
 import math
 import statistics
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 
 def load_records(root: Path, accept: Callable[[object], bool], pattern: str = "*.json") -> list[dict]:

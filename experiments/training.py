@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 
 
-def vgae_train_step(model, opt: torch.optim.Optimizer, train_data, kl_weight: float = 1.0,
-                    neg_ratio: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def vgae_train_step(
+    model, opt: torch.optim.Optimizer, train_data, kl_weight: float = 1.0, neg_ratio: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One epoch of full-batch VGAE training; returns the loss, its reconstruction and its KL term."""
     from torch_geometric.utils import negative_sampling
 

@@ -72,27 +72,44 @@ def run(x: torch.Tensor, y: np.ndarray, k: int, seeds: list[int], max_iter: int,
         labels = res.responsibilities.argmax(-1).numpy()
         ll = res.log_likelihood
         comp = res.mixture.component_distribution
-        out["movmf"].append({
-            "seed": seed, "nmi": normalized_mutual_info_score(y, labels), "ari": adjusted_rand_score(y, labels),
-            "log_likelihood": ll.tolist(), "iterations": len(ll) - 1, "converged": res.converged,
-            "min_log_likelihood_step": float(torch.diff(ll).min()) if len(ll) > 1 else 0.0,
-            "concentration": comp.concentration.tolist(), "mixing": res.mixture.mixture_distribution.probs.tolist(),
-            "cluster_sizes": np.bincount(labels, minlength=k).tolist(), "seconds": t_em,
-            "contingency": _contingency(y, labels, k).tolist(),
-        })
+        out["movmf"].append(
+            {
+                "seed": seed,
+                "nmi": normalized_mutual_info_score(y, labels),
+                "ari": adjusted_rand_score(y, labels),
+                "log_likelihood": ll.tolist(),
+                "iterations": len(ll) - 1,
+                "converged": res.converged,
+                "min_log_likelihood_step": float(torch.diff(ll).min()) if len(ll) > 1 else 0.0,
+                "concentration": comp.concentration.tolist(),
+                "mixing": res.mixture.mixture_distribution.probs.tolist(),
+                "cluster_sizes": np.bincount(labels, minlength=k).tolist(),
+                "seconds": t_em,
+                "contingency": _contingency(y, labels, k).tolist(),
+            }
+        )
         t0 = time.perf_counter()
         sk_labels, _, objective = spherical_kmeans(x, centers, max_iter=max_iter)
         t_sk = time.perf_counter() - t0
         sk_labels = sk_labels.numpy()
-        out["spkmeans"].append({
-            "seed": seed, "nmi": normalized_mutual_info_score(y, sk_labels),
-            "ari": adjusted_rand_score(y, sk_labels), "objective": objective, "iterations": len(objective),
-            "cluster_sizes": np.bincount(sk_labels, minlength=k).tolist(), "seconds": t_sk,
-            "contingency": _contingency(y, sk_labels, k).tolist(),
-        })
-        print(f"seed {seed}: movMF NMI {out['movmf'][-1]['nmi']:.3f} ARI {out['movmf'][-1]['ari']:.3f} "
-              f"({len(ll) - 1} it, LL {ll[-1]:.1f}); spkmeans NMI {out['spkmeans'][-1]['nmi']:.3f} "
-              f"ARI {out['spkmeans'][-1]['ari']:.3f}", flush=True)
+        out["spkmeans"].append(
+            {
+                "seed": seed,
+                "nmi": normalized_mutual_info_score(y, sk_labels),
+                "ari": adjusted_rand_score(y, sk_labels),
+                "objective": objective,
+                "iterations": len(objective),
+                "cluster_sizes": np.bincount(sk_labels, minlength=k).tolist(),
+                "seconds": t_sk,
+                "contingency": _contingency(y, sk_labels, k).tolist(),
+            }
+        )
+        print(
+            f"seed {seed}: movMF NMI {out['movmf'][-1]['nmi']:.3f} ARI {out['movmf'][-1]['ari']:.3f} "
+            f"({len(ll) - 1} it, LL {ll[-1]:.1f}); spkmeans NMI {out['spkmeans'][-1]['nmi']:.3f} "
+            f"ARI {out['spkmeans'][-1]['ari']:.3f}",
+            flush=True,
+        )
     return out
 
 
@@ -118,11 +135,17 @@ def figure(result: dict, path: str) -> None:
     ax.set_ylabel("log-likelihood (nats)")
     ax.set_title("mixture of vMFs: EM log-likelihood, one line per seed")
     ax = axes[1]
-    for j, (key, name) in enumerate((("movmf", "vMF mixture (EM)"), ("spkmeans", "spherical k-means"))):
+    for j, (key, _name) in enumerate((("movmf", "vMF mixture (EM)"), ("spkmeans", "spherical k-means"))):
         for metric, marker, off in (("nmi", "o", -0.12), ("ari", "s", 0.12)):
             vals = [r[metric] for r in result[key]]
-            ax.scatter(np.full(len(vals), j + off), vals, marker=marker, alpha=0.7,
-                       color="C0" if metric == "nmi" else "C1", label=metric.upper() if j == 0 else None)
+            ax.scatter(
+                np.full(len(vals), j + off),
+                vals,
+                marker=marker,
+                alpha=0.7,
+                color="C0" if metric == "nmi" else "C1",
+                label=metric.upper() if j == 0 else None,
+            )
     ax.set_xticks([0, 1], ["vMF mixture (EM)", "spherical k-means"])
     ax.set_ylabel("agreement with the 7 Cora classes")
     ax.set_title(f"per seed ({len(result['movmf'])} seeds, same k-means++ starts)")
@@ -160,11 +183,18 @@ def main(argv=None):
     x, y = load_cora_unit_features(args.data_root, args.cache_root)
     result = run(x, y, args.k, seeds, args.max_iter, args.tol)
     result["config"] = {
-        "dataset": "Cora", "n": int(x.shape[0]), "d": int(x.shape[1]), "k": args.k, "seeds": seeds,
-        "max_iter": args.max_iter, "tol": args.tol, "threads": args.threads, "torch": torch.__version__,
+        "dataset": "Cora",
+        "n": int(x.shape[0]),
+        "d": int(x.shape[1]),
+        "k": args.k,
+        "seeds": seeds,
+        "max_iter": args.max_iter,
+        "tol": args.tol,
+        "threads": args.threads,
+        "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "command": "python -m experiments.vmf_clustering " + " ".join(argv if argv is not None else
-                                                                                 __import__("sys").argv[1:]),
+        "command": "python -m experiments.vmf_clustering "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as fh:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import importlib.machinery
 import os
 import sys
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
@@ -111,7 +112,6 @@ def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     lead = grad.dim() - like.dim()
     dims = list(range(lead)) + [i + lead for i, n in enumerate(like.shape) if n == 1 and grad.shape[i + lead] != 1]
     return grad.sum(dim=dims, keepdim=True).reshape(like.shape) if dims else grad.reshape(like.shape)
-
 
 
 # --- fake kernels -----------------------------------------------------------------------------------
@@ -380,7 +380,9 @@ REGISTRATIONS: tuple[OpRegistration, ...] = (
     OpRegistration("vmf_entropy", _E, _setup_vx, _vmf_entropy_bwd),
     OpRegistration("vmf_kl_vmf", _E, _setup_vx, _vmf_kl_vmf_bwd),
     OpRegistration(
-        "_vmf_log_normalizer_and_grad", _E, _setup_value_and_grad,
+        "_vmf_log_normalizer_and_grad",
+        _E,
+        _setup_value_and_grad,
         _value_and_grad_backward(ops.vmf_log_normalizer_backward),
     ),
     OpRegistration(
@@ -392,7 +394,9 @@ REGISTRATIONS: tuple[OpRegistration, ...] = (
     OpRegistration("_vmf_sample_proposals", _vmf_sample_proposals_fake),
     OpRegistration("vmf_sample_backward", _vmf_sample_backward_fake),
     OpRegistration(
-        "power_spherical_sample", _power_spherical_sample_fake, _power_spherical_sample_setup,
+        "power_spherical_sample",
+        _power_spherical_sample_fake,
+        _power_spherical_sample_setup,
         _power_spherical_sample_bwd,
     ),
     OpRegistration("power_spherical_sample_backward", _power_spherical_sample_backward_fake),

@@ -46,8 +46,11 @@ def plot_s2(out: str, n: int = 1500, seed: int = 0) -> str:
     for i, kappa in enumerate(S2_KAPPAS):
         ax = fig.add_subplot(1, len(S2_KAPPAS), i + 1, projection="3d")
         ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.4)
-        z = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64)).sample(
-            (n,), generator=torch.Generator().manual_seed(seed + i)).numpy()
+        z = (
+            VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64))
+            .sample((n,), generator=torch.Generator().manual_seed(seed + i))
+            .numpy()
+        )
         ax.scatter(z[:, 0], z[:, 1], z[:, 2], s=2, alpha=0.6, color="C0", depthshade=False)
         ax.quiver(0, 0, 0, *mu.tolist(), color="C3", linewidth=2, length=1.25)
         ax.set_title(f"$\\kappa = {kappa:g}$")
@@ -72,13 +75,25 @@ def ks_cells(n: int = 100_000, seed: int = 1) -> list[dict]:
         mu = random_unit(d, seed + d)
         m = n if d <= 100 else max(5000, 10_000_000 // d)
         z = VonMisesFisher(mu, torch.tensor(kappa, dtype=torch.float64)).sample(
-            (m,), generator=torch.Generator().manual_seed(seed))
+            (m,), generator=torch.Generator().manual_seed(seed)
+        )
         w, theta = _w_theta(z, mu)
         law = WLaw(d, kappa, points=20001)
         ks = stats.kstest(theta, law.cdf_theta)
         a_d = special.vmf_mean_resultant(torch.tensor(kappa, dtype=torch.float64), d).item()
-        cells.append(dict(d=d, kappa=kappa, n=m, mean_w=float(w.mean()), a_d=a_d, D=float(ks.statistic),
-                          p=float(ks.pvalue), w=w, law=law))
+        cells.append(
+            dict(
+                d=d,
+                kappa=kappa,
+                n=m,
+                mean_w=float(w.mean()),
+                a_d=a_d,
+                D=float(ks.statistic),
+                p=float(ks.pvalue),
+                w=w,
+                law=law,
+            )
+        )
     return cells
 
 
@@ -89,8 +104,10 @@ def format_ks_table(cells: list[dict], seed: int) -> str:
         "|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for c in cells:
-        lines.append(f"| {c['d']} | {c['kappa']:g} | {c['n']} | {c['mean_w']:.5f} | {c['a_d']:.5f} | "
-                     f"{c['D']:.5f} | {c['p']:.3f} |")
+        lines.append(
+            f"| {c['d']} | {c['kappa']:g} | {c['n']} | {c['mean_w']:.5f} | {c['a_d']:.5f} | "
+            f"{c['D']:.5f} | {c['p']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -101,8 +118,9 @@ def write_ks_table(out: str, cells: list[dict], seed: int) -> tuple[str, str]:
     js = os.path.join(out, "ks_table.json")
     with open(js, "w") as fh:
         rows = [{k: v for k, v in c.items() if k not in ("w", "law")} for c in cells]
-        json.dump({"command": f"python -m hvae_ext.demo --seed {seed}", "sample_seed": seed + 1, "cells": rows},
-                  fh, indent=1)
+        json.dump(
+            {"command": f"python -m hvae_ext.demo --seed {seed}", "sample_seed": seed + 1, "cells": rows}, fh, indent=1
+        )
         fh.write("\n")
     return md, js
 
@@ -124,7 +142,7 @@ def plot_w_histograms(out: str, cells: list[dict]) -> str:
         ax.set_title(f"d = {d}, $\\kappa$ = {kappa:g}  (KS p = {c['p']:.2f})", fontsize=10)
         ax.set_xlabel(r"$w = \mu^\top z$")
     axes.ravel()[0].legend(fontsize=8)
-    for ax in axes.ravel()[len(cells):]:
+    for ax in axes.ravel()[len(cells) :]:
         ax.axis("off")
     fig.suptitle(r"$w = \mu^\top z$: histogram vs. exact density $\propto e^{\kappa w}(1-w^2)^{(d-3)/2}$")
     fig.tight_layout()

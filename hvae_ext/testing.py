@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +152,7 @@ class WLaw:
             return np.where(np.sin(th) > 0, p / np.sin(th), 0.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def w_law(d: int, kappa: float) -> WLaw:
     return WLaw(d, kappa)
 

@@ -39,8 +39,9 @@ RESULTS = ("experiments", "results")  # the results tree, relative to the reposi
 PRUNE_IN = ("tuning", "latent_dim", "products")  # studies condensed to first, best and last epoch
 # folder -> the series kept whole (what that folder's report reads); the others go to history_sparse
 SPARSE_IN = {RESULTS + ("link_prediction", "runs"): ("epoch", "loss", "val_auc")}
-SPARSE_IN.update({RESULTS + ("mnist", sub): ("epoch", "val_elbo", "val_kappa_median")
-                  for sub in ("paper", "runs", "e15", "pilot")})
+SPARSE_IN.update(
+    {RESULTS + ("mnist", sub): ("epoch", "val_elbo", "val_kappa_median") for sub in ("paper", "runs", "e15", "pilot")}
+)
 # the validation series whose best epoch a pruned history keeps, and its name
 BEST_KEYS = {"val_auc": "validation AUC", "val_elbo": "validation ELBO"}
 EVERY = 10
@@ -77,16 +78,22 @@ def prune_history(rec: dict, whole: tuple = (), condense: bool = False) -> dict:
     out = dict(rec)
     pruned = {k: ([v[i] for i in keep if i < len(v)] if k in lists else v) for k, v in hist.items()}
     best = next((name for k, name in BEST_KEYS.items() if k in lists), "validation score")
-    kept = (f"the first, the last and the best {best}" if condense
-            else f"every {EVERY}th epoch, the first, the last and the best {best}")
+    kept = (
+        f"the first, the last and the best {best}"
+        if condense
+        else f"every {EVERY}th epoch, the first, the last and the best {best}"
+    )
     if whole:
         out["history"] = {k: v for k, v in hist.items() if k in whole or k not in lists}
         out["history_sparse"] = {k: v for k, v in pruned.items() if k == "epoch" or (k in lists and k not in whole)}
         out["history_pruned"] = {"history_sparse": kept, "epochs": n, "by": "scripts/clean_results.py"}
     else:
         out["history"] = pruned
-        out["history_pruned"] = {"kept": kept, "epochs_before": previous["epochs_before"] if previous else n,
-                                 "by": "scripts/clean_results.py"}
+        out["history_pruned"] = {
+            "kept": kept,
+            "epochs_before": previous["epochs_before"] if previous else n,
+            "by": "scripts/clean_results.py",
+        }
     if previous is None:  # a history pruned before had its NaN values counted then
         out["history_nan_count"] = nan
     return out
@@ -143,7 +150,9 @@ def clean_file(path: str, check: bool) -> bool:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("paths", nargs="*", default=[os.path.join(ROOT, *RESULTS), os.path.join(ROOT, "benchmarks", "results")])
+    p.add_argument(
+        "paths", nargs="*", default=[os.path.join(ROOT, *RESULTS), os.path.join(ROOT, "benchmarks", "results")]
+    )
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     a = p.parse_args(argv)
     changed = []
@@ -154,8 +163,11 @@ def main(argv=None) -> int:
                 if clean_file(f, a.check):
                     changed.append(os.path.relpath(f, ROOT))
     verb = "would change" if a.check else "changed"
-    print(f"{verb} {len(changed)} file(s)" + "".join(f"\n  {c}" for c in changed[:20])
-          + ("\n  ..." if len(changed) > 20 else ""))
+    print(
+        f"{verb} {len(changed)} file(s)"
+        + "".join(f"\n  {c}" for c in changed[:20])
+        + ("\n  ..." if len(changed) > 20 else "")
+    )
     return 1 if (a.check and changed) else 0
 
 

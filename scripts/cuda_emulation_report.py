@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 import torch  # noqa: E402
-
 from cuda_emulation import build, checks, grid  # noqa: E402
 
 VARIANTS = [  # (label, build variant, perturbation mode)
@@ -56,7 +55,9 @@ def main(argv=None) -> int:
         t_build = time.time() - t
         t = time.time()
         m.configure(4, mode, 12345)
-        res = grid.run(_backends(m), build.emulated_ops(m), configure=lambda s, m=m, mode=mode: m.configure(s, mode, 12345))
+        res = grid.run(
+            _backends(m), build.emulated_ops(m), configure=lambda s, m=m, mode=mode: m.configure(s, mode, 12345)
+        )
         m.configure(4, 0, 0)
         summaries[label] = grid.summarize(res)
         failures[label] = checks.failures(res)
@@ -64,7 +65,7 @@ def main(argv=None) -> int:
         print(f"{label}: {len(res)} comparisons, {len(failures[label])} outside tolerance", flush=True)
     fm = build.build("plain", patches=checks.fault_patches(), tag="faults", only=("sample_cuda",))
     fault_rows = []
-    for number, what, path, _, _, (kind, detail) in checks.FAULTS:
+    for number, what, path, _, _, (_kind, _detail) in checks.FAULTS:
         fm.configure(4, 0, 0, number)
         try:
             res = grid.run(_backends(fm), build.emulated_ops(fm), quick=True)
@@ -72,14 +73,18 @@ def main(argv=None) -> int:
             outcome = f"{len(bad)} comparisons outside tolerance, e.g. `{bad[0]}`" if bad else "NOT DETECTED"
         except RuntimeError as e:
             msg = str(e).splitlines()[0]
-            outcome = f"error: `{msg[msg.find('cuda emulation'):][:300]}`"
+            outcome = f"error: `{msg[msg.find('cuda emulation') :][:300]}`"
         finally:
             fm.configure(4, 0, 0, 0)
         fault_rows.append((number, what, path, outcome))
         print(f"fault {number}: {outcome[:120]}", flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "csrc", "tests/cuda_emulation"], cwd=ROOT).returncode
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", "csrc", "tests/cuda_emulation"], cwd=ROOT
+    ).returncode
     gcc = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     lines = [
         "# The CUDA kernels under host emulation",
@@ -133,16 +138,30 @@ def main(argv=None) -> int:
         for op in ops:
             worst = [b for b in bad if b.split()[0] == op]
             lines.append(f"  - `{op}`: {len(worst)} case(s), e.g. {worst[0].split(' ', 1)[1]}")
-    lines += ["", "## Seeded faults", "",
-              "Each fault is compiled into one build (selected at run time; 0 is none) and must make the comparison",
-              "fail:", "", "| # | fault | file | outcome |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Seeded faults",
+        "",
+        "Each fault is compiled into one build (selected at run time; 0 is none) and must make the comparison",
+        "fail:",
+        "",
+        "| # | fault | file | outcome |",
+        "|---|---|---|---|",
+    ]
     for number, what, path, outcome in fault_rows:
         lines.append(f"| {number} | {what} | csrc/{path} | {outcome.replace('|', chr(92) + '|')} |")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    lines += ["", "## Time", "", f"Wall-clock seconds on this machine ({os.cpu_count()} cores, load average {load:.1f} at the end,",
-              "shared with other jobs); a build is skipped when its sources are unchanged (0 s: loaded from",
-              "`.cache/cuda_emulation`).", "",
-              "| variant | build or load (s) | grid (s) | comparisons |", "|---|--:|--:|--:|"]
+    lines += [
+        "",
+        "## Time",
+        "",
+        f"Wall-clock seconds on this machine ({os.cpu_count()} cores, load average {load:.1f} at the end,",
+        "shared with other jobs); a build is skipped when its sources are unchanged (0 s: loaded from",
+        "`.cache/cuda_emulation`).",
+        "",
+        "| variant | build or load (s) | grid (s) | comparisons |",
+        "|---|--:|--:|--:|",
+    ]
     for label in labels:
         b, g, n = timings[label]
         lines.append(f"| {label} | {b:.1f} | {g:.1f} | {n} |")

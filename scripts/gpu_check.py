@@ -59,7 +59,8 @@ def _sync(device):
 def _unit(n, d, device, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.nn.functional.normalize(torch.randn(n, d, generator=g, dtype=torch.float64), dim=-1).to(
-        device=device, dtype=dtype)
+        device=device, dtype=dtype
+    )
 
 
 # --- info -----------------------------------------------------------------------------------------------
@@ -80,7 +81,7 @@ def stage_info(args) -> dict:
         "device": _device_name(args.device),
     }
     if torch.cuda.is_available():
-        rec["capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
+        rec["capability"] = "{}.{}".format(*torch.cuda.get_device_capability(0))
         rec["torch_arch_list"] = torch.cuda.get_arch_list()
     rec["ok"] = args.device != "cuda" or (torch.cuda.is_available() and _ops.HAS_CUDA_KERNELS)
     return rec
@@ -141,16 +142,29 @@ def stage_sync(args) -> dict:
 
     check("rsample", rsample)
     check("rsample_backward", backward)
+
     def fresh():  # a new distribution per check: the lazy properties hold graphs that backward frees
         return VonMisesFisher(loc, kappa, validate_args=False)
 
     check("kl_vmf_uniform", lambda: kl_divergence(fresh(), p).sum().backward())
-    check("kl_vmf_vmf", lambda: kl_divergence(fresh(), VonMisesFisher(loc.flip(0), kappa.flip(0), validate_args=False)).sum().backward())
+    check(
+        "kl_vmf_vmf",
+        lambda: (
+            kl_divergence(fresh(), VonMisesFisher(loc.flip(0), kappa.flip(0), validate_args=False)).sum().backward()
+        ),
+    )
     check("log_prob", lambda: fresh().log_prob(state["z"].detach()).sum().backward())
     check("entropy", lambda: fresh().entropy().sum().backward())
     check("properties", lambda: [fresh().mean, fresh().variance, fresh().covariance_matrix[:4], fresh().stddev])
-    check("special", lambda: [special.log_bessel_iv(2.5, kappa), special.bessel_iv_ratio(1.5, kappa),
-                              special.vmf_log_normalizer(kappa, d), special.vmf_mean_resultant(kappa, d)])
+    check(
+        "special",
+        lambda: [
+            special.log_bessel_iv(2.5, kappa),
+            special.bessel_iv_ratio(1.5, kappa),
+            special.vmf_log_normalizer(kappa, d),
+            special.vmf_mean_resultant(kappa, d),
+        ],
+    )
 
     torch.manual_seed(0)
     model = SVAE.mlp(latent_dim=16, hidden=(256, 128)).to(dev)
@@ -197,8 +211,12 @@ def stage_agree(args) -> dict:
             same_nonfinite = bool(torch.equal(finite, torch.isfinite(out_d.cpu())))
             passed = err <= rtol and gerr <= 4 * rtol and same_nonfinite
             ok &= passed
-            res["special"][f"{name}/{str(dtype)[6:]}"] = {"max_rel_err": err, "grad_max_rel_err": gerr,
-                                                         "tol": rtol, "ok": passed}
+            res["special"][f"{name}/{str(dtype)[6:]}"] = {
+                "max_rel_err": err,
+                "grad_max_rel_err": gerr,
+                "tol": rtol,
+                "ok": passed,
+            }
     n = 2000 if args.small else 200_000
     for d, k in ((3, 1.0), (16, 10.0), (64, 100.0), (256, 1000.0), (2, 0.5)):
         mu = _unit(1, d, "cpu", seed=d)
@@ -216,8 +234,12 @@ def stage_agree(args) -> dict:
         norm_err = float((torch.linalg.vector_norm(z_d.double(), dim=-1) - 1).abs().max())
         passed = ks.pvalue > 1e-4 and tmax < 6 and norm_err < 1e-5
         ok &= passed
-        res["samples"][f"d{d}-k{k:g}"] = {"ks_pvalue": ks.pvalue, "tangent_mean_max_z": tmax,
-                                          "max_norm_err": norm_err, "ok": passed}
+        res["samples"][f"d{d}-k{k:g}"] = {
+            "ks_pvalue": ks.pvalue,
+            "tangent_mean_max_z": tmax,
+            "max_norm_err": norm_err,
+            "ok": passed,
+        }
     res["ok"] = ok
     return res
 
@@ -258,8 +280,16 @@ def stage_graph(args) -> dict:
     torch.cuda.synchronize()
     replay_ms = (time.perf_counter() - t) / 20 * 1e3
     ok = fresh and finite and on_sphere and abs(zscore) < 6
-    return {"fresh_samples_each_replay": fresh, "finite": finite, "on_sphere": on_sphere,
-            "w_mean_zscore": zscore, "replay_ms": replay_ms, "n": n, "d": d, "ok": ok}
+    return {
+        "fresh_samples_each_replay": fresh,
+        "finite": finite,
+        "on_sphere": on_sphere,
+        "w_mean_zscore": zscore,
+        "replay_ms": replay_ms,
+        "n": n,
+        "d": d,
+        "ok": ok,
+    }
 
 
 # --- bench ----------------------------------------------------------------------------------------------
@@ -310,8 +340,13 @@ def stage_bench(args) -> dict:
             loc.grad = kappa.grad = None
             baselines.wood_rsample(loc, kappa).backward(gz)
 
-        row = {"d": d, "n": n, "randn_s": _time(randn, dev, reps), "rsample_fwd_s": _time(fwd, dev, reps),
-               "rsample_fwd_bwd_s": _time(fwd_bwd, dev, reps)}
+        row = {
+            "d": d,
+            "n": n,
+            "randn_s": _time(randn, dev, reps),
+            "rsample_fwd_s": _time(fwd, dev, reps),
+            "rsample_fwd_bwd_s": _time(fwd_bwd, dev, reps),
+        }
         row["fwd_over_randn"] = row["rsample_fwd_s"] / row["randn_s"]
         row["fwd_bwd_over_randn"] = row["rsample_fwd_bwd_s"] / row["randn_s"]
         try:
@@ -319,6 +354,7 @@ def stage_bench(args) -> dict:
         except Exception as e:  # noqa: BLE001
             row["wood_pytorch_fwd_bwd_s"] = f"failed: {e}"
         if baselines.HAVE_POWER_SPHERICAL:
+
             def ps_fwd_bwd():
                 loc.grad = kappa.grad = None
                 baselines.power_spherical_rsample(loc, kappa).backward(gz)
@@ -377,22 +413,33 @@ def stage_emulation(args) -> dict:
     if args.device != "cpu":
         backends["gpu"] = (grid._cpu, args.device)  # hvae_ext's own ops on device tensors: the CUDA kernels
     dtypes = (torch.float64,) if args.small else grid.DTYPES
-    results = grid.run(backends, build.emulated_ops(m), dtypes=dtypes, quick=args.small,
-                       configure=lambda sms: m.configure(sms, 0, 0))
+    results = grid.run(
+        backends, build.emulated_ops(m), dtypes=dtypes, quick=args.small, configure=lambda sms: m.configure(sms, 0, 0)
+    )
     rec = {"build_seconds": round(t_build, 1), "comparisons": len(results), "pairs": {}}
     ok = True
     for pair in sorted({r.pair for r in results}):
         bad = checks.failures(results, pair=pair)
         ok &= not bad
-        summary = {f"{op}/{dtype}/{out}": {"max_abs": v[0], "max_rel": v[1], "nonfinite_equal": v[2], "n": v[3]}
-                   for (p, op, dtype, out), v in grid.summarize(results).items() if p == pair}
+        summary = {
+            f"{op}/{dtype}/{out}": {"max_abs": v[0], "max_rel": v[1], "nonfinite_equal": v[2], "n": v[3]}
+            for (p, op, dtype, out), v in grid.summarize(results).items()
+            if p == pair
+        }
         rec["pairs"][pair] = {"outside_tolerance": bad, "summary": summary}
     rec["ok"] = ok
     return rec
 
 
-STAGES = {"info": stage_info, "emulation": stage_emulation, "sync": stage_sync, "agree": stage_agree, "graph": stage_graph,
-          "bench": stage_bench, "sanitize": stage_sanitize}
+STAGES = {
+    "info": stage_info,
+    "emulation": stage_emulation,
+    "sync": stage_sync,
+    "agree": stage_agree,
+    "graph": stage_graph,
+    "bench": stage_bench,
+    "sanitize": stage_sanitize,
+}
 
 
 def main(argv=None) -> int:

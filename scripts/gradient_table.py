@@ -126,8 +126,9 @@ def _stats(g, exact):
 
 def _git():
     try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -143,31 +144,61 @@ def main():
         n_ref = 200_000
         g_ref, _ = reference_grads_and_w(d, kappa, n_ref, SEED + i)
         rm, rse, rz = _stats(g_ref, exact)
-        rows.append(dict(d=d, kappa=kappa, exact=exact, n=n, estimate=m, se=se, z=z, n_reference=n_ref,
-                         reference_estimate=rm, reference_se=rse, reference_z=rz,
-                         reference_bias_percent=100 * (rm - exact) / exact))
-        print(f"d={d} kappa={kappa:g}: exact {exact:.6g}, hvae_ext {m:.6g} (z {z:+.2f}), reference {rm:.6g} "
-              f"({100 * (rm - exact) / exact:+.1f} %, z {rz:+.1f})", flush=True)
+        rows.append(
+            dict(
+                d=d,
+                kappa=kappa,
+                exact=exact,
+                n=n,
+                estimate=m,
+                se=se,
+                z=z,
+                n_reference=n_ref,
+                reference_estimate=rm,
+                reference_se=rse,
+                reference_z=rz,
+                reference_bias_percent=100 * (rm - exact) / exact,
+            )
+        )
+        print(
+            f"d={d} kappa={kappa:g}: exact {exact:.6g}, hvae_ext {m:.6g} (z {z:+.2f}), reference {rm:.6g} "
+            f"({100 * (rm - exact) / exact:+.1f} %, z {rz:+.1f})",
+            flush=True,
+        )
     # the reference sampler's law at d = 100, kappa = 20: mean of w = mu^T z against A_d
     d, kappa, n = 100, 20.0, 200_000
     _, w = reference_grads_and_w(d, kappa, n, SEED + 100)
     a = special.vmf_mean_resultant(torch.tensor(kappa, dtype=torch.float64), d).item()
-    law = dict(d=d, kappa=kappa, n=n, reference_mean_w=w.mean().item(),
-               reference_se=w.std().item() / math.sqrt(n), a_d=a)
-    out = dict(command="python scripts/gradient_table.py", git=_git(), torch=torch.__version__, seed=SEED,
-               cells=rows, reference_law=law, seconds=round(time.time() - t0, 1))
+    law = dict(
+        d=d, kappa=kappa, n=n, reference_mean_w=w.mean().item(), reference_se=w.std().item() / math.sqrt(n), a_d=a
+    )
+    out = dict(
+        command="python scripts/gradient_table.py",
+        git=_git(),
+        torch=torch.__version__,
+        seed=SEED,
+        cells=rows,
+        reference_law=law,
+        seconds=round(time.time() - t0, 1),
+    )
     res = os.path.join(ROOT, "results")
     with open(os.path.join(res, "gradient_table.json"), "w") as fh:
         json.dump(out, fh, indent=1)
         fh.write("\n")
-    md = ["| d | κ | exact dA/dκ | hvae_ext estimate | z | reference code (re-implemented) | its bias | its z |",
-          "|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    md = [
+        "| d | κ | exact dA/dκ | hvae_ext estimate | z | reference code (re-implemented) | its bias | its z |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
-        md.append(f"| {r['d']} | {r['kappa']:g} | {r['exact']:.6g} | {r['estimate']:.6g} | {r['z']:+.2f} | "
-                  f"{r['reference_estimate']:.6g} | {r['reference_bias_percent']:+.1f} % | {r['reference_z']:+.1f} |")
+        md.append(
+            f"| {r['d']} | {r['kappa']:g} | {r['exact']:.6g} | {r['estimate']:.6g} | {r['z']:+.2f} | "
+            f"{r['reference_estimate']:.6g} | {r['reference_bias_percent']:+.1f} % | {r['reference_z']:+.1f} |"
+        )
     md.append("")
-    md.append(f"Reference sampler's law at d = {law['d']}, κ = {law['kappa']:g}: mean of w = μᵀz "
-              f"{law['reference_mean_w']:.5f} ± {law['reference_se']:.5f} (n = {n}) against A_d = {law['a_d']:.5f}.")
+    md.append(
+        f"Reference sampler's law at d = {law['d']}, κ = {law['kappa']:g}: mean of w = μᵀz "
+        f"{law['reference_mean_w']:.5f} ± {law['reference_se']:.5f} (n = {n}) against A_d = {law['a_d']:.5f}."
+    )
     with open(os.path.join(res, "gradient_table.md"), "w") as fh:
         fh.write("\n".join(md) + "\n")
     print("wrote experiments/results/gradient_table.md and experiments/results/gradient_table.json")

@@ -35,13 +35,15 @@ def _step_fn(members, x_rows, args, gen):
     perms = torch.stack([torch.randperm(len(x_rows), device=x_rows.device) for _ in range(E)])
 
     def step(i):
-        xb = mx._binarized_batch(x_rows, perms, (i * args.batch_size) % (len(x_rows) - args.batch_size),
-                                 args.batch_size, gen)
+        xb = mx._binarized_batch(
+            x_rows, perms, (i * args.batch_size) % (len(x_rows) - args.batch_size), args.batch_size, gen
+        )
         objective = members.elbo(xb if members.batched else xb[0], 1.0)[0]
         loss = -objective.mean(-1).sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -80,26 +82,53 @@ def main(argv=None):
                     sync()
                     sink.append((time.perf_counter() - t0) / a.steps)
             ms, m1 = statistics.median(t_stacked), statistics.median(t_single)
-            rows.append({"model": model, "latent_dim": latent, "ambient_dim": args.ambient_dim, "members": E,
-                         "stacked_step_ms": 1e3 * ms, "single_step_ms": 1e3 * m1,
-                         "speedup": E * m1 / ms})
-            print(f"{model} E={E}: stacked step {1e3 * ms:.2f} ms, {E} single steps {1e3 * E * m1:.2f} ms, "
-                  f"gain {E * m1 / ms:.2f}x", flush=True)
-    info = {"device": str(device), "threads": a.threads, "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "batch_size": 64, "steps_per_block": a.steps, "blocks": a.blocks, "rows": rows,
-            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
-            "command": "python scripts/mnist_ensemble_timing.py " + " ".join(sys.argv[1:] if argv is None else argv)}
+            rows.append(
+                {
+                    "model": model,
+                    "latent_dim": latent,
+                    "ambient_dim": args.ambient_dim,
+                    "members": E,
+                    "stacked_step_ms": 1e3 * ms,
+                    "single_step_ms": 1e3 * m1,
+                    "speedup": E * m1 / ms,
+                }
+            )
+            print(
+                f"{model} E={E}: stacked step {1e3 * ms:.2f} ms, {E} single steps {1e3 * E * m1:.2f} ms, "
+                f"gain {E * m1 / ms:.2f}x",
+                flush=True,
+            )
+    info = {
+        "device": str(device),
+        "threads": a.threads,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "batch_size": 64,
+        "steps_per_block": a.steps,
+        "blocks": a.blocks,
+        "rows": rows,
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "command": "python scripts/mnist_ensemble_timing.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(info, indent=1) + "\n")
-    md = [f"Stacked (`--batch-seeds`) against sequential training steps, {info['gpu'] or info['cpu_model'] or 'CPU'}, "
-          f"{a.threads} thread(s), torch {torch.__version__}, batch 64, median of {a.blocks} alternating blocks of "
-          f"{a.steps} steps (`{info['command'].strip()}`):", "",
-          "| model | E | stacked step (ms) | E single steps (ms) | gain |", "|---|--:|--:|--:|--:|"]
-    md += [f"| {r['model']} | {r['members']} | {r['stacked_step_ms']:.2f} | {r['members'] * r['single_step_ms']:.2f} | "
-           f"{r['speedup']:.2f}× |" for r in rows]
+    md = [
+        f"Stacked (`--batch-seeds`) against sequential training steps, {info['gpu'] or info['cpu_model'] or 'CPU'}, "
+        f"{a.threads} thread(s), torch {torch.__version__}, batch 64, median of {a.blocks} alternating blocks of "
+        f"{a.steps} steps (`{info['command'].strip()}`):",
+        "",
+        "| model | E | stacked step (ms) | E single steps (ms) | gain |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    md += [
+        f"| {r['model']} | {r['members']} | {r['stacked_step_ms']:.2f} | {r['members'] * r['single_step_ms']:.2f} | "
+        f"{r['speedup']:.2f}× |"
+        for r in rows
+    ]
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
     print(f"wrote {out} and {out.with_suffix('.md')}")
 

@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import baselines  # noqa: E402
+
 from hvae_ext import VonMisesFisher  # noqa: E402
 from hvae_ext.distributions.von_mises_fisher import draw_seed  # noqa: E402
 
@@ -67,7 +68,9 @@ def stages(n, d, kappa_value):
         "rsample + autograd.grad (not validated)": grad_only,
         "forward, default: VonMisesFisher(loc, kappa).rsample()": lambda: VonMisesFisher(loc, kappa).rsample(),
         "forward+backward, default": fwd_bwd_default,
-        "reference (PyTorch Wood, validated as its users run it): forward": lambda: baselines.wood_rsample_validated(loc, kappa),
+        "reference (PyTorch Wood, validated as its users run it): forward": lambda: baselines.wood_rsample_validated(
+            loc, kappa
+        ),
         "reference (PyTorch Wood, validated as its users run it): forward+backward": ref_fwd_bwd,
     }
 
@@ -92,8 +95,12 @@ def main(argv=None):
     ap.add_argument("--d", type=int, default=16)
     ap.add_argument("--kappa", type=float, default=10.0)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--timer", default="perf_counter", choices=("perf_counter", "process_time"),
-                    help="process_time: CPU seconds of this process (on a machine shared with other jobs)")
+    ap.add_argument(
+        "--timer",
+        default="perf_counter",
+        choices=("perf_counter", "process_time"),
+        help="process_time: CPU seconds of this process (on a machine shared with other jobs)",
+    )
     args = ap.parse_args(argv)
     global TIMER
     TIMER = getattr(time, args.timer)
@@ -102,7 +109,8 @@ def main(argv=None):
         "",
         "Written by `python scripts/profile_default_path.py "
         + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--out"))
-        + f"`; median of the interleaved rounds, milliseconds of `time.{args.timer}`. torch " + torch.__version__
+        + f"`; median of the interleaved rounds, milliseconds of `time.{args.timer}`. torch "
+        + torch.__version__
         + f", {platform.processor() or platform.machine()}, {os.cpu_count()} cores.",
         "",
     ]

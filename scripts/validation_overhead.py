@@ -23,7 +23,6 @@ sys.path.insert(0, ROOT)
 
 from hvae_ext import VonMisesFisher  # noqa: E402
 
-
 TIMER = time.perf_counter
 
 
@@ -60,8 +59,12 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--backward", action="store_true", help="time forward+backward instead of the forward")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--timer", default="perf_counter", choices=("perf_counter", "process_time"),
-                    help="process_time: CPU seconds of this process, all its threads (on a CPU shared with other jobs)")
+    ap.add_argument(
+        "--timer",
+        default="perf_counter",
+        choices=("perf_counter", "process_time"),
+        help="process_time: CPU seconds of this process, all its threads (on a CPU shared with other jobs)",
+    )
     args = ap.parse_args(argv)
     global TIMER
     TIMER = getattr(time, args.timer)

@@ -128,7 +128,8 @@ HVAE_ALWAYS_INLINE void unit_rows_flat(const T* base, int64_t d, int64_t row_str
     for (int64_t j = 0; j < n; ++j) outside |= math::in_screen(s[j], screen) ? 0 : 1;
     if (!outside) continue;
     for (int64_t j = 0; j < n; ++j) {
-      if (!math::in_screen(s[j], screen)) rule_on_row(p0 + j * row_stride, dd, 1, s[j], tol, (r0 + j) * full_stride, first);
+      if (!math::in_screen(s[j], screen))
+        rule_on_row(p0 + j * row_stride, dd, 1, s[j], tol, (r0 + j) * full_stride, first);
     }
   }
 }
@@ -156,9 +157,10 @@ HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, 
     return;
   }
   const int64_t rs = L.ndim == 1 ? L.mem_stride[0] : 0, fs = L.ndim == 1 ? L.row_stride[0] : 0;
+  // clang-format off: the macro's case list (clang-format does not settle on one layout for it)
   switch (L.d) {
-#define HVAE_FLAT_CASE(D) \
-  case D:                 \
+#define HVAE_FLAT_CASE(D)                                                    \
+  case D:                                                                    \
     unit_rows_flat<T, D>(base, L.d, rs, fs, tol, screen, begin, end, first); \
     return;
     HVAE_FLAT_CASE(2) HVAE_FLAT_CASE(3) HVAE_FLAT_CASE(4) HVAE_FLAT_CASE(5) HVAE_FLAT_CASE(6) HVAE_FLAT_CASE(7)
@@ -167,14 +169,15 @@ HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, 
     default:
       unit_rows_flat<T, 0>(base, L.d, rs, fs, tol, screen, begin, end, first);
   }
+  // clang-format on
 }
 // The sums of squares vectorize (clones for AVX-512 and AVX2, no contraction into fused multiply-adds: the same
 // s on every machine and on CUDA).
-#define HVAE_UNIT_ROWS_CHUNK(T)                                                                              \
-  HVAE_VECTOR_CLONES void unit_rows_chunk(const T* base, const RowLayout& L, double tol,                     \
-                                          const math::UnitNormScreen& screen, int64_t begin, int64_t end,    \
-                                          FirstRows& first) {                                                \
-    unit_rows_chunk_impl<T>(base, L, tol, screen, begin, end, first);                                        \
+#define HVAE_UNIT_ROWS_CHUNK(T)                                                                           \
+  HVAE_VECTOR_CLONES void unit_rows_chunk(const T* base, const RowLayout& L, double tol,                  \
+                                          const math::UnitNormScreen& screen, int64_t begin, int64_t end, \
+                                          FirstRows& first) {                                             \
+    unit_rows_chunk_impl<T>(base, L, tol, screen, begin, end, first);                                     \
   }
 HVAE_UNIT_ROWS_CHUNK(double)
 HVAE_UNIT_ROWS_CHUNK(float)
@@ -210,10 +213,10 @@ HVAE_ALWAYS_INLINE void positive_chunk_impl(const T* base, const RowLayout& L, i
   Cursor c(L, begin);
   for (int64_t r = begin; r < end; ++r, c.next()) report_element(base[c.offset], c.full, first);
 }
-#define HVAE_POSITIVE_CHUNK(T)                                                                            \
-  HVAE_VECTOR_CLONES void positive_chunk(const T* base, const RowLayout& L, int64_t begin, int64_t end,   \
-                                         FirstRows& first) {                                              \
-    positive_chunk_impl<T>(base, L, begin, end, first);                                                   \
+#define HVAE_POSITIVE_CHUNK(T)                                                                          \
+  HVAE_VECTOR_CLONES void positive_chunk(const T* base, const RowLayout& L, int64_t begin, int64_t end, \
+                                         FirstRows& first) {                                            \
+    positive_chunk_impl<T>(base, L, begin, end, first);                                                 \
   }
 HVAE_POSITIVE_CHUNK(double)
 HVAE_POSITIVE_CHUNK(float)
@@ -230,9 +233,8 @@ at::Tensor vmf_check_unit_rows_cpu(const at::Tensor& x, double tol) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, held.scalar_type(), "_vmf_check_unit_rows", [&] {
       const scalar_t* base = held.data_ptr<scalar_t>();
       const math::UnitNormScreen screen = math::unit_norm_screen(tol, precision_of<scalar_t>());
-      at::parallel_for(0, L.rows, grain_rows(L.d), [&](int64_t begin, int64_t end) {
-        unit_rows_chunk(base, L, tol, screen, begin, end, first);
-      });
+      at::parallel_for(0, L.rows, grain_rows(L.d),
+                       [&](int64_t begin, int64_t end) { unit_rows_chunk(base, L, tol, screen, begin, end, first); });
     });
   }
   return first.result(x);
@@ -246,9 +248,8 @@ at::Tensor check_positive_finite_cpu(const at::Tensor& x) {
   if (L.rows > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, held.scalar_type(), "_check_positive_finite", [&] {
       const scalar_t* base = held.data_ptr<scalar_t>();
-      at::parallel_for(0, L.rows, kParallelEntries, [&](int64_t begin, int64_t end) {
-        positive_chunk(base, L, begin, end, first);
-      });
+      at::parallel_for(0, L.rows, kParallelEntries,
+                       [&](int64_t begin, int64_t end) { positive_chunk(base, L, begin, end, first); });
     });
   }
   return first.result(x);

@@ -61,7 +61,8 @@ inline void vmf_mean_resultant_rows(const double* kappa, int64_t n, double d, bo
     int m = 0;
     for (int j = 0; j < cnt; ++j) {
       const double k = kappa[i0 + j];
-      if (valid_d && k > 0.0 && k < math::infinity() && math::detail::region_of(mu, k, single) == math::detail::kSeries) {
+      if (valid_d && k > 0.0 && k < math::infinity() &&
+          math::detail::region_of(mu, k, single) == math::detail::kSeries) {
         x[m] = k;
         src[m++] = j;
       } else {

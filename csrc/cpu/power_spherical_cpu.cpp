@@ -21,14 +21,28 @@ namespace {
 // the state of the Gamma draws of a tile.
 struct PowerSphericalScratch : TangentScratch {
   ReflectColumns columns;
-  std::vector<double> shape_a, shape_b, ga, gb;             // per tile row
-  std::vector<double> dd, c, inv_shape, boost, value;        // per pending row (boost: 1.0 or 0.0)
+  std::vector<double> shape_a, shape_b, ga, gb;        // per tile row
+  std::vector<double> dd, c, inv_shape, boost, value;  // per pending row (boost: 1.0 or 0.0)
   std::vector<int32_t> pending, accepted;
   PowerSphericalScratch(int64_t tile, int64_t blocks_per_row, bool single)
-      : TangentScratch(tile, blocks_per_row, single), columns(tile), shape_a(tile), shape_b(tile), ga(tile), gb(tile),
-        dd(tile), c(tile), inv_shape(tile), boost(tile), value(tile), pending(tile), accepted(tile) {}
+      : TangentScratch(tile, blocks_per_row, single),
+        columns(tile),
+        shape_a(tile),
+        shape_b(tile),
+        ga(tile),
+        gb(tile),
+        dd(tile),
+        c(tile),
+        inv_shape(tile),
+        boost(tile),
+        value(tile),
+        pending(tile),
+        accepted(tile) {}
   void move(int to, int from) {
-    pending[to] = pending[from]; dd[to] = dd[from]; c[to] = c[from]; inv_shape[to] = inv_shape[from];
+    pending[to] = pending[from];
+    dd[to] = dd[from];
+    c[to] = c[from];
+    inv_shape[to] = inv_shape[from];
     boost[to] = boost[from];
   }
 };
@@ -125,7 +139,8 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& 
           s.columns.omw[j] = 2.0 * s.gb[j] / (s.ga[j] + s.gb[j]);
         }
         tangent_words(key, row0, n, blocks, s.tangent_words.data());
-        const scalar_t* normals = tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<scalar_t*>(nullptr));
+        const scalar_t* normals =
+            tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<scalar_t*>(nullptr));
         const int64_t per_row = (std::is_same<scalar_t, float>::value ? 4 : 2) * blocks;
         reflect_tile<scalar_t>(loc_p, B, row0, n, normals, per_row, d, s.columns, z_p);
       }
@@ -154,7 +169,10 @@ int series_lanes(DshapeLanes& L, int n, int step) {
   int left = 0;
   for (int j = 0; j < n; ++j) {
     math::GammaSeries st;
-    st.log_x = L.s0[j]; st.c = L.s1[j]; st.psi = L.s2[j]; st.sum = L.s3[j];
+    st.log_x = L.s0[j];
+    st.c = L.s1[j];
+    st.psi = L.s2[j];
+    st.sum = L.s3[j];
     const bool conv = math::gamma_series_step(L.a[j], L.x[j], step, &st);
     const bool was = L.done[j] != 0;
     L.s1[j] = was ? L.s1[j] : st.c;
@@ -172,13 +190,25 @@ int fraction_lanes(DshapeLanes& L, int n, int step) {
   int left = 0;
   for (int j = 0; j < n; ++j) {
     math::GammaFraction st;
-    st.am2 = L.s0[j]; st.am1 = L.s1[j]; st.bm2 = L.s2[j]; st.dam2 = L.s3[j]; st.dam1 = L.s4[j];
-    st.dbm2 = L.s5[j]; st.dbm1 = L.s6[j]; st.f = L.s7[j]; st.df = L.s8[j];
+    st.am2 = L.s0[j];
+    st.am1 = L.s1[j];
+    st.bm2 = L.s2[j];
+    st.dam2 = L.s3[j];
+    st.dam1 = L.s4[j];
+    st.dbm2 = L.s5[j];
+    st.dbm1 = L.s6[j];
+    st.f = L.s7[j];
+    st.df = L.s8[j];
     const bool conv = math::gamma_fraction_step(L.a[j], L.x[j], step, &st);
     const bool was = L.done[j] != 0;
     // the recurrence's state runs on (its values no longer matter once done); F and dF/da are kept
-    L.s0[j] = st.am2; L.s1[j] = st.am1; L.s2[j] = st.bm2; L.s3[j] = st.dam2; L.s4[j] = st.dam1;
-    L.s5[j] = st.dbm2; L.s6[j] = st.dbm1;
+    L.s0[j] = st.am2;
+    L.s1[j] = st.am1;
+    L.s2[j] = st.bm2;
+    L.s3[j] = st.dam2;
+    L.s4[j] = st.dam1;
+    L.s5[j] = st.dbm2;
+    L.s6[j] = st.dbm1;
     L.s7[j] = was ? L.s7[j] : st.f;
     L.s8[j] = was ? L.s8[j] : st.df;
     const int32_t now = (was | conv) ? 1 : 0;
@@ -195,8 +225,14 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
   for (int j = 0; j < n; ++j) {
     if (math::gamma_dshape_method(a[j], x[j]) != 0) continue;
     const math::GammaSeries st = math::gamma_series_init(a[j], x[j]);
-    L.idx[m] = j; L.a[m] = a[j]; L.x[m] = x[j]; L.done[m] = 0;
-    L.s0[m] = st.log_x; L.s1[m] = st.c; L.s2[m] = st.psi; L.s3[m] = st.sum;
+    L.idx[m] = j;
+    L.a[m] = a[j];
+    L.x[m] = x[j];
+    L.done[m] = 0;
+    L.s0[m] = st.log_x;
+    L.s1[m] = st.c;
+    L.s2[m] = st.psi;
+    L.s3[m] = st.sum;
     ++m;
   }
   for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; step += 2) {
@@ -208,9 +244,19 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
   for (int j = 0; j < n; ++j) {
     if (math::gamma_dshape_method(a[j], x[j]) != 1) continue;
     const math::GammaFraction st = math::gamma_fraction_init();
-    L.idx[m] = j; L.a[m] = a[j]; L.x[m] = x[j]; L.done[m] = 0;
-    L.s0[m] = st.am2; L.s1[m] = st.am1; L.s2[m] = st.bm2; L.s3[m] = st.dam2; L.s4[m] = st.dam1;
-    L.s5[m] = st.dbm2; L.s6[m] = st.dbm1; L.s7[m] = st.f; L.s8[m] = st.df;
+    L.idx[m] = j;
+    L.a[m] = a[j];
+    L.x[m] = x[j];
+    L.done[m] = 0;
+    L.s0[m] = st.am2;
+    L.s1[m] = st.am1;
+    L.s2[m] = st.bm2;
+    L.s3[m] = st.dam2;
+    L.s4[m] = st.dam1;
+    L.s5[m] = st.dbm2;
+    L.s6[m] = st.dbm1;
+    L.s7[m] = st.f;
+    L.s8[m] = st.df;
     ++m;
   }
   for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; ++step) {

@@ -35,7 +35,10 @@ struct EnvelopeColumns {
   double dm1 = 0.0, gamma_dd = 0.0, gamma_c = 0.0;  // depend on d only
   explicit EnvelopeColumns(int64_t n) : b(n), x0(n), omx0(n), kappa_omx0(n), log1p_x0(n) {}
   void move(int to, int from) {
-    b[to] = b[from]; x0[to] = x0[from]; omx0[to] = omx0[from]; kappa_omx0[to] = kappa_omx0[from];
+    b[to] = b[from];
+    x0[to] = x0[from];
+    omx0[to] = omx0[from];
+    kappa_omx0[to] = kappa_omx0[from];
     log1p_x0[to] = log1p_x0[from];
   }
 };
@@ -43,12 +46,17 @@ struct EnvelopeColumns {
 // Per-thread buffers, allocated once per chunk of tiles (never per row): the tangent buffers (sphere_rows.h) and
 // Wood's per-row state.
 struct TileScratch : TangentScratch {
-  EnvelopeColumns env;                    // per pending row
+  EnvelopeColumns env;  // per pending row
   std::vector<double> kappa, omw, omw_try;
-  std::vector<int32_t> pending;           // tile rows still rejecting
+  std::vector<int32_t> pending;  // tile rows still rejecting
   std::vector<int32_t> accepted;
   TileScratch(int64_t tile, int64_t blocks_per_row, bool single)
-      : TangentScratch(tile, blocks_per_row, single), env(tile), kappa(tile), omw(tile), omw_try(tile), pending(tile),
+      : TangentScratch(tile, blocks_per_row, single),
+        env(tile),
+        kappa(tile),
+        omw(tile),
+        omw_try(tile),
+        pending(tile),
         accepted(tile) {}
 };
 
@@ -71,16 +79,22 @@ HVAE_ALWAYS_INLINE void wood_rounds_impl(uint64_t seed, int64_t row0, const int3
     math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round, w);
     math::philox_block(seed, lo, hi, math::kStreamRadial, 2u * round + 1u, w + 4);
     math::WoodEnvelope e;
-    e.b = b[j]; e.x0 = x0[j]; e.omx0 = omx0[j]; e.kappa_omx0 = kappa_omx0[j]; e.log1p_x0 = log1p_x0[j];
-    e.dm1 = dm1; e.gamma_dd = gamma_dd; e.gamma_c = gamma_c;
+    e.b = b[j];
+    e.x0 = x0[j];
+    e.omx0 = omx0[j];
+    e.kappa_omx0 = kappa_omx0[j];
+    e.log1p_x0 = log1p_x0[j];
+    e.dm1 = dm1;
+    e.gamma_dd = gamma_dd;
+    e.gamma_c = gamma_c;
     double o;
     accepted[j] = math::wood_round(w, e, kCircle, &o) ? 1 : 0;
     omw[j] = o;
   }
 }
 HVAE_VECTOR_CLONES
-void wood_rounds(uint64_t seed, int64_t row0, const int32_t* idx, int n, uint32_t round,
-                 const EnvelopeColumns& env, bool circle, double* omw, int32_t* accepted) {
+void wood_rounds(uint64_t seed, int64_t row0, const int32_t* idx, int n, uint32_t round, const EnvelopeColumns& env,
+                 bool circle, double* omw, int32_t* accepted) {
   if (circle) {
     wood_rounds_impl<true>(seed, row0, idx, n, round, env, omw, accepted);
   } else {
@@ -111,17 +125,22 @@ void envelopes(const double* __restrict kappa, int n, double d, EnvelopeColumns&
   double* __restrict log1p_x0 = env.log1p_x0.data();
   for (int j = 0; j < n; ++j) {
     const math::WoodEnvelope e = math::wood_envelope(kappa[j], d);
-    b[j] = e.b; x0[j] = e.x0; omx0[j] = e.omx0; kappa_omx0[j] = e.kappa_omx0; log1p_x0[j] = e.log1p_x0;
+    b[j] = e.b;
+    x0[j] = e.x0;
+    omx0[j] = e.omx0;
+    kappa_omx0[j] = e.kappa_omx0;
+    log1p_x0[j] = e.log1p_x0;
   }
   const math::WoodEnvelope e = math::wood_envelope(1.0, d);  // the fields that depend on d only (any kappa)
-  env.dm1 = e.dm1; env.gamma_dd = e.gamma_dd; env.gamma_c = e.gamma_c;
+  env.dm1 = e.dm1;
+  env.gamma_dd = e.gamma_dd;
+  env.gamma_c = e.gamma_c;
 }
 
 // 1 - w for the tile rows row0 .. row0 + n - 1 into s.omw; returns the first row that exhausted the bound,
 // or -1. Non-finite or negative kappa never enters the loop (NaN; kappa = inf gives 0).
 template <typename scalar_t>
-int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p, int64_t B, int64_t d,
-                    TileScratch& s) {
+int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p, int64_t B, int64_t d, TileScratch& s) {
   int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {  // no % per row
     s.kappa[j] = static_cast<double>(kappa_p[b]);
@@ -139,8 +158,7 @@ int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p,
     const double k = s.kappa[j];
     if (d == 3 || !(k >= 0.0) || k == math::infinity()) {  // no rejection loop (see sample_one_minus_w)
       int rounds;
-      s.omw[j] = math::sample_one_minus_w(seed, static_cast<uint64_t>(row0 + j), k, static_cast<double>(d),
-                                          &rounds);
+      s.omw[j] = math::sample_one_minus_w(seed, static_cast<uint64_t>(row0 + j), k, static_cast<double>(d), &rounds);
       continue;
     }
     s.kappa[np] = k;
@@ -149,8 +167,8 @@ int64_t radial_tile(uint64_t seed, int64_t row0, int n, const scalar_t* kappa_p,
   envelopes(s.kappa.data(), np, static_cast<double>(d), s.env);
   const bool circle = d == 2;
   for (int round = 0; round < math::kMaxWoodRounds && np > 0; ++round) {
-    wood_rounds(seed, row0, s.pending.data(), np, static_cast<uint32_t>(round), s.env, circle,
-                s.omw_try.data(), s.accepted.data());
+    wood_rounds(seed, row0, s.pending.data(), np, static_cast<uint32_t>(round), s.env, circle, s.omw_try.data(),
+                s.accepted.data());
     int kept = 0;
     for (int j = 0; j < np; ++j) {
       if (s.accepted[j]) {
@@ -233,7 +251,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_proposals_cpu(const at::Tensor& lo
   at::parallel_for(0, rows, 1024, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       int rounds = 0;
-      omw_p[r] = math::sample_one_minus_w(key, static_cast<uint64_t>(r), kappa_p[r % B], static_cast<double>(d), &rounds);
+      omw_p[r] =
+          math::sample_one_minus_w(key, static_cast<uint64_t>(r), kappa_p[r % B], static_cast<double>(d), &rounds);
       count_p[r] = rounds;
     }
   });
@@ -296,7 +315,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cpu(const at::Tensor& gra
   // of dw/dkappa uses w - A, whose absolute error must stay well below the spread of w (~1 / kappa). For a
   // float32 result with the `single` truncations of math/bessel.h (within 1e-9 relative of the float64 path;
   // cheaper; the float32 rule's error on the mpmath points and the dense grid is unchanged:
-  // tests/unit/test_ops_implicit_grad.py::test_float32_*), never rounded to float32 (1.6e-3 error at d = 1e5, kappa = 1e7).
+  // tests/unit/test_ops_implicit_grad.py::test_float32_*), never rounded to float32 (1.6e-3 error at d = 1e5, kappa =
+  // 1e7).
   std::vector<double> mean_resultant(num_samples == 1 ? 0 : static_cast<size_t>(B));
   AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cpu", [&] {
     const scalar_t* g_p = g.data_ptr<scalar_t>();

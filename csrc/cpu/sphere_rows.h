@@ -37,9 +37,9 @@ constexpr int64_t kNormalsPad = 8;
 
 // The tangent buffers of a tile: its Philox words and their normals.
 struct TangentScratch {
-  std::vector<uint32_t> tangent_words;    // 4 words per tangent block, row after row
-  std::vector<float> normals_f;           // float32: 4 normals per block, after kNormalsPad zeros
-  std::vector<double> normals_d;          // float64: 2 normals per block, after kNormalsPad zeros
+  std::vector<uint32_t> tangent_words;  // 4 words per tangent block, row after row
+  std::vector<float> normals_f;         // float32: 4 normals per block, after kNormalsPad zeros
+  std::vector<double> normals_d;        // float64: 2 normals per block, after kNormalsPad zeros
   TangentScratch(int64_t tile, int64_t blocks_per_row, bool single)
       : tangent_words(4 * tile * blocks_per_row),
         normals_f(single ? kNormalsPad + 4 * tile * blocks_per_row : 0),
@@ -199,7 +199,8 @@ HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, in
     int64_t i = 0;
     for (; i + kV8 <= d; i += kV8) store8(z + i, math::householder_zi<V8d>(h, load8(vb + i), load8(mu + i)));
     for (i = i == 0 ? 1 : i; i < d; ++i)
-      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(vb[i]), static_cast<double>(mu[i])));
+      z[i] = static_cast<scalar_t>(
+          math::householder_zi<double>(h, static_cast<double>(vb[i]), static_cast<double>(mu[i])));
     z[0] = static_cast<scalar_t>(math::householder_z0(h, c.omw[j]));  // after the blocks, which wrote it too
   }
 }
@@ -227,27 +228,41 @@ HVAE_ALWAYS_INLINE void reflect_small_impl(const scalar_t* __restrict mu_p, cons
     scalar_t* z = z_p + j * D;
     z[0] = static_cast<scalar_t>(math::householder_z0(h, omw[j]));
     for (int i = 1; i < D; ++i)
-      z[i] = static_cast<scalar_t>(math::householder_zi<double>(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
+      z[i] = static_cast<scalar_t>(
+          math::householder_zi<double>(h, static_cast<double>(v[i - 1]), static_cast<double>(mu[i])));
   }
 }
 template <typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_small_switch(int64_t d, const scalar_t* mu_p, const scalar_t* normals, int64_t per_row,
                                              const double* omw, int n, scalar_t* z_p) {
   switch (d) {
-    case 2: reflect_small_impl<2, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 3: reflect_small_impl<3, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 4: reflect_small_impl<4, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 5: reflect_small_impl<5, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    case 6: reflect_small_impl<6, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
-    default: reflect_small_impl<7, scalar_t>(mu_p, normals, per_row, omw, n, z_p); break;
+    case 2:
+      reflect_small_impl<2, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
+    case 3:
+      reflect_small_impl<3, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
+    case 4:
+      reflect_small_impl<4, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
+    case 5:
+      reflect_small_impl<5, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
+    case 6:
+      reflect_small_impl<6, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
+    default:
+      reflect_small_impl<7, scalar_t>(mu_p, normals, per_row, omw, n, z_p);
+      break;
   }
 }
 // The reflection of a tile: the fixed-d loop for runs of rows with consecutive parameter rows (d <= kSmallReflectD,
 // B >= 32; smaller B gives short runs), else the three steps. Compiled for the baseline ISA, AVX2 and AVX-512 and
 // picked at run time (a template cannot take target_clones), without FP contraction: the same bits on every ISA.
 template <typename scalar_t>
-HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
-                                          int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
+HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
+                                          const scalar_t* normals, int64_t normals_per_row, int64_t d,
+                                          ReflectColumns& c, scalar_t* z_p) {
   if (d <= kSmallReflectD && B >= 32) {
     for (int j0 = 0; j0 < n;) {
       const int64_t b0 = (row0 + j0) % B;
@@ -262,11 +277,11 @@ HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int6
   reflect_coefficients(n, c);
   reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
-#define HVAE_REFLECT_TILE(SUFFIX, ATTR)                                                                            \
-  template <typename scalar_t>                                                                                   \
+#define HVAE_REFLECT_TILE(SUFFIX, ATTR)                                                                           \
+  template <typename scalar_t>                                                                                    \
   ATTR void reflect_tile_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
-                                  int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                \
-    reflect_tile_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                                 \
+                                  int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                 \
+    reflect_tile_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                                  \
   }
 HVAE_REFLECT_TILE(base, )
 #if HVAE_IG_X86_DISPATCH
@@ -278,8 +293,10 @@ template <typename scalar_t>
 void reflect_tile(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals,
                   int64_t normals_per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {
 #if HVAE_IG_X86_DISPATCH
-  if (math::detail::ig_cpu_has_avx512()) return reflect_tile_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
-  if (math::detail::ig_cpu_has_avx2_fma()) return reflect_tile_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+  if (math::detail::ig_cpu_has_avx512())
+    return reflect_tile_avx512<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+  if (math::detail::ig_cpu_has_avx2_fma())
+    return reflect_tile_avx2<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 #endif
   reflect_tile_base<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
@@ -377,14 +394,21 @@ HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const sc
       R.g0[j] = static_cast<double>(g[0]);
     }
     for (int j = 0; j < cnt; ++j) {
-      const math::HouseholderBackward c = math::householder_backward(R.mu0[j], R.z0[j], R.g0[j], R.n2[j], R.az[j], R.ag[j]);
-      R.sign[j] = c.sign; R.a0[j] = c.a0; R.coef_z[j] = c.coef_z; R.coef_g[j] = c.coef_g;
-      R.gmu_a[j] = c.gmu_a; R.gmu_g[j] = c.gmu_g; R.gmu_y[j] = c.gmu_y;
+      const math::HouseholderBackward c =
+          math::householder_backward(R.mu0[j], R.z0[j], R.g0[j], R.n2[j], R.az[j], R.ag[j]);
+      R.sign[j] = c.sign;
+      R.a0[j] = c.a0;
+      R.coef_z[j] = c.coef_z;
+      R.coef_g[j] = c.coef_g;
+      R.gmu_a[j] = c.gmu_a;
+      R.gmu_g[j] = c.gmu_g;
+      R.gmu_y[j] = c.gmu_y;
     }
     b = b0;
     for (int j = 0; j < cnt; ++j, b = b + 1 == B ? 0 : b + 1) {
       const int64_t r = row0 + j0 + j;
-      const math::HouseholderBackward c = {R.sign[j], R.a0[j], R.coef_z[j], R.coef_g[j], R.gmu_a[j], R.gmu_g[j], R.gmu_y[j]};
+      const math::HouseholderBackward c = {R.sign[j],  R.a0[j],    R.coef_z[j], R.coef_g[j],
+                                           R.gmu_a[j], R.gmu_g[j], R.gmu_y[j]};
       reflect_backward_grads<scalar_t>(c, g_p + r * d, z_p + r * d, loc_p + b * d, d, gl_p + r * d, &R.gt0[j],
                                        &R.dot[j], &R.sq[j]);
     }
@@ -392,11 +416,11 @@ HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const sc
   }
 }
 // Compiled for the baseline ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
-#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                     \
-  template <typename scalar_t>                                                                                   \
-  ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B,  \
-                 int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                                \
-    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                      \
+#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                  \
+  template <typename scalar_t>                                                                                  \
+  ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B, \
+                 int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                               \
+    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                     \
   }
 HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, )
 #if HVAE_IG_X86_DISPATCH

@@ -16,9 +16,10 @@ namespace hvae {
 namespace {
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) power_spherical_sample_kernel(
-    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, const int64_t* __restrict__ seed_ptr,
-    int64_t B, int64_t rows, int64_t d, scalar_t* __restrict__ z, double* __restrict__ gammas) {
+__global__ void __launch_bounds__(kThreads)
+    power_spherical_sample_kernel(const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa,
+                                  const int64_t* __restrict__ seed_ptr, int64_t B, int64_t rows, int64_t d,
+                                  scalar_t* __restrict__ z, double* __restrict__ gammas) {
   const int lane = threadIdx.x % kWarp;
   const int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
@@ -29,9 +30,9 @@ __global__ void __launch_bounds__(kThreads) power_spherical_sample_kernel(
     double my_omt = 0.0;
     const int64_t my_row = tile + lane;
     if (my_row < rows) {
-      my_omt = math::power_spherical_one_minus_t(seed, static_cast<uint64_t>(my_row),
-                                                 static_cast<double>(kappa[my_row % B]), dd, shape_beta,
-                                                 &gammas[2 * my_row], &gammas[2 * my_row + 1]);
+      my_omt =
+          math::power_spherical_one_minus_t(seed, static_cast<uint64_t>(my_row), static_cast<double>(kappa[my_row % B]),
+                                            dd, shape_beta, &gammas[2 * my_row], &gammas[2 * my_row + 1]);
     }
     if (d <= kSmallD) {
       if (my_row < rows)
@@ -48,10 +49,11 @@ __global__ void __launch_bounds__(kThreads) power_spherical_sample_kernel(
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) power_spherical_sample_backward_kernel(
-    const scalar_t* __restrict__ g, const scalar_t* __restrict__ z, const double* __restrict__ gammas,
-    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, int64_t B, int64_t rows, int64_t d,
-    scalar_t* __restrict__ grad_mu_out, scalar_t* __restrict__ grad_kappa_out) {
+__global__ void __launch_bounds__(kThreads)
+    power_spherical_sample_backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ z,
+                                           const double* __restrict__ gammas, const scalar_t* __restrict__ loc,
+                                           const scalar_t* __restrict__ kappa, int64_t B, int64_t rows, int64_t d,
+                                           scalar_t* __restrict__ grad_mu_out, scalar_t* __restrict__ grad_kappa_out) {
   const int lane = threadIdx.x % kWarp;
   const int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
@@ -68,9 +70,8 @@ __global__ void __launch_bounds__(kThreads) power_spherical_sample_backward_kern
     if (d <= kSmallD) {
       if (my_row < rows) {
         const int64_t b = my_row % B;
-        const double dl_dt = reflect_backward_row<scalar_t>(loc + b * d, z + my_row * d, g + my_row * d,
-                                                            grad_mu_out + my_row * d, my_omt, d, 0, 1, true,
-                                                            NoReduce());
+        const double dl_dt = reflect_backward_row<scalar_t>(
+            loc + b * d, z + my_row * d, g + my_row * d, grad_mu_out + my_row * d, my_omt, d, 0, 1, true, NoReduce());
         grad_kappa_out[my_row] = static_cast<scalar_t>(dl_dt * my_dtdk);
       }
       continue;
@@ -80,9 +81,8 @@ __global__ void __launch_bounds__(kThreads) power_spherical_sample_backward_kern
       const double dtdk = __shfl_sync(kFullMask, my_dtdk, j);
       const double omt = __shfl_sync(kFullMask, my_omt, j);
       const int64_t r = tile + j;
-      const double dl_dt = reflect_backward_row<scalar_t>(loc + (r % B) * d, z + r * d, g + r * d,
-                                                          grad_mu_out + r * d, omt, d, lane, kWarp, lane == 0,
-                                                          WarpReduce());
+      const double dl_dt = reflect_backward_row<scalar_t>(loc + (r % B) * d, z + r * d, g + r * d, grad_mu_out + r * d,
+                                                          omt, d, lane, kWarp, lane == 0, WarpReduce());
       if (lane == 0) grad_kappa_out[r] = static_cast<scalar_t>(dl_dt * dtdk);
     }
   }

@@ -4,10 +4,11 @@
 // loop for row tile + l, so all 32 lanes do useful work. Phase 2: for d <= 32 each lane also finishes its own
 // row (no idle lanes, no warp reductions); for wider rows the whole warp walks the tile's rows one by one and
 // splits each row's d - 1 tangent draws and its reflection across lanes, so reads of loc and writes of z are
-// coalesced. The backward is laid out the same way, with A_d(kappa) computed once per parameter row first. Each row draws from Philox streams keyed by (seed, row) with random access to
-// the k-th normal pair (PhiloxStream::seek_normal_pair) and to the blocks of each Wood round
-// (math::sample_one_minus_w), so the CUDA and CPU kernels draw the same numbers.
-// The seed is read from device memory (drawn by torch.randint on the device): CUDA-graph safe.
+// coalesced. The backward is laid out the same way, with A_d(kappa) computed once per parameter row first. Each row
+// draws from Philox streams keyed by (seed, row) with random access to the k-th normal pair
+// (PhiloxStream::seek_normal_pair) and to the blocks of each Wood round (math::sample_one_minus_w), so the CUDA and CPU
+// kernels draw the same numbers. The seed is read from device memory (drawn by torch.randint on the device): CUDA-graph
+// safe.
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAStream.h>
@@ -24,9 +25,10 @@ namespace hvae {
 namespace {
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
-    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, const int64_t* __restrict__ seed_ptr,
-    int64_t B, int64_t rows, int64_t d, scalar_t* __restrict__ z, scalar_t* __restrict__ omw_out) {
+__global__ void __launch_bounds__(kThreads)
+    vmf_sample_kernel(const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa,
+                      const int64_t* __restrict__ seed_ptr, int64_t B, int64_t rows, int64_t d,
+                      scalar_t* __restrict__ z, scalar_t* __restrict__ omw_out) {
   const int lane = threadIdx.x % kWarp;
   const int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
@@ -39,8 +41,8 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
     const int64_t my_row = tile + lane;
     if (my_row < rows) {
       int rounds = 0;
-      my_omw = math::sample_one_minus_w(seed, static_cast<uint64_t>(my_row), static_cast<double>(kappa[my_row % B]),
-                                        dd, &rounds);
+      my_omw = math::sample_one_minus_w(seed, static_cast<uint64_t>(my_row), static_cast<double>(kappa[my_row % B]), dd,
+                                        &rounds);
       omw_out[my_row] = static_cast<scalar_t>(my_omw);
     }
     // Phase 2: the tangent direction and the reflection.
@@ -60,8 +62,8 @@ __global__ void __launch_bounds__(kThreads) vmf_sample_kernel(
 
 // A_d(kappa) once per parameter row, for the backward's dw/dkappa.
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) mean_resultant_kernel(const scalar_t* __restrict__ kappa, int64_t B,
-                                                                  int64_t d, double* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads)
+    mean_resultant_kernel(const scalar_t* __restrict__ kappa, int64_t B, int64_t d, double* __restrict__ out) {
   for (int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; b < B;
        b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     // float32 results: the `single` truncations, as on the CPU (sample_cpu.cpp, vmf_sample_backward_cpu)
@@ -71,10 +73,12 @@ __global__ void __launch_bounds__(kThreads) mean_resultant_kernel(const scalar_t
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) vmf_sample_backward_kernel(
-    const scalar_t* __restrict__ g, const scalar_t* __restrict__ z, const scalar_t* __restrict__ omw_in,
-    const scalar_t* __restrict__ loc, const scalar_t* __restrict__ kappa, const double* __restrict__ mean_resultant,
-    int64_t B, int64_t rows, int64_t d, scalar_t* __restrict__ grad_mu_out, scalar_t* __restrict__ grad_kappa_out) {
+__global__ void __launch_bounds__(kThreads)
+    vmf_sample_backward_kernel(const scalar_t* __restrict__ g, const scalar_t* __restrict__ z,
+                               const scalar_t* __restrict__ omw_in, const scalar_t* __restrict__ loc,
+                               const scalar_t* __restrict__ kappa, const double* __restrict__ mean_resultant, int64_t B,
+                               int64_t rows, int64_t d, scalar_t* __restrict__ grad_mu_out,
+                               scalar_t* __restrict__ grad_kappa_out) {
   const int lane = threadIdx.x % kWarp;
   const int64_t warp = (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x) / kWarp;
   const int64_t num_warps = (static_cast<int64_t>(gridDim.x) * blockDim.x) / kWarp;
@@ -148,8 +152,8 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_backward_cuda(const at::Tensor& gr
     const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
     AT_DISPATCH_FLOATING_TYPES(loc.scalar_type(), "vmf_sample_backward_cuda", [&] {
       const int64_t a_blocks = std::max<int64_t>(1, std::min<int64_t>((B + kThreads - 1) / kThreads, 65535));
-      mean_resultant_kernel<scalar_t><<<a_blocks, kThreads, 0, stream>>>(kappa.data_ptr<scalar_t>(), B, d,
-                                                                          mean_resultant.data_ptr<double>());
+      mean_resultant_kernel<scalar_t>
+          <<<a_blocks, kThreads, 0, stream>>>(kappa.data_ptr<scalar_t>(), B, d, mean_resultant.data_ptr<double>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       vmf_sample_backward_kernel<scalar_t><<<grid_for(rows), kThreads, 0, stream>>>(
           g.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), omw.data_ptr<scalar_t>(), loc.data_ptr<scalar_t>(),

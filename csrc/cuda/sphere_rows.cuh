@@ -65,8 +65,8 @@ __device__ __forceinline__ void reflect_row(uint64_t seed, int64_t r, double omw
     const int64_t i = 1 + 2 * p;
     zr[i] = static_cast<scalar_t>(math::householder_zi(c, static_cast<double>(zr[i]), static_cast<double>(mu[i])));
     if (i + 1 < d)
-      zr[i + 1] =
-          static_cast<scalar_t>(math::householder_zi(c, static_cast<double>(zr[i + 1]), static_cast<double>(mu[i + 1])));
+      zr[i + 1] = static_cast<scalar_t>(
+          math::householder_zi(c, static_cast<double>(zr[i + 1]), static_cast<double>(mu[i + 1])));
   }
 }
 
@@ -91,9 +91,9 @@ __device__ __forceinline__ double reflect_backward_row(const scalar_t* __restric
     az += m * static_cast<double>(zr[i]);
     ag += m * static_cast<double>(gr[i]);
   }
-  const math::HouseholderBackward c = math::householder_backward(
-      static_cast<double>(mu[0]), static_cast<double>(zr[0]), static_cast<double>(gr[0]), reduce(n2), reduce(az),
-      reduce(ag));
+  const math::HouseholderBackward c =
+      math::householder_backward(static_cast<double>(mu[0]), static_cast<double>(zr[0]), static_cast<double>(gr[0]),
+                                 reduce(n2), reduce(az), reduce(ag));
   double tail_dot = 0.0, tail_sq = 0.0;
   for (int64_t i = 1 + lane0; i < d; i += stride) {
     double yi, gti, g_mu;

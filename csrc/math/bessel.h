@@ -102,6 +102,7 @@ constexpr int kMaxSeriesTerms = 98;  // needed: <= 62 in region S
 constexpr int kMaxHankelTerms = 44;  // needed: <= 40 in region H
 
 // U_k(p) = p^k * sum_{j=0..k} U[k(k+1)/2 + j] p^{2j}, k = 0..12 (DLMF 10.41.10).
+// clang-format off: one row of coefficients per line
 #define HVAE_DEBYE_U_VALUES \
     /* U_0 */ 1.0, \
     /* U_1 */ 0.125, -0.20833333333333334, \
@@ -131,7 +132,9 @@ constexpr int kMaxHankelTerms = 44;  // needed: <= 40 in region H
         1559279864.8792574, -6563293792.619285, 17954213731.1556, -33026599749.800724, \
         41280185579.753975, -34632043388.158775, 18688207509.295826, -5866481492.051847, \
         814789096.1183121
+// clang-format on
 // W_k(p) = p^k * sum_{j=0..k-1} W[(k-1)k/2 + j] p^{2j}, k = 1..12, W_k = -p (U_{k-1}/2 + p U_{k-1}').
+// clang-format off: one row of coefficients per line
 #define HVAE_DEBYE_W_VALUES \
     /* W_1 */ -0.5, \
     /* W_2 */ -0.1875, 0.7291666666666666, \
@@ -157,9 +160,11 @@ constexpr int kMaxHankelTerms = 44;  // needed: <= 40 in region H
     /* W_12 */ -6340.362805403237, 1134073.3536408253, -34778406.757797964, 428296097.7004278, \
         -2770226702.051895, 10661630361.91315, -26010806195.34084, 41337554078.762596, \
         -42723914738.19095, 27714139610.606564, -10255551836.851622, 1652529997.7610838
+// clang-format on
 
 // lgamma(n/2) and -log|S^{n-1}| = lgamma(n/2) - log 2 - (n/2) log pi for n = 1..256, correctly rounded
 // (mpmath at 40 digits): the common dimensions skip a call of lgamma (~15 ns) and two roundings.
+// clang-format off: one row of coefficients per line
 #define HVAE_LGAMMA_HALF_VALUES \
     0.5723649429247001, 0.0, -0.12078223763524522, 0.0, 0.2846828704729192, 0.6931471805599453, \
     1.2009736023470743, 1.791759469228055, 2.4537365708424423, 3.1780538303479458, 3.9578139676187165, \
@@ -212,6 +217,8 @@ constexpr int kMaxHankelTerms = 44;  // needed: <= 40 in region H
     457.81238798127816, 460.20925019916524, 462.6081785268749, 465.00916446194583, 467.4121995716082, \
     469.8172754919306, 472.2243839269806, 474.63351664799865, 477.04466549258564, 479.4578223639034, \
     481.87297922988796, 484.2901281224752, 486.7092611368394, 489.1303704306428, 491.553448223298
+// clang-format on
+// clang-format off: one row of coefficients per line
 #define HVAE_MINUS_LOG_AREA_VALUES \
     -0.6931471805599453, -1.8378770664093456, -2.5310242469692907, -2.9826069522587457, \
     -3.2702890247105265, -3.4341896575482007, -3.498728178685772, -3.480307254729491, \
@@ -266,6 +273,7 @@ constexpr int kMaxHankelTerms = 44;  // needed: <= 40 in region H
     325.917276431572, 327.74998740896973, 329.58473090109504, 331.42149867918835, 333.2602825808507, \
     335.10107450924374, 336.9438664323036, 338.7886503819662, 340.63541845340563, 342.4841628042843, \
     344.3348756540148
+// clang-format on
 constexpr int kTableSize = 256;
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
@@ -330,33 +338,33 @@ HVAE_HD double minus_log_sphere_area(double d) {
 // (single: < 1e-10).
 HVAE_HD int debye_terms(double nu, bool single) {
   if (single) {
-    return nu >= 1759.0 ? 3
-         : nu >= 272.0  ? 4
-         : nu >= 89.0   ? 5
-         : nu >= 42.0   ? 6
-         : nu >= 26.0   ? 7
-         : nu >= 19.0   ? 8
-         : nu >= 15.0   ? 9
-         : nu >= 12.6   ? 10
-         : nu >= 11.1   ? 11
-         : nu >= 10.05  ? 12
-                        : 13;
+    return nu >= 1759.0  ? 3
+           : nu >= 272.0 ? 4
+           : nu >= 89.0  ? 5
+           : nu >= 42.0  ? 6
+           : nu >= 26.0  ? 7
+           : nu >= 19.0  ? 8
+           : nu >= 15.0  ? 9
+           : nu >= 12.6  ? 10
+           : nu >= 11.1  ? 11
+           : nu >= 10.05 ? 12
+                         : 13;
   }
-  return nu >= 13788.0 ? 4
-       : nu >= 2050.0  ? 5
-       : nu >= 576.0   ? 6
-       : nu >= 240.0   ? 7
-       : nu >= 134.0   ? 8
-       : nu >= 86.0    ? 9
-       : nu >= 61.0    ? 10
-       : nu >= 47.0    ? 11
-       : nu >= 38.0    ? 12
-                       : 13;
+  return nu >= 13788.0  ? 4
+         : nu >= 2050.0 ? 5
+         : nu >= 576.0  ? 6
+         : nu >= 240.0  ? 7
+         : nu >= 134.0  ? 8
+         : nu >= 86.0   ? 9
+         : nu >= 61.0   ? 10
+         : nu >= 47.0   ? 11
+         : nu >= 38.0   ? 12
+                        : 13;
 }
 
 // Region S bounds (see the comment at the top).
 HVAE_HD double series_max_x(double mu) { return 48.0 - 0.75 * mu; }  // mu < kDebyeMinOrder
-HVAE_HD double series_max_q(double mu) {                              // mu >= kDebyeMinOrder
+HVAE_HD double series_max_q(double mu) {                             // mu >= kDebyeMinOrder
   return (mu >= 500.0 ? 0.25 : mu >= 100.0 ? 0.5 : 1.0) * (mu + 1.0);
 }
 // Region H bound (mu < kDebyeMinOrder).
@@ -385,7 +393,6 @@ HVAE_HD int region_of(double mu, double x, bool single) {
   }
   return 0.25 * x * x <= series_max_q(mu) ? kSeries : kDebye;
 }
-
 
 // ---- Region S -------------------------------------------------------------------------------------
 // log S, S = sum_{k>=0} t_k, t_k = q^k / (k! (mu+1)_k), and (if kRatio) I_{mu+1}(x)/I_mu(x) =
@@ -506,26 +513,48 @@ template <bool kW>
 HVAE_HD void debye_sums(double nu, bool single, double p2, double step, double* su, double* sw,
                         double* su_tail = nullptr, double* sw_tail = nullptr) {
   switch (debye_terms(nu, single)) {
-    case 3: debye_sums_k<3, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 4: debye_sums_k<4, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 5: debye_sums_k<5, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 6: debye_sums_k<6, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 7: debye_sums_k<7, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 8: debye_sums_k<8, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 9: debye_sums_k<9, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 10: debye_sums_k<10, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 11: debye_sums_k<11, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    case 12: debye_sums_k<12, kW>(p2, step, su, sw, su_tail, sw_tail); return;
-    default: debye_sums_k<13, kW>(p2, step, su, sw, su_tail, sw_tail); return;
+    case 3:
+      debye_sums_k<3, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 4:
+      debye_sums_k<4, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 5:
+      debye_sums_k<5, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 6:
+      debye_sums_k<6, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 7:
+      debye_sums_k<7, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 8:
+      debye_sums_k<8, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 9:
+      debye_sums_k<9, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 10:
+      debye_sums_k<10, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 11:
+      debye_sums_k<11, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    case 12:
+      debye_sums_k<12, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
+    default:
+      debye_sums_k<13, kW>(p2, step, su, sw, su_tail, sw_tail);
+      return;
   }
 }
 
 struct Debye {
-  double log_sum;  // log sum_k U_k(p) / nu^k
-  double ratio;    // I_{nu+1}(x) / I_nu(x) (if requested)
-  double log_s;    // log sqrt(1 + z^2)
-  double e;        // sqrt(1 + z^2) - log(1 + sqrt(1 + z^2)), so that eta = e + log z
-  double z, s;     // z = x / nu, s = sqrt(1 + z^2)
+  double log_sum;          // log sum_k U_k(p) / nu^k
+  double ratio;            // I_{nu+1}(x) / I_nu(x) (if requested)
+  double log_s;            // log sqrt(1 + z^2)
+  double e;                // sqrt(1 + z^2) - log(1 + sqrt(1 + z^2)), so that eta = e + log z
+  double z, s;             // z = x / nu, s = sqrt(1 + z^2)
   double one_minus_ratio;  // 1 - I_{nu+1}(x) / I_nu(x) (if the ratio is requested), without cancellation
   // x (1 - I_{nu+1}/I_nu) - (nu + 1/2) (if the ratio is requested), without cancellation for large z:
   // -nu / (s + z) + (-p^2/2 - U_tail/2 - nu z^2 p W_tail) / sum U, from W_1 / nu = -p^2 / (2 nu) (the k >= 2
@@ -572,12 +601,11 @@ HVAE_HD double debye_nu_eta(double nu, double x, double e, bool single) {
   const double z = x / nu;
   if (!single && ::fabs(z - kEtaRootHi) <= kEtaBand) {
     const double c[kEtaTerms] = {
-       1.8101705806989772, -0.948886416256837, 1.1001528948506503, -1.2953006779860539,
-       1.5715455665619724, -1.9710295801345066, 2.5442226725502084, -3.3574176889619283,
-       4.503639745039154, -6.116916154170854, 8.391114712091305, -11.606012767320623, 16.16472543589419,
-       -22.648266391101256, 31.895268490233818, -45.1183158825841, 64.07357479975221,
-       -91.30824550094451, 130.52190238409395, -187.09471362813002, 268.8603633821991,
-       -387.2380100873396, 558.8913763647615, -808.1622886581259, 1170.6427751220237};
+        1.8101705806989772,  -0.948886416256837,  1.1001528948506503,  -1.2953006779860539, 1.5715455665619724,
+        -1.9710295801345066, 2.5442226725502084,  -3.3574176889619283, 4.503639745039154,   -6.116916154170854,
+        8.391114712091305,   -11.606012767320623, 16.16472543589419,   -22.648266391101256, 31.895268490233818,
+        -45.1183158825841,   64.07357479975221,   -91.30824550094451,  130.52190238409395,  -187.09471362813002,
+        268.8603633821991,   -387.2380100873396,  558.8913763647615,   -808.1622886581259,  1170.6427751220237};
     const double p = nu * kEtaRootHi;
     const double p_err = ::fma(nu, kEtaRootHi, -p);
     const double nu_t = ((x - p) - p_err) - nu * kEtaRootLo;
@@ -663,8 +691,7 @@ HVAE_HD double vmf_log_normalizer_impl(double kappa, double d, bool single, doub
       const Debye db = debye<kGrad>(mu, kappa, single);
       if (kGrad) *mean_resultant = db.ratio;
       const double log_mu = ::log(mu);
-      return -0.5 * d * kLog2Pi - mu * (db.e - log_mu) + 0.5 * (kLog2Pi + log_mu) + 0.5 * db.log_s -
-             db.log_sum;
+      return -0.5 * d * kLog2Pi - mu * (db.e - log_mu) + 0.5 * (kLog2Pi + log_mu) + 0.5 * db.log_s - db.log_sum;
     }
   }
 }

@@ -24,10 +24,14 @@ enum class CheckPrecision : int { kFloat64 = 0, kFloat32 = 1, kFloat16 = 2, kBFl
 // Machine epsilon (the spacing of the dtype's numbers just above 1).
 HVAE_HD double check_eps(CheckPrecision p) {
   switch (p) {
-    case CheckPrecision::kFloat64: return 2.220446049250313e-16;   // 2^-52
-    case CheckPrecision::kFloat32: return 1.1920928955078125e-07;  // 2^-23
-    case CheckPrecision::kFloat16: return 9.765625e-04;            // 2^-10
-    default: return 7.8125e-03;                                    // 2^-7
+    case CheckPrecision::kFloat64:
+      return 2.220446049250313e-16;  // 2^-52
+    case CheckPrecision::kFloat32:
+      return 1.1920928955078125e-07;  // 2^-23
+    case CheckPrecision::kFloat16:
+      return 9.765625e-04;  // 2^-10
+    default:
+      return 7.8125e-03;  // 2^-7
   }
 }
 
@@ -51,10 +55,14 @@ HVAE_HD float round_fraction_bits(float x, int kept) {
 // x rounded to the dtype (float16/bfloat16: through float32, as torch computes them in float32 and rounds).
 HVAE_HD double round_to_precision(double x, CheckPrecision p) {
   switch (p) {
-    case CheckPrecision::kFloat64: return x;
-    case CheckPrecision::kFloat32: return static_cast<double>(static_cast<float>(x));
-    case CheckPrecision::kFloat16: return static_cast<double>(round_fraction_bits(static_cast<float>(x), 10));
-    default: return static_cast<double>(round_fraction_bits(static_cast<float>(x), 7));
+    case CheckPrecision::kFloat64:
+      return x;
+    case CheckPrecision::kFloat32:
+      return static_cast<double>(static_cast<float>(x));
+    case CheckPrecision::kFloat16:
+      return static_cast<double>(round_fraction_bits(static_cast<float>(x), 10));
+    default:
+      return static_cast<double>(round_fraction_bits(static_cast<float>(x), 7));
   }
 }
 
@@ -110,7 +118,7 @@ struct UnitNormScreen {
 inline UnitNormScreen unit_norm_screen(double tol, CheckPrecision p) {
   const double eps = check_eps(p);
   const double inner = tol - (2.0 * eps * (1.0 + tol) + 8.881784197001252e-16);  // margin: rounding + 2^-50
-  if (!(inner > 0.0)) return {1.0, 0.0};                                        // empty: every row is ruled on
+  if (!(inner > 0.0)) return {1.0, 0.0};                                         // empty: every row is ruled on
   const double below = 1.0 - inner;
   return {below > 0.0 ? below * below : 0.0, (1.0 + inner) * (1.0 + inner)};
 }

@@ -20,7 +20,6 @@
 namespace hvae {
 namespace math {
 
-
 #if !defined(__CUDA_ARCH__)
 HVAE_ALWAYS_INLINE double fast_from_bits(long long b) {
   double x;

@@ -70,7 +70,8 @@ HVAE_HD_HOT HouseholderBackward householder_backward(double mu0, double z0, doub
 // Pass 2, coordinate i (mu_0 -> a_0 for i = 0): y_i = (Q z)_i, gt_i = (Q g)_i and dL/dmu_i. T: double, or a
 // vector of doubles (gcc vector extension) for several coordinates at once.
 template <typename T>
-HVAE_HD_HOT void householder_backward_elem(const HouseholderBackward& c, T a_i, T z_i, T g_i, T* y_i, T* gt_i, T* gmu_i) {
+HVAE_HD_HOT void householder_backward_elem(const HouseholderBackward& c, T a_i, T z_i, T g_i, T* y_i, T* gt_i,
+                                           T* gmu_i) {
   *y_i = -c.sign * (z_i - c.coef_z * a_i);
   *gt_i = -c.sign * (g_i - c.coef_g * a_i);
   *gmu_i = c.gmu_g * g_i + c.gmu_y * *y_i + c.gmu_a * a_i;

@@ -39,7 +39,8 @@
 // Quadrature
 //   Relative to a point th_0 (th_w, or th*) with delta = th - th_0 (written for th_0 = th_w, t_0 = w):
 //     D(delta) = l(th_w + delta) - l(th_w) = kappa (cos th - w) + (d-2) log1p(sin th / sin th_w - 1),
-//     cos th - w = w (cos delta - 1) - sin th_w sin delta,  sin th / sin th_w - 1 = (cos delta - 1) + cot th_w sin delta,
+//     cos th - w = w (cos delta - 1) - sin th_w sin delta,  sin th / sin th_w - 1 = (cos delta - 1) + cot th_w sin
+//     delta,
 //   with sin th_w = sqrt(omw (2 - omw)), so nothing cancels at w -> 1 (kappa = 1e12: 1 - w ~ 1e-12) and
 //   nothing overflows. Each piece is one panel of 20-point Gauss-Legendre in delta. Its outer end is where
 //   l has dropped by 30 (+-4..6) below its maximum on that side (at th_w, or at the mode
@@ -94,21 +95,21 @@ namespace math {
 namespace detail {
 
 constexpr double kImplicitGradMinOneMinusA = 1e-3;  // below: the A-free form (*)
-constexpr double kImplicitGradDrop = 30.0;           // window: l within ~30 of its maximum on the side
-constexpr int kIgNodes = 20;                         // Gauss-Legendre nodes per panel
+constexpr double kImplicitGradDrop = 30.0;          // window: l within ~30 of its maximum on the side
+constexpr int kIgNodes = 20;                        // Gauss-Legendre nodes per panel
 static_assert(kIgNodes == 20, "the node pairs, tables and the summation tree below are written for 20 nodes");
 
-#define HVAE_IG_GL20_NODES                                                                                      \
-  -9.9312859918509492e-01, -9.6397192727791379e-01, -9.1223442825132591e-01, -8.3911697182221882e-01,          \
-      -7.4633190646015079e-01, -6.3605368072651503e-01, -5.1086700195082710e-01, -3.7370608871541956e-01,      \
-      -2.2778585114164508e-01, -7.6526521133497334e-02, 7.6526521133497334e-02, 2.2778585114164508e-01,        \
-      3.7370608871541956e-01, 5.1086700195082710e-01, 6.3605368072651503e-01, 7.4633190646015079e-01,          \
+#define HVAE_IG_GL20_NODES                                                                                \
+  -9.9312859918509492e-01, -9.6397192727791379e-01, -9.1223442825132591e-01, -8.3911697182221882e-01,     \
+      -7.4633190646015079e-01, -6.3605368072651503e-01, -5.1086700195082710e-01, -3.7370608871541956e-01, \
+      -2.2778585114164508e-01, -7.6526521133497334e-02, 7.6526521133497334e-02, 2.2778585114164508e-01,   \
+      3.7370608871541956e-01, 5.1086700195082710e-01, 6.3605368072651503e-01, 7.4633190646015079e-01,     \
       8.3911697182221882e-01, 9.1223442825132591e-01, 9.6397192727791379e-01, 9.9312859918509492e-01
-#define HVAE_IG_GL20_WEIGHTS                                                                                    \
-  1.7614007139152118e-02, 4.0601429800386941e-02, 6.2672048334109064e-02, 8.3276741576704749e-02,              \
-      1.0193011981724044e-01, 1.1819453196151842e-01, 1.3168863844917663e-01, 1.4209610931838205e-01,          \
-      1.4917298647260375e-01, 1.5275338713072585e-01, 1.5275338713072585e-01, 1.4917298647260375e-01,          \
-      1.4209610931838205e-01, 1.3168863844917663e-01, 1.1819453196151842e-01, 1.0193011981724044e-01,          \
+#define HVAE_IG_GL20_WEIGHTS                                                                          \
+  1.7614007139152118e-02, 4.0601429800386941e-02, 6.2672048334109064e-02, 8.3276741576704749e-02,     \
+      1.0193011981724044e-01, 1.1819453196151842e-01, 1.3168863844917663e-01, 1.4209610931838205e-01, \
+      1.4917298647260375e-01, 1.5275338713072585e-01, 1.5275338713072585e-01, 1.4917298647260375e-01, \
+      1.4209610931838205e-01, 1.3168863844917663e-01, 1.1819453196151842e-01, 1.0193011981724044e-01, \
       8.3276741576704749e-02, 6.2672048334109064e-02, 4.0601429800386941e-02, 1.7614007139152118e-02
 
 #if defined(__CUDACC__)
@@ -180,7 +181,7 @@ HVAE_IG_ALWAYS_INLINE void ig_eval_nodes_impl(const ImplicitGradPoint& p, double
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] + 4.1666666666666667e-02;
     HVAE_IG_FOR_HALF cu[j] = cu[j] * u2[j] - 0.5;
     HVAE_IG_FOR_HALF su[j] = u[j] + u[j] * (u2[j] * su[j]);  // sin u
-    HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];           // cos u
+    HVAE_IG_FOR_HALF cu[j] = 1.0 + u2[j] * cu[j];            // cos u
   } else {
     HVAE_IG_FOR_HALF fast_sincos_quarter_pi(u[j], &su[j], &cu[j]);
   }
@@ -349,8 +350,7 @@ HVAE_HD double ig_log1p_rough(double y) {
 // Returns the distance to t = +-1 if the drop never gets there (m = 0 only).
 //   drop(x) = -dir kappa x - (m/2) log1p(-dir x (2 t_b + dir x) / (1 - t_b^2)),
 //   drop'(x) = dir (m t / (1 - t^2) - kappa),  drop''(0) = m (1 + t_b^2) / (1 - t_b^2)^2.
-HVAE_HD double ig_t_window(double kappa, double m, double t_b, double omt_b, double opt_b, double dir,
-                           double target) {
+HVAE_HD double ig_t_window(double kappa, double m, double t_b, double omt_b, double opt_b, double dir, double target) {
   const double x_max = dir > 0.0 ? omt_b : opt_b;
   if (m == 0.0) {
     const double x = target / kappa;
@@ -385,7 +385,8 @@ HVAE_HD double ig_atan2_rough(double y, double x) {
   const double ax = ::fabs(x), ay = ::fabs(y);
   const double mx = ax > ay ? ax : ay, mn = ax > ay ? ay : ax;
   const double a = mx > 0.0 ? mn / mx : 0.0, s = a * a;
-  double r = a * (0.99997726 + s * (-0.33262347 + s * (0.19354346 + s * (-0.11643287 + s * (0.05265332 + s * -0.01172120)))));
+  double r =
+      a * (0.99997726 + s * (-0.33262347 + s * (0.19354346 + s * (-0.11643287 + s * (0.05265332 + s * -0.01172120)))));
   if (ay > ax) r = 0.5 * kPi - r;
   if (x < 0.0) r = kPi - r;
   return y < 0.0 ? -r : r;
@@ -468,7 +469,7 @@ HVAE_HD IgSetup ig_setup(double omw, double kappa, double d) {
     omc_star = 1.0 - c_star;
   }
   const bool mode_above = omw > omc_star;  // t* > w, th* < th_w: the mode is on the side [w, 1]
-  const double star_dt = omw - omc_star;  // t* - w
+  const double star_dt = omw - omc_star;   // t* - w
   const double target = kImplicitGradDrop;
   // on the side [w, 1] the factor e^{kappa (cos th - w)} <= e^{kappa omw} must not overflow when squaring
   const bool pow_up = p.npow >= 0 && kappa * omw <= 650.0;
@@ -510,8 +511,8 @@ HVAE_HD bool ig_one_sided(const IgSetup& s, double A, double* out) {
         // consistent and integrate e^{l - l(w)} ~ e^{kappa (t* - w)} (inf on the device, clamped on the
         // host); the log of the ratio is then formed from its factors instead, as in ig_a_free's shift.
         const double y = -star_dt * (2.0 * p.w + star_dt) / (omw * (2.0 - omw));
-        const double log_ratio = y >= -0.5 ? ::log1p(y)
-                                           : (::log(omc_star) + ::log1p(c_star)) - (::log(omw) + ::log(2.0 - omw));
+        const double log_ratio =
+            y >= -0.5 ? ::log1p(y) : (::log(omc_star) + ::log1p(c_star)) - (::log(omw) + ::log(2.0 - omw));
         consistent = kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * log_ratio) <= 25.0;
       }
     } else {
@@ -567,8 +568,8 @@ HVAE_HD double ig_a_free(const IgSetup& s) {
   }
   // shift = l(t*) - l(w), in t (no cancellation): kappa (t* - w) + (m/2) log((1 - t*^2) / (1 - w^2))
   const double omc2 = omc_star * (1.0 + c_star);
-  const double shift =
-      kappa * star_dt + (m == 0.0 ? 0.0 : 0.5 * m * (::log(omc_star) + ::log1p(c_star) - ::log(omw) - ::log(2.0 - omw)));
+  const double shift = kappa * star_dt +
+                       (m == 0.0 ? 0.0 : 0.5 * m * (::log(omc_star) + ::log1p(c_star) - ::log(omw) - ::log(2.0 - omw)));
   const double curv_star = kappa * c_star + (m == 0.0 ? 0.0 : m / omc2);
   const IgAngle th_w = ig_angle(omw, 2.0 - omw);
   const IgAngle th_s = ig_angle(omc_star, 1.0 + c_star);

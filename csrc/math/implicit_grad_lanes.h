@@ -12,7 +12,6 @@
 
 #include "implicit_grad_single.h"
 
-
 namespace hvae {
 namespace math {
 namespace detail {
@@ -32,8 +31,17 @@ HVAE_ALWAYS_INLINE IgLane ig_lanes_get(const IgLanes& L, int k) {
                 L.tb[k], L.omtb[k], L.optb[k],  L.dtoff[k], L.dir[k],   L.inv_b[k]};
 }
 HVAE_ALWAYS_INLINE void ig_lanes_put(IgLanes& L, int k, const IgLane& p) {
-  L.w[k] = p.w; L.omw[k] = p.omw; L.sin_w[k] = p.sin_w; L.cot_w[k] = p.cot_w; L.kappa[k] = p.kappa;
-  L.wma[k] = p.wma; L.tb[k] = p.tb; L.omtb[k] = p.omtb; L.optb[k] = p.optb; L.dtoff[k] = p.dtoff; L.dir[k] = p.dir;
+  L.w[k] = p.w;
+  L.omw[k] = p.omw;
+  L.sin_w[k] = p.sin_w;
+  L.cot_w[k] = p.cot_w;
+  L.kappa[k] = p.kappa;
+  L.wma[k] = p.wma;
+  L.tb[k] = p.tb;
+  L.omtb[k] = p.omtb;
+  L.optb[k] = p.optb;
+  L.dtoff[k] = p.dtoff;
+  L.dir[k] = p.dir;
   L.inv_b[k] = p.inv_b;
 }
 
@@ -128,8 +136,8 @@ HVAE_ALWAYS_INLINE void ig_lanes_quadrature_impl(const IgLanes& L, double m, dou
 // One batch of cnt <= kIgLanes samples: the setup of every sample, the samples that may run in the lanes moved
 // to the front (none moves in the usual batch, where all may), then the three steps. Returns the number of
 // lanes run: res[k] is the result of sample L.src[k]; the other samples are the caller's (scalar path).
-HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kappa, const double* A, int cnt,
-                                           double m, bool pow, IgLanes& L, double* res) {
+HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kappa, const double* A, int cnt, double m,
+                                           bool pow, IgLanes& L, double* res) {
   double ok[kIgLanes];
   ig_lanes_setup_all(omw, kappa, A, cnt, m, pow, L, ok);
   int n = 0;
@@ -150,7 +158,7 @@ HVAE_ALWAYS_INLINE int ig_lanes_batch_impl(const double* omw, const double* kapp
 }
 // Compiled for the baseline ISA and (x86, gcc/clang) for AVX2 + FMA and AVX-512, picked at run time as in
 // implicit_grad.h.
-#define HVAE_IG_LANES_BATCH(NAME, ATTR)                                                                        \
+#define HVAE_IG_LANES_BATCH(NAME, ATTR)                                                                      \
   ATTR inline int NAME(const double* omw, const double* kappa, const double* A, int cnt, double m, bool pow, \
                        IgLanes& L, double* res) {                                                            \
     return ig_lanes_batch_impl(omw, kappa, A, cnt, m, pow, L, res);                                          \

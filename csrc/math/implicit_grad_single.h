@@ -31,32 +31,32 @@ namespace detail {
 #ifndef HVAE_IG_LANES_DROP
 #define HVAE_IG_LANES_DROP 22.0
 #endif
-constexpr int kIgLanesNodes = HVAE_IG_LANES_NODES;   // Gauss-Legendre nodes per panel for a float32 result
-constexpr double kIgLanesDrop = HVAE_IG_LANES_DROP;  // window: l within ~22 of its maximum on the side
+constexpr int kIgLanesNodes = HVAE_IG_LANES_NODES;            // Gauss-Legendre nodes per panel for a float32 result
+constexpr double kIgLanesDrop = HVAE_IG_LANES_DROP;           // window: l within ~22 of its maximum on the side
 constexpr double kIgLanesTolLo = -6.0, kIgLanesTolHi = 10.0;  // accepted drop: target + [lo, hi]
 constexpr int kIgLanesWindowSteps = 12;                       // Newton steps of the window search, at most
 
 // The positive half of the rule (the rule is symmetric): nodes, weights.
 #if HVAE_IG_LANES_NODES == 14
-#define HVAE_IG_LANES_X_VALUES                                                                                 \
-  1.08054948707343668e-01, 3.19112368927889745e-01, 5.15248636358154100e-01, 6.87292904811685479e-01,        \
+#define HVAE_IG_LANES_X_VALUES                                                                        \
+  1.08054948707343668e-01, 3.19112368927889745e-01, 5.15248636358154100e-01, 6.87292904811685479e-01, \
       8.27201315069765020e-01, 9.28434883663573518e-01, 9.86283808696812425e-01
-#define HVAE_IG_LANES_W_VALUES                                                                                 \
-  2.15263853463157934e-01, 2.05198463721295715e-01, 1.85538397477937878e-01, 1.57203167158193630e-01,        \
+#define HVAE_IG_LANES_W_VALUES                                                                        \
+  2.15263853463157934e-01, 2.05198463721295715e-01, 1.85538397477937878e-01, 1.57203167158193630e-01, \
       1.21518570687903310e-01, 8.01580871597599859e-02, 3.51194603317517492e-02
 #elif HVAE_IG_LANES_NODES == 12
-#define HVAE_IG_LANES_X_VALUES                                                                                 \
-  1.25233408511468913e-01, 3.67831498998180184e-01, 5.87317954286617483e-01, 7.69902674194304693e-01,        \
+#define HVAE_IG_LANES_X_VALUES                                                                        \
+  1.25233408511468913e-01, 3.67831498998180184e-01, 5.87317954286617483e-01, 7.69902674194304693e-01, \
       9.04117256370474798e-01, 9.81560634246719244e-01
-#define HVAE_IG_LANES_W_VALUES                                                                                 \
-  2.49147045813402690e-01, 2.33492536538354611e-01, 2.03167426723065730e-01, 1.60078328543346415e-01,        \
+#define HVAE_IG_LANES_W_VALUES                                                                        \
+  2.49147045813402690e-01, 2.33492536538354611e-01, 2.03167426723065730e-01, 1.60078328543346415e-01, \
       1.06939325995319065e-01, 4.71753363865114114e-02
 #elif HVAE_IG_LANES_NODES == 10
-#define HVAE_IG_LANES_X_VALUES                                                                                 \
-  1.48874338981631216e-01, 4.33395394129247213e-01, 6.79409568299024436e-01, 8.65063366688984536e-01,        \
+#define HVAE_IG_LANES_X_VALUES                                                                        \
+  1.48874338981631216e-01, 4.33395394129247213e-01, 6.79409568299024436e-01, 8.65063366688984536e-01, \
       9.73906528517171743e-01
-#define HVAE_IG_LANES_W_VALUES                                                                                 \
-  2.95524224714752815e-01, 2.69266719309996516e-01, 2.19086362515982014e-01, 1.49451349150580393e-01,        \
+#define HVAE_IG_LANES_W_VALUES                                                                        \
+  2.95524224714752815e-01, 2.69266719309996516e-01, 2.19086362515982014e-01, 1.49451349150580393e-01, \
       6.66713443086881380e-02
 #endif
 #if defined(__CUDACC__)
@@ -195,8 +195,7 @@ HVAE_HD_HOT double ig_lane_window_end(const IgLane& p, double x) {
   const double sd = -dt * (w * (2.0 * w + dt) / (st + sin_w) + sin_w);
   const double cd = (w + dt) * w + st * sin_w;
   const double x2 = sd * sd;
-  const double series =
-      sd * (1.0 + x2 * (1.0 / 6.0 + x2 * (3.0 / 40.0 + x2 * (5.0 / 112.0 + x2 * (35.0 / 1152.0)))));
+  const double series = sd * (1.0 + x2 * (1.0 / 6.0 + x2 * (3.0 / 40.0 + x2 * (5.0 / 112.0 + x2 * (35.0 / 1152.0)))));
   // else ig_atan2_rough(sd, cd), branch-free
   const double ax = ::fabs(cd), ay = ::fabs(sd);
   const double mx = ax > ay ? ax : ay, mn = ax > ay ? ay : ax;

@@ -43,10 +43,17 @@ HVAE_HD_HOT void philox4x32_10(const uint32_t ctr[4], uint32_t k0, uint32_t k1, 
     detail::mulhilo32(kMul0, c0, &hi0, &lo0);
     detail::mulhilo32(kMul1, c2, &hi1, &lo1);
     const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
-    c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
-    k0 += kWeyl0; k1 += kWeyl1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += kWeyl0;
+    k1 += kWeyl1;
   }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
 }
 
 // A uniform on the open interval (0, 1) with 53 random bits from two words (27 + 26 bits): never 0, so

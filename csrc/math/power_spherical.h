@@ -25,8 +25,8 @@
 //       dx/da = -(x / a) sum_{n>=0} c_n (log x - psi(a + n + 1)),  c_n = x^n / ((a + 1) ... (a + n)),
 //     summed until the terms are below 1e-17 of the sum (past the largest term; about 8 sqrt(a) terms);
 //   a <= kGammaSeriesMaxShape, x > a + 1: Legendre's continued fraction of Q(a, x) and its derivative in a
-//     (gamma_dshape_fraction); both accurate to ~1e-12 relative (tests/unit/distributions/test_power_spherical.py checks 1e-11
-//     against mpmath);
+//     (gamma_dshape_fraction); both accurate to ~1e-12 relative (tests/unit/distributions/test_power_spherical.py
+//     checks 1e-11 against mpmath);
 //   a > kGammaSeriesMaxShape: [Temme 1979] differentiated in a at fixed x (mu = lambda - 1):
 //       dx/da = lambda Gamma*(a) { mu / eta - eta / 2 + (log lambda - 1 / (2a)) (C_0 + C_1 / a)
 //                                   - (1 + mu) (C_0' + C_1' / a) / a - C_1 / a^2 },
@@ -76,7 +76,8 @@ HVAE_HD_HOT bool gamma_round(const uint32_t* words, double dd, double c, double 
   box_muller(uniform53(words[0], words[1]), uniform53(words[2], words[3]), &x, &unused);
   const double t = 1.0 + c * x;
   const double v = t * t * t, u = uniform53(words[4], words[5]), x2 = x * x;
-  const bool ok = (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (round_log(u) < 0.5 * x2 + dd * (1.0 - v + round_log(v))));
+  const bool ok =
+      (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (round_log(u) < 0.5 * x2 + dd * (1.0 - v + round_log(v))));
   const double scale = boost ? fast_exp(round_log(uniform53(words[6], words[7])) * inv_shape) : 1.0;
   *out = dd * v * scale;
   return ok;
@@ -103,7 +104,7 @@ HVAE_HD double gamma_sample(uint64_t seed, uint64_t row, uint32_t stream, const 
 // The two Gamma variates of sample row `row` (alpha = (d - 1) / 2 + kappa, beta = (d - 1) / 2: gb, the shape of
 // G_b, is the same for every row); returns 1 - t = 2 G_b / (G_a + G_b). NaN for NaN, negative or infinite kappa.
 HVAE_HD double power_spherical_one_minus_t(uint64_t seed, uint64_t row, double kappa, double d, const GammaShape& gb,
-                                          double* g_alpha, double* g_beta) {
+                                           double* g_alpha, double* g_beta) {
   const double beta = 0.5 * (d - 1.0);
   const GammaShape ga = gamma_shape(beta + (kappa >= 0.0 ? kappa : quiet_nan()));
   *g_alpha = gamma_sample(seed, row, kStreamGammaAlpha, ga);
@@ -120,7 +121,8 @@ HVAE_HD double digamma_positive(double x) {
   }
   const double r = 1.0 / x, r2 = r * r;
   const double series =
-      r2 * (1.0 / 12 - r2 * (1.0 / 120 - r2 * (1.0 / 252 - r2 * (1.0 / 240 - r2 * (1.0 / 132 - r2 * (691.0 / 32760))))));
+      r2 *
+      (1.0 / 12 - r2 * (1.0 / 120 - r2 * (1.0 / 252 - r2 * (1.0 / 240 - r2 * (1.0 / 132 - r2 * (691.0 / 32760))))));
   return shift + ::log(x) - 0.5 * r - series;
 }
 
@@ -132,10 +134,12 @@ constexpr int kGammaSeriesMaxTerms = 20000;
 // f1 = mu / eta - eta / 2, C_0 and C_1; 20 terms, |mu| < 1/8.
 constexpr int kTemmeTaylorTerms = 20;
 // 60 coefficients: f1, C_0, C_1, 20 each.
+// clang-format off: one row of coefficients per line
 #define HVAE_TEMME_VALUES \
     1, -0.16666666666666666, 0.083333333333333329, -0.054629629629629632, 0.04035493827160494, -0.031872795414462078, 0.026272597001763667, -0.022308047961983147, 0.019358637841710758, -0.017081443336038137, 0.015271830102717661, -0.013800272608384265, 0.012580864136222359, -0.011554421603303349, 0.010678867349752291, -0.0099234799118405378, 0.0092653140539015397, -0.0086868926695191535, 0.008174673421629761, -0.0077180031382188541, \
     -0.33333333333333331, 0.083333333333333329, -0.042592592592592592, 0.027237654320987653, -0.019477513227513229, 0.01489620076425632, -0.011915478640015678, 0.0098422305200372324, -0.0083280935121802322, 0.0071803483850698593, -0.0062844192721012142, 0.0055682526178851138, -0.0049844456844156584, 0.0045006363572576563, -0.0040940356694601585, 0.0037481681888972334, -0.0034508503769709489, 0.0031928936118061431, -0.0029672473773571044, 0.0027684185377559864, \
     -0.0018518518518518519, -0.003472222222222222, 0.0038029100529100527, -0.003429049088771311, 0.0029881319811875368, -0.0025972581998334313, 0.0022708655428187751, -0.002001612631813119, 0.0017789427446165951, -0.0015934139242758903, 0.0014374305837483469, -0.001305075568638374, 0.0011917732719073143, -0.0010939765389837166, 0.0010089168019233184, -0.00093441463083075227, 0.00086873860827654911, -0.00081050057506413967, 0.00075857763727603454, -0.00071205373339691528
+// clang-format on
 #if defined(__CUDACC__) || defined(__HIPCC__)
 static __constant__ double kTemmeTaylorDevice[3 * kTemmeTaylorTerms] = {HVAE_TEMME_VALUES};
 #endif
@@ -198,20 +202,32 @@ struct GammaFraction {
 };
 HVAE_HD_HOT GammaFraction gamma_fraction_init() {
   GammaFraction s;
-  s.am2 = 1.0; s.am1 = 0.0; s.bm2 = 0.0; s.dam2 = 0.0; s.dam1 = 0.0; s.dbm2 = 0.0; s.dbm1 = 0.0;
-  s.f = 0.0; s.df = 0.0;
+  s.am2 = 1.0;
+  s.am1 = 0.0;
+  s.bm2 = 0.0;
+  s.dam2 = 0.0;
+  s.dam1 = 0.0;
+  s.dbm2 = 0.0;
+  s.dbm1 = 0.0;
+  s.f = 0.0;
+  s.df = 0.0;
   return s;
 }
 HVAE_HD_HOT bool gamma_fraction_step(double a, double x, int n, GammaFraction* s) {
   const double k = n - 1.0;
   const double an = n == 1 ? 1.0 : -k * (k - a), dan = n == 1 ? 0.0 : k;
-  const double bn = x + 2.0 * k + 1.0 - a;  // d bn / da = -1
+  const double bn = x + 2.0 * k + 1.0 - a;                           // d bn / da = -1
   const double A = bn * s->am1 + an * s->am2, B = bn + an * s->bm2;  // bm1 = 1
   const double dA = bn * s->dam1 + an * s->dam2 - s->am1 + dan * s->am2;
   const double dB = bn * s->dbm1 + an * s->dbm2 - 1.0 + dan * s->bm2;
   const double r = 1.0 / B;
-  s->am2 = s->am1 * r; s->am1 = A * r; s->bm2 = r;
-  s->dam2 = s->dam1 * r; s->dam1 = dA * r; s->dbm2 = s->dbm1 * r; s->dbm1 = dB * r;
+  s->am2 = s->am1 * r;
+  s->am1 = A * r;
+  s->bm2 = r;
+  s->dam2 = s->dam1 * r;
+  s->dam1 = dA * r;
+  s->dbm2 = s->dbm1 * r;
+  s->dbm1 = dB * r;
   const double fn = s->am1, dfn = s->dam1 - s->am1 * s->dbm1;
   const bool done = (n > 2) & (::fabs(fn - s->f) <= 1e-16 * ::fabs(fn)) & (::fabs(dfn - s->df) <= 1e-16 * ::fabs(dfn));
   s->f = fn;
@@ -264,19 +280,25 @@ HVAE_HD double gamma_dshape_temme(double a, double x) {
     dc0 = -im * im + deta * ie * ie;
     dc1 = -3.0 * deta * ie * ie * ie * ie + 3.0 * im * im * im * im + 2.0 * im * im * im + im * im / 12.0;
   }
-  const double gamma_star = 1.0 + inv_a * (1.0 / 12 + inv_a * (1.0 / 288 - inv_a * (139.0 / 51840 + inv_a * (571.0 / 2488320))));
+  const double gamma_star =
+      1.0 + inv_a * (1.0 / 12 + inv_a * (1.0 / 288 - inv_a * (139.0 / 51840 + inv_a * (571.0 / 2488320))));
   const double s = c0 + c1 * inv_a;
-  const double braces = f1 + (::log1p(mu) - 0.5 * inv_a) * s - (1.0 + mu) * (dc0 + dc1 * inv_a) * inv_a - c1 * inv_a * inv_a;
+  const double braces =
+      f1 + (::log1p(mu) - 0.5 * inv_a) * s - (1.0 + mu) * (dc0 + dc1 * inv_a) * inv_a - c1 * inv_a * inv_a;
   return lambda * gamma_star * braces;
 }
 
 // dx/da for a Gamma(a) sample x > 0 (see the top of this file). NaN for x <= 0 or non-finite input.
 HVAE_HD double gamma_sample_dshape(double a, double x) {
   switch (gamma_dshape_method(a, x)) {
-    case 0: return gamma_dshape_series(a, x);
-    case 1: return gamma_dshape_fraction(a, x);
-    case 2: return gamma_dshape_temme(a, x);
-    default: return quiet_nan();
+    case 0:
+      return gamma_dshape_series(a, x);
+    case 1:
+      return gamma_dshape_fraction(a, x);
+    case 2:
+      return gamma_dshape_temme(a, x);
+    default:
+      return quiet_nan();
   }
 }
 

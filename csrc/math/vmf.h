@@ -28,10 +28,10 @@
 // size mu log mu cancels; in region S, f is the log of the series itself.
 // The kappa-derivatives need kappa A_d' = kappa (1 - A^2) - (d - 1) A ~ (d - 1)/(2 kappa), whose direct form
 // cancels two terms of size d; see kappa_mean_resultant_derivative.
-// Accuracy against 50-digit mpmath references (tests/unit/distributions/test_entropy_kl_accuracy.py, d in [2, 1e5], kappa in
-// [0.1, 1e12]): entropy 4e-16, KL(vMF || U) 2e-14, KL(vMF || vMF) 9e-14 (relative to max(1, |value|)),
-// kappa A_d' 4e-11 (relative). The second derivatives A_d'' and D' = (kappa A_d')' of the double backward have
-// expansions of their own (below; measured against 60-digit references for d in [2, 1e5], kappa in [0, 1e12]:
+// Accuracy against 50-digit mpmath references (tests/unit/distributions/test_entropy_kl_accuracy.py, d in [2, 1e5],
+// kappa in [0.1, 1e12]): entropy 4e-16, KL(vMF || U) 2e-14, KL(vMF || vMF) 9e-14 (relative to max(1, |value|)), kappa
+// A_d' 4e-11 (relative). The second derivatives A_d'' and D' = (kappa A_d')' of the double backward have expansions of
+// their own (below; measured against 60-digit references for d in [2, 1e5], kappa in [0, 1e12]:
 // docs/second_derivative_accuracy.md).
 #pragma once
 
@@ -55,13 +55,13 @@ HVAE_HD double stirling_remainder(double nu) {
 
 // The large-kappa pieces of the comment at the top, for finite kappa > 0 and d >= 2.
 struct VmfParts {
-  int region;      // the region of bessel.h (kHankel and kDebye: g and t without cancellation)
-  double g;        // -log C_d(kappa) - kappa
-  double t;        // kappa (1 - A_d(kappa))
-  double a;        // A_d(kappa)
-  double eps;      // 1 - A_d(kappa)
-  double u;        // t - (d - 1)/2 (regions H and D; there without cancellation)
-  double f;        // log 0F1(; d/2; kappa^2/4) = -log C_d(kappa) - log |S^{d-1}|
+  int region;  // the region of bessel.h (kHankel and kDebye: g and t without cancellation)
+  double g;    // -log C_d(kappa) - kappa
+  double t;    // kappa (1 - A_d(kappa))
+  double a;    // A_d(kappa)
+  double eps;  // 1 - A_d(kappa)
+  double u;    // t - (d - 1)/2 (regions H and D; there without cancellation)
+  double f;    // log 0F1(; d/2; kappa^2/4) = -log C_d(kappa) - log |S^{d-1}|
   // region D: z = kappa/mu, s = sqrt(1 + z^2), log sum U_k/mu^k; region H: log T
   double z, s, log_sum;
 };
@@ -353,9 +353,9 @@ HVAE_HD void second_derivatives_cumulants(double kappa, double mu, double* a2, d
     if (t <= 1e-18 * s0) break;
   }
   const double m1 = s1 / s0, m2 = s2 / s0, m3 = s3 / s0;        // moments of k - k0
-  const double c2 = m2 - m1 * m1;                              // K_2
+  const double c2 = m2 - m1 * m1;                               // K_2
   const double c3 = (m3 - 3.0 * m1 * m2) + 2.0 * m1 * m1 * m1;  // K_3
-  const double c1 = k0 + m1;                                   // K_1
+  const double c1 = k0 + m1;                                    // K_1
   const double inv = 1.0 / kappa;
   *a2 = 4.0 * ((2.0 * c3 - 3.0 * c2) + c1) * (inv * inv * inv);
   *dprime = ((8.0 * c3 - 8.0 * c2) + 2.0 * c1) * (inv * inv);
@@ -438,10 +438,10 @@ HVAE_HD void second_derivatives_debye(double kappa, double mu, double* a2, doubl
   const double r1 = (sw1 - r * su1) / u0;
   const double r2 = (sw2 - 2.0 * r1 * su1 - r * su2) / u0;
   const double p3 = p2 * p, one_s = 1.0 + s;
-  const double g1 = p3 * r + z * p * r1;                                 // (z p R)'
+  const double g1 = p3 * r + z * p * r1;                                  // (z p R)'
   const double g2 = -3.0 * z * p3 * p2 * r + 2.0 * p3 * r1 + z * p * r2;  // (z p R)''
-  const double f2 = -z * p3 * (1.0 + 2.0 * s) / (one_s * one_s);         // (z/(1+s))''
-  const double zf1 = p3 * ((1.0 + s) - s * s) / one_s;                   // (z (z/(1+s))')'
+  const double f2 = -z * p3 * (1.0 + 2.0 * s) / (one_s * one_s);          // (z/(1+s))''
+  const double zf1 = p3 * ((1.0 + s) - s * s) / one_s;                    // (z (z/(1+s))')'
   *a2 = (f2 + g2) / (mu * mu);
   *dprime = (zf1 + (g1 + z * g2)) / mu;
 }

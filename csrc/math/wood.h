@@ -56,8 +56,8 @@ HVAE_HD_HOT double round_log1p(double y) {
 // Per parameter row: the envelope of [Wood 1994] and the constants of the [MT 2000] Gamma draw.
 struct WoodEnvelope {
   double dm1, b, x0, omx0;
-  double kappa_omx0;       // kappa (1 - x0), formed without overflow or underflow
-  double log1p_x0;         // log(1 + x0)
+  double kappa_omx0;         // kappa (1 - x0), formed without overflow or underflow
+  double log1p_x0;           // log(1 + x0)
   double gamma_dd, gamma_c;  // [MT 2000] for the shape (d - 1) / 2: dd = shape - 1/3, c = 1 / sqrt(9 dd)
 };
 
@@ -109,8 +109,8 @@ HVAE_HD_HOT bool wood_round(const uint32_t* words, const WoodEnvelope& e, bool c
     const double t = 1.0 + e.gamma_c * x;
     const double v = t * t * t, u = uniform53(words[4], words[5]), x2 = x * x;
     // bitwise & and |: both logs are always evaluated, so the host loop has no branches
-    gamma_ok = (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) |
-                            (round_log(u) < 0.5 * x2 + e.gamma_dd * (1.0 - v + round_log(v))));
+    gamma_ok =
+        (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (round_log(u) < 0.5 * x2 + e.gamma_dd * (1.0 - v + round_log(v))));
     const double chi2 = 2.0 * e.gamma_dd * v;
     const double r = __builtin_sqrt(z * z + chi2);
     const bool neg = z < 0.0;
@@ -120,8 +120,7 @@ HVAE_HD_HOT bool wood_round(const uint32_t* words, const WoodEnvelope& e, bool c
   }
   const double den = ome + e.b * eps;
   const double ratio = eps * (1.0 + e.b) / den;
-  const double log_ratio =
-      e.kappa_omx0 * ((ome - eps) / den) + e.dm1 * (round_log1p(e.x0 * ratio) - e.log1p_x0);
+  const double log_ratio = e.kappa_omx0 * ((ome - eps) / den) + e.dm1 * (round_log1p(e.x0 * ratio) - e.log1p_x0);
   *omw = e.omx0 * ratio;
   return gamma_ok & (round_log(uniform53(words[6], words[7])) <= log_ratio);
 }

@@ -22,7 +22,6 @@ import torch
 
 from ..distributions import HypersphericalUniform as _HypersphericalUniform
 from ..distributions import VonMisesFisher as _VonMisesFisher
-
 from .power_spherical import PowerSpherical
 
 __all__ = ["VonMisesFisher", "HypersphericalUniform", "PowerSpherical"]
@@ -33,8 +32,10 @@ class VonMisesFisher(_VonMisesFisher):
 
     def __init__(self, loc, scale, validate_args=None, k: int = 1):
         if k != 1:
-            raise ValueError("k (the reference code's number of rejection proposals per round) must be 1: "
-                             "hvae_ext's sampler needs no such setting")
+            raise ValueError(
+                "k (the reference code's number of rejection proposals per round) must be 1: "
+                "hvae_ext's sampler needs no such setting"
+            )
         super().__init__(loc, scale, validate_args=validate_args)
 
     @property
@@ -51,5 +52,7 @@ class HypersphericalUniform(_HypersphericalUniform):
 
     def __init__(self, dim: int, validate_args=None, device="cpu"):
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim (the manifold dimension d - 1 in the reference convention) must be an int >= 1, got {dim!r}")
+            raise ValueError(
+                f"dim (the manifold dimension d - 1 in the reference convention) must be an int >= 1, got {dim!r}"
+            )
         super().__init__(dim + 1, validate_args=validate_args, device=device)

@@ -165,7 +165,7 @@ def check_vmf_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: t
         raise_concentration(concentration, first[3:], given)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def support_tolerance(dtype: torch.dtype, d: int) -> float:
     """The tolerance of ``constraints.unit_sphere`` (64 eps max(1, sqrt(d)) of the value's dtype), rounded to
     that dtype, in which the constraint compares."""
@@ -178,9 +178,7 @@ def check_sample_on_sphere(dist: Distribution, value: torch.Tensor) -> None:
     test done by the fused check (the same rule as ``unit_sphere.check``; the messages are torch's)."""
     event_dim_start = len(value.size()) - len(dist._event_shape)
     if value.size()[event_dim_start:] != dist._event_shape:
-        raise ValueError(
-            f"The right-most size of value must match event_shape: {value.size()} vs {dist._event_shape}."
-        )
+        raise ValueError(f"The right-most size of value must match event_shape: {value.size()} vs {dist._event_shape}.")
     actual_shape = value.size()
     expected_shape = dist._batch_shape + dist._event_shape
     for i, j in zip(reversed(actual_shape), reversed(expected_shape)):

@@ -166,8 +166,16 @@ def _m_step(x, w, resp, loc_old, kappa_old):
     return pi, loc, kappa
 
 
-def fit_mixture(x, k: int, weight=None, *, max_iter: int = 100, tol: float = 1e-8, seed: int = 0,
-                init_centers: torch.Tensor | None = None) -> MixtureFit:
+def fit_mixture(
+    x,
+    k: int,
+    weight=None,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-8,
+    seed: int = 0,
+    init_centers: torch.Tensor | None = None,
+) -> MixtureFit:
     r"""A mixture of ``k`` von Mises-Fisher distributions fitted to unit vectors by expectation-maximization
     (Banerjee, Dhillon, Ghosh and Sra, 2005: the soft-assignment algorithm moVMF).
 

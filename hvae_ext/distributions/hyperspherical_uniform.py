@@ -14,7 +14,7 @@ from .constraints import unit_sphere
 __all__ = ["HypersphericalUniform"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def log_sphere_area(d: int) -> float:
     """:math:`\\log |S^{d-1}| = \\log 2 + (d/2) \\log \\pi - \\log \\Gamma(d/2)`, from the library's one
     definition (csrc/math/bessel.h): :math:`\\log C_d(0) = -\\log |S^{d-1}|` (float64, once per d)."""
@@ -89,8 +89,9 @@ class HypersphericalUniform(Distribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        return torch.full(self.batch_shape + self.event_shape, 1.0 / self._dim, dtype=self._value_dtype,
-                          device=self._device)
+        return torch.full(
+            self.batch_shape + self.event_shape, 1.0 / self._dim, dtype=self._value_dtype, device=self._device
+        )
 
     def __repr__(self) -> str:
         return f"HypersphericalUniform(dim={self._dim})"

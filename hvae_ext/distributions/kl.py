@@ -16,10 +16,11 @@ from __future__ import annotations
 import torch
 from torch.distributions import register_kl
 
-from .._ops import ops, value_for_autograd
 from .. import special
+from .._ops import value_for_autograd
 from .hyperspherical_uniform import HypersphericalUniform
-from .power_spherical import PowerSpherical, kl_uniform as _ps_kl_uniform
+from .power_spherical import PowerSpherical
+from .power_spherical import kl_uniform as _ps_kl_uniform
 from .von_mises_fisher import VonMisesFisher
 
 

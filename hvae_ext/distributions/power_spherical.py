@@ -22,7 +22,13 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from .._ops import ops
-from ._validation import HALF_DTYPES, as_float_tensor, check_float_value, check_nonnegative_concentration, check_unit_norm
+from ._validation import (
+    HALF_DTYPES,
+    as_float_tensor,
+    check_float_value,
+    check_nonnegative_concentration,
+    check_unit_norm,
+)
 from .constraints import unit_sphere
 from .von_mises_fisher import draw_seed
 
@@ -41,7 +47,7 @@ def _lgamma_shift(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     zb = torch.where(big, z, torch.full_like(z, _ASYMPTOTIC_FROM))
     w = zb + s
     iz, iw = 1.0 / zb, 1.0 / w
-    series = ((iw - iz) / 12.0 - (iw**3 - iz**3) / 360.0 + (iw**5 - iz**5) / 1260.0 - (iw**7 - iz**7) / 1680.0)
+    series = (iw - iz) / 12.0 - (iw**3 - iz**3) / 360.0 + (iw**5 - iz**5) / 1260.0 - (iw**7 - iz**7) / 1680.0
     asym = (zb - 0.5) * torch.log1p(s / zb) + s * torch.log(w) - s + series
     zs = torch.where(big, torch.ones_like(z), z)
     direct = torch.lgamma(zs + s) - torch.lgamma(zs)
@@ -55,8 +61,13 @@ def _digamma_shift(z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     zb = torch.where(big, z, torch.full_like(z, _ASYMPTOTIC_FROM))
     w = zb + s
     iz2, iw2 = 1.0 / (zb * zb), 1.0 / (w * w)
-    asym = (torch.log1p(s / zb) + 0.5 * s / (zb * w) - (iw2 - iz2) / 12.0 + (iw2**2 - iz2**2) / 120.0
-            - (iw2**3 - iz2**3) / 252.0)
+    asym = (
+        torch.log1p(s / zb)
+        + 0.5 * s / (zb * w)
+        - (iw2 - iz2) / 12.0
+        + (iw2**2 - iz2**2) / 120.0
+        - (iw2**3 - iz2**3) / 252.0
+    )
     zs = torch.where(big, torch.ones_like(z), z)
     direct = torch.digamma(zs + s) - torch.digamma(zs)
     return torch.where(big, asym, direct)
@@ -70,8 +81,9 @@ def log_normalizer(kappa: torch.Tensor, d: int) -> torch.Tensor:
     r""":math:`\log C_d(\kappa)` (float64 in, float64 out; differentiable)."""
     beta = 0.5 * (d - 1)
     alpha = kappa + beta
-    return -((alpha + beta) * math.log(2.0) + beta * math.log(math.pi)
-             - _lgamma_shift(alpha, torch.full_like(alpha, beta)))
+    return -(
+        (alpha + beta) * math.log(2.0) + beta * math.log(math.pi) - _lgamma_shift(alpha, torch.full_like(alpha, beta))
+    )
 
 
 def _trigamma(x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +101,7 @@ def _trigamma(x: torch.Tensor) -> torch.Tensor:
 
 
 _TRIGAMMA_SHIFT = 40
-_BERNOULLI_2K = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510, 43867 / 798,
-                 -174611 / 330)
+_BERNOULLI_2K = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510, 43867 / 798, -174611 / 330)
 
 # The KL's Taylor series at kappa = 0 for kappa < _KL_TAYLOR_RATIO * beta: its radius of convergence is beta (the pole
 # of lgamma(kappa + beta) at kappa = -beta), so the terms fall by ~ kappa / beta <= 0.1; 15 terms.

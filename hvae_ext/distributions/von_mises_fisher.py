@@ -244,7 +244,7 @@ class VonMisesFisher(Distribution):
         return tangent.unsqueeze(-1) * (1 - mu2) + radial.unsqueeze(-1) * mu2
 
     @classmethod
-    def fit(cls, x, weight=None, validate_args=None) -> "VonMisesFisher":
+    def fit(cls, x, weight=None, validate_args=None) -> VonMisesFisher:
         r"""The maximum-likelihood von Mises-Fisher distribution of points ``x``.
 
         Args:

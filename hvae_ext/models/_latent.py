@@ -9,8 +9,6 @@ concatenation of the factors, shape ``(..., D)``. Shared by :mod:`.vae` and :mod
 
 from __future__ import annotations
 
-from typing import Union
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,7 +16,7 @@ from torch.distributions import Independent
 
 from ..distributions import HypersphericalUniform, VonMisesFisher
 
-Posterior = Union[VonMisesFisher, Independent]
+Posterior = VonMisesFisher | Independent
 
 
 def check_spheres(spheres: int) -> int:
@@ -45,8 +43,10 @@ def split(raw_loc: Tensor, raw_kappa: Tensor, spheres: int, kappa_floor: float, 
     (..., spheres), or for one sphere (..., 1) or (...): kappa = softplus(raw_kappa) + kappa_floor, shape (...)
     for one sphere, (..., spheres) for a product."""
     if not isinstance(raw_loc, Tensor) or not isinstance(raw_kappa, Tensor):
-        raise TypeError(f"{who}: the encoder must return two tensors (direction logits, concentration logits), "
-                        f"got {type(raw_loc).__name__} and {type(raw_kappa).__name__}")
+        raise TypeError(
+            f"{who}: the encoder must return two tensors (direction logits, concentration logits), "
+            f"got {type(raw_loc).__name__} and {type(raw_kappa).__name__}"
+        )
     if raw_loc.dim() < 1:
         raise ValueError(f"{who}: the direction logits must have shape (N, D), got a scalar")
     batch = raw_loc.shape[:-1]
@@ -57,13 +57,17 @@ def split(raw_loc: Tensor, raw_kappa: Tensor, spheres: int, kappa_floor: float, 
         elif raw_kappa.shape == batch:
             kappa = F.softplus(raw_kappa) + kappa_floor
         else:
-            raise ValueError(f"{who}: the concentration logits must have shape (N, 1) or (N,) for direction logits "
-                             f"of shape (N, D) = {tuple(raw_loc.shape)} (one sphere), got {tuple(raw_kappa.shape)}")
+            raise ValueError(
+                f"{who}: the concentration logits must have shape (N, 1) or (N,) for direction logits "
+                f"of shape (N, D) = {tuple(raw_loc.shape)} (one sphere), got {tuple(raw_kappa.shape)}"
+            )
         return F.normalize(raw_loc, dim=-1), kappa
     if raw_kappa.shape != batch + (spheres,):
-        raise ValueError(f"{who}: the concentration logits must have shape (N, spheres) = "
-                         f"{tuple(batch + (spheres,))}, one per sphere factor, for direction logits of shape "
-                         f"{tuple(raw_loc.shape)} and spheres = {spheres}, got {tuple(raw_kappa.shape)}")
+        raise ValueError(
+            f"{who}: the concentration logits must have shape (N, spheres) = "
+            f"{tuple(batch + (spheres,))}, one per sphere factor, for direction logits of shape "
+            f"{tuple(raw_loc.shape)} and spheres = {spheres}, got {tuple(raw_kappa.shape)}"
+        )
     mu = F.normalize(raw_loc.unflatten(-1, (spheres, m1)), dim=-1).flatten(-2)
     return mu, F.softplus(raw_kappa) + kappa_floor
 
@@ -77,7 +81,7 @@ def posterior(mu: Tensor, kappa: Tensor, spheres: int) -> Posterior:
     return Independent(VonMisesFisher(unflatten(mu, spheres), kappa, validate_args=False), 1)
 
 
-def prior(latent_dim: int, spheres: int, device=None, dtype=None) -> Union[HypersphericalUniform, Independent]:
+def prior(latent_dim: int, spheres: int, device=None, dtype=None) -> HypersphericalUniform | Independent:
     """The uniform distribution on the sphere (one factor) or on every factor of the product."""
     if spheres == 1:
         return HypersphericalUniform(latent_dim, validate_args=False, device=device, dtype=dtype)

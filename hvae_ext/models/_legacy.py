@@ -30,6 +30,8 @@ class LegacySizes(type(nn.Module)):
                 f"modules. For the same built-in network (same parameters for the same seed) use "
                 f"{cls.__name__}.{builder}({cls.legacy_first}, ...) with the same arguments; for your own network "
                 f"{cls.__name__}({'encoder, decoder' if cls.legacy_first == 'latent_dim' else 'encoder'}, ...).",
-                DeprecationWarning, stacklevel=2)
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return getattr(cls, builder)(*args, **kwargs)
         return super().__call__(*args, **kwargs)

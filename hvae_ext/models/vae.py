@@ -27,7 +27,8 @@ and ``latent_mean(x)`` (the posterior location: mu, on the sphere(s) for the S-V
 from __future__ import annotations
 
 import math
-from typing import Sequence, cast
+from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -64,12 +65,12 @@ class EnsembleLinear(nn.Module):
                 self.bias[e].copy_(layer.bias)
 
     @classmethod
-    def from_linears(cls, layers: Sequence[nn.Linear]) -> "EnsembleLinear":
+    def from_linears(cls, layers: Sequence[nn.Linear]) -> EnsembleLinear:
         out = cls.__new__(cls)
         nn.Module.__init__(out)
         out.members, out.in_features, out.out_features = len(layers), layers[0].in_features, layers[0].out_features
-        out.weight = nn.Parameter(torch.stack([l.weight.detach() for l in layers]).clone())
-        out.bias = nn.Parameter(torch.stack([l.bias.detach() for l in layers]).clone())
+        out.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]).clone())
+        out.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]).clone())
         return out
 
     def member(self, e: int) -> nn.Linear:
@@ -89,8 +90,10 @@ class EnsembleLinear(nn.Module):
             flat = x.unsqueeze(0).expand(self.members, -1, -1)
             y = torch.baddbmm(self.bias.unsqueeze(1), flat, self.weight.transpose(1, 2))
             return y
-        raise ValueError(f"EnsembleLinear with {self.members} members takes (B, {self.in_features}) rows shared "
-                         f"by all members or ({self.members}, ..., {self.in_features}), got {tuple(shape)}")
+        raise ValueError(
+            f"EnsembleLinear with {self.members} members takes (B, {self.in_features}) rows shared "
+            f"by all members or ({self.members}, ..., {self.in_features}), got {tuple(shape)}"
+        )
 
     def extra_repr(self) -> str:
         return f"members={self.members}, in_features={self.in_features}, out_features={self.out_features}"
@@ -111,6 +114,7 @@ class MLP(nn.Sequential):
 
 def _replace_linears(module: nn.Module, make) -> None:
     """Replaces, in place, every nn.Linear / EnsembleLinear child (recursively) by ``make(name_path, child)``."""
+
     def visit(mod: nn.Module, prefix: str) -> None:
         for name, child in list(mod.named_children()):
             path = f"{prefix}{name}"
@@ -118,6 +122,7 @@ def _replace_linears(module: nn.Module, make) -> None:
                 setattr(mod, name, make(path, child))
             else:
                 visit(child, path + ".")
+
     visit(module, "")
 
 
@@ -136,7 +141,7 @@ def stack_ensemble(models: Sequence[nn.Module]) -> nn.Module:
     others = [dict(m.named_modules()) for m in models]
     stacked = copy.deepcopy(first)
     _replace_linears(stacked, lambda path, _: EnsembleLinear.from_linears([mods[path] for mods in others]))
-    setattr(stacked, "members", len(models))
+    stacked.members = len(models)
     return stacked
 
 
@@ -175,11 +180,14 @@ def _former_mlp_keys(module, state_dict, prefix) -> None:
     if f"{prefix}enc_loc.weight" not in state_dict or not isinstance(module.encoder, MLPEncoder):
         return
     for key in [k for k in state_dict if k.startswith(prefix)]:
-        rest = key[len(prefix):]
-        for old, new in (("encoder.", "encoder.trunk."), ("enc_loc.", "encoder.loc."),
-                         ("enc_second.", "encoder.second.")):
+        rest = key[len(prefix) :]
+        for old, new in (
+            ("encoder.", "encoder.trunk."),
+            ("enc_loc.", "encoder.loc."),
+            ("enc_second.", "encoder.second."),
+        ):
             if rest.startswith(old):
-                state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)
+                state_dict[prefix + new + rest[len(old) :]] = state_dict.pop(key)
                 break
 
 
@@ -317,8 +325,7 @@ class _VAE(nn.Module, metaclass=LegacySizes):
         ll = torch.logsumexp(torch.stack(lse_chunks), dim=0) - math.log(num_samples)
         recon = recon_sum / num_samples
         kl = self._kl(q)
-        return {"log_likelihood": ll, "elbo": recon - kl, "recon": recon, "kl": kl,
-                "elbo_mc": log_w_sum / num_samples}
+        return {"log_likelihood": ll, "elbo": recon - kl, "recon": recon, "kl": kl, "elbo_mc": log_w_sum / num_samples}
 
 
 class NVAE(_VAE):
@@ -340,30 +347,37 @@ class NVAE(_VAE):
         self.min_scale = float(min_scale)
 
     @classmethod
-    def mlp(cls, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
-            min_scale: float = 1e-5) -> "NVAE":
+    def mlp(
+        cls, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM, min_scale: float = 1e-5
+    ) -> NVAE:
         """The MLP N-VAE of Davidson et al. (2018): encoder ``data_dim``-``hidden`` (ReLU) with two linear
         heads of width ``latent_dim``, decoder ``latent_dim``-``reversed(hidden)``-``data_dim`` (ReLU
         between layers)."""
         _check_mlp_sizes(latent_dim, hidden)
         hidden = tuple(hidden)
-        model = cls(MLPEncoder(data_dim, hidden, latent_dim, latent_dim), MLP((latent_dim, *reversed(hidden), data_dim)),
-                    min_scale=min_scale)
+        model = cls(
+            MLPEncoder(data_dim, hidden, latent_dim, latent_dim),
+            MLP((latent_dim, *reversed(hidden), data_dim)),
+            min_scale=min_scale,
+        )
         model.latent_dim, model.data_dim, model.hidden = int(latent_dim), int(data_dim), hidden
         return model
 
     def _posterior(self, loc, second):
         if loc.shape != second.shape:
-            raise ValueError(f"NVAE: the encoder's loc and scale logits must have the same shape (B, D), got "
-                             f"{tuple(loc.shape)} and {tuple(second.shape)}")
+            raise ValueError(
+                f"NVAE: the encoder's loc and scale logits must have the same shape (B, D), got "
+                f"{tuple(loc.shape)} and {tuple(second.shape)}"
+            )
         return Normal(loc, F.softplus(second) + self.min_scale, validate_args=False)
 
     def prior(self, device=None, dtype=None, latent_dim: int | None = None) -> Normal:
         """N(0, I) on R^D (``latent_dim`` defaults to the model's, known for :meth:`mlp` models)."""
         d = self.latent_dim if latent_dim is None else latent_dim
         if d is None:
-            raise ValueError("NVAE.prior: pass latent_dim (the size of z); it is known only for models built by "
-                             "NVAE.mlp")
+            raise ValueError(
+                "NVAE.prior: pass latent_dim (the size of z); it is known only for models built by NVAE.mlp"
+            )
         zero = torch.zeros(d, device=device, dtype=dtype)
         return Normal(zero, torch.ones_like(zero), validate_args=False)
 
@@ -410,8 +424,15 @@ class SVAE(_VAE):
         self.kappa_floor = float(kappa_floor)
 
     @classmethod
-    def mlp(cls, latent_dim: int, hidden: Sequence[int] = (256, 128), data_dim: int = MNIST_DIM,
-            kappa_floor: float = 1.0, *, spheres: int = 1) -> "SVAE":
+    def mlp(
+        cls,
+        latent_dim: int,
+        hidden: Sequence[int] = (256, 128),
+        data_dim: int = MNIST_DIM,
+        kappa_floor: float = 1.0,
+        *,
+        spheres: int = 1,
+    ) -> SVAE:
         """The MLP S-VAE of Davidson et al. (2018): encoder ``data_dim``-``hidden`` (ReLU) with a direction
         head of width ``latent_dim`` (D, the size of z) and a concentration head of width ``spheres``, decoder
         ``latent_dim``-``reversed(hidden)``-``data_dim`` (ReLU between layers)."""
@@ -422,8 +443,12 @@ class SVAE(_VAE):
         factor_size(latent_dim, check_spheres(spheres), "SVAE.mlp")
         _check_mlp_sizes(latent_dim, hidden)
         hidden = tuple(hidden)
-        model = cls(MLPEncoder(data_dim, hidden, latent_dim, spheres), MLP((latent_dim, *reversed(hidden), data_dim)),
-                    spheres=spheres, kappa_floor=kappa_floor)
+        model = cls(
+            MLPEncoder(data_dim, hidden, latent_dim, spheres),
+            MLP((latent_dim, *reversed(hidden), data_dim)),
+            spheres=spheres,
+            kappa_floor=kappa_floor,
+        )
         model.latent_dim, model.data_dim, model.hidden = int(latent_dim), int(data_dim), hidden
         return model
 
@@ -442,8 +467,9 @@ class SVAE(_VAE):
         size of z, defaults to the model's, known for :meth:`mlp` models)."""
         d = self.latent_dim if latent_dim is None else latent_dim
         if d is None:
-            raise ValueError("SVAE.prior: pass latent_dim (the size of z); it is known only for models built by "
-                             "SVAE.mlp")
+            raise ValueError(
+                "SVAE.prior: pass latent_dim (the size of z); it is known only for models built by SVAE.mlp"
+            )
         factor_size(d, self.spheres, "SVAE.prior")
         # no support check in log_prob: the value is a constant, and the check (on by default in torch)
         # costs time on every importance sample

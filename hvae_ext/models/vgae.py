@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import kl_divergence
+from torch.distributions import Distribution, kl_divergence
 
 try:
     from torch_geometric.nn import GCNConv
@@ -70,7 +69,7 @@ class _SparseInputLinear(Linear):
     """torch_geometric's ``Linear`` (same parameters and initialisation) that multiplies a CSR input with
     :class:`_CSRLinearFunction` when the encoder has handed it that input's transpose."""
 
-    _transpose_of: Optional[tuple[Tensor, Tensor]] = None
+    _transpose_of: tuple[Tensor, Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         pair = self._transpose_of
@@ -94,8 +93,14 @@ class GCNEncoder(nn.Module):
     unconstrained concentration (S-VGAE, ``second_channels = 1``).
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 32, out_channels: int = 16,
-                 second_channels: Optional[int] = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int = 32,
+        out_channels: int = 16,
+        second_channels: int | None = None,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.conv1 = GCNConv(in_channels, hidden_channels)
         if type(self.conv1.lin) is Linear:  # same module and parameters, plus the CSR product
@@ -107,7 +112,7 @@ class GCNEncoder(nn.Module):
     #: a dense CPU feature matrix with at most this fraction of nonzeros enters the first layer as CSR
     SPARSE_INPUT_DENSITY = 0.1
 
-    def _sparse_input(self, x: Tensor) -> Optional[tuple[Tensor, Tensor, Tensor]]:
+    def _sparse_input(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
         """``(csr, csr_t, perm)`` for a mostly-zero dense CPU matrix ``x`` that needs no gradient
         (bag-of-words features: ~1% nonzeros), else None: ``csr`` is x in CSR form, ``csr_t`` is x^T in CSR
         form and ``csr_t.values() == csr.values()[perm]``. The first layer's product ``x W^T`` and its weight
@@ -126,12 +131,15 @@ class GCNEncoder(nn.Module):
             crow = torch.ops.aten._convert_indices_from_coo_to_csr(rows, x.size(0))
             perm = torch.argsort(cols * x.size(0) + rows)  # (col, row) order: the CSR order of x^T
             crow_t = torch.ops.aten._convert_indices_from_coo_to_csr(cols[perm], x.size(1))
-            out = (_csr(crow, cols, values, x.shape), _csr(crow_t, rows[perm], values[perm], (x.size(1), x.size(0))),
-                   perm)
+            out = (
+                _csr(crow, cols, values, x.shape),
+                _csr(crow_t, rows[perm], values[perm], (x.size(1), x.size(0))),
+                perm,
+            )
         self._csr_cache = (x, x._version, out)
         return out
 
-    def _input(self, x: Tensor) -> tuple[Tensor, Optional[Tensor]]:
+    def _input(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """The first layer's input and, for a CSR input, its transpose: ``x`` (CSR when
         :meth:`_sparse_input` applies) with dropout in training.
 
@@ -146,8 +154,10 @@ class GCNEncoder(nn.Module):
         values = csr.values()
         keep = torch.rand(values.shape, dtype=values.dtype, device=values.device) >= self.dropout
         values = torch.where(keep, values * (1.0 / (1.0 - self.dropout)), 0.0)
-        return (_csr(csr.crow_indices(), csr.col_indices(), values, csr.shape),
-                _csr(csr_t.crow_indices(), csr_t.col_indices(), values[perm], csr_t.shape))
+        return (
+            _csr(csr.crow_indices(), csr.col_indices(), values, csr.shape),
+            _csr(csr_t.crow_indices(), csr_t.col_indices(), values[perm], csr_t.shape),
+        )
 
     def _hidden_dropout(self, h: Tensor) -> Tensor:
         """``F.dropout(h)`` as a uniform-threshold mask (same law; cheaper than CPU ``bernoulli_``)."""
@@ -212,7 +222,7 @@ class _StableReconLoss:
 
     decoder: nn.Module  # set by torch_geometric's GAE
 
-    def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Optional[Tensor] = None) -> Tensor:
+    def recon_loss(self, z: Tensor, pos_edge_index: Tensor, neg_edge_index: Tensor | None = None) -> Tensor:
         pos_loss = -F.logsigmoid(_edge_logits(self.decoder, z, pos_edge_index)).mean()
         if neg_edge_index is None:
             neg_edge_index = negative_sampling(pos_edge_index, z.size(0))
@@ -235,14 +245,20 @@ class NVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
     legacy_builder = "gcn"
     legacy_first = "in_channels"
 
-    def __init__(self, encoder: nn.Module, decoder: Optional[nn.Module] = None):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module | None = None):
         super().__init__(encoder, decoder)
         #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
-        self.latent_dim: Optional[int] = None
+        self.latent_dim: int | None = None
 
     @classmethod
-    def gcn(cls, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16,
-            decoder: Optional[nn.Module] = None, dropout: float = 0.0) -> "NVGAE":
+    def gcn(
+        cls,
+        in_channels: int,
+        hidden_channels: int = 32,
+        latent_dim: int = 16,
+        decoder: nn.Module | None = None,
+        dropout: float = 0.0,
+    ) -> NVGAE:
         """The two-layer GCN encoder of Kipf & Welling (2016) (:class:`GCNEncoder`: a shared GCN layer of
         width ``hidden_channels`` with ReLU, GCN heads of width ``latent_dim`` for mu and log sigma), with
         ``dropout`` on its input and hidden layer."""
@@ -256,11 +272,14 @@ class NVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         """Returns z ~ N(mu, sigma^2) in training mode, mu in eval mode (torch_geometric's ``VGAE.encode``)."""
         out = self.encoder(*args, **kwargs)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise TypeError(f"NVGAE: the encoder must return a pair (mu (N, D), logstd (N, D)), got "
-                            f"{type(out).__name__}")
+            raise TypeError(
+                f"NVGAE: the encoder must return a pair (mu (N, D), logstd (N, D)), got {type(out).__name__}"
+            )
         if out[0].shape != out[1].shape:
-            raise ValueError(f"NVGAE: the encoder's mu and logstd must have the same shape (N, D), got "
-                             f"{tuple(out[0].shape)} and {tuple(out[1].shape)}")
+            raise ValueError(
+                f"NVGAE: the encoder's mu and logstd must have the same shape (N, D), got "
+                f"{tuple(out[0].shape)} and {tuple(out[1].shape)}"
+            )
         self.__mu__, logstd = out
         self.__logstd__ = logstd.clamp(max=MAX_LOGSTD)
         return self.reparametrize(self.__mu__, self.__logstd__)
@@ -295,9 +314,17 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
     legacy_builder = "gcn"
     legacy_first = "in_channels"
 
-    def __init__(self, encoder: nn.Module, decoder: Optional[nn.Module] = None, *, spheres: int = 1,
-                 kappa_floor: float = 1.0, decoder_scale: float = 10.0, decoder_bias: float = 0.0,
-                 learn_scale: bool = True):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module | None = None,
+        *,
+        spheres: int = 1,
+        kappa_floor: float = 1.0,
+        decoder_scale: float = 10.0,
+        decoder_bias: float = 0.0,
+        learn_scale: bool = True,
+    ):
         spheres = check_spheres(spheres)
         if not kappa_floor >= 0:
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
@@ -309,13 +336,24 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         self.spheres = spheres
         self.kappa_floor = float(kappa_floor)
         #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
-        self.latent_dim: Optional[int] = None
+        self.latent_dim: int | None = None
         self.__posterior__ = None
 
     @classmethod
-    def gcn(cls, in_channels: int, hidden_channels: int = 32, latent_dim: int = 16, kappa_floor: float = 1.0,
-            decoder: Optional[nn.Module] = None, decoder_scale: float = 10.0, decoder_bias: float = 0.0,
-            learn_scale: bool = True, dropout: float = 0.0, *, spheres: int = 1) -> "SVGAE":
+    def gcn(
+        cls,
+        in_channels: int,
+        hidden_channels: int = 32,
+        latent_dim: int = 16,
+        kappa_floor: float = 1.0,
+        decoder: nn.Module | None = None,
+        decoder_scale: float = 10.0,
+        decoder_bias: float = 0.0,
+        learn_scale: bool = True,
+        dropout: float = 0.0,
+        *,
+        spheres: int = 1,
+    ) -> SVGAE:
         """The two-layer GCN encoder of Kipf & Welling (2016) (:class:`GCNEncoder`: a shared GCN layer of
         width ``hidden_channels`` with ReLU, a GCN head of width ``latent_dim`` (D, the size of z) for the
         directions and one of width ``spheres`` for the concentrations), with ``dropout`` on its input and
@@ -326,12 +364,19 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
         factor_size(latent_dim, check_spheres(spheres), "SVGAE.gcn")
         encoder = GCNEncoder(in_channels, hidden_channels, latent_dim, second_channels=spheres, dropout=dropout)
-        model = cls(encoder, decoder, spheres=spheres, kappa_floor=kappa_floor, decoder_scale=decoder_scale,
-                    decoder_bias=decoder_bias, learn_scale=learn_scale)
+        model = cls(
+            encoder,
+            decoder,
+            spheres=spheres,
+            kappa_floor=kappa_floor,
+            decoder_scale=decoder_scale,
+            decoder_bias=decoder_bias,
+            learn_scale=learn_scale,
+        )
         model.latent_dim = latent_dim
         return model
 
-    def posterior(self, loc: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> Distribution:
+    def posterior(self, loc: Tensor | None = None, kappa: Tensor | None = None) -> Distribution:
         """q(z) of the last encoding, or of the given mean directions ``loc`` (N, D) (unit vectors, per
         factor, side by side) and concentrations ``kappa`` (N,) or (N, spheres)."""
         if loc is None and kappa is None and self.__posterior__ is not None:
@@ -345,8 +390,10 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         """Returns z ~ q(z) (N, D) in training mode, the mean direction(s) mu in eval mode."""
         out = self.encoder(*args, **kwargs)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
-            raise TypeError(f"SVGAE: the encoder must return a pair (direction logits (N, D), concentration "
-                            f"logits (N, spheres)), got {type(out).__name__}")
+            raise TypeError(
+                f"SVGAE: the encoder must return a pair (direction logits (N, D), concentration "
+                f"logits (N, spheres)), got {type(out).__name__}"
+            )
         self.__mu__, self.__kappa__ = _latent.split(out[0], out[1], self.spheres, self.kappa_floor, "SVGAE")
         self.__posterior__ = None
         self.__posterior__ = self.posterior()
@@ -354,7 +401,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
             return _latent.sample(self.posterior(), self.spheres)
         return self.__mu__
 
-    def kl_loss(self, mu: Optional[Tensor] = None, kappa: Optional[Tensor] = None) -> Tensor:
+    def kl_loss(self, mu: Tensor | None = None, kappa: Tensor | None = None) -> Tensor:
         """Mean over nodes of KL(q || uniform): for a product, the sum of the factors' KLs."""
         q = self.posterior(mu, kappa)
         loc = q.base_dist.loc if self.spheres > 1 else q.loc

@@ -50,41 +50,60 @@ def failures(results, pair: str = "emulation-cpu") -> list[str]:
         if r.pair != pair:
             continue
         rtol, atol = tolerance(r.op, r.output, r.dtype)
-        ok = r.nonfinite_ok and (r.max_abs <= atol or r.max_rel <= rtol or (math.isfinite(r.max_abs) and r.max_abs == 0))
+        ok = r.nonfinite_ok and (
+            r.max_abs <= atol or r.max_rel <= rtol or (math.isfinite(r.max_abs) and r.max_abs == 0)
+        )
         if not ok:
-            out.append(f"{r.op} {r.dtype} {r.case} {r.output}: max |delta| {r.max_abs:.3g}, max relative {r.max_rel:.3g}"
-                       f" (rtol {rtol:g}, atol {atol:g}){'' if r.nonfinite_ok else ', NaN/inf pattern or dtype differs'}")
+            out.append(
+                f"{r.op} {r.dtype} {r.case} {r.output}: max |delta| {r.max_abs:.3g}, max relative {r.max_rel:.3g}"
+                f" (rtol {rtol:g}, atol {atol:g}){'' if r.nonfinite_ok else ', NaN/inf pattern or dtype differs'}"
+            )
     return out
 
 
 # The seeded faults (fault-injection build): (number, what is broken, file under csrc/, original text, patched
 # text, how the emulation must react: "mismatch" in the named op or "error" matching the text).
 FAULTS = [
-    (1, "lane index: the forward kernel's lane = (threadIdx.x + 1) % 32",
-     "cuda/sample_cuda.cu",
-     "scalar_t* __restrict__ omw_out) {\n  const int lane = threadIdx.x % kWarp;",
-     "scalar_t* __restrict__ omw_out) {\n  const int lane = (threadIdx.x + (::hvae_emu::fault_is(1) ? 1 : 0)) % kWarp;",
-     ("mismatch", "vmf_sample")),
-    (2, "shuffle mask: warp_sum's __shfl_xor_sync with lane 31 left out of the mask",
-     "cuda/sample_cuda.cu",
-     "v += __shfl_xor_sync(kFullMask, v, offset);",
-     "v += __shfl_xor_sync(::hvae_emu::fault_is(2) ? 0x7fffffffu : kFullMask, v, offset);",
-     ("error", "not the full mask")),
-    (3, "stride: the backward's lanes step by 16 coordinates instead of 32",
-     "cuda/sample_cuda.cu",
-     "static_cast<double>(omw_in[r]), d, lane, kWarp, lane == 0",
-     "static_cast<double>(omw_in[r]), d, lane, ::hvae_emu::fault_is(3) ? kWarp / 2 : kWarp, lane == 0",
-     ("mismatch", "vmf_sample_backward")),
-    (4, "device-only math branch: Philox's __umulhi (the __CUDA_ARCH__ branch of mulhilo32) off by one bit",
-     "math/philox.h",
-     "*hi = __umulhi(a, b);",
-     "*hi = __umulhi(a, b) ^ (::hvae_emu::fault_is(4) ? 1u : 0u);",
-     ("mismatch", "vmf_sample")),
-    (5, "divergent shuffle: the lanes past the last row of a partial tile skip the forward's __shfl_sync",
-     "cuda/sample_cuda.cu",
-     "const double omw = __shfl_sync(kFullMask, my_omw, j);",
-     "const double omw = ::hvae_emu::fault_is(5) && my_row >= rows ? my_omw : __shfl_sync(kFullMask, my_omw, j);",
-     ("error", "sample_cuda.cu")),
+    (
+        1,
+        "lane index: the forward kernel's lane = (threadIdx.x + 1) % 32",
+        "cuda/sample_cuda.cu",
+        "scalar_t* __restrict__ omw_out) {\n  const int lane = threadIdx.x % kWarp;",
+        "scalar_t* __restrict__ omw_out) {\n  const int lane = (threadIdx.x + (::hvae_emu::fault_is(1) ? 1 : 0)) % kWarp;",
+        ("mismatch", "vmf_sample"),
+    ),
+    (
+        2,
+        "shuffle mask: warp_sum's __shfl_xor_sync with lane 31 left out of the mask",
+        "cuda/sphere_rows.cuh",
+        "v += __shfl_xor_sync(kFullMask, v, offset);",
+        "v += __shfl_xor_sync(::hvae_emu::fault_is(2) ? 0x7fffffffu : kFullMask, v, offset);",
+        ("error", "not the full mask"),
+    ),
+    (
+        3,
+        "stride: the backward's lanes step by 16 coordinates instead of 32",
+        "cuda/sample_cuda.cu",
+        "static_cast<double>(omw_in[r]), d, lane, kWarp, lane == 0",
+        "static_cast<double>(omw_in[r]), d, lane, ::hvae_emu::fault_is(3) ? kWarp / 2 : kWarp, lane == 0",
+        ("mismatch", "vmf_sample_backward"),
+    ),
+    (
+        4,
+        "device-only math branch: Philox's __umulhi (the __CUDA_ARCH__ branch of mulhilo32) off by one bit",
+        "math/philox.h",
+        "*hi = __umulhi(a, b);",
+        "*hi = __umulhi(a, b) ^ (::hvae_emu::fault_is(4) ? 1u : 0u);",
+        ("mismatch", "vmf_sample"),
+    ),
+    (
+        5,
+        "divergent shuffle: the lanes past the last row of a partial tile skip the forward's __shfl_sync",
+        "cuda/sample_cuda.cu",
+        "const double omw = __shfl_sync(kFullMask, my_omw, j);",
+        "const double omw = ::hvae_emu::fault_is(5) && my_row >= rows ? my_omw : __shfl_sync(kFullMask, my_omw, j);",
+        ("error", "sample_cuda.cu"),
+    ),
 ]
 
 

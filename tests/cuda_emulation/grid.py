@@ -71,7 +71,9 @@ def compare(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float, bool]:
     if a.numel() == 0:
         return 0.0, 0.0, True
     fa, fb = torch.isfinite(a), torch.isfinite(b)
-    ok = bool(torch.equal(fa, fb)) and bool(torch.equal(a[~fb].nan_to_num(0.0, 1.0, -1.0), b[~fb].nan_to_num(0.0, 1.0, -1.0)))
+    ok = bool(torch.equal(fa, fb)) and bool(
+        torch.equal(a[~fb].nan_to_num(0.0, 1.0, -1.0), b[~fb].nan_to_num(0.0, 1.0, -1.0))
+    )
     both = fa & fb
     d = (a[both] - b[both]).abs()
     if d.numel() == 0:
@@ -271,8 +273,19 @@ def run(backends: dict, ops: list[str], dtypes=DTYPES, quick: bool = False, conf
                 for x, y in pairs:
                     for k, (ox, oy) in enumerate(zip(outs[x], outs[y])):
                         mabs, mrel, ok = compare(ox, oy)
-                        results.append(Result(op, str(dtype).replace("torch.", ""), case, f"out{k}", oy.numel(),
-                                              mabs, mrel, ok and ox.dtype == oy.dtype, f"{x}-{y}"))
+                        results.append(
+                            Result(
+                                op,
+                                str(dtype).replace("torch.", ""),
+                                case,
+                                f"out{k}",
+                                oy.numel(),
+                                mabs,
+                                mrel,
+                                ok and ox.dtype == oy.dtype,
+                                f"{x}-{y}",
+                            )
+                        )
     results += _run_checks(backends, pairs, ops)
     for fwd_base, (bwd_base, fwd_labels) in SAMPLERS.items():
         results += _run_sampler(backends, pairs, ops, fwd_base, bwd_base, fwd_labels, dtypes, quick, configure)
@@ -321,8 +334,19 @@ def _run_checks(backends, pairs, ops):
         outs = {name: get(op)(x.to(device), *extra).cpu() for name, (get, device) in backends.items()}
         for a, b in pairs:
             mabs, mrel, ok = compare(outs[a], outs[b])
-            results.append(Result(op, str(x.dtype).replace("torch.", ""), case, "rows", outs[b].numel(), mabs,
-                                  mrel, ok and outs[a].dtype == outs[b].dtype, f"{a}-{b}"))
+            results.append(
+                Result(
+                    op,
+                    str(x.dtype).replace("torch.", ""),
+                    case,
+                    "rows",
+                    outs[b].numel(),
+                    mabs,
+                    mrel,
+                    ok and outs[a].dtype == outs[b].dtype,
+                    f"{a}-{b}",
+                )
+            )
     return results
 
 
@@ -350,15 +374,20 @@ def _run_sampler(backends, pairs, ops, fwd_base, bwd_base, fwd_labels, dtypes, q
                 if fwd:
                     outs_f[name] = [o.cpu() for o in get(fwd)(loc, kap, seed.to(device), S)]
                 if bwd:
-                    outs_b[name] = [o.cpu() for o in get(bwd)(g.to(device), z_ref.to(device), aux_ref.to(device), loc, kap)]
+                    outs_b[name] = [
+                        o.cpu() for o in get(bwd)(g.to(device), z_ref.to(device), aux_ref.to(device), loc, kap)
+                    ]
             for op, outs, labels in ((fwd, outs_f, fwd_labels), (bwd, outs_b, ("grad_loc", "grad_kappa"))):
                 if not op:
                     continue
                 for x, y in pairs:
                     for label, ox, oy in zip(labels, outs[x], outs[y]):
                         mabs, mrel, ok = compare(ox, oy)
-                        results.append(Result(op, dname, case, label, oy.numel(), mabs, mrel,
-                                              ok and ox.dtype == oy.dtype, f"{x}-{y}"))
+                        results.append(
+                            Result(
+                                op, dname, case, label, oy.numel(), mabs, mrel, ok and ox.dtype == oy.dtype, f"{x}-{y}"
+                            )
+                        )
     return results
 
 

@@ -15,8 +15,11 @@ from . import build, checks, grid  # noqa: E402
 
 def main(tool: str) -> int:
     m = build.build(tool)
-    results = grid.run({"cpu": (grid._cpu, "cpu"), "emulation": (lambda n: build.op(m, n), "cpu")},
-                       build.emulated_ops(m), configure=lambda sms: m.configure(sms, 0, 0))
+    results = grid.run(
+        {"cpu": (grid._cpu, "cpu"), "emulation": (lambda n: build.op(m, n), "cpu")},
+        build.emulated_ops(m),
+        configure=lambda sms: m.configure(sms, 0, 0),
+    )
     bad = checks.failures(results)
     print("\n".join(bad))
     print(f"{tool}: {len(results)} comparisons, {len(bad)} outside tolerance")

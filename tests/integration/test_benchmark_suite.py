@@ -20,21 +20,43 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_quick_benchmarks_and_report(tmp_path):
     pytest.importorskip("pytest_benchmark")
     out = tmp_path / "quick.json"
-    cmd = [sys.executable, "-m", "pytest", os.path.join(ROOT, "benchmarks"), "--benchmark-only", "-q",
-           "-p", "no:cacheprovider", "--bench-time", "0.02", "--bench-threads", "1",
-           f"--benchmark-json={out}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        os.path.join(ROOT, "benchmarks"),
+        "--benchmark-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--bench-time",
+        "0.02",
+        "--bench-threads",
+        "1",
+        f"--benchmark-json={out}",
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = json.loads(out.read_text())
     cells = {(b["extra_info"]["kind"], b["extra_info"]["impl"], b["extra_info"]["mode"]) for b in data["benchmarks"]}
-    for needed in [("rsample", "ours", "fwd"), ("rsample", "ours", "fwd+bwd"), ("rsample", "baseline", "fwd"),
-                   ("rsample", "baseline", "fwd+bwd"), ("randn", "randn", "fwd")]:
+    for needed in [
+        ("rsample", "ours", "fwd"),
+        ("rsample", "ours", "fwd+bwd"),
+        ("rsample", "baseline", "fwd"),
+        ("rsample", "baseline", "fwd+bwd"),
+        ("randn", "randn", "fwd"),
+    ]:
         assert needed in cells, f"quick mode lacks the cell {needed}: {sorted(cells)}"
     assert any(kind == "normalizer" for kind, _, _ in cells)
     report_dir = tmp_path / "report"
     report_dir.mkdir()
-    rep = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "report.py"), str(out), "--out",
-                          str(report_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    rep = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "report.py"), str(out), "--out", str(report_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert rep.returncode == 0, rep.stdout[-3000:] + rep.stderr[-3000:]
     text = (report_dir / "README.md").read_text()
     assert "### Targets: speed against the baselines" in text and "PyTorch Wood" in text

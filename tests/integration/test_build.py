@@ -31,14 +31,25 @@ NVCC = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if os.path.exists("/u
 def _configure(tmp_path, *defines, env_extra=None):
     env = {k: v for k, v in os.environ.items() if k not in ("HVAE_WITH_CUDA", "HVAE_CUDA_ARCHITECTURES", "CUDACXX")}
     env.update(env_extra or {})
-    cmd = [CMAKE, "-S", str(ROOT), "-B", str(tmp_path / "build"), f"-DPython_EXECUTABLE={sys.executable}",
-           *[f"-D{d}" for d in defines]]
+    cmd = [
+        CMAKE,
+        "-S",
+        str(ROOT),
+        "-B",
+        str(tmp_path / "build"),
+        f"-DPython_EXECUTABLE={sys.executable}",
+        *[f"-D{d}" for d in defines],
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
 def _arch(mode, archs):
-    r = subprocess.run([CMAKE, f"-DARCHS={archs}", f"-DMODE={mode}", "-P", str(ROOT / "tests/cmake/arch_list.cmake")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [CMAKE, f"-DARCHS={archs}", f"-DMODE={mode}", "-P", str(ROOT / "tests/cmake/arch_list.cmake")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     m = re.search(r"RESULT=(.*)", r.stdout + r.stderr)
     return r.returncode, (m.group(1).strip() if m else r.stdout + r.stderr)
 
@@ -54,8 +65,7 @@ def test_architecture_numbers_are_read_right():
 
 @needs_cmake
 def test_default_architectures_are_sass_for_each_and_ptx_of_the_newest():
-    assert _arch("default", "sm_90;sm_80;sm_100;sm_120;sm_80") == (
-        0, "80-real;90-real;100-real;120-real;120-virtual")
+    assert _arch("default", "sm_90;sm_80;sm_100;sm_120;sm_80") == (0, "80-real;90-real;100-real;120-real;120-virtual")
     assert _arch("default", "90") == (0, "90-real;90-virtual")
 
 
@@ -130,8 +140,11 @@ def test_cuda_tensor_on_a_cpu_only_build_says_how_to_rebuild():
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"hvae_ext::{name}", "CUDA"), name
     loc = torch.nn.functional.normalize(torch.randn(3, 4), dim=-1)
     cuda_keys = torch._C.DispatchKeySet(torch._C.DispatchKey.CUDA)
-    with pytest.raises(RuntimeError, match=r"hvae_ext::vmf_sample got a CUDA tensor, but this build of hvae_ext "
-                                           r"has no CUDA kernels.*HVAE_WITH_CUDA=1 pip install"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"hvae_ext::vmf_sample got a CUDA tensor, but this build of hvae_ext "
+        r"has no CUDA kernels.*HVAE_WITH_CUDA=1 pip install",
+    ):
         torch.ops.hvae_ext.vmf_sample.default.redispatch(cuda_keys, loc, torch.ones(3), torch.tensor([1]), 1)
     with pytest.raises(RuntimeError, match=r"hvae_ext::vmf_log_normalizer got a CUDA tensor.*HVAE_WITH_CUDA"):
         torch.ops.hvae_ext.vmf_log_normalizer.default.redispatch(cuda_keys, torch.ones(3), torch.tensor(3))

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or shutil.which(os.environ.get("CXX", "c++")) is None,
-    reason="the CUDA emulation needs Linux (ucontext) and a C++ compiler")
+    reason="the CUDA emulation needs Linux (ucontext) and a C++ compiler",
+)
 
 from cuda_emulation import build as emu_build  # noqa: E402
 from cuda_emulation import checks, grid  # noqa: E402
@@ -59,8 +59,9 @@ def _run(m, ops=None, perturb=0, quick=False, dtypes=grid.DTYPES):
     ops = ops or emu_build.emulated_ops(m)
     m.configure(4, perturb, 12345)
     try:
-        return grid.run(_backends(m), ops, dtypes=dtypes, quick=quick,
-                        configure=lambda sms: m.configure(sms, perturb, 12345))
+        return grid.run(
+            _backends(m), ops, dtypes=dtypes, quick=quick, configure=lambda sms: m.configure(sms, perturb, 12345)
+        )
     finally:
         m.configure(4, 0, 0)
 
@@ -69,8 +70,10 @@ def test_every_cuda_op_is_emulated_and_has_cases(emu):
     ops = emu_build.emulated_ops(emu)
     expected = [n for n in emu_build.hvae_ext_op_names() if grid.base_name(n) not in grid.CPU_ONLY]
     missing, extra = sorted(set(expected) - set(ops)), sorted(set(ops) - set(expected))
-    assert not missing, (f"hvae_ext ops without a CUDA kernel: {missing} (an op that is CPU-only by design belongs "
-                         "in CPU_ONLY of tests/cuda_emulation/grid.py)")
+    assert not missing, (
+        f"hvae_ext ops without a CUDA kernel: {missing} (an op that is CPU-only by design belongs "
+        "in CPU_ONLY of tests/cuda_emulation/grid.py)"
+    )
     assert not extra, f"ops listed as CPU-only in tests/cuda_emulation/grid.py have a CUDA kernel: {extra}"
     for op in ops:  # every elementwise op's operands have a rule in the grid (a KeyError names a missing one)
         if grid.base_name(op) in grid.CHECK_OPS:
@@ -128,8 +131,11 @@ _FMA_KNOWN = {"vmf_mean_resultant_second_derivative", "vmf_kl_uniform_second_der
 def _fma_params():
     out = []
     for name in ("vmf_sample", "vmf_sample_backward", "elementwise", *sorted(_FMA_KNOWN)):
-        marks = [pytest.mark.xfail(strict=True, reason="second derivative formula cancels (FMA-sensitive)")] \
-            if name in _FMA_KNOWN else []
+        marks = (
+            [pytest.mark.xfail(strict=True, reason="second derivative formula cancels (FMA-sensitive)")]
+            if name in _FMA_KNOWN
+            else []
+        )
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 
@@ -169,7 +175,8 @@ def _sampler_results(m, fault):
 
 def test_fault_build_without_fault_agrees(emu_faults):
     assert sorted(emu_build.emulated_ops(emu_faults)) == sorted(  # the fault build holds sample_cuda.cu only
-        n for n in emu_build.hvae_ext_op_names() if grid.base_name(n) in ("vmf_sample", "vmf_sample_backward"))
+        n for n in emu_build.hvae_ext_op_names() if grid.base_name(n) in ("vmf_sample", "vmf_sample_backward")
+    )
     bad = checks.failures(_sampler_results(emu_faults, 0))
     assert not bad, "\n".join(bad)
 
@@ -194,11 +201,21 @@ def test_emulated_cuda_kernels_under_sanitizer(tool):
     if not os.path.isabs(path):
         pytest.skip(f"no {lib}")
     cxx = subprocess.run(["gcc", "-print-file-name=libstdc++.so"], capture_output=True, text=True).stdout.strip()
-    env = dict(os.environ, LD_PRELOAD=f"{path} {cxx}", ASAN_OPTIONS="detect_leaks=0",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
-               PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.run([sys.executable, "-m", "cuda_emulation.sanitize", tool], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=3000)
+    env = dict(
+        os.environ,
+        LD_PRELOAD=f"{path} {cxx}",
+        ASAN_OPTIONS="detect_leaks=0",
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "cuda_emulation.sanitize", tool],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
     assert "ERROR: AddressSanitizer" not in proc.stderr and "runtime error:" not in proc.stderr, tail

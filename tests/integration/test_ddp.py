@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,30 @@ import torch.distributed as dist
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
-                                reason="torch.distributed with gloo is not available")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="torch.distributed with gloo is not available"
+)
 
 
 def test_ddp_svae_two_cpu_processes(tmp_path):
     report = tmp_path / "ddp.json"
-    cmd = [sys.executable, "-m", "experiments.ddp_example", "--world-size", "2", "--steps", "3",
-           "--timeout", "60", "--report", str(report), "--verbose"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=ROOT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.ddp_example",
+        "--world-size",
+        "2",
+        "--steps",
+        "3",
+        "--timeout",
+        "60",
+        "--report",
+        str(report),
+        "--verbose",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, cwd=ROOT
+    )
     try:
         out, _ = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:

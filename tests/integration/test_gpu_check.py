@@ -26,15 +26,20 @@ def test_gpu_check_shell_syntax():
 
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     env = dict(os.environ, HVAE_GPU_OUT=str(tmp_path), PYTHON=sys.executable)
-    r = subprocess.run([BASH, str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env, timeout=400,
-                       cwd=ROOT)
+    r = subprocess.run([BASH, str(SCRIPT), "--dry-run"], capture_output=True, text=True, env=env, timeout=400, cwd=ROOT)
     summary = (tmp_path / "summary.txt").read_text()
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + summary
     for stage in ("env", "info", "sync", "graph", "agree", "bench", "emulation"):
         assert f"{stage}: ok" in summary, summary
     sync = json.loads((tmp_path / "sync.json").read_text())
-    assert set(sync["checks"]) >= {"rsample", "rsample_backward", "kl_vmf_uniform", "log_prob", "entropy",
-                                   "svae_training_step"}
+    assert set(sync["checks"]) >= {
+        "rsample",
+        "rsample_backward",
+        "kl_vmf_uniform",
+        "log_prob",
+        "entropy",
+        "svae_training_step",
+    }
     bench = json.loads((tmp_path / "bench.json").read_text())
     assert [row["d"] for row in bench["rows"]] == [3, 16, 64, 256]
     agree = json.loads((tmp_path / "agree.json").read_text())

@@ -30,7 +30,8 @@ def _raw_dir(name: str) -> Path | None:
 
 requires_cora = pytest.mark.skipif(
     _raw_dir("Cora") is None,
-    reason=f"offline Planetoid raw files for Cora not found under {SHARED_DATA} (planetoid/Cora/raw/ind.cora.*)")
+    reason=f"offline Planetoid raw files for Cora not found under {SHARED_DATA} (planetoid/Cora/raw/ind.cora.*)",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,8 +48,24 @@ def _tree(folder: Path) -> list[str]:
 def test_end_to_end_two_epochs_on_cora(tmp_path):
     out = tmp_path / "runs"
     data_before = _tree(SHARED_DATA)
-    records = lp.main(["--dataset", "Cora", "--model", "n-vgae,s-vgae", "--epochs", "2", "--seeds", "0",
-                       "--data-root", str(SHARED_DATA), "--out", str(out), "--no-progress", "--no-download"])
+    records = lp.main(
+        [
+            "--dataset",
+            "Cora",
+            "--model",
+            "n-vgae,s-vgae",
+            "--epochs",
+            "2",
+            "--seeds",
+            "0",
+            "--data-root",
+            str(SHARED_DATA),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-download",
+        ]
+    )
     assert len(records) == 2
     files = sorted(p.name for p in out.glob("*.json"))
     assert files == ["Cora_n-vgae_d16_seed0.json", "Cora_s-vgae_d16_seed0.json"]
@@ -98,8 +115,20 @@ def test_missing_dataset_offline_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(DatasetUnavailableError, match="--data-root"):
         prepare_root("Cora", empty, tmp_path / "cache", download=False)
     with pytest.raises(SystemExit) as exc:
-        lp.main(["--dataset", "Cora", "--epochs", "1", "--data-root", str(empty), "--no-download",
-                 "--out", str(tmp_path / "o"), "--no-progress"])
+        lp.main(
+            [
+                "--dataset",
+                "Cora",
+                "--epochs",
+                "1",
+                "--data-root",
+                str(empty),
+                "--no-download",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "Cora" in err and "--data-root" in err
@@ -107,8 +136,10 @@ def test_missing_dataset_offline_is_a_clear_error(tmp_path, capsys):
 
 def test_pubmed_offline():
     if _raw_dir("PubMed") is None:
-        pytest.skip(f"PubMed is not available offline (no raw files under {SHARED_DATA}); "
-                    "the experiment downloads it when online")
+        pytest.skip(
+            f"PubMed is not available offline (no raw files under {SHARED_DATA}); "
+            "the experiment downloads it when online"
+        )
     assert prepare_root("PubMed", SHARED_DATA, download=False).is_dir()
 
 
@@ -146,18 +177,21 @@ def test_raw_files_copied_from_read_only_folder(tmp_path):
     assert sorted(p.name for p in (root / "Cora" / "raw").iterdir()) == sorted(raw_file_names("Cora"))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dataset", "Reddit"], "unknown dataset"),
-    (["--dataset", "Cora", "--model", "beta-vgae"], "unknown model"),
-    (["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "1"], "latent-dim must be >= 2"),
-    (["--dataset", "Cora", "--epochs", "-3"], "--epochs must be a positive integer"),
-    (["--dataset", "Cora", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["--dataset", "Cora", "--seeds", "5-2"], "--seeds"),
-    (["--dataset", "Cora", "--lr", "-1"], "--lr"),
-    (["--dataset", "Cora", "--dropout", "1.0"], "--dropout must be in [0, 1)"),
-    (["--dataset", "Cora", "--decoder-scale", "0"], "--decoder-scale must be > 0"),
-    (["--dataset", "Cora", "--neg-ratio", "0"], "--neg-ratio must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--dataset", "Reddit"], "unknown dataset"),
+        (["--dataset", "Cora", "--model", "beta-vgae"], "unknown model"),
+        (["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "1"], "latent-dim must be >= 2"),
+        (["--dataset", "Cora", "--epochs", "-3"], "--epochs must be a positive integer"),
+        (["--dataset", "Cora", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["--dataset", "Cora", "--seeds", "5-2"], "--seeds"),
+        (["--dataset", "Cora", "--lr", "-1"], "--lr"),
+        (["--dataset", "Cora", "--dropout", "1.0"], "--dropout must be in [0, 1)"),
+        (["--dataset", "Cora", "--decoder-scale", "0"], "--decoder-scale must be > 0"),
+        (["--dataset", "Cora", "--neg-ratio", "0"], "--neg-ratio must be a positive integer"),
+    ],
+)
 def test_bad_arguments(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         lp.main(argv + ["--out", str(tmp_path / "o"), "--no-download"])

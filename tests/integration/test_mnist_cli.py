@@ -24,6 +24,7 @@ def _one_thread(restore_threads):
 
 # ---------------------------------------------------------------- idx reader
 
+
 def _write_idx(path: Path, arr: np.ndarray, code: int = 0x08) -> None:
     header = bytes([0, 0, code, arr.ndim]) + np.asarray(arr.shape, dtype=">i4").tobytes()
     opener = gzip.open if path.suffix == ".gz" else open
@@ -73,6 +74,7 @@ def test_missing_mnist_names_the_flag(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- command line
 
+
 def _error(argv, capsys) -> str:
     with pytest.raises(SystemExit) as exc:
         mx.main(argv)
@@ -80,20 +82,26 @@ def _error(argv, capsys) -> str:
     return capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--model", "x-vae", "--latent-dim", "2"], "unknown model 'x-vae'; choose one of n-vae, s-vae"),
-    (["--model", "s-vae", "--latent-dim", "1", "--dim-convention", "ambient"], "--latent-dim must be >= 2 for s-vae"),
-    (["--model", "s-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
-    (["--model", "n-vae", "--latent-dim", "2", "--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
-    (["--model", "n-vae", "--latent-dim", "2", "--time-budget", "-1"], "--time-budget must be >= 0"),
-    (["--model", "n-vae", "--latent-dim", "2", "--resume"], "--resume needs --checkpoint-dir"),
-    (["--model", "n-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
-    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["--model", "n-vae", "--latent-dim", "2", "--epochs", "-3"], "--epochs must be a positive integer"),
-    (["--model", "n-vae", "--latent-dim", "2", "--patience", "0"], "--patience must be a positive integer"),
-    (["--model", "n-vae", "--latent-dim", "2", "--seeds", "3-1"], "--seeds"),
-    (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "x-vae", "--latent-dim", "2"], "unknown model 'x-vae'; choose one of n-vae, s-vae"),
+        (
+            ["--model", "s-vae", "--latent-dim", "1", "--dim-convention", "ambient"],
+            "--latent-dim must be >= 2 for s-vae",
+        ),
+        (["--model", "s-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+        (["--model", "n-vae", "--latent-dim", "2", "--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
+        (["--model", "n-vae", "--latent-dim", "2", "--time-budget", "-1"], "--time-budget must be >= 0"),
+        (["--model", "n-vae", "--latent-dim", "2", "--resume"], "--resume needs --checkpoint-dir"),
+        (["--model", "n-vae", "--latent-dim", "0"], "--latent-dim must be >= 1"),
+        (["--model", "n-vae", "--latent-dim", "2", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["--model", "n-vae", "--latent-dim", "2", "--epochs", "-3"], "--epochs must be a positive integer"),
+        (["--model", "n-vae", "--latent-dim", "2", "--patience", "0"], "--patience must be a positive integer"),
+        (["--model", "n-vae", "--latent-dim", "2", "--seeds", "3-1"], "--seeds"),
+        (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
+    ],
+)
 def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
     err = _error(argv + ["--data-root", str(tmp_path)], capsys)
     assert message in err
@@ -106,16 +114,33 @@ def test_missing_data_root_names_what_to_pass(tmp_path, capsys, monkeypatch):
     err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path / "nope")], capsys)
     assert "is not a folder" in err and "train-images-idx3-ubyte.gz" in err
     # a folder without the files: exit 2 with the folders looked in and the flag to pass
-    err = _error(["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path), "--out",
-                  str(tmp_path / "out")], capsys)
+    err = _error(
+        ["--model", "s-vae", "--latent-dim", "2", "--data-root", str(tmp_path), "--out", str(tmp_path / "out")], capsys
+    )
     assert "MNIST idx files not found" in err and "--data-root" in err and "t10k-labels-idx1-ubyte" in err
 
 
 def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
     out = tmp_path / "runs"
-    common = ["--data-root", str(mnist_dir), "--out", str(out), "--epochs", "2", "--patience", "1",
-              "--train-images", "500", "--test-images", "100", "--is-samples", "500", "--no-progress",
-              "--warmup-epochs", "1"]
+    common = [
+        "--data-root",
+        str(mnist_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--patience",
+        "1",
+        "--train-images",
+        "500",
+        "--test-images",
+        "100",
+        "--is-samples",
+        "500",
+        "--no-progress",
+        "--warmup-epochs",
+        "1",
+    ]
     recs = mx.main(["--model", "s-vae", "--latent-dim", "2", "--seeds", "0-1", "--batch-seeds"] + common)
     recs += mx.main(["--model", "n-vae", "--latent-dim", "2", "--seeds", "0"] + common)
     assert len(recs) == 3
@@ -150,8 +175,7 @@ def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
     assert rec["num_test_images"] == 100 and rec["is_samples"] == 500
     assert rec["test_ll"] >= rec["test_elbo_mc"]
     assert rec["test_elbo"] == pytest.approx(rec["test_recon"] - rec["test_kl"])
-    for key in ("test_ll", "test_elbo", "test_recon", "test_kl", "best_val_elbo", "median_epoch_time_s",
-                "is_time_s"):
+    for key in ("test_ll", "test_elbo", "test_recon", "test_kl", "best_val_elbo", "median_epoch_time_s", "is_time_s"):
         assert np.isfinite(rec[key])
     lat = np.load(out / rec["latent_means_file"])
     assert lat["means"].shape == (100, 3) and lat["labels"].shape == (100,)
@@ -167,7 +191,9 @@ def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
     # the d = 2 row shows the run files' test LL (mean ± std over the seeds), not only the paper's numbers
     import statistics
 
-    lls = {m: [json.loads((out / f).read_text())["test_ll"] for f in files if f"_{m}_" in f] for m in ("n-vae", "s-vae")}
+    lls = {
+        m: [json.loads((out / f).read_text())["test_ll"] for f in files if f"_{m}_" in f] for m in ("n-vae", "s-vae")
+    }
     row = next(line for line in text.splitlines() if line.startswith("| 2 |"))
     for m, v in lls.items():
         s = statistics.stdev(v) if len(v) > 1 else 0.0
@@ -187,9 +213,29 @@ def test_kl_warmup_and_dimension_convention():
 def test_resume_continues_a_stopped_run(tmp_path, mnist_dir):
     """A run stopped by its time budget and resumed from its checkpoint reaches the same epoch count and
     keeps the history of both parts."""
-    common = ["--model", "n-vae", "--latent-dim", "2", "--seeds", "0", "--data-root", str(mnist_dir),
-              "--epochs", "3", "--train-images", "300", "--test-images", "50", "--is-samples", "10",
-              "--no-progress", "--warmup-epochs", "1", "--checkpoint-dir", str(tmp_path / "ck")]
+    common = [
+        "--model",
+        "n-vae",
+        "--latent-dim",
+        "2",
+        "--seeds",
+        "0",
+        "--data-root",
+        str(mnist_dir),
+        "--epochs",
+        "3",
+        "--train-images",
+        "300",
+        "--test-images",
+        "50",
+        "--is-samples",
+        "10",
+        "--no-progress",
+        "--warmup-epochs",
+        "1",
+        "--checkpoint-dir",
+        str(tmp_path / "ck"),
+    ]
     first = mx.main(common + ["--out", str(tmp_path / "a"), "--time-budget", "1e-6"])[0]
     assert first["epochs_run"] == 1 and first["stopped"].startswith("time budget")
     assert first["under_trained"]

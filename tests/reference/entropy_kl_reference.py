@@ -26,7 +26,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import special_reference as sr  # noqa: E402
 
-TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "entropy_kl_reference.json")
+TABLE_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "entropy_kl_reference.json"
+)
 
 DIMS = [2, 3, 5, 10, 42, 64, 66, 100, 1000, 10000, 100000]
 KAPPAS = [0.1, 1.0, 30.0, 100.0, 1e3, 1e4, 1e6, 1e8, 1e10, 1e12]

@@ -38,7 +38,9 @@ import numpy as np
 from mpmath import mp
 
 DPS = 40
-TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "implicit_grad_reference.json")
+TABLE_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "implicit_grad_reference.json"
+)
 
 DIMS = [2, 3, 4, 5, 10, 16, 50, 100, 256, 1000, 10000, 100000, 1000000]
 KAPPAS = [1e-12, 1e-6, 1e-3, 0.1, 1.0, 10.0, 100.0, 1e3, 1e5, 1e7, 1e10, 1e12]

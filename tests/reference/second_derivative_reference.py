@@ -42,7 +42,9 @@ import entropy_kl_reference as ekr  # noqa: E402
 import special_reference as sr  # noqa: E402
 
 DPS = 60
-TABLE_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "second_derivative_reference.json")
+TABLE_PATH = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "second_derivative_reference.json"
+)
 
 DENSE_DIMS = [2, 3, 4, 5, 7, 10, 16, 33, 64, 65, 66, 67, 100, 257, 1000, 10000, 100000]
 DENSE_KAPPAS = [10.0**e for e in range(-8, 13)]  # 1e-8 .. 1e12

@@ -113,8 +113,18 @@ def _compute(points):
     out = []
     for r, d, kind, f64 in points:
         kappa, c, dkdr, step = root(r, d)
-        out.append({"r": r, "d": d, "kind": kind, "float64_only": f64, "kappa": _s(kappa), "cond": _s(c),
-                    "dkappa_dr": _s(dkdr), "step": mpmath.nstr(step, 3)})
+        out.append(
+            {
+                "r": r,
+                "d": d,
+                "kind": kind,
+                "float64_only": f64,
+                "kappa": _s(kappa),
+                "cond": _s(c),
+                "dkappa_dr": _s(dkdr),
+                "step": mpmath.nstr(step, 3),
+            }
+        )
         print(f"r={r!r} d={d} kappa={mpmath.nstr(kappa, 12)}", file=sys.stderr, flush=True)
     return out
 

@@ -42,7 +42,11 @@ def test_readme_is_a_front_page_with_the_ci_commands():
         readme = fh.read()
     assert len(readme) <= 12 * 1024, f"README.md is {len(readme)} bytes; move details to docs/"
     with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as fh:
-        ci = [line.strip() for line in fh if line.startswith("python -m pip install") or line.startswith("python -m pytest")]
+        ci = [
+            line.strip()
+            for line in fh
+            if line.startswith("python -m pip install") or line.startswith("python -m pytest")
+        ]
     assert len(ci) == 2, ci
     for line in ci:
         assert line in readme.decode("utf-8"), f"README.md does not show .ci/run's command: {line}"

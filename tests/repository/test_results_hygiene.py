@@ -34,8 +34,12 @@ def test_results_have_no_absolute_paths():
 
 
 def test_clean_results_finds_nothing_to_change():
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "clean_results.py"), "--check"],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "clean_results.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -47,8 +51,11 @@ def test_results_under_5_mb():
 def test_every_run_file_is_a_summary():
     """The size policy of experiments/results/README.md: one summary file per run, at most 40 KB (histories
     only as far as a report reads them; scripts/clean_results.py prunes the rest)."""
-    big = [(f, os.path.getsize(f)) for f in _files(os.path.join("experiments", "results"))
-           if f.endswith(".json") and os.path.getsize(f) > 40_000]
+    big = [
+        (f, os.path.getsize(f))
+        for f in _files(os.path.join("experiments", "results"))
+        if f.endswith(".json") and os.path.getsize(f) > 40_000
+    ]
     assert not big, big
 
 
@@ -60,7 +67,13 @@ def test_portable_paths():
     assert portable_path("/work/shared/data/MNIST/raw", root) == "<data>/MNIST/raw"
     assert portable_path("/opt/thing/lib.so", root) == "<external>/lib.so"
     assert portable_path("relative/path", root) == "relative/path"
-    rec = {"argv": ["--data-root", "/work/shared/data/planetoid", "--out=/work/checkout/results/runs"],
-           "text": "rate 75/s, (d-1)/2, https://github.com/a/b", "n": 3}
-    assert portable(rec, "/work/checkout") == {"argv": ["--data-root", "<data>/planetoid", "--out=results/runs"],
-                                   "text": "rate 75/s, (d-1)/2, https://github.com/a/b", "n": 3}
+    rec = {
+        "argv": ["--data-root", "/work/shared/data/planetoid", "--out=/work/checkout/results/runs"],
+        "text": "rate 75/s, (d-1)/2, https://github.com/a/b",
+        "n": 3,
+    }
+    assert portable(rec, "/work/checkout") == {
+        "argv": ["--data-root", "<data>/planetoid", "--out=results/runs"],
+        "text": "rate 75/s, (d-1)/2, https://github.com/a/b",
+        "n": 3,
+    }

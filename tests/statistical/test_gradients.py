@@ -21,9 +21,8 @@ import pytest
 import torch
 from scipy.integrate import cumulative_simpson
 
-from hvae_ext.testing import (DEVICES, FULL_GRID, angle_from_loc, cell_seed, env_int, grid_params, random_unit,
-                              w_law)
 from hvae_ext import VonMisesFisher
+from hvae_ext.testing import DEVICES, angle_from_loc, cell_seed, env_int, grid_params, random_unit, w_law
 
 GRAD_N = env_int("HVAE_TEST_GRAD_N", 1_000_000)
 CI_GRAD_CELLS = [(5, 2.0), (10, 10.0), (50, 10.0), (3, 1000.0), (2, 1.0)]
@@ -43,8 +42,9 @@ def per_sample_dw_dkappa(mu: torch.Tensor, kappa: float, n: int, generator=None)
     return k.grad
 
 
-def grad_statistics(d: int, kappa: float, n: int | None = None, dtype=torch.float64, device="cpu",
-                    seed: int | None = None) -> dict:
+def grad_statistics(
+    d: int, kappa: float, n: int | None = None, dtype=torch.float64, device="cpu", seed: int | None = None
+) -> dict:
     n = grad_sample_count(d) if n is None else n
     seed = cell_seed(d, kappa, salt=17) if seed is None else seed
     mu = random_unit(d, seed, dtype=dtype, device=device)
@@ -66,13 +66,17 @@ def grad_statistics(d: int, kappa: float, n: int | None = None, dtype=torch.floa
     return dict(d=d, kappa=kappa, n=n, mean=mean, std=std, se=se, ref=ref, z=z)
 
 
-@pytest.mark.parametrize("d,kappa", [pytest.param(d, k, id=f"d{d}-k{k:g}") for d, k in CI_GRAD_CELLS]
-                         + [p for p in grid_params([]) if tuple(p.values) not in CI_GRAD_CELLS])
+@pytest.mark.parametrize(
+    "d,kappa",
+    [pytest.param(d, k, id=f"d{d}-k{k:g}") for d, k in CI_GRAD_CELLS]
+    + [p for p in grid_params([]) if tuple(p.values) not in CI_GRAD_CELLS],
+)
 def test_kappa_gradient_unbiased(d, kappa):
     s = grad_statistics(d, kappa)
     assert abs(s["z"]) <= 4, (
         f"d mean(w)/dkappa at d={d}, kappa={kappa:g}: {s['mean']:.7g} +- {s['se']:.2g} (n={s['n']}) "
-        f"vs dA/dkappa={s['ref']:.7g}: z={s['z']:.2f}")
+        f"vs dA/dkappa={s['ref']:.7g}: z={s['z']:.2f}"
+    )
 
 
 def test_kappa_gradient_reference_value():

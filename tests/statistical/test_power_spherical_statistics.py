@@ -26,8 +26,11 @@ Z_LIMIT = float(stats.norm.isf(CELL_ALPHA / 2))  # two-sided z-score bound of on
 
 
 def grid():
-    return [pytest.param(d, k, id=f"d{d}-k{k:g}", marks=pytest.mark.slow if d >= 1000 else ())
-            for d in GRID_D for k in GRID_KAPPA]
+    return [
+        pytest.param(d, k, id=f"d{d}-k{k:g}", marks=pytest.mark.slow if d >= 1000 else ())
+        for d in GRID_D
+        for k in GRID_KAPPA
+    ]
 
 
 def _seed(d, kappa, salt):
@@ -45,16 +48,18 @@ def test_law_of_t_is_beta(d, kappa, dtype):
     """(1 - t) / 2 = 1 - B ~ Beta(beta, alpha): KS test of 20000 samples."""
     n = 20_000
     mu = random_unit(d, _seed(d, kappa, 1), dtype=dtype)
-    z = PowerSpherical(mu, torch.tensor(kappa, dtype=dtype)).sample((n,),
-                                                                     generator=torch.Generator().manual_seed(_seed(d, kappa, 2)))
+    z = PowerSpherical(mu, torch.tensor(kappa, dtype=dtype)).sample(
+        (n,), generator=torch.Generator().manual_seed(_seed(d, kappa, 2))
+    )
     u = (_one_minus_t(z.double(), mu.double()) / 2).numpy()
     alpha, beta = (d - 1) / 2 + kappa, (d - 1) / 2
     p = stats.kstest(u, stats.beta(beta, alpha).cdf).pvalue
     assert p > CELL_ALPHA, (d, kappa, p)
 
 
-@pytest.mark.parametrize("d,kappa", [pytest.param(d, k, id=f"d{d}-k{k:g}") for d in [2, 3, 5, 16, 100]
-                                     for k in [0.0, 1.0, 100.0]])
+@pytest.mark.parametrize(
+    "d,kappa", [pytest.param(d, k, id=f"d{d}-k{k:g}") for d in [2, 3, 5, 16, 100] for k in [0.0, 1.0, 100.0]]
+)
 def test_tangent_direction_is_uniform_and_independent_of_t(d, kappa):
     """v = (z - t mu) / |z - t mu| in mu's orthogonal complement: its coordinate along a fixed tangent unit vector e
     has the law of a coordinate of a uniform point on S^{d-2} ((1 + v.e) / 2 ~ Beta((d-2)/2, (d-2)/2); d = 2: v.e = +-1

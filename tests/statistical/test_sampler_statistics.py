@@ -25,6 +25,7 @@ import pytest
 import torch
 from scipy import stats
 
+from hvae_ext import VonMisesFisher
 from hvae_ext.testing import (
     DEVICES,
     FAMILY_ALPHA,
@@ -37,18 +38,34 @@ from hvae_ext.testing import (
     sample_count,
     w_law,
 )
-from hvae_ext import VonMisesFisher
 
 CI_CELLS = [
-    (2, 1e-3), (2, 100.0), (3, 1.0), (3, 1e5), (5, 10.0), (10, 10.5), (16, 0.1),
-    (50, 20.0), (100, 1000.0), (256, 1e5), (1000, 1.0), (10000, 10.0),
+    (2, 1e-3),
+    (2, 100.0),
+    (3, 1.0),
+    (3, 1e5),
+    (5, 10.0),
+    (10, 10.5),
+    (16, 0.1),
+    (50, 20.0),
+    (100, 1000.0),
+    (256, 1e5),
+    (1000, 1.0),
+    (10000, 10.0),
 ]
 P_MIN = FAMILY_ALPHA / NUM_GRID_CELLS  # Bonferroni threshold per cell and per statistic
 CHUNK_NUMBERS = 2_000_000  # numbers per rsample call, so memory stays ~16 MB in float64
 
 
-def cell_statistics(d: int, kappa: float, n: int | None = None, dtype=torch.float64, device="cpu",
-                    seed: int | None = None, k_dirs: int = 6) -> dict:
+def cell_statistics(
+    d: int,
+    kappa: float,
+    n: int | None = None,
+    dtype=torch.float64,
+    device="cpu",
+    seed: int | None = None,
+    k_dirs: int = 6,
+) -> dict:
     """Draws n samples of vMF(mu, kappa) (random mu) in chunks and returns the statistics of one cell."""
     n = sample_count(d) if n is None else n
     seed = cell_seed(d, kappa) if seed is None else seed
@@ -110,19 +127,33 @@ def cell_statistics(d: int, kappa: float, n: int | None = None, dtype=torch.floa
     else:  # d = 2: v = +-t, so (t^T v)^2 = 1 exactly
         tan_cov_z = float(diff.abs().max())
         tan_cov_p = 1.0 if tan_cov_z < 1e-9 else 0.0
-    return dict(d=d, kappa=kappa, n=n, ks_stat=float(ks.statistic), ks_p=float(ks.pvalue),
-                mean_w=1 - omw.mean().item(), A=law.mean, mean_err=mean_err, mean_z=mean_z, mean_p=mean_p,
-                tan_mean_p=tan_mean_p, tan_cov_z=tan_cov_z, tan_cov_p=tan_cov_p)
+    return dict(
+        d=d,
+        kappa=kappa,
+        n=n,
+        ks_stat=float(ks.statistic),
+        ks_p=float(ks.pvalue),
+        mean_w=1 - omw.mean().item(),
+        A=law.mean,
+        mean_err=mean_err,
+        mean_z=mean_z,
+        mean_p=mean_p,
+        tan_mean_p=tan_mean_p,
+        tan_cov_z=tan_cov_z,
+        tan_cov_p=tan_cov_p,
+    )
 
 
 def _check(s: dict, p_min: float = P_MIN) -> None:
     where = f"d={s['d']}, kappa={s['kappa']:g}, n={s['n']}"
     assert s["ks_p"] > p_min, f"KS of w rejects at {where}: D={s['ks_stat']:.3g}, p={s['ks_p']:.3g}"
     assert s["mean_p"] > p_min, (
-        f"mean of w at {where}: {s['mean_w']!r} vs A={s['A']!r} (z={s['mean_z']:.2f}, p={s['mean_p']:.3g})")
+        f"mean of w at {where}: {s['mean_w']!r} vs A={s['A']!r} (z={s['mean_z']:.2f}, p={s['mean_p']:.3g})"
+    )
     assert s["tan_mean_p"] > p_min, f"tangent mean not zero at {where}: p={s['tan_mean_p']:.3g}"
     assert s["tan_cov_p"] > p_min, (
-        f"tangent second moment != (I - mu mu^T)/(d-1) at {where}: max z={s['tan_cov_z']:.3g}")
+        f"tangent second moment != (I - mu mu^T)/(d-1) at {where}: max z={s['tan_cov_z']:.3g}"
+    )
 
 
 @pytest.mark.parametrize("d,kappa", grid_params(CI_CELLS))
@@ -174,8 +205,12 @@ def test_per_row_parameters():
 def test_d3_azimuth_uniform():
     """d = 3: the azimuth of z around mu is uniform on [0, 2 pi)."""
     mu = random_unit(3, 3)
-    z = VonMisesFisher(mu, torch.tensor(4.0, dtype=torch.float64)).sample((50_000,), generator=torch.Generator().manual_seed(3))
-    e = torch.linalg.qr(torch.stack([mu, torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)], 1))[0]
+    z = VonMisesFisher(mu, torch.tensor(4.0, dtype=torch.float64)).sample(
+        (50_000,), generator=torch.Generator().manual_seed(3)
+    )
+    e = torch.linalg.qr(torch.stack([mu, torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)], 1))[
+        0
+    ]
     phi = torch.atan2(z @ e[:, 2], z @ e[:, 1]) % (2 * math.pi)
     assert stats.kstest(phi.numpy(), stats.uniform(0, 2 * math.pi).cdf).pvalue > 1e-4
 
@@ -195,7 +230,7 @@ def _main(argv: list[str]) -> None:
     parser.add_argument("--no-grad", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, os.path.dirname(__file__))
-    from test_gradients import grad_statistics, grad_sample_count
+    from test_gradients import grad_sample_count, grad_statistics
 
     import hvae_ext
 
@@ -209,12 +244,18 @@ def _main(argv: list[str]) -> None:
             s.update(grad_n=g["n"], grad_mean=g["mean"], grad_ref=g["ref"], grad_se=g["se"], grad_z=g["z"])
         s["seconds"] = time.time() - t0
         rows.append(s)
-        print(f"d={d:6d} kappa={k:<8g} ks_p={s['ks_p']:.3g} mean_z={s['mean_z']:+.2f} "
-              f"tan_p={s['tan_mean_p']:.3g}/{s['tan_cov_p']:.3g} grad_z={s.get('grad_z', float('nan')):+.2f} "
-              f"({s['seconds']:.1f}s)", flush=True)
+        print(
+            f"d={d:6d} kappa={k:<8g} ks_p={s['ks_p']:.3g} mean_z={s['mean_z']:+.2f} "
+            f"tan_p={s['tan_mean_p']:.3g}/{s['tan_cov_p']:.3g} grad_z={s.get('grad_z', float('nan')):+.2f} "
+            f"({s['seconds']:.1f}s)",
+            flush=True,
+        )
 
-    fails = [r for r in rows if min(r["ks_p"], r["mean_p"], r["tan_mean_p"], r["tan_cov_p"]) <= P_MIN
-             or abs(r.get("grad_z", 0.0)) > 4]
+    fails = [
+        r
+        for r in rows
+        if min(r["ks_p"], r["mean_p"], r["tan_mean_p"], r["tan_cov_p"]) <= P_MIN or abs(r.get("grad_z", 0.0)) > 4
+    ]
     lines = [
         "# Sampler statistics: the full grid",
         "",
@@ -241,9 +282,14 @@ def _main(argv: list[str]) -> None:
             f"| {r['d']} | {r['kappa']:g} | {r['n']} | {r['ks_stat']:.2e} | {r['ks_p']:.3g} | {r['mean_err']:+.2e} "
             f"| {r['mean_z']:+.2f} | {r['tan_mean_p']:.3g} | {r['tan_cov_p']:.3g} | {r.get('grad_n', '')} "
             f"| {r.get('grad_ref', float('nan')):.6g} | {r.get('grad_mean', float('nan')):.6g} "
-            f"| {r.get('grad_z', float('nan')):+.2f} |")
-    lines += ["", f"Cells failing a threshold: {len(fails)}" + (
-        "" if not fails else ": " + ", ".join(f"(d={r['d']}, kappa={r['kappa']:g})" for r in fails)), ""]
+            f"| {r.get('grad_z', float('nan')):+.2f} |"
+        )
+    lines += [
+        "",
+        f"Cells failing a threshold: {len(fails)}"
+        + ("" if not fails else ": " + ", ".join(f"(d={r['d']}, kappa={r['kappa']:g})" for r in fails)),
+        "",
+    ]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
@@ -260,7 +306,9 @@ def test_proposal_counter_replays_the_kernel(d):
     same 1 - w per sample row (to rounding: the CPU kernel's vectorized math against the scalar one), so its
     counts are the kernel's proposals; d = 3 inverts the CDF (one draw)."""
     ops = torch.ops.hvae_ext
-    loc = torch.nn.functional.normalize(torch.randn(7, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)), dim=-1)
+    loc = torch.nn.functional.normalize(
+        torch.randn(7, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)), dim=-1
+    )
     kappa = torch.tensor([1e-3, 0.5, 2.0, 10.0, 100.0, 1e4, 1e8], dtype=torch.float64)
     seed = torch.tensor([4242], dtype=torch.int64)
     _, omw = ops.vmf_sample(loc, kappa, seed, 300)

@@ -8,7 +8,6 @@ torch's deterministic sum); CPU and CUDA agree in distribution, not bitwise.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import textwrap
 import pytest
 import torch
 
+from hvae_ext import VonMisesFisher
 from hvae_ext.testing import DEVICES
-from hvae_ext import HypersphericalUniform, VonMisesFisher
 
 _SCRIPT = textwrap.dedent(
     r"""
@@ -52,8 +51,9 @@ _SCRIPT = textwrap.dedent(
 
 def _digest(threads: int, device: str = "cpu") -> str:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), device], capture_output=True, text=True,
-                          timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(threads), device], capture_output=True, text=True, timeout=120, env=env
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1]
 
@@ -87,7 +87,9 @@ def test_cpu_reflection_paths_same_bits(d, dtype):
     # The CPU forward finishes rows with d <= 7 by a fixed-d loop over runs of consecutive parameter rows (B >= 32)
     # and other rows by the general loops; both must give the same bits. The same sample rows (same streams, same
     # parameters) once as 64 x 16 parameter rows (the fixed-d loop) and once as 16 rows x 64 samples (general).
-    loc16 = torch.nn.functional.normalize(torch.randn(16, d, dtype=dtype, generator=torch.Generator().manual_seed(d)), dim=-1)
+    loc16 = torch.nn.functional.normalize(
+        torch.randn(16, d, dtype=dtype, generator=torch.Generator().manual_seed(d)), dim=-1
+    )
     k16 = torch.logspace(-3, 5, 16, dtype=dtype)
     seed = torch.tensor(77)
     z_fixed, omw_fixed = torch.ops.hvae_ext.vmf_sample(loc16.repeat(64, 1), k16.repeat(64), seed, 1)

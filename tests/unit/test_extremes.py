@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from hvae_ext.testing import DEVICES
 from hvae_ext import HypersphericalUniform, VonMisesFisher
+from hvae_ext.testing import DEVICES
 
 # The documented range of the guarantees (docs/reliability.md).
 KAPPA_MIN_DOC, KAPPA_MAX_DOC = 1e-12, 1e12
@@ -81,7 +81,10 @@ def test_no_hang_at_the_extremes(device):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(
         [sys.executable, "-c", _GRID_SCRIPT, device, json.dumps(cells)],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -105,8 +105,24 @@ def check_case(dtype, device, d, batch, n, kappa, layout, sample_shape, seed):
 def invalid_cases(draw):
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
     d = draw(st.integers(2, 6))
-    bad = draw(st.sampled_from(["kappa_zero", "kappa_neg", "kappa_nan", "kappa_inf", "loc_nan", "loc_inf",
-                                "loc_scaled", "loc_int", "kappa_int", "d1", "broadcast", "dtype_mismatch"]))
+    bad = draw(
+        st.sampled_from(
+            [
+                "kappa_zero",
+                "kappa_neg",
+                "kappa_nan",
+                "kappa_inf",
+                "loc_nan",
+                "loc_inf",
+                "loc_scaled",
+                "loc_int",
+                "kappa_int",
+                "d1",
+                "broadcast",
+                "dtype_mismatch",
+            ]
+        )
+    )
     return dtype, d, bad, draw(st.floats(-1e30, -1e-30)), draw(st.floats(1.01, 1e6))
 
 
@@ -142,10 +158,19 @@ def check_invalid(dtype, d, bad, neg, scale):
         VonMisesFisher(loc, k, validate_args=True)
 
 
-_CI = settings(max_examples=CI_EXAMPLES, deadline=None, derandomize=True, database=None,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-_SLOW = settings(max_examples=SLOW_EXAMPLES, deadline=None, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_CI = settings(
+    max_examples=CI_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+_SLOW = settings(
+    max_examples=SLOW_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @_CI

@@ -104,8 +104,9 @@ def row_cases(draw):
     d = draw(st.sampled_from(DIMS))
     batch = tuple(draw(st.lists(st.integers(0, 5), max_size=3)))
     layout = draw(st.sampled_from(["contiguous", "transposed", "strided", "expanded"]))
-    spoils = draw(st.lists(st.tuples(st.sampled_from(SPOILS), st.integers(0, 10**6), st.integers(0, 10**6)),
-                           max_size=3))
+    spoils = draw(
+        st.lists(st.tuples(st.sampled_from(SPOILS), st.integers(0, 10**6), st.integers(0, 10**6)), max_size=3)
+    )
     return dtype, mode, d, batch, layout, spoils, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(DEVICES))
 
 
@@ -202,8 +203,15 @@ def positive_cases(draw):
 def make_positive(dtype, n, kinds, layout, seed):
     g = torch.Generator().manual_seed(seed)
     fi = torch.finfo(dtype)
-    values = {"zero": 0.0, "-zero": -0.0, "nan": math.nan, "inf": math.inf, "-inf": -math.inf,
-              "max": fi.max, "tiny": fi.tiny}
+    values = {
+        "zero": 0.0,
+        "-zero": -0.0,
+        "nan": math.nan,
+        "inf": math.inf,
+        "-inf": -math.inf,
+        "max": fi.max,
+        "tiny": fi.tiny,
+    }
     if layout == "scalar":
         n = 1
     x = torch.exp(torch.randn(max(n, 1), dtype=torch.float64, generator=g) * 5).to(dtype)[:n]
@@ -243,8 +251,13 @@ def check_positive(case, stats):
     assert got == want, (dtype, n, kinds, layout, seed, device, got, want)
 
 
-_CI = settings(max_examples=CI_EXAMPLES, deadline=None, derandomize=True, database=None,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_CI = settings(
+    max_examples=CI_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @_CI
@@ -264,8 +277,12 @@ def test_fuzz_checks_large():
     """At least 10,000 examples of rows and 2,000 of concentrations; writes the record when
     HVAE_FUZZ_VALIDATION_REPORT names a file."""
     stats = collections.Counter()
-    slow_rows = settings(max_examples=SLOW_EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    slow_rows = settings(
+        max_examples=SLOW_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     slow_pos = settings(slow_rows, max_examples=max(2000, SLOW_EXAMPLES // 5))
     given(row_cases())(slow_rows(lambda case: check_rows(case, stats)))()
     rows_cases = stats["cases"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import os
 
-import pytest
 import torch
 from torch.distributions import kl_divergence
 
@@ -56,9 +55,15 @@ def test_no_memory_growth_over_10000_calls():
     after = rss_bytes()
     growth_mib = (after - before) / 2**20
     if os.environ.get("HVAE_RECORD"):
-        path = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "results", "reliability", "memory_growth.txt")
+        path = os.path.join(
+            os.path.dirname(__file__), "..", "..", "experiments", "results", "reliability", "memory_growth.txt"
+        )
         with open(path, "w") as f:
-            f.write(f"rsample((2,)) + log_prob + KL + backward, loc (8, 5) float32, {CALLS} calls after {WARMUP} warm-up\n")
-            f.write(f"RSS before: {before / 2**20:.2f} MiB, after: {after / 2**20:.2f} MiB, growth: {growth_mib:+.3f} MiB\n")
+            f.write(
+                f"rsample((2,)) + log_prob + KL + backward, loc (8, 5) float32, {CALLS} calls after {WARMUP} warm-up\n"
+            )
+            f.write(
+                f"RSS before: {before / 2**20:.2f} MiB, after: {after / 2**20:.2f} MiB, growth: {growth_mib:+.3f} MiB\n"
+            )
             f.write("RSS every 1000 calls (MiB): " + " ".join(f"{s / 2**20:.2f}" for s in samples) + "\n")
     assert growth_mib < LIMIT_MIB, f"RSS grew by {growth_mib:.2f} MiB over {CALLS} calls: {samples}"

@@ -41,8 +41,12 @@ def test_half_parameters_are_computed_in_float32(dtype):
     eps = torch.finfo(dtype).eps
     assert ((torch.linalg.vector_norm(z.float(), dim=-1) - 1).abs() <= 4 * eps).all()
     p = HypersphericalUniform(5)
-    for got, want in [(q.log_prob(z), ref.log_prob(z.float())), (q.entropy(), ref.entropy()),
-                      (kl_divergence(q, p), kl_divergence(ref, p)), (q.mean, ref.mean)]:
+    for got, want in [
+        (q.log_prob(z), ref.log_prob(z.float())),
+        (q.entropy(), ref.entropy()),
+        (kl_divergence(q, p), kl_divergence(ref, p)),
+        (q.mean, ref.mean),
+    ]:
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, want)
 
@@ -127,7 +131,7 @@ def test_svae_training_step_under_autocast(dtype):
         return orig(x_, z_)
 
     model.log_likelihood_given = spy
-    for step in range(2):
+    for _step in range(2):
         opt.zero_grad()
         with torch.autocast("cpu", dtype=dtype):
             elbo, recon, kl = model.elbo(x)
@@ -166,7 +170,7 @@ def test_svgae_training_step_under_autocast(dtype):
     torch.manual_seed(0)
     model = SVGAE(f, hidden_channels=16, latent_dim=6)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(2):
+    for _step in range(2):
         model.train()
         opt.zero_grad()
         with torch.autocast("cpu", dtype=dtype):

@@ -97,7 +97,7 @@ def test_generated_fake_kernels_are_those_of_the_elementwise_op_table():
     """The table's ELEMENTWISE lines are the ops of csrc/ops_table.h, and only those ops: the generated and the
     hand-written fake kernels cover disjoint sets of ops."""
     text = (ROOT / "csrc" / "ops_table.h").read_text()
-    macro = text[text.index("#define HVAE_ELEMENTWISE_OPS(X)"):]
+    macro = text[text.index("#define HVAE_ELEMENTWISE_OPS(X)") :]
     macro = macro[: macro.index("\n\n")]
     table = set(re.findall(r"^\s*X\((\w+),", macro, flags=re.M))
     assert len(table) >= 20, table
@@ -115,8 +115,14 @@ def test_internal_ops_carry_an_underscore():
     sources = "\n".join(p.read_text() for p in (ROOT / "hvae_ext").rglob("*.py") if p.name != "_ops.py")
     unused = [n for n in public if not re.search(rf"\b{n}\b", sources)]
     assert not unused, f"ops without an underscore that no public module calls: {unused}"
-    for name in ("_vmf_sample_proposals", "_vmf_w_dkappa", "_vmf_w_dkappa_float32_rule",
-                 "_vmf_log_normalizer_and_grad", "_vmf_kl_uniform_and_grad",
-                 "_vmf_mean_resultant_second_derivative", "_vmf_kl_uniform_second_derivative"):
+    for name in (
+        "_vmf_sample_proposals",
+        "_vmf_w_dkappa",
+        "_vmf_w_dkappa_float32_rule",
+        "_vmf_log_normalizer_and_grad",
+        "_vmf_kl_uniform_and_grad",
+        "_vmf_mean_resultant_second_derivative",
+        "_vmf_kl_uniform_second_derivative",
+    ):
         assert hasattr(torch.ops.hvae_ext, name), name
         assert not hasattr(torch.ops.hvae_ext, name[1:]), name[1:]

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import hvae_ext  # noqa: F401  (registers the ops)
-from hvae_ext.testing import DEVICES
 from hvae_ext import HypersphericalUniform, VonMisesFisher
+from hvae_ext.testing import DEVICES
 
 ops = torch.ops.hvae_ext
 
@@ -26,8 +26,9 @@ def test_opcheck_vmf_sample(device, dtype):
     seed = torch.tensor([12345], dtype=torch.int64, device=device)
     torch.library.opcheck(ops.vmf_sample.default, (loc, kappa, seed, 3))
     # with gradients: the autograd registration and the backward through aot_dispatch
-    torch.library.opcheck(ops.vmf_sample.default,
-                          (loc.clone().requires_grad_(True), kappa.clone().requires_grad_(True), seed, 3))
+    torch.library.opcheck(
+        ops.vmf_sample.default, (loc.clone().requires_grad_(True), kappa.clone().requires_grad_(True), seed, 3)
+    )
     z, omw = ops.vmf_sample(loc, kappa, seed, 3)
     grad = torch.randn_like(z)
     torch.library.opcheck(ops.vmf_sample_backward.default, (grad, z, omw, loc, kappa))

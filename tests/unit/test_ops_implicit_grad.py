@@ -139,8 +139,9 @@ def test_backward_float64_is_the_op(device, num_samples):
     sample per parameter row (A in the tile loop) and several (A per parameter row beforehand)."""
     rng = np.random.default_rng(3)
     for d in (2, 3, 4, 16, 40, 64, 67, 300):
-        kappa = np.concatenate([[0.0, 1e-300, 1e-12, 13.0, 42.0, 48.0, 400.0, 1e7, math.inf],
-                                10.0 ** rng.uniform(-4, 5, 200)])
+        kappa = np.concatenate(
+            [[0.0, 1e-300, 1e-12, 13.0, 42.0, 48.0, 400.0, 1e7, math.inf], 10.0 ** rng.uniform(-4, 5, 200)]
+        )
         f64 = dict(dtype=torch.float64, device=device)
         n = kappa.size
         loc = torch.zeros(n, d, **f64)

@@ -7,8 +7,6 @@ VonMisesFisher's construction and log_prob run them and nothing of size (N, d) b
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -244,8 +242,11 @@ def test_messages_name_the_first_bad_row():
 def test_log_prob_message_is_torchs():
     q = VonMisesFisher(unit(3).float(), 2.0, validate_args=True)
     bad = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-    with pytest.raises(ValueError, match=r"Expected value argument \(Tensor of shape \(2, 3\)\) to be within the "
-                                         r"support \(UnitSphere\(\)\) of the distribution VonMisesFisher"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected value argument \(Tensor of shape \(2, 3\)\) to be within the "
+        r"support \(UnitSphere\(\)\) of the distribution VonMisesFisher",
+    ):
         q.log_prob(bad)
     with pytest.raises(ValueError, match="Value is not broadcastable with batch_shape"):
         VonMisesFisher(unit(4, 3).float(), 2.0, validate_args=True).log_prob(unit(3, 3).float())

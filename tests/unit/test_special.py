@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-import hvae_ext
 from hvae_ext import special
 from hvae_ext.testing import DEVICES
 
@@ -124,6 +123,13 @@ def test_torch_compile_fullgraph():
 
 
 def test_public_namespace():
-    names = {"log_bessel_iv", "bessel_iv_ratio", "vmf_log_normalizer", "vmf_mean_resultant", "vmf_entropy", "vmf_kl_vmf",
-             "vmf_mean_resultant_inverse"}
+    names = {
+        "log_bessel_iv",
+        "bessel_iv_ratio",
+        "vmf_log_normalizer",
+        "vmf_mean_resultant",
+        "vmf_entropy",
+        "vmf_kl_vmf",
+        "vmf_mean_resultant_inverse",
+    }
     assert set(special.__all__) == names and all(callable(getattr(special, n)) for n in names)

@@ -93,8 +93,10 @@ def _evaluate(dtype, device):
         rows.append(("A_d", reg, r["kappa"], r["d"], a[i], _ref(r["a"])))
         if r["kappa"] > 0:
             with mpmath.workdps(60):
-                ref = mu * mpmath.log(r["kappa"]) - mpmath.mpf(r["d"]) / 2 * mpmath.log(2 * mpmath.pi) - mpmath.mpf(
-                    r["log_c"]
+                ref = (
+                    mu * mpmath.log(r["kappa"])
+                    - mpmath.mpf(r["d"]) / 2 * mpmath.log(2 * mpmath.pi)
+                    - mpmath.mpf(r["log_c"])
                 )
             rows.append(("log I_v", reg, mu, r["kappa"], log_iv_half[j], float(ref)))
             j += 1
@@ -226,7 +228,7 @@ def accuracy_table() -> str:
     ]
     worst = {}
     for dtype in DTYPES:
-        for quantity, reg, p, q, computed, ref in _evaluate(dtype, "cpu"):
+        for quantity, reg, _p, _q, computed, ref in _evaluate(dtype, "cpu"):
             key = (quantity, reg)
             entry = worst.setdefault(key, {"n": 0, torch.float64: 0.0, torch.float32: 0.0})
             if dtype == torch.float64:

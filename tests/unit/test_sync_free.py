@@ -22,8 +22,22 @@ import hvae_ext
 from hvae_ext import HypersphericalUniform, VonMisesFisher, special
 
 # Python-level calls that make a tensor from host data, or read device values back to the host.
-_HOST_FUNCS = {"tensor", "as_tensor", "scalar_tensor", "from_numpy", "asarray", "item", "tolist", "numpy",
-               "__bool__", "__int__", "__float__", "__index__", "nonzero", "cpu"}
+_HOST_FUNCS = {
+    "tensor",
+    "as_tensor",
+    "scalar_tensor",
+    "from_numpy",
+    "asarray",
+    "item",
+    "tolist",
+    "numpy",
+    "__bool__",
+    "__int__",
+    "__float__",
+    "__index__",
+    "nonzero",
+    "cpu",
+}
 
 
 class _HostRecorder(TorchFunctionMode):
@@ -146,7 +160,7 @@ def test_special_functions_build_nothing_from_host_values(device):
 
 def test_the_recorder_sees_what_it_is_meant_to_see():
     """The recorder sees a tensor built from a host value on the device (torch.tensor(dim, device=...), the
-synchronising call the tests above guard against) and a value read back with .item()."""
+    synchronising call the tests above guard against) and a value read back with .item()."""
     _, calls = _record(lambda: torch.tensor(7, dtype=torch.int64, device="meta"))
     assert "tensor" in calls
     _, calls = _record(lambda: torch.ones(2).sum().item())

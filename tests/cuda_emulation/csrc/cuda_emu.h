@@ -74,8 +74,8 @@ struct LaunchConfig {
   template <class G, class B, class S = int, class St = void*>
   LaunchConfig(G g, B b, S shared_bytes = 0, St = nullptr) : grid(to_dim3(g, "grid")), block(to_dim3(b, "block")) {
     TORCH_CHECK(static_cast<long long>(shared_bytes) == 0,
-                "cuda emulation: dynamic shared memory is not emulated (requested ", static_cast<long long>(shared_bytes),
-                " bytes)");
+                "cuda emulation: dynamic shared memory is not emulated (requested ",
+                static_cast<long long>(shared_bytes), " bytes)");
   }
   static dim3 to_dim3(dim3 v, const char*) { return v; }
   template <class I, class = std::enable_if_t<std::is_integral<I>::value>>
@@ -143,8 +143,8 @@ inline To bit_cast(From f) {
 // pow, sinf, cosf, expf; 4 for lgamma (outside -23.0001 < x < -2.2637). The second argument of perturb
 // numbers the function, for the pseudo-random mode.
 namespace dev {
-#define HVAE_EMU_UNARY_(NAME, ULPS, ID)                                            \
-  inline double NAME(double x) { return perturb(::NAME(x), ULPS, ID, x); }        \
+#define HVAE_EMU_UNARY_(NAME, ULPS, ID)                                    \
+  inline double NAME(double x) { return perturb(::NAME(x), ULPS, ID, x); } \
   inline float NAME(float x) { return perturb(::NAME##f(x), ULPS, ID + 100, x); }
 HVAE_EMU_UNARY_(exp, 1, 1)
 HVAE_EMU_UNARY_(expm1, 1, 2)
@@ -201,11 +201,11 @@ namespace hvae_emu = ::hvae_emu;  // so that std::NAME(...) still names a functi
 #undef TORCH_LIBRARY_IMPL
 #define TORCH_LIBRARY_IMPL(ns, k, m) HVAE_EMU_LIBRARY_IMPL_(m, C10_UID)
 #define HVAE_EMU_LIBRARY_IMPL_(m, uid) HVAE_EMU_LIBRARY_IMPL_2_(m, uid)
-#define HVAE_EMU_LIBRARY_IMPL_2_(m, uid)                                                                   \
-  static void C10_CONCATENATE(hvae_emu_impl_init_, uid)(torch::Library&);                                  \
-  static const torch::detail::TorchLibraryInit C10_CONCATENATE(hvae_emu_impl_static_init_, uid)(           \
-      torch::Library::IMPL, &C10_CONCATENATE(hvae_emu_impl_init_, uid), HVAE_EMU_STR_(HVAE_EMU_NS),         \
-      std::make_optional(c10::DispatchKey::CPU), __FILE__, __LINE__);                                      \
+#define HVAE_EMU_LIBRARY_IMPL_2_(m, uid)                                                            \
+  static void C10_CONCATENATE(hvae_emu_impl_init_, uid)(torch::Library&);                           \
+  static const torch::detail::TorchLibraryInit C10_CONCATENATE(hvae_emu_impl_static_init_, uid)(    \
+      torch::Library::IMPL, &C10_CONCATENATE(hvae_emu_impl_init_, uid), HVAE_EMU_STR_(HVAE_EMU_NS), \
+      std::make_optional(c10::DispatchKey::CPU), __FILE__, __LINE__);                               \
   void C10_CONCATENATE(hvae_emu_impl_init_, uid)(torch::Library & m)
 
 // ---- the CUDA runtime API of the c10/cuda shims ------------------------------------------------------------
@@ -233,9 +233,9 @@ inline CUDAStream getCurrentCUDAStream(c10::DeviceIndex = -1) { return {}; }
 inline c10::DeviceIndex current_device() { return 0; }
 }  // namespace cuda
 }  // namespace c10
-#define C10_CUDA_CHECK(expr)                                                          \
-  do {                                                                                \
-    const cudaError_t hvae_emu_err_ = (expr);                                         \
+#define C10_CUDA_CHECK(expr)                                                         \
+  do {                                                                               \
+    const cudaError_t hvae_emu_err_ = (expr);                                        \
     TORCH_CHECK(hvae_emu_err_ == cudaSuccess, "cuda emulation: CUDA error ", #expr); \
   } while (0)
 #define C10_CUDA_KERNEL_LAUNCH_CHECK() \
@@ -277,13 +277,15 @@ inline T atomic_min(T* address, T val) {
   ::hvae_emu::shuffle(::hvae_emu::Collective::kShflUp, __FILE__, __LINE__, mask, v, __VA_ARGS__)
 #define __shfl_down_sync(mask, v, ...) \
   ::hvae_emu::shuffle(::hvae_emu::Collective::kShflDown, __FILE__, __LINE__, mask, v, __VA_ARGS__)
-#define __ballot_sync(mask, p)                                                                              \
-  static_cast<unsigned>(::hvae_emu::collective(::hvae_emu::Collective::kBallot, __FILE__, __LINE__, mask, \
-                                               (p) ? 1u : 0u, 0, warpSize))
+#define __ballot_sync(mask, p) \
+  static_cast<unsigned>(       \
+      ::hvae_emu::collective(::hvae_emu::Collective::kBallot, __FILE__, __LINE__, mask, (p) ? 1u : 0u, 0, warpSize))
 #define __any_sync(mask, p) \
-  static_cast<int>(::hvae_emu::collective(::hvae_emu::Collective::kAny, __FILE__, __LINE__, mask, (p) ? 1u : 0u, 0, warpSize))
+  static_cast<int>(         \
+      ::hvae_emu::collective(::hvae_emu::Collective::kAny, __FILE__, __LINE__, mask, (p) ? 1u : 0u, 0, warpSize))
 #define __all_sync(mask, p) \
-  static_cast<int>(::hvae_emu::collective(::hvae_emu::Collective::kAll, __FILE__, __LINE__, mask, (p) ? 1u : 0u, 0, warpSize))
+  static_cast<int>(         \
+      ::hvae_emu::collective(::hvae_emu::Collective::kAll, __FILE__, __LINE__, mask, (p) ? 1u : 0u, 0, warpSize))
 #define __syncwarp(...) ::hvae_emu::syncwarp(__FILE__, __LINE__, ##__VA_ARGS__)
 #define __syncthreads() \
   ((void)::hvae_emu::collective(::hvae_emu::Collective::kSyncThreads, __FILE__, __LINE__, 0xffffffffu, 0, 0, warpSize))

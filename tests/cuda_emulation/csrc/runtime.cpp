@@ -52,15 +52,24 @@ constexpr size_t kStackBytes = 256 << 10;
 
 const char* op_name(Collective op) {
   switch (op) {
-    case Collective::kShfl: return "__shfl_sync";
-    case Collective::kShflXor: return "__shfl_xor_sync";
-    case Collective::kShflUp: return "__shfl_up_sync";
-    case Collective::kShflDown: return "__shfl_down_sync";
-    case Collective::kBallot: return "__ballot_sync";
-    case Collective::kAny: return "__any_sync";
-    case Collective::kAll: return "__all_sync";
-    case Collective::kSyncWarp: return "__syncwarp";
-    case Collective::kSyncThreads: return "__syncthreads";
+    case Collective::kShfl:
+      return "__shfl_sync";
+    case Collective::kShflXor:
+      return "__shfl_xor_sync";
+    case Collective::kShflUp:
+      return "__shfl_up_sync";
+    case Collective::kShflDown:
+      return "__shfl_down_sync";
+    case Collective::kBallot:
+      return "__ballot_sync";
+    case Collective::kAny:
+      return "__any_sync";
+    case Collective::kAll:
+      return "__all_sync";
+    case Collective::kSyncWarp:
+      return "__syncwarp";
+    case Collective::kSyncThreads:
+      return "__syncthreads";
   }
   return "?";
 }
@@ -111,8 +120,8 @@ struct StackPool {
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   char* get(size_t i) {
     while (stacks.size() <= i) {
-      void* p = mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+      void* p =
+          mmap(nullptr, kStackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       TORCH_CHECK(p != MAP_FAILED, "cuda emulation: cannot map a fiber stack");
       mprotect(p, page, PROT_NONE);
       stacks.push_back(static_cast<char*>(p) + page);
@@ -194,8 +203,7 @@ bool resolve_warp(Block& b, int w, int n, bool* resolved) {
   for (int lane = 0; lane < 32; ++lane) {
     const int i = lo + lane;
     if (i >= n) {
-      fail(&b, head + "lane " + std::to_string(lane) + " does not exist (" + std::to_string(n) +
-                   " threads per block)");
+      fail(&b, head + "lane " + std::to_string(lane) + " does not exist (" + std::to_string(n) + " threads per block)");
       return false;
     }
     const Thread& t = b.threads[i];
@@ -227,18 +235,40 @@ bool resolve_warp(Block& b, int w, int n, bool* resolved) {
     const int width = p.width, base = lane & ~(width - 1);
     int src = lane;
     switch (p.op) {
-      case Collective::kShfl: src = base + (((p.arg % width) + width) % width); break;
-      case Collective::kShflXor: src = lane ^ p.arg; if (src < 0 || src >= base + width) src = lane; break;
-      case Collective::kShflUp: src = lane - p.arg; if (src < base) src = lane; break;
-      case Collective::kShflDown: src = lane + p.arg; if (src >= base + width) src = lane; break;
-      default: break;
+      case Collective::kShfl:
+        src = base + (((p.arg % width) + width) % width);
+        break;
+      case Collective::kShflXor:
+        src = lane ^ p.arg;
+        if (src < 0 || src >= base + width) src = lane;
+        break;
+      case Collective::kShflUp:
+        src = lane - p.arg;
+        if (src < base) src = lane;
+        break;
+      case Collective::kShflDown:
+        src = lane + p.arg;
+        if (src >= base + width) src = lane;
+        break;
+      default:
+        break;
     }
     switch (p.op) {
-      case Collective::kBallot: results[lane] = ballot; break;
-      case Collective::kAny: results[lane] = ballot != 0; break;
-      case Collective::kAll: results[lane] = ballot == 0xffffffffull; break;
-      case Collective::kSyncWarp: results[lane] = 0; break;
-      default: results[lane] = b.threads[lo + src].at.value; break;
+      case Collective::kBallot:
+        results[lane] = ballot;
+        break;
+      case Collective::kAny:
+        results[lane] = ballot != 0;
+        break;
+      case Collective::kAll:
+        results[lane] = ballot == 0xffffffffull;
+        break;
+      case Collective::kSyncWarp:
+        results[lane] = 0;
+        break;
+      default:
+        results[lane] = b.threads[lo + src].at.value;
+        break;
     }
   }
   for (int lane = 0; lane < 32; ++lane) {
@@ -402,7 +432,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "configure",
       [](int multiprocessors, int perturb_mode, uint64_t perturb_seed, int fault) {
         TORCH_CHECK(multiprocessors >= 1, "multiprocessors must be >= 1");
-        TORCH_CHECK(perturb_mode >= 0 && perturb_mode <= 3, "perturb_mode must be 0 (off), 1 (up), 2 (down) or 3 (random)");
+        TORCH_CHECK(perturb_mode >= 0 && perturb_mode <= 3,
+                    "perturb_mode must be 0 (off), 1 (up), 2 (down) or 3 (random)");
         hvae_emu::g_multiprocessors = multiprocessors;
         hvae_emu::g_perturb_mode = perturb_mode;
         hvae_emu::g_perturb_seed = perturb_seed;
@@ -411,13 +442,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       py::arg("multiprocessors") = 4, py::arg("perturb_mode") = 0, py::arg("perturb_seed") = 0, py::arg("fault") = 0,
       "The emulated device: its multiprocessor count, the libm perturbation (0 off, 1 up, 2 down, 3 random) and\n"
       "the seeded fault of a fault-injection build (0 none).");
-  m.def("stats", []() {
-    py::dict d;
-    d["launches"] = hvae_emu::n_launches.load();
-    d["blocks"] = hvae_emu::n_blocks.load();
-    d["threads"] = hvae_emu::n_threads.load();
-    d["collectives"] = hvae_emu::n_collectives.load();
-    d["perturbed"] = hvae_emu::n_perturbed.load();
-    return d;
-  }, "Counts since the library was loaded: launches, blocks, threads, resolved collectives, perturbed libm results.");
+  m.def(
+      "stats",
+      []() {
+        py::dict d;
+        d["launches"] = hvae_emu::n_launches.load();
+        d["blocks"] = hvae_emu::n_blocks.load();
+        d["threads"] = hvae_emu::n_threads.load();
+        d["collectives"] = hvae_emu::n_collectives.load();
+        d["perturbed"] = hvae_emu::n_perturbed.load();
+        return d;
+      },
+      "Counts since the library was loaded: launches, blocks, threads, resolved collectives, perturbed libm results.");
 }

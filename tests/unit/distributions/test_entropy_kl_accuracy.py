@@ -82,7 +82,9 @@ def kl_vmf_errors():
             mu_q[1] = (omc * (2.0 - omc)) ** 0.5
             mu_q = mu_q / mu_q.norm()
             mu_p = _e1(d)
-            omc_true = mpmath.mpf(0.5) * mpmath.fsum((mpmath.mpf(float(x)) - mpmath.mpf(float(y))) ** 2 for x, y in zip(mu_p[:2], mu_q[:2]))
+            omc_true = mpmath.mpf(0.5) * mpmath.fsum(
+                (mpmath.mpf(float(x)) - mpmath.mpf(float(y))) ** 2 for x, y in zip(mu_p[:2], mu_q[:2])
+            )
             omc_true = mpmath.mpf(float(omc_true))  # the float64 value the kernel gets
             kls = [special.vmf_kl_vmf(kp[:, None], kp[None, :], torch.tensor(float(omc_true), dtype=torch.float64), d)]
             if d <= 1000:  # and through the distributions (|mu_p - mu_q|^2 / 2 formed in hvae_ext/distributions/kl.py)
@@ -124,13 +126,16 @@ def test_the_table_reaches_the_documented_range():
     pts = [(d, k) for d, rows in _table().items() for k, _, _ in rows]
     assert max(k for _, k in pts) >= 1e12 and max(d for d, _ in pts) >= 1e5 and min(d for d, _ in pts) == 2
 
+
 def derivative_errors():
     """(d, kappa, relative error of kappa A_d'(kappa) = -dH/dkappa = dKL(vMF || U)/dkappa) for every point."""
     out = []
     for d, pts in _table().items():
         kappa = torch.tensor([k for k, _, _ in pts], dtype=torch.float64, requires_grad=True)
         (g,) = torch.autograd.grad(special.vmf_entropy(kappa, d).sum(), kappa)
-        a_prime = torch.ops.hvae_ext.vmf_mean_resultant_backward(torch.ones_like(kappa), kappa.detach(), torch.tensor(d))
+        a_prime = torch.ops.hvae_ext.vmf_mean_resultant_backward(
+            torch.ones_like(kappa), kappa.detach(), torch.tensor(d)
+        )
         for i, (k, _lc, a) in enumerate(pts):
             ref = k * (1 - a * a) - (d - 1) * a  # kappa A' = kappa Var[w] > 0
             err = max(abs(mpmath.mpf(-g[i].item()) - ref), abs(mpmath.mpf(k * a_prime[i].item()) - ref)) / ref

@@ -17,14 +17,13 @@ import json
 import math
 import os
 
-import numpy as np
 import pytest
 import torch
 from scipy import stats
 
 import hvae_ext
-from hvae_ext.testing import DEVICES
 from hvae_ext import VonMisesFisher, fit_mixture, special
+from hvae_ext.testing import DEVICES
 
 ops = torch.ops.hvae_ext
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -63,8 +62,11 @@ def evaluate(dtype, device="cpu"):
 def test_inverse_against_mpmath_roots(dtype, device):
     rows = evaluate(dtype, device)
     assert len(rows) >= (140 if dtype == torch.float64 else 130)
-    bad = [f"r={r!r} d={d}: kappa {k!r}, true {ref!r}, c={c:.3g}, error/max(1,c) {e:.3g}"
-           for r, d, _, k, ref, c, e, _, _ in rows if not e <= TOL[dtype]]
+    bad = [
+        f"r={r!r} d={d}: kappa {k!r}, true {ref!r}, c={c:.3g}, error/max(1,c) {e:.3g}"
+        for r, d, _, k, ref, c, e, _, _ in rows
+        if not e <= TOL[dtype]
+    ]
     assert not bad, "\n".join(bad)
     # the three regimes are all present: kappa << d, kappa ~ d and kappa >> d, r from 1e-8 to 1 - 1e-10
     ratios = [k / d for _, d, _, k, *_ in rows]
@@ -76,8 +78,11 @@ def test_inverse_against_mpmath_roots(dtype, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_inverse_backward_against_mpmath(device):
     rows = evaluate(torch.float64, device)
-    bad = [f"r={r!r} d={d}: dkappa/dr {g!r}, true {gref!r}" for r, d, _, _, _, _, _, g, gref in rows
-           if not abs(g - gref) <= GRAD_TOL * gref]
+    bad = [
+        f"r={r!r} d={d}: dkappa/dr {g!r}, true {gref!r}"
+        for r, d, _, _, _, _, _, g, gref in rows
+        if not abs(g - gref) <= GRAD_TOL * gref
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -151,8 +156,9 @@ def _check_recovery(fit, mu, kappa, n, d):
     method, dkappa/dr = 1/A').
     """
     a = special.vmf_mean_resultant(torch.tensor(kappa, dtype=torch.float64), d).item()
-    a_prime = ops.vmf_mean_resultant_backward(torch.ones((), dtype=torch.float64),
-                                              torch.tensor(kappa, dtype=torch.float64), torch.tensor(d)).item()
+    a_prime = ops.vmf_mean_resultant_backward(
+        torch.ones((), dtype=torch.float64), torch.tensor(kappa, dtype=torch.float64), torch.tensor(d)
+    ).item()
     mu_hat = fit.loc.double()
     kappa_hat = fit.concentration.double()
     rbar = special.vmf_mean_resultant(kappa_hat, d).item()
@@ -173,8 +179,13 @@ def _check_recovery(fit, mu, kappa, n, d):
 
 @pytest.mark.parametrize(
     "d,kappa,n",
-    [(3, 5.0, 100_000), (16, 50.0, 100_000), (1000, 2000.0, 10_000), (100_000, 3e5, 200),
-     pytest.param(1000, 2000.0, 100_000, marks=pytest.mark.slow)],
+    [
+        (3, 5.0, 100_000),
+        (16, 50.0, 100_000),
+        (1000, 2000.0, 10_000),
+        (100_000, 3e5, 200),
+        pytest.param(1000, 2000.0, 100_000, marks=pytest.mark.slow),
+    ],
 )
 def test_fit_recovers_mu_and_kappa(d, kappa, n):
     g = torch.Generator().manual_seed(d + n)
@@ -200,8 +211,10 @@ def test_fit_batched_with_weights():
     # integer weights = repeated points
     counts = torch.tensor([3, 1, 2, 5])
     pts = x[0, 0, :4]
-    torch.testing.assert_close(VonMisesFisher.fit(pts, counts.double()).concentration,
-                               VonMisesFisher.fit(pts.repeat_interleave(counts, 0)).concentration)
+    torch.testing.assert_close(
+        VonMisesFisher.fit(pts, counts.double()).concentration,
+        VonMisesFisher.fit(pts.repeat_interleave(counts, 0)).concentration,
+    )
     # broadcast weights, differentiable in x
     xr = x[0, 0].clone().requires_grad_(True)
     VonMisesFisher.fit(xr, torch.ones(1, dtype=torch.float64)).concentration.backward()
@@ -260,8 +273,7 @@ def _mixture(dtype=torch.float64):
     kappa = torch.tensor([20.0, 60.0, 8.0], dtype=dtype)
     probs = torch.tensor([0.2, 0.3, 0.5], dtype=dtype)
     comp = VonMisesFisher(locs, kappa, validate_args=True)
-    return torch.distributions.MixtureSameFamily(torch.distributions.Categorical(probs=probs), comp,
-                                                 validate_args=True)
+    return torch.distributions.MixtureSameFamily(torch.distributions.Categorical(probs=probs), comp, validate_args=True)
 
 
 def test_mixture_same_family_log_prob_and_sample():
@@ -301,8 +313,9 @@ def test_fit_mixture_monotone_and_recovers():
     perm = (got.loc @ true.loc.T).argmax(-1)
     assert sorted(perm.tolist()) == [0, 1, 2]
     torch.testing.assert_close(got.concentration, true.concentration[perm], rtol=0.15, atol=0)
-    torch.testing.assert_close(res.mixture.mixture_distribution.probs, mix.mixture_distribution.probs[perm],
-                               atol=0.03, rtol=0)
+    torch.testing.assert_close(
+        res.mixture.mixture_distribution.probs, mix.mixture_distribution.probs[perm], atol=0.03, rtol=0
+    )
     # final log-likelihood equals the mixture's own log_prob sum; responsibilities are normalized
     torch.testing.assert_close(res.mixture.log_prob(x).sum().double(), ll[-1])
     torch.testing.assert_close(res.responsibilities.sum(-1), torch.ones(4000, dtype=torch.float64))
@@ -345,7 +358,9 @@ def main():
         rows = evaluate(dtype)
         worst = max(rows, key=lambda t: t[6])
         out[str(dtype).replace("torch.", "")] = {
-            "points": len(rows), "worst_error_over_max1c": worst[6], "at": {"r": worst[0], "d": worst[1]},
+            "points": len(rows),
+            "worst_error_over_max1c": worst[6],
+            "at": {"r": worst[0], "d": worst[1]},
         }
     rows = evaluate(torch.float64)
     gw = max(rows, key=lambda t: abs(t[7] - t[8]) / t[8])

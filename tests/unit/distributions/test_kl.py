@@ -64,6 +64,12 @@ def test_kl_is_differentiable():
     k = (torch.rand(4, dtype=torch.float64) * 10 + 0.1).requires_grad_(True)
     p = VonMisesFisher(loc[0].detach().clone(), torch.tensor(3.0, dtype=torch.float64))
     assert torch.autograd.gradcheck(
-        lambda k: kl_divergence(VonMisesFisher(loc.detach(), k, validate_args=False), HypersphericalUniform(5, dtype=torch.float64)), (k,))
-    assert torch.autograd.gradcheck(lambda l, k: kl_divergence(VonMisesFisher(l, k, validate_args=False), p), (loc, k))
+        lambda k: kl_divergence(
+            VonMisesFisher(loc.detach(), k, validate_args=False), HypersphericalUniform(5, dtype=torch.float64)
+        ),
+        (k,),
+    )
+    assert torch.autograd.gradcheck(
+        lambda mu, k: kl_divergence(VonMisesFisher(mu, k, validate_args=False), p), (loc, k)
+    )
     assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc.detach(), k, validate_args=False).entropy(), (k,))

@@ -13,10 +13,9 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-import hvae_ext
 from hvae_ext import HypersphericalUniform, PowerSpherical
 from hvae_ext.distributions import power_spherical as ps_module
-from hvae_ext.testing import DEVICES, random_unit
+from hvae_ext.testing import DEVICES
 
 ops = torch.ops.hvae_ext
 GRID_D = [2, 3, 5, 16, 100, 1000]
@@ -26,7 +25,8 @@ GRID_KAPPA = [0.0, 0.1, 1.0, 10.0, 100.0, 1e4]
 def _unit(b, d, dtype=torch.float64, device="cpu", seed=0):
     g = torch.Generator().manual_seed(seed * 1000 + b * 100 + d)
     return torch.nn.functional.normalize(torch.randn(b, d, dtype=torch.float64, generator=g), dim=-1).to(
-        dtype=dtype, device=device)
+        dtype=dtype, device=device
+    )
 
 
 # --- dG/dalpha of the kernel ----------------------------------------------------------------------------------
@@ -187,7 +187,9 @@ def test_log_prob_at_the_antipode(d):
     kappa = torch.tensor([0.0, 0.5, 1e12], dtype=torch.float64)
     p = PowerSpherical(loc, kappa)
     lp = p.log_prob(-loc)
-    assert lp[0].item() == pytest.approx(-HypersphericalUniform(d, dtype=torch.float64).entropy().item(), rel=1e-14)  # uniform
+    assert lp[0].item() == pytest.approx(
+        -HypersphericalUniform(d, dtype=torch.float64).entropy().item(), rel=1e-14
+    )  # uniform
     assert lp[1].item() == -math.inf and lp[2].item() == -math.inf  # the density is 0 there
     # everywhere else finite, also next to the antipode and at the mode
     near = torch.nn.functional.normalize(-loc + 1e-9 * _unit(3, d, seed=1), dim=-1)
@@ -370,8 +372,10 @@ def test_opcheck_power_spherical_sample(device, dtype):
     kappa = torch.tensor([0.0, 2.0, 30.0, 1e3], dtype=dtype, device=device)
     seed = torch.tensor([12345], dtype=torch.int64, device=device)
     torch.library.opcheck(ops.power_spherical_sample.default, (loc, kappa, seed, 3))
-    torch.library.opcheck(ops.power_spherical_sample.default,
-                          (loc.clone().requires_grad_(True), kappa.clone().requires_grad_(True), seed, 3))
+    torch.library.opcheck(
+        ops.power_spherical_sample.default,
+        (loc.clone().requires_grad_(True), kappa.clone().requires_grad_(True), seed, 3),
+    )
     z, gammas = ops.power_spherical_sample(loc, kappa, seed, 3)
     torch.library.opcheck(ops.power_spherical_sample_backward.default, (torch.randn_like(z), z, gammas, loc, kappa))
 
@@ -452,7 +456,8 @@ def test_code_written_for_the_package_runs_with_the_import_changed():
 def test_compat_module_conventions():
     from hvae_ext.compat import PowerSpherical as CompatFromPackageRoot
     from hvae_ext.compat.power_spherical import HypersphericalUniform as U
-    from hvae_ext.compat.power_spherical import MarginalTDistribution, PowerSpherical as C
+    from hvae_ext.compat.power_spherical import MarginalTDistribution
+    from hvae_ext.compat.power_spherical import PowerSpherical as C
 
     assert CompatFromPackageRoot is C
     loc = _unit(2, 5)

@@ -32,8 +32,9 @@ def test_kl_of_the_product_is_the_sum_of_the_factor_kls(k, m1):
     prior = Independent(HypersphericalUniform(m1, dtype=torch.float64).expand((k,)), 1)
     kl = kl_divergence(q, prior)
     assert kl.shape == (3,)
-    factors = torch.stack([kl_divergence(VonMisesFisher(loc[:, j], kappa[:, j]), HypersphericalUniform(m1))
-                           for j in range(k)], dim=-1)
+    factors = torch.stack(
+        [kl_divergence(VonMisesFisher(loc[:, j], kappa[:, j]), HypersphericalUniform(m1)) for j in range(k)], dim=-1
+    )
     torch.testing.assert_close(kl, factors.sum(-1), rtol=1e-14, atol=0)
     # and the Monte Carlo check: E_q[log q - log p] over the product
     z = q.sample((20_000,))
@@ -81,8 +82,7 @@ def test_gradients_reach_every_factor():
     kl_i = kl_divergence(VonMisesFisher(loc.detach()[0, 1], kappa_i), HypersphericalUniform(m1))
     (g_i,) = torch.autograd.grad(kl_i, kappa_i)
     kappa2 = kappa.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(kl_divergence(Independent(VonMisesFisher(loc.detach(), kappa2), 1), prior).sum(),
-                               kappa2)
+    (g,) = torch.autograd.grad(kl_divergence(Independent(VonMisesFisher(loc.detach(), kappa2), 1), prior).sum(), kappa2)
     torch.testing.assert_close(g[0, 1], g_i)
 
 
@@ -91,7 +91,9 @@ def test_svae_product_latent():
     model = SVAE.mlp(12, (16,), 20, spheres=4)  # 4 factors S^2 in R^3: 8 degrees of freedom
     x = (torch.rand(6, 20) < 0.4).float()
     q = model.posterior(x)
-    assert isinstance(q, Independent) and q.base_dist.loc.shape == (6, 4, 3) and q.base_dist.concentration.shape == (6, 4)
+    assert (
+        isinstance(q, Independent) and q.base_dist.loc.shape == (6, 4, 3) and q.base_dist.concentration.shape == (6, 4)
+    )
     assert (q.base_dist.concentration >= model.kappa_floor).all()
     mean = model.latent_mean(x)
     torch.testing.assert_close(mean.view(6, 4, 3).norm(dim=-1), torch.ones(6, 4))
@@ -171,13 +173,16 @@ def test_mnist_cli_spheres():
             _mnist_args(*bad)
     with pytest.raises(SystemExit):
         p = mx.build_parser()
-        mx.validate_args(p, p.parse_args(["--model", "n-vae", "--latent-dim", "4", "--spheres", "2",
-                                          "--data-root", "."]))
+        mx.validate_args(
+            p, p.parse_args(["--model", "n-vae", "--latent-dim", "4", "--spheres", "2", "--data-root", "."])
+        )
 
 
 def test_mnist_cli_spheres_messages(capsys):
-    for bad, msg in ((["--spheres", "3"], "--spheres 3 must divide --latent-dim 20"),
-                     (["--spheres", "20", "--dim-convention", "ambient"], "--latent-dim / --spheres must be >= 2")):
+    for bad, msg in (
+        (["--spheres", "3"], "--spheres 3 must divide --latent-dim 20"),
+        (["--spheres", "20", "--dim-convention", "ambient"], "--latent-dim / --spheres must be >= 2"),
+    ):
         with pytest.raises(SystemExit):
             _mnist_args(*bad)
         assert msg in capsys.readouterr().err
@@ -188,8 +193,9 @@ def test_link_prediction_cli_spheres(capsys):
     from experiments import link_prediction as lp
 
     p = lp.build_parser()
-    args = p.parse_args(["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "16", "--spheres", "4",
-                         "--dim-convention", "paper"])
+    args = p.parse_args(
+        ["--dataset", "Cora", "--model", "s-vgae", "--latent-dim", "16", "--spheres", "4", "--dim-convention", "paper"]
+    )
     lp.validate_args(p, args)
     assert lp.model_ambient_dim("s-vgae", args) == 20 and lp.model_spheres("s-vgae", args) == 4
     assert lp.run_file_name("Cora", "s-vgae", 20, 0, "", 4) == "Cora_s-vgae_d20_k4_seed0.json"
@@ -198,8 +204,10 @@ def test_link_prediction_cli_spheres(capsys):
     default = p.parse_args(["--dataset", "Cora", "--model", "n-vgae,s-vgae"])
     lp.validate_args(p, default)
     assert (default.spheres, default.dim_convention, lp.model_ambient_dim("s-vgae", default)) == (1, "ambient", 16)
-    for bad, msg in ((["--model", "s-vgae", "--spheres", "3"], "--spheres 3 must divide --latent-dim 16"),
-                     (["--model", "n-vgae,s-vgae", "--spheres", "2"], "--spheres applies to s-vgae only")):
+    for bad, msg in (
+        (["--model", "s-vgae", "--spheres", "3"], "--spheres 3 must divide --latent-dim 16"),
+        (["--model", "n-vgae,s-vgae", "--spheres", "2"], "--spheres applies to s-vgae only"),
+    ):
         with pytest.raises(SystemExit):
             lp.validate_args(p, p.parse_args(["--dataset", "Cora", *bad]))
         assert msg in capsys.readouterr().err
@@ -209,8 +217,11 @@ def test_reports_read_run_files_without_spheres():
     from experiments import report
 
     old = {"config": {"model": "s-vgae", "latent_dim": 17, "dataset": "Cora", "seed": 0}}
-    new = {"config": {"model": "s-vgae", "latent_dim": 16, "dataset": "Cora", "seed": 0, "dim_convention": "paper"},
-           "ambient_dim": 20, "spheres": 4}
+    new = {
+        "config": {"model": "s-vgae", "latent_dim": 16, "dataset": "Cora", "seed": 0, "dim_convention": "paper"},
+        "ambient_dim": 20,
+        "spheres": 4,
+    }
     assert (report.spheres(old), report.ambient_dim(old), report.dof(old)) == (1, 17, 16)
     assert (report.spheres(new), report.ambient_dim(new), report.dof(new)) == (4, 20, 16)
     assert not report.group([new], tagged=False)  # products stay out of the single-sphere tables

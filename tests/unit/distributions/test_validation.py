@@ -12,8 +12,8 @@ import torch
 from torch.distributions import kl_divergence
 
 import hvae_ext
-from hvae_ext.testing import DEVICES, requires_cuda
 from hvae_ext import HypersphericalUniform, VonMisesFisher
+from hvae_ext.testing import DEVICES, requires_cuda
 
 ops = torch.ops.hvae_ext
 NAN, INF = float("nan"), float("inf")
@@ -121,7 +121,9 @@ def test_dimension_rule(loc, match):
 
 
 def test_shapes_that_do_not_broadcast():
-    with pytest.raises(ValueError, match=r"concentration of shape \(5,\) does not broadcast with the batch shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"concentration of shape \(5,\) does not broadcast with the batch shape \(2,\)"
+    ):
         VonMisesFisher(unit(2, 3).float(), torch.ones(5))
     with pytest.raises(ValueError, match="does not broadcast"):
         VonMisesFisher(unit(2, 3).float(), torch.ones(3, 1))  # (..., 1) with the wrong batch
@@ -133,10 +135,25 @@ def test_shapes_that_do_not_broadcast():
     "loc, kappa, exc, match",
     [
         # (float16 and bfloat16 are accepted: mixed precision, tests/unit/test_mixed_precision.py)
-        (E1.long(), 1.0, TypeError, r"loc must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64"),
+        (
+            E1.long(),
+            1.0,
+            TypeError,
+            r"loc must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64",
+        ),
         (E1.to(torch.complex64), 1.0, TypeError, r"loc must be a float32, float64, float16 or bfloat16 tensor"),
-        (E1, torch.tensor(1), TypeError, r"concentration must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64"),
-        (E1, torch.tensor(1.0, dtype=torch.float64), TypeError, r"concentration has dtype torch.float64 but loc has dtype torch.float32"),
+        (
+            E1,
+            torch.tensor(1),
+            TypeError,
+            r"concentration must be a float32, float64, float16 or bfloat16 tensor, got dtype torch.int64",
+        ),
+        (
+            E1,
+            torch.tensor(1.0, dtype=torch.float64),
+            TypeError,
+            r"concentration has dtype torch.float64 but loc has dtype torch.float32",
+        ),
         ([1.0, 0.0], 1.0, TypeError, r"loc must be a tensor or a real number, got list"),
         (E1, [1.0], TypeError, r"concentration must be a tensor or a real number, got list"),
         (E1, True, TypeError, r"concentration must be a tensor or a real number, got bool"),
@@ -200,7 +217,11 @@ def test_log_prob_value_rules():
         (dict(dim=3.0), TypeError, r"dim must be an int .*got float"),
         (dict(dim=True), TypeError, r"dim must be an int .*got bool"),
         (dict(dim=torch.tensor(3)), TypeError, r"dim must be an int .*got Tensor"),
-        (dict(dim=3, dtype=torch.complex64), TypeError, r"dtype must be torch.float32 or torch.float64.*got torch.complex64"),
+        (
+            dict(dim=3, dtype=torch.complex64),
+            TypeError,
+            r"dtype must be torch.float32 or torch.float64.*got torch.complex64",
+        ),
         (dict(dim=3, dtype=torch.int64), TypeError, r"dtype must be torch.float32 or torch.float64"),
     ],
 )
@@ -210,7 +231,9 @@ def test_uniform_rules(kwargs, exc, match):
 
 
 def test_kl_rules():
-    with pytest.raises(ValueError, match=r"KL\(VonMisesFisher \|\| HypersphericalUniform\): the dimensions differ \(d = 3 and d = 4\)"):
+    with pytest.raises(
+        ValueError, match=r"KL\(VonMisesFisher \|\| HypersphericalUniform\): the dimensions differ \(d = 3 and d = 4\)"
+    ):
         kl_divergence(VonMisesFisher(E1, 1.0), HypersphericalUniform(4))
     with pytest.raises(ValueError, match=r"KL\(VonMisesFisher \|\| VonMisesFisher\): the dimensions differ"):
         kl_divergence(VonMisesFisher(E1, 1.0), VonMisesFisher(torch.tensor([1.0, 0.0]), 1.0))
@@ -294,8 +317,14 @@ S = torch.tensor([1], dtype=torch.int64)
         ((torch.eye(3).half(), torch.ones(3).half(), S, 1), r"loc must be float32 or float64, got Half"),
         ((torch.eye(3), torch.ones(3).double(), S, 1), r"kappa dtype Double differs from loc dtype Float"),
         ((torch.eye(3), torch.ones(3), S.int(), 1), r"seed must be an int64 tensor with one element"),
-        ((torch.eye(3), torch.ones(3), torch.ones(2, dtype=torch.int64), 1), r"seed must be an int64 tensor with one element"),
-        ((torch.eye(3), torch.ones(3), torch.ones(0, dtype=torch.int64), 1), r"seed must be an int64 tensor with one element"),
+        (
+            (torch.eye(3), torch.ones(3), torch.ones(2, dtype=torch.int64), 1),
+            r"seed must be an int64 tensor with one element",
+        ),
+        (
+            (torch.eye(3), torch.ones(3), torch.ones(0, dtype=torch.int64), 1),
+            r"seed must be an int64 tensor with one element",
+        ),
         ((torch.eye(3), torch.ones(3), S, -1), r"num_samples must be >= 0, got -1"),
     ],
 )
@@ -344,13 +373,20 @@ def test_empty_batches_just_work(device, batch):
     q = VonMisesFisher(loc, k, validate_args=True)
     z = q.rsample((3,))
     assert z.shape == (3, *batch, 5)
-    (z.sum() + q.log_prob(z).sum() + q.entropy().sum() + kl_divergence(q, HypersphericalUniform(5, device=device)).sum()).backward()
+    (
+        z.sum()
+        + q.log_prob(z).sum()
+        + q.entropy().sum()
+        + kl_divergence(q, HypersphericalUniform(5, device=device)).sum()
+    ).backward()
     assert loc.grad.shape == loc.shape and k.grad.shape == k.shape
     assert q.mean.shape == (*batch, 5) and q.variance.shape == (*batch, 5)
     assert kl_divergence(q, q).shape == batch
     assert VonMisesFisher(unit(5, device=device).float(), 1.0).rsample((0,)).shape == (0, 5)
-    assert ops.vmf_sample(torch.zeros(0, 5, device=device), torch.ones(0, device=device),
-                          S.to(device), 4)[0].shape == (0, 5)
+    assert ops.vmf_sample(torch.zeros(0, 5, device=device), torch.ones(0, device=device), S.to(device), 4)[0].shape == (
+        0,
+        5,
+    )
 
 
 def _run(loc, kappa, seed=7, n=3):
@@ -359,7 +395,12 @@ def _run(loc, kappa, seed=7, n=3):
     q = VonMisesFisher(loc, kappa, validate_args=True)
     z = q.rsample((n,), generator=torch.Generator(device=loc.device).manual_seed(seed))
     w = torch.linspace(-1, 1, loc.shape[-1], dtype=loc.dtype, device=loc.device)
-    out = [z, q.log_prob(z), q.entropy(), kl_divergence(q, HypersphericalUniform(loc.shape[-1], dtype=loc.dtype, device=loc.device))]
+    out = [
+        z,
+        q.log_prob(z),
+        q.entropy(),
+        kl_divergence(q, HypersphericalUniform(loc.shape[-1], dtype=loc.dtype, device=loc.device)),
+    ]
     (z @ w).sum().backward()
     return [t.detach() for t in out] + [loc.grad, kappa.grad]
 

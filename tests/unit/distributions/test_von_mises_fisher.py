@@ -12,9 +12,9 @@ import torch
 from scipy import stats
 from torch.distributions import kl_divergence
 
-from hvae_ext.testing import DEVICES, angle_from_loc, random_unit, w_law
 import hvae_ext
 from hvae_ext import HypersphericalUniform, VonMisesFisher
+from hvae_ext.testing import DEVICES, angle_from_loc, random_unit, w_law
 
 
 def _norm_err(z: torch.Tensor) -> float:
@@ -64,8 +64,13 @@ def test_samples_concentrate_at_loc(device, dtype):
 
 def test_shapes_and_broadcasting():
     loc = torch.nn.functional.normalize(torch.randn(4, 3, 6, dtype=torch.float64), dim=-1)
-    for conc in (torch.rand(4, 3, dtype=torch.float64) + 0.5, torch.rand(4, 3, 1, dtype=torch.float64) + 0.5,
-                 torch.tensor(2.0, dtype=torch.float64), 2.0, torch.rand(3, dtype=torch.float64) + 0.5):
+    for conc in (
+        torch.rand(4, 3, dtype=torch.float64) + 0.5,
+        torch.rand(4, 3, 1, dtype=torch.float64) + 0.5,
+        torch.tensor(2.0, dtype=torch.float64),
+        2.0,
+        torch.rand(3, dtype=torch.float64) + 0.5,
+    ):
         q = VonMisesFisher(loc, conc)
         assert q.batch_shape == (4, 3) and q.event_shape == (6,) and q.dim == 6
         assert q.rsample().shape == (4, 3, 6)
@@ -214,7 +219,9 @@ def test_manual_seed_and_generator_reproducible():
 def test_reproducible_across_thread_counts(restore_threads, dtype):
     """Each row has its own Philox stream keyed by (seed, row): the samples and the gradients are
     bitwise identical whatever the number of threads."""
-    loc0 = torch.nn.functional.normalize(torch.randn(64, 33, dtype=dtype, generator=torch.Generator().manual_seed(0)), dim=-1)
+    loc0 = torch.nn.functional.normalize(
+        torch.randn(64, 33, dtype=dtype, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
     k0 = torch.logspace(-3, 5, 64, dtype=dtype)
     results = []
     for threads in (1, 2, 4):
@@ -270,7 +277,9 @@ def test_cuda_matches_cpu_in_distribution_and_keeps_device():
     # rounding difference flips an acceptance test (rare)
     ops = torch.ops.hvae_ext
     for dim, dtype, tol in ((3, torch.float64, 1e-12), (10, torch.float64, 1e-10), (64, torch.float32, 1e-4)):
-        loc = torch.nn.functional.normalize(torch.randn(16, dim, dtype=dtype, generator=torch.Generator().manual_seed(dim)), dim=-1)
+        loc = torch.nn.functional.normalize(
+            torch.randn(16, dim, dtype=dtype, generator=torch.Generator().manual_seed(dim)), dim=-1
+        )
         kap = torch.logspace(-2, 4, 16, dtype=dtype)
         key = torch.tensor([987654321], dtype=torch.int64)
         z_cpu, omw_cpu = ops.vmf_sample(loc, kap, key, 500)
@@ -305,8 +314,9 @@ def test_sample_rows_use_their_parameter_rows(d, dtype):
 def test_variance_and_covariance_are_differentiable_in_kappa():
     """Var and Cov use A_d'(kappa); their kappa-gradient goes through A_d'' (gradcheck, and the double
     backward of vmf_mean_resultant)."""
-    loc = torch.nn.functional.normalize(torch.tensor([[0.3, -0.5, 0.8, 0.1], [1.0, 0.0, 0.0, 0.0]],
-                                                     dtype=torch.float64), dim=-1)
+    loc = torch.nn.functional.normalize(
+        torch.tensor([[0.3, -0.5, 0.8, 0.1], [1.0, 0.0, 0.0, 0.0]], dtype=torch.float64), dim=-1
+    )
     kappa = torch.tensor([0.7, 25.0], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc, k).variance, (kappa,))
     assert torch.autograd.gradcheck(lambda k: VonMisesFisher(loc, k).covariance_matrix, (kappa,))

@@ -137,8 +137,9 @@ def test_spheres_must_be_a_positive_integer(bad):
 # --- the graph models -------------------------------------------------------------------------------------
 
 HAVE_PYG = all(importlib.util.find_spec(m) is not None for m in ("torch_geometric", "sklearn"))
-requires_pyg = pytest.mark.skipif(not HAVE_PYG, reason="the graph models need torch_geometric and scikit-learn "
-                                                       "(the 'experiments' extra)")
+requires_pyg = pytest.mark.skipif(
+    not HAVE_PYG, reason="the graph models need torch_geometric and scikit-learn (the 'experiments' extra)"
+)
 if HAVE_PYG:
     from torch_geometric.nn import GCNConv
 
@@ -153,8 +154,11 @@ def _graph(n=30, f=12, seed=0):
 
 
 @requires_pyg
-@pytest.mark.parametrize("name, kwargs", [("SVGAE", {"kappa_floor": 2.0, "dropout": 0.2}),
-                                          ("NVGAE", {"dropout": 0.2})], ids=["svgae", "nvgae"])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("SVGAE", {"kappa_floor": 2.0, "dropout": 0.2}), ("NVGAE", {"dropout": 0.2})],
+    ids=["svgae", "nvgae"],
+)
 def test_former_graph_spelling_warns_and_builds_the_gcn(name, kwargs):
     cls = {"SVGAE": SVGAE, "NVGAE": NVGAE}[name]
     x, ei = _graph()
@@ -209,11 +213,14 @@ def test_svgae_takes_any_encoder(k, flat):
 
 
 @requires_pyg
-@pytest.mark.parametrize("k, latent, match", [
-    (1, 8, r"concentration logits must have shape \(N, 1\) or \(N,\) .* got \(30, 2\)"),
-    (2, 8, r"concentration logits must have shape \(N, spheres\) = \(30, 2\), .* got \(30, 3\)"),
-    (3, 8, r"D = 8, which must be a multiple of spheres = 3"),
-])
+@pytest.mark.parametrize(
+    "k, latent, match",
+    [
+        (1, 8, r"concentration logits must have shape \(N, 1\) or \(N,\) .* got \(30, 2\)"),
+        (2, 8, r"concentration logits must have shape \(N, spheres\) = \(30, 2\), .* got \(30, 3\)"),
+        (3, 8, r"D = 8, which must be a multiple of spheres = 3"),
+    ],
+)
 def test_svgae_bad_encoder_output_is_a_clear_error(k, latent, match):
     x, ei = _graph()
     bad_k = {1: 2, 2: 3, 3: 3}[k]
@@ -235,6 +242,7 @@ def test_graph_constructors_check_their_arguments():
 
 
 # --- torch_geometric's examples/autoencoder.py flow with SVGAE(encoder) -----------------------------------
+
 
 def _cora_raw() -> Path | None:
     root = data_root()
@@ -269,8 +277,14 @@ def test_pyg_autoencoder_example_flow_on_cora(tmp_path):
 
     raw = tmp_path / "Planetoid" / "Cora" / "raw"  # Planetoid writes processed/ beside raw/: a copy
     shutil.copytree(_cora_raw(), raw)
-    transform = T.Compose([T.NormalizeFeatures(), T.RandomLinkSplit(
-        num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True, add_negative_train_samples=False)])
+    transform = T.Compose(
+        [
+            T.NormalizeFeatures(),
+            T.RandomLinkSplit(
+                num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True, add_negative_train_samples=False
+            ),
+        ]
+    )
     random.seed(0)
     torch.manual_seed(0)
     dataset = Planetoid(str(tmp_path / "Planetoid"), "Cora", transform=transform)

@@ -36,7 +36,7 @@ def test_model_shapes_loss_falls_and_is_bound(model_cls, d, few_images):
         before = model.loss(x).item()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for step in range(60):
-        xb = x[(step % 3) * 100:(step % 3 + 1) * 100]
+        xb = x[(step % 3) * 100 : (step % 3 + 1) * 100]
         loss = model.loss(xb)
         opt.zero_grad()
         loss.backward()
@@ -69,7 +69,6 @@ def test_model_argument_errors():
         SVAE(3, kappa_floor=-1.0)
     with pytest.raises(ValueError, match="num_samples"):
         NVAE(2).log_likelihood(torch.zeros(1, 784), num_samples=0)
-
 
 
 @pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (SVAE, 3)])

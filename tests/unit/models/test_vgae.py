@@ -38,8 +38,9 @@ def planted_partition(num_blocks=4, block_size=30, p_in=0.3, p_out=0.01, feat_di
 
 def split(data: Data, seed: int = 0):
     torch.manual_seed(seed)
-    transform = T.RandomLinkSplit(num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True,
-                                  add_negative_train_samples=False)
+    transform = T.RandomLinkSplit(
+        num_val=0.05, num_test=0.1, is_undirected=True, split_labels=True, add_negative_train_samples=False
+    )
     return transform(data)
 
 
