@@ -430,6 +430,7 @@ def _register(entry: OpRegistration) -> None:
     and, on a build without CUDA kernels, a CUDA kernel that says how to rebuild."""
     qualname = f"hvae_ext::{entry.name}"
     fake = _elementwise_fake(entry.name) if entry.fake is ELEMENTWISE else entry.fake
+    assert callable(fake), f"{entry.name}: the fake column holds a kernel or ELEMENTWISE"
     torch.library.register_fake(qualname, fake)
     if entry.backward is not None:
         torch.library.register_autograd(qualname, entry.backward, setup_context=entry.setup_context)

@@ -14,7 +14,7 @@ import warnings
 from torch import nn
 
 
-class LegacySizes(type(nn.Module)):
+class LegacySizes(type(nn.Module)):  # type: ignore[misc]  # nn.Module's metaclass, whatever torch makes it
     """Metaclass: ``cls(int, ...)`` (or ``cls(<legacy_first>=int, ...)``) -> ``cls.<legacy_builder>(...)``
     with a ``DeprecationWarning``; any other call constructs the model as usual."""
 

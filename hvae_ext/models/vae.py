@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -141,7 +141,8 @@ def stack_ensemble(models: Sequence[nn.Module]) -> nn.Module:
     others = [dict(m.named_modules()) for m in models]
     stacked = copy.deepcopy(first)
     _replace_linears(stacked, lambda path, _: EnsembleLinear.from_linears([mods[path] for mods in others]))
-    stacked.members = len(models)
+    stacked_any: Any = stacked  # the attribute is the model's own, not one of nn.Module's declared ones
+    stacked_any.members = len(models)
     return stacked
 
 
@@ -212,6 +213,9 @@ class _VAE(nn.Module, metaclass=LegacySizes):
 
     legacy_builder = "mlp"
     legacy_first = "latent_dim"
+    # set by the named constructor :meth:`mlp` (the MLP's sizes)
+    data_dim: int
+    hidden: tuple[int, ...]
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module):
         super().__init__()

@@ -29,7 +29,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution, kl_divergence
+from torch.distributions import Independent, kl_divergence
 
 try:
     from torch_geometric.nn import GCNConv
@@ -337,7 +337,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         self.kappa_floor = float(kappa_floor)
         #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
         self.latent_dim: int | None = None
-        self.__posterior__ = None
+        self.__posterior__: _latent.Posterior | None = None
 
     @classmethod
     def gcn(
@@ -376,7 +376,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         model.latent_dim = latent_dim
         return model
 
-    def posterior(self, loc: Tensor | None = None, kappa: Tensor | None = None) -> Distribution:
+    def posterior(self, loc: Tensor | None = None, kappa: Tensor | None = None) -> _latent.Posterior:
         """q(z) of the last encoding, or of the given mean directions ``loc`` (N, D) (unit vectors, per
         factor, side by side) and concentrations ``kappa`` (N,) or (N, spheres)."""
         if loc is None and kappa is None and self.__posterior__ is not None:
@@ -404,6 +404,6 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
     def kl_loss(self, mu: Tensor | None = None, kappa: Tensor | None = None) -> Tensor:
         """Mean over nodes of KL(q || uniform): for a product, the sum of the factors' KLs."""
         q = self.posterior(mu, kappa)
-        loc = q.base_dist.loc if self.spheres > 1 else q.loc
+        loc = q.base_dist.loc if isinstance(q, Independent) else q.loc
         p = _latent.prior(_latent.latent_size(q), self.spheres, device=loc.device, dtype=loc.dtype)
         return kl_divergence(q, p).mean()
