@@ -122,22 +122,17 @@ def test_emulated_cuda_kernels_match_cpu_with_libm_at_its_bound(emu, mode):
     assert not bad, "\n".join(bad)
 
 
-# With fused multiply-adds the second-derivative ops lose their agreement (the cancellation of A' + kappa A''
-# and of the small-kappa series depends on the rounding of each product); strict: when their formulas are
-# made robust this xfail turns into a failure and goes.
-_FMA_KNOWN = {"vmf_mean_resultant_second_derivative", "vmf_kl_uniform_second_derivative"}
-
-
-def _fma_params():
-    out = []
-    for name in ("vmf_sample", "vmf_sample_backward", "elementwise", *sorted(_FMA_KNOWN)):
-        marks = (
-            [pytest.mark.xfail(strict=True, reason="second derivative formula cancels (FMA-sensitive)")]
-            if name in _FMA_KNOWN
-            else []
-        )
-        out.append(pytest.param(name, marks=marks, id=name))
-    return out
+# With fused multiply-adds every op must still agree: the second derivatives once lost it (the cancellation of
+# A' + kappa A'' depended on the rounding of each product) and are listed on their own to show that they do not.
+_FMA_GROUPS = (
+    "vmf_sample",
+    "vmf_sample_backward",
+    "power_spherical_sample",
+    "power_spherical_sample_backward",
+    "elementwise",
+    "vmf_mean_resultant_second_derivative",
+    "vmf_kl_uniform_second_derivative",
+)
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +142,11 @@ def emu_fma():
     return _load("fma")
 
 
-@pytest.mark.parametrize("group", _fma_params())
+@pytest.mark.parametrize("group", _FMA_GROUPS)
 def test_emulated_cuda_kernels_match_cpu_with_fma(emu_fma, group):
     ops = emu_build.emulated_ops(emu_fma)
     if group == "elementwise":
-        ops = [o for o in ops if grid.base_name(o) not in grid.SAMPLER_OPS | _FMA_KNOWN]
+        ops = [o for o in ops if grid.base_name(o) not in grid.SAMPLER_OPS and grid.base_name(o) not in _FMA_GROUPS]
     else:
         ops = [o for o in ops if grid.base_name(o) == group]
     assert ops

@@ -269,6 +269,14 @@ inline T atomic_min(T* address, T val) {
 }
 }  // namespace hvae_emu
 #define atomicMin(address, val) ::hvae_emu::atomic_min(address, val)
+// __dadd_rn / __dmul_rn: one IEEE operation each, never contracted into a fused multiply-add (out of line, so
+// that the FMA variant's -ffp-contract=fast cannot fuse them with their neighbours, as nvcc does not)
+namespace hvae_emu {
+__attribute__((noinline)) inline double dadd_rn(double a, double b) { return a + b; }
+__attribute__((noinline)) inline double dmul_rn(double a, double b) { return a * b; }
+}  // namespace hvae_emu
+#define __dadd_rn(a, b) ::hvae_emu::dadd_rn(a, b)
+#define __dmul_rn(a, b) ::hvae_emu::dmul_rn(a, b)
 #define __shfl_sync(mask, v, ...) \
   ::hvae_emu::shuffle(::hvae_emu::Collective::kShfl, __FILE__, __LINE__, mask, v, __VA_ARGS__)
 #define __shfl_xor_sync(mask, v, ...) \
