@@ -17,7 +17,7 @@ D, DATA, B = 5, 24, 256
 
 def _setup(seed=0):
     torch.manual_seed(seed)
-    model = SVAE(latent_dim=D, hidden=(16, 8), data_dim=DATA)
+    model = SVAE.mlp(latent_dim=D, hidden=(16, 8), data_dim=DATA)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(B, DATA, generator=g) < 0.3).float()

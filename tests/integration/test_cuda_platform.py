@@ -57,7 +57,7 @@ def test_training_path_does_not_synchronise():
     loc.requires_grad_(True)
     kappa.requires_grad_(True)
     torch.manual_seed(0)
-    model = SVAE(latent_dim=8, hidden=(64, 32), data_dim=100).cuda()
+    model = SVAE.mlp(latent_dim=8, hidden=(64, 32), data_dim=100).cuda()
     step = svae_train_step(model, (torch.rand(32, 100, device="cuda") < 0.3).float())
     step()  # lazy state
     torch.cuda.synchronize()

@@ -120,7 +120,7 @@ def _assert_every_parameter_has_a_finite_gradient(model):
 @pytest.mark.parametrize("dtype", HALF)
 def test_svae_training_step_under_autocast(dtype):
     torch.manual_seed(0)
-    model = SVAE(latent_dim=5, hidden=(32, 16), data_dim=40)
+    model = SVAE.mlp(latent_dim=5, hidden=(32, 16), data_dim=40)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = (torch.rand(16, 40) < 0.3).float()
     seen = {}
@@ -149,7 +149,7 @@ def test_svae_training_step_under_autocast(dtype):
 def test_svae_in_bfloat16_parameters():
     """A model cast to bfloat16 (no autocast): bfloat16 loc and kappa, bfloat16 samples for the decoder."""
     torch.manual_seed(0)
-    model = SVAE(latent_dim=4, hidden=(16, 8), data_dim=20).to(torch.bfloat16)
+    model = SVAE.mlp(latent_dim=4, hidden=(16, 8), data_dim=20).to(torch.bfloat16)
     x = (torch.rand(8, 20) < 0.3).to(torch.bfloat16)
     loss = model.loss(x)
     assert torch.isfinite(loss)
@@ -168,7 +168,7 @@ def test_svgae_training_step_under_autocast(dtype):
     edge_index = (adj | adj.t()).nonzero().t().contiguous()
     x = torch.rand(n, f, generator=g)
     torch.manual_seed(0)
-    model = SVGAE(f, hidden_channels=16, latent_dim=6)
+    model = SVGAE.gcn(f, hidden_channels=16, latent_dim=6)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _step in range(2):
         model.train()

@@ -18,7 +18,7 @@ def _one_thread(restore_threads):
 @pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (NVAE, 10), (SVAE, 2), (SVAE, 10)])
 def test_model_shapes_loss_falls_and_is_bound(model_cls, d, few_images):
     torch.manual_seed(0)
-    model = model_cls(d)
+    model = model_cls.mlp(d)
     x = few_images
     q = model.posterior(x[:7])
     assert q.loc.shape == (7, d)
@@ -62,13 +62,13 @@ def test_model_shapes_loss_falls_and_is_bound(model_cls, d, few_images):
 
 def test_model_argument_errors():
     with pytest.raises(ValueError, match="latent_dim >= 2"):
-        SVAE(1)
+        SVAE.mlp(1)
     with pytest.raises(ValueError, match="latent_dim must be >= 1"):
-        NVAE(0)
+        NVAE.mlp(0)
     with pytest.raises(ValueError, match="kappa_floor"):
-        SVAE(3, kappa_floor=-1.0)
+        SVAE.mlp(3, kappa_floor=-1.0)
     with pytest.raises(ValueError, match="num_samples"):
-        NVAE(2).log_likelihood(torch.zeros(1, 784), num_samples=0)
+        NVAE.mlp(2).log_likelihood(torch.zeros(1, 784), num_samples=0)
 
 
 @pytest.mark.parametrize("model_cls,d", [(NVAE, 2), (SVAE, 3)])
@@ -80,7 +80,7 @@ def test_stacked_members_train_exactly_as_alone(model_cls, d):
     models = []
     for seed in range(3):
         torch.manual_seed(seed)
-        models.append(model_cls(d).double())
+        models.append(model_cls.mlp(d).double())
     stacked = stack_ensemble(models)
     assert stacked.members == 3
     x = torch.rand(3, 16, 784, dtype=torch.float64).bernoulli()

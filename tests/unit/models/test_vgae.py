@@ -64,7 +64,7 @@ def test_learns_planted_communities(model_cls):
     torch.manual_seed(0)
     data = planted_partition()
     train_data, _, test_data = split(data)
-    model = model_cls(data.num_features, hidden_channels=32, latent_dim=8)
+    model = model_cls.gcn(data.num_features, hidden_channels=32, latent_dim=8)
     assert isinstance(model, VGAE)  # the torch_geometric API
     losses = train(model, train_data, epochs=40)
     assert all(math.isfinite(v) for v in losses)
@@ -79,7 +79,7 @@ def test_learns_planted_communities(model_cls):
 def test_svgae_posterior_on_sphere_and_kl():
     torch.manual_seed(0)
     data = planted_partition(num_blocks=2, block_size=10)
-    model = SVGAE(data.num_features, 8, latent_dim=5, kappa_floor=2.0)
+    model = SVGAE.gcn(data.num_features, 8, latent_dim=5, kappa_floor=2.0)
     model.train()
     z = model.encode(data.x, data.edge_index)
     assert z.shape == (data.num_nodes, 5)
@@ -106,7 +106,7 @@ def test_svgae_posterior_on_sphere_and_kl():
 def test_nvgae_matches_pyg_vgae_conventions():
     torch.manual_seed(0)
     data = planted_partition(num_blocks=2, block_size=10)
-    model = NVGAE(data.num_features, 8, latent_dim=4)
+    model = NVGAE.gcn(data.num_features, 8, latent_dim=4)
     model.eval()
     with torch.no_grad():
         z = model.encode(data.x, data.edge_index)
@@ -131,11 +131,11 @@ def test_scaled_decoder():
 
 def test_bad_model_arguments():
     with pytest.raises(ValueError, match="latent_dim >= 2"):
-        SVGAE(8, latent_dim=1)
+        SVGAE.gcn(8, latent_dim=1)
     with pytest.raises(ValueError, match="kappa_floor"):
-        SVGAE(8, latent_dim=3, kappa_floor=-1.0)
+        SVGAE.gcn(8, latent_dim=3, kappa_floor=-1.0)
     with pytest.raises(ValueError, match="latent_dim"):
-        NVGAE(8, latent_dim=0)
+        NVGAE.gcn(8, latent_dim=0)
     enc = GCNEncoder(8, 4, 3, second_channels=1)
     loc, second = enc(torch.randn(5, 8), torch.tensor([[0, 1], [1, 0]]))
     assert loc.shape == (5, 3) and second.shape == (5, 1)
