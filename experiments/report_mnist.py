@@ -442,15 +442,15 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
 def _protocol(runs) -> str:
     """The training options of a set of runs, as one sentence (values that differ are listed)."""
 
-    def values(key):
-        vals = sorted({r["config"].get(key) for r in runs if r["config"].get(key) is not None}, key=str)
+    def values(key, unset=(None,)):
+        vals = sorted({r["config"].get(key) for r in runs if r["config"].get(key) not in unset}, key=str)
         return "/".join(f"{v:g}" if isinstance(v, float) else str(v) for v in vals) or "—"
 
     warm = values("warmup_epochs")
     return (
         f"Adam lr {values('lr')}, batch {values('batch_size')}, KL warm-up over "
         f"{warm if warm != '—' else '0'} epochs, at most {values('epochs')} epochs (training-time budget "
-        f"{values('time_budget')} min where set), early stopping with patience {values('patience')} on the "
+        f"{values('time_budget', unset=(None, 0, 0.0))} min where set), early stopping with patience {values('patience')} on the "
         f"validation ELBO (10,000 held-out training images)"
     )
 

@@ -124,8 +124,6 @@ def clean_file(path: str, check: bool) -> bool:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     rel = os.path.relpath(path, ROOT).split(os.sep)
-    if rel[:2] == ["experiments", "results"]:  # the results live in experiments/results/
-        rel = rel[1:]
     if path.endswith(".json"):
         obj = json.loads(text)
         obj = portable(obj, ROOT)
