@@ -143,8 +143,9 @@ def _vmf_sample_proposals_fake(loc, kappa, seed, num_samples):
     return loc.new_empty(rows, dtype=torch.float64), loc.new_empty(rows, dtype=torch.int32)
 
 
-def _vmf_sample_backward_fake(grad_z, z, one_minus_w, loc, kappa):
-    # contiguous, like the real kernels' outputs (empty_like would keep a non-contiguous loc's strides)
+def _sampler_backward_fake(grad_z, z, saved, loc, kappa):
+    """Both samplers' backward ops: (grad_loc, grad_kappa) from (grad_z, z, the forward's saved output, loc,
+    kappa); contiguous, like the real kernels' outputs (empty_like would keep a non-contiguous loc's strides)."""
     return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
 
 
@@ -287,19 +288,28 @@ def value_for_autograd(name: str, kappa: torch.Tensor, dim: torch.Tensor) -> tor
     return getattr(ops, name)(kappa, dim)
 
 
-def _vmf_sample_setup(ctx, inputs, output):
+# The samplers (vmf_sample, power_spherical_sample) share one autograd form: op(loc, kappa, seed, n) returns the
+# samples z and what its backward kernel needs (vMF: 1 - w per row; Power Spherical: the Gamma pair of each
+# row's Beta draw), which is not differentiable; <op>_backward(grad_z, z, saved, loc, kappa) gives
+# (grad_loc, grad_kappa).
+
+
+def _sampler_setup(ctx, inputs, output):
     loc, kappa, _seed, _n = inputs
-    z, one_minus_w = output
-    ctx.mark_non_differentiable(one_minus_w)
-    ctx.save_for_backward(z, one_minus_w, loc, kappa)
+    z, saved = output
+    ctx.mark_non_differentiable(saved)
+    ctx.save_for_backward(z, saved, loc, kappa)
 
 
-def _vmf_sample_bwd(ctx, grad_z, _grad_one_minus_w):
-    z, one_minus_w, loc, kappa = ctx.saved_tensors
-    if grad_z is None:
-        return None, None, None, None
-    grad_loc, grad_kappa = ops.vmf_sample_backward(grad_z, z, one_minus_w, loc, kappa)
-    return grad_loc, grad_kappa, None, None
+def _sampler_backward(backward_op):
+    def backward(ctx, grad_z, _grad_saved):
+        z, saved, loc, kappa = ctx.saved_tensors
+        if grad_z is None:
+            return None, None, None, None
+        grad_loc, grad_kappa = backward_op(grad_z, z, saved, loc, kappa)
+        return grad_loc, grad_kappa, None, None
+
+    return backward
 
 
 # --- Power Spherical sampler (csrc/math/power_spherical.h) ----------------------------------------------------
@@ -311,25 +321,6 @@ def _power_spherical_sample_fake(loc, kappa, seed, num_samples):
     torch._check(loc.dim() == 2)
     rows = num_samples * loc.shape[0]
     return loc.new_empty(rows, loc.shape[1]), loc.new_empty(rows, 2, dtype=torch.float64)
-
-
-def _power_spherical_sample_backward_fake(grad_z, z, gammas, loc, kappa):
-    return loc.new_empty(loc.shape), kappa.new_empty(kappa.shape)
-
-
-def _power_spherical_sample_setup(ctx, inputs, output):
-    loc, kappa, _seed, _n = inputs
-    z, gammas = output
-    ctx.mark_non_differentiable(gammas)
-    ctx.save_for_backward(z, gammas, loc, kappa)
-
-
-def _power_spherical_sample_bwd(ctx, grad_z, _grad_gammas):
-    z, gammas, loc, kappa = ctx.saved_tensors
-    if grad_z is None:
-        return None, None, None, None
-    grad_loc, grad_kappa = ops.power_spherical_sample_backward(grad_z, z, gammas, loc, kappa)
-    return grad_loc, grad_kappa, None, None
 
 
 # --- the fused argument checks (internal ops: csrc/math/checks.h, csrc/check_layout.h) ----------------------
@@ -390,16 +381,16 @@ REGISTRATIONS: tuple[OpRegistration, ...] = (
     ),
     OpRegistration("_vmf_w_dkappa", _E),
     OpRegistration("_vmf_w_dkappa_float32_rule", _E),
-    OpRegistration("vmf_sample", _vmf_sample_fake, _vmf_sample_setup, _vmf_sample_bwd),
+    OpRegistration("vmf_sample", _vmf_sample_fake, _sampler_setup, _sampler_backward(ops.vmf_sample_backward)),
     OpRegistration("_vmf_sample_proposals", _vmf_sample_proposals_fake),
-    OpRegistration("vmf_sample_backward", _vmf_sample_backward_fake),
+    OpRegistration("vmf_sample_backward", _sampler_backward_fake),
     OpRegistration(
         "power_spherical_sample",
         _power_spherical_sample_fake,
-        _power_spherical_sample_setup,
-        _power_spherical_sample_bwd,
+        _sampler_setup,
+        _sampler_backward(ops.power_spherical_sample_backward),
     ),
-    OpRegistration("power_spherical_sample_backward", _power_spherical_sample_backward_fake),
+    OpRegistration("power_spherical_sample_backward", _sampler_backward_fake),
     OpRegistration("_vmf_check_unit_rows", _check_result_fake),
     OpRegistration("_check_positive_finite", _check_result_fake),
 )
