@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import baselines  # noqa: E402
 
 from hvae_ext import VonMisesFisher  # noqa: E402
-from hvae_ext.distributions.von_mises_fisher import draw_seed  # noqa: E402
+from hvae_ext.distributions._spherical import draw_seed  # noqa: E402
 
 ops = torch.ops.hvae_ext
 TIMER = time.perf_counter

@@ -22,6 +22,7 @@ import torch
 from torch.distributions import Distribution, constraints
 
 from .._ops import ops
+from ._spherical import SphericalDistribution
 from ._validation import (
     HALF_DTYPES,
     as_float_tensor,
@@ -30,7 +31,6 @@ from ._validation import (
     check_unit_norm,
 )
 from .constraints import unit_sphere
-from .von_mises_fisher import draw_seed
 
 __all__ = ["PowerSpherical"]
 
@@ -143,7 +143,7 @@ def kl_uniform(kappa: torch.Tensor, d: int) -> torch.Tensor:
     return torch.where(small, taylor, main)
 
 
-class PowerSpherical(Distribution):
+class PowerSpherical(SphericalDistribution):
     r"""The Power Spherical distribution :math:`\mathrm{PS}(\mu, \kappa)` on the unit sphere
     :math:`S^{d-1} \subset R^d` (De Cao and Aziz 2020), with density :math:`C_d(\kappa) (1 + \mu^\top z)^\kappa` with
     respect to the uniform surface measure.
@@ -203,40 +203,14 @@ class PowerSpherical(Distribution):
         if validate:
             check_unit_norm("loc", loc, dtype=sample_dtype)
             check_nonnegative_concentration(concentration)
-        self.loc = loc.expand(batch_shape + (d,))
-        self.concentration = concentration.expand(batch_shape)
-        self._sample_dtype = sample_dtype
-        super().__init__(batch_shape, torch.Size([d]), validate_args=False)
-        self._validate_args = validate
+        self._set_parameters(loc, concentration, batch_shape, d, sample_dtype, validate)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(PowerSpherical, _instance)
-        new._sample_dtype = self._sample_dtype
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(PowerSpherical, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """The ambient dimension d (samples lie on S^{d-1} in R^d)."""
-        return self.event_shape[0]
+        return self._expand_into(self._get_checked_instance(PowerSpherical, _instance), batch_shape)
 
     def rsample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
-        sample_shape = torch.Size(sample_shape)
-        shape = self._extended_shape(sample_shape)
-        d = self.dim
-        loc = self.loc.reshape(-1, d)
-        kappa = self.concentration.reshape(-1)
-        seed = draw_seed(loc.device, generator)
-        z, _gammas = ops.power_spherical_sample(loc, kappa, seed, sample_shape.numel())
-        return z.view(shape).to(self._sample_dtype)
-
-    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
+        z, _gammas, _kappa = self._run_sampler(ops.power_spherical_sample, sample_shape, generator)
+        return z.to(self._sample_dtype)
 
     # --- closed forms (float64 inside, the parameters' dtype out) ---------------------------------------------
     def _f64(self, x: torch.Tensor) -> torch.Tensor:

@@ -10,24 +10,11 @@ from torch.distributions.utils import lazy_property
 
 from .. import special
 from .._ops import ops
+from ._spherical import SphericalDistribution
 from ._validation import HALF_DTYPES, as_float_tensor, check_float_value, check_sample_on_sphere, check_vmf_arguments
 from .constraints import unit_sphere
 
 __all__ = ["VonMisesFisher"]
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-
-
-def draw_seed(device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
-    """A 64-bit Philox key for one sampler call, drawn from torch's generator on ``device``.
-
-    Drawing it with ``torch.randint`` on the sampling device keeps the key on that device: no host
-    synchronisation on CUDA, and the draw advances the generator's Philox offset in a way that CUDA graph
-    capture accounts for. ``torch.manual_seed`` (or ``generator=``) therefore makes samples reproducible.
-    """
-    if generator is not None and generator.device.type != torch.device(device).type:
-        raise ValueError(f"generator is on {generator.device} but the samples are drawn on {device}")
-    return torch.randint(_INT64_MIN, _INT64_MAX, (1,), dtype=torch.int64, device=device, generator=generator)
 
 
 def _sampler_checks_enabled() -> bool:
@@ -64,7 +51,7 @@ def check_sample_rows(one_minus_w: torch.Tensor, kappa: torch.Tensor, d: int) ->
         )
 
 
-class VonMisesFisher(Distribution):
+class VonMisesFisher(SphericalDistribution):
     r"""The von Mises-Fisher distribution :math:`\mathrm{vMF}(\mu, \kappa)` on the unit sphere
     :math:`S^{d-1} \subset R^d`, with density :math:`C_d(\kappa)\, e^{\kappa \mu^\top z}` with respect to the
     uniform surface measure.
@@ -153,42 +140,16 @@ class VonMisesFisher(Distribution):
             # generic arg_constraints messages (which then need not run a second time). Two fused checks
             # (compiled ops reading each tensor once), their results read together: one host synchronisation.
             check_vmf_arguments(loc, concentration, sample_dtype, given=given_concentration)
-        self.loc = loc.expand(batch_shape + (d,))
-        self.concentration = concentration.expand(batch_shape)
-        self._sample_dtype = sample_dtype
-        super().__init__(batch_shape, torch.Size([d]), validate_args=False)
-        self._validate_args = validate
+        self._set_parameters(loc, concentration, batch_shape, d, sample_dtype, validate)
 
     def expand(self, batch_shape, _instance=None):
-        new = self._get_checked_instance(VonMisesFisher, _instance)
-        new._sample_dtype = self._sample_dtype
-        batch_shape = torch.Size(batch_shape)
-        new.loc = self.loc.expand(batch_shape + self.event_shape)
-        new.concentration = self.concentration.expand(batch_shape)
-        super(VonMisesFisher, new).__init__(batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
-
-    @property
-    def dim(self) -> int:
-        """The ambient dimension d (samples lie on S^{d-1} in R^d)."""
-        return self.event_shape[0]
+        return self._expand_into(self._get_checked_instance(VonMisesFisher, _instance), batch_shape)
 
     def rsample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
-        sample_shape = torch.Size(sample_shape)
-        shape = self._extended_shape(sample_shape)
-        d = self.dim
-        loc = self.loc.reshape(-1, d)
-        kappa = self.concentration.reshape(-1)
-        seed = draw_seed(loc.device, generator)
-        z, one_minus_w = ops.vmf_sample(loc, kappa, seed, sample_shape.numel())
+        z, one_minus_w, kappa = self._run_sampler(ops.vmf_sample, sample_shape, generator)
         if not torch.compiler.is_compiling() and _sampler_checks_enabled():
-            check_sample_rows(one_minus_w, kappa, d)
-        return z.view(shape).to(self._sample_dtype)
-
-    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self.rsample(sample_shape, generator=generator)
+            check_sample_rows(one_minus_w, kappa, self.dim)
+        return z.to(self._sample_dtype)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:
