@@ -4,7 +4,9 @@ A latent of size ``D`` (the size of z) with ``spheres = k`` is the product :math
 of ``k`` factors, each in :math:`R^{m+1}` with :math:`m + 1 = D / k`: ``d = k m`` degrees of freedom,
 ``D = d + k``. The posterior is ``Independent(VonMisesFisher(loc (..., k, m+1), kappa (..., k)), 1)`` (one
 ``VonMisesFisher`` for ``k = 1``), the prior uniform on every factor; z is handed to the decoder as the
-concatenation of the factors, shape ``(..., D)``. Shared by :mod:`.vae` and :mod:`.vgae`.
+concatenation of the factors, shape ``(..., D)``. The posterior family is the von Mises-Fisher distribution by
+default, or the Power Spherical distribution (De Cao and Aziz, 2020), with the same mean direction, the same
+concentration head and the same uniform prior. Shared by :mod:`.vae` and :mod:`.vgae`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,30 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Independent
 
-from ..distributions import HypersphericalUniform, VonMisesFisher
+from ..distributions import HypersphericalUniform, PowerSpherical, VonMisesFisher
 
-Posterior = VonMisesFisher | Independent
+Posterior = VonMisesFisher | PowerSpherical | Independent
+PosteriorFamily = type[VonMisesFisher] | type[PowerSpherical]
+
+#: The posterior families by name (the ``posterior`` argument of the models and the CLIs' ``--posterior``).
+POSTERIORS: dict[str, PosteriorFamily] = {"vmf": VonMisesFisher, "power-spherical": PowerSpherical}
+
+
+def check_posterior(posterior) -> PosteriorFamily:
+    """The family named by ``posterior``: "vmf" or "power-spherical" ("power_spherical" too), or the class."""
+    if posterior in (VonMisesFisher, PowerSpherical):
+        return posterior
+    if isinstance(posterior, str) and posterior.replace("_", "-") in POSTERIORS:
+        return POSTERIORS[posterior.replace("_", "-")]
+    raise ValueError(
+        f"posterior must be 'vmf' (von Mises-Fisher), 'power-spherical' (Power Spherical), VonMisesFisher or "
+        f"PowerSpherical, got {posterior!r}"
+    )
+
+
+def posterior_name(family: PosteriorFamily) -> str:
+    """The name of a family in :data:`POSTERIORS`."""
+    return next(name for name, cls in POSTERIORS.items() if cls is family)
 
 
 def check_spheres(spheres: int) -> int:
@@ -72,13 +95,13 @@ def split(raw_loc: Tensor, raw_kappa: Tensor, spheres: int, kappa_floor: float, 
     return mu, F.softplus(raw_kappa) + kappa_floor
 
 
-def posterior(mu: Tensor, kappa: Tensor, spheres: int) -> Posterior:
-    """q(z) for flat unit directions ``mu`` (..., D) and ``kappa`` (...) or (..., spheres): a ``VonMisesFisher``
-    for one sphere, else ``Independent(VonMisesFisher(mu (..., k, m+1), kappa (..., k)), 1)``. The arguments
-    are valid by construction, so the checks are skipped."""
+def posterior(mu: Tensor, kappa: Tensor, spheres: int, family: PosteriorFamily = VonMisesFisher) -> Posterior:
+    """q(z) for flat unit directions ``mu`` (..., D) and ``kappa`` (...) or (..., spheres): a ``family`` (by
+    default ``VonMisesFisher``) for one sphere, else ``Independent(family(mu (..., k, m+1), kappa (..., k)), 1)``.
+    The arguments are valid by construction, so the checks are skipped."""
     if spheres == 1:
-        return VonMisesFisher(mu, kappa, validate_args=False)
-    return Independent(VonMisesFisher(unflatten(mu, spheres), kappa, validate_args=False), 1)
+        return family(mu, kappa, validate_args=False)
+    return Independent(family(unflatten(mu, spheres), kappa, validate_args=False), 1)
 
 
 def prior(latent_dim: int, spheres: int, device=None, dtype=None) -> HypersphericalUniform | Independent:

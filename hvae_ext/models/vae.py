@@ -411,21 +411,36 @@ class SVAE(_VAE):
             (on :math:`S^m`), d = k m degrees of freedom. D must be a multiple of k with D / k >= 2 (else a
             ``ValueError``); k = 1 (default) is the single sphere :math:`S^{D-1}`.
         kappa_floor: added to the softplus of the concentration (1 in the reference code).
+        posterior: the posterior family: ``"vmf"`` (default, :class:`~hvae_ext.VonMisesFisher`) or
+            ``"power-spherical"`` (:class:`~hvae_ext.PowerSpherical`, De Cao and Aziz, 2020: density
+            proportional to (1 + mu^T z)^kappa, sampled without a rejection step), or the class itself. The
+            concentration head, the uniform prior and the closed-form KL are the same for both.
 
-    The posterior is a :class:`~hvae_ext.VonMisesFisher` for one sphere, else
+    The posterior is a ``VonMisesFisher`` (or ``PowerSpherical``) for one sphere, else
     ``Independent(VonMisesFisher(loc (B, k, m+1), kappa (B, k)), 1)``. :meth:`mlp` builds the MLPs of
     Davidson et al. (2018).
     """
 
     _encoder_outputs = "direction logits (B, D), concentration logits (B, spheres)"
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, spheres: int = 1, kappa_floor: float = 1.0):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        *,
+        spheres: int = 1,
+        kappa_floor: float = 1.0,
+        posterior: str | _latent.PosteriorFamily = "vmf",
+    ):
         spheres = check_spheres(spheres)
         if not kappa_floor >= 0:
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
+        family = _latent.check_posterior(posterior)
         super().__init__(encoder, decoder)
         self.spheres = spheres
         self.kappa_floor = float(kappa_floor)
+        #: the posterior's class: VonMisesFisher or PowerSpherical
+        self.posterior_family: _latent.PosteriorFamily = family
 
     @classmethod
     def mlp(
@@ -436,6 +451,7 @@ class SVAE(_VAE):
         kappa_floor: float = 1.0,
         *,
         spheres: int = 1,
+        posterior: str | _latent.PosteriorFamily = "vmf",
     ) -> SVAE:
         """The MLP S-VAE of Davidson et al. (2018): encoder ``data_dim``-``hidden`` (ReLU) with a direction
         head of width ``latent_dim`` (D, the size of z) and a concentration head of width ``spheres``, decoder
@@ -452,13 +468,14 @@ class SVAE(_VAE):
             MLP((latent_dim, *reversed(hidden), data_dim)),
             spheres=spheres,
             kappa_floor=kappa_floor,
+            posterior=posterior,
         )
         model.latent_dim, model.data_dim, model.hidden = int(latent_dim), int(data_dim), hidden
         return model
 
     def _posterior(self, loc, second):
         mu, kappa = _latent.split(loc, second, self.spheres, self.kappa_floor, type(self).__name__)
-        return _latent.posterior(mu, kappa, self.spheres)
+        return _latent.posterior(mu, kappa, self.spheres, self.posterior_family)
 
     def _location(self, loc, second):
         return _latent.split(loc, second, self.spheres, self.kappa_floor, type(self).__name__)[0]

@@ -304,6 +304,9 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
             ``ValueError``); k = 1 (default) is the single sphere :math:`S^{D-1}`.
         kappa_floor: kappa = softplus(.) + kappa_floor.
         decoder_scale, decoder_bias, learn_scale: of the default decoder.
+        posterior: the posterior family: ``"vmf"`` (default, :class:`~hvae_ext.VonMisesFisher`) or
+            ``"power-spherical"`` (:class:`~hvae_ext.PowerSpherical`, De Cao and Aziz, 2020), or the class itself;
+            the same concentration head, uniform prior and closed-form KL.
 
     ``encode`` returns z (N, D), the k factors side by side; ``posterior()`` is the last encoding's
     :class:`~hvae_ext.VonMisesFisher`, or ``Independent(VonMisesFisher(loc (N, k, m+1), kappa (N, k)), 1)``.
@@ -324,10 +327,12 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         decoder_scale: float = 10.0,
         decoder_bias: float = 0.0,
         learn_scale: bool = True,
+        posterior: str | _latent.PosteriorFamily = "vmf",
     ):
         spheres = check_spheres(spheres)
         if not kappa_floor >= 0:
             raise ValueError(f"kappa_floor must be >= 0, got {kappa_floor}")
+        family = _latent.check_posterior(posterior)
         if decoder is None:
             if not decoder_scale > 0:
                 raise ValueError(f"decoder_scale must be > 0, got {decoder_scale}")
@@ -335,6 +340,8 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         super().__init__(encoder, decoder)
         self.spheres = spheres
         self.kappa_floor = float(kappa_floor)
+        #: the posterior's class: VonMisesFisher or PowerSpherical
+        self.posterior_family: _latent.PosteriorFamily = family
         #: the size of z: set by :meth:`gcn`, else None (taken from the encoder's output)
         self.latent_dim: int | None = None
         self.__posterior__: _latent.Posterior | None = None
@@ -353,6 +360,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         dropout: float = 0.0,
         *,
         spheres: int = 1,
+        posterior: str | _latent.PosteriorFamily = "vmf",
     ) -> SVGAE:
         """The two-layer GCN encoder of Kipf & Welling (2016) (:class:`GCNEncoder`: a shared GCN layer of
         width ``hidden_channels`` with ReLU, a GCN head of width ``latent_dim`` (D, the size of z) for the
@@ -372,6 +380,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
             decoder_scale=decoder_scale,
             decoder_bias=decoder_bias,
             learn_scale=learn_scale,
+            posterior=posterior,
         )
         model.latent_dim = latent_dim
         return model
@@ -384,7 +393,7 @@ class SVGAE(_StableReconLoss, VGAE, metaclass=LegacySizes):
         loc = self.__mu__ if loc is None else loc
         kappa = self.__kappa__ if kappa is None else kappa
         # loc is unit-norm and kappa >= kappa_floor by construction: skip the (costly) argument checks
-        return _latent.posterior(loc, kappa, self.spheres)
+        return _latent.posterior(loc, kappa, self.spheres, self.posterior_family)
 
     def encode(self, *args, **kwargs) -> Tensor:
         """Returns z ~ q(z) (N, D) in training mode, the mean direction(s) mu in eval mode."""

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Independent
 
-from hvae_ext import VonMisesFisher
+from hvae_ext import HypersphericalUniform, PowerSpherical, VonMisesFisher
 from hvae_ext.models import NVAE, SVAE
 from hvae_ext.testing import data_root
 
@@ -101,6 +101,54 @@ def test_svae_with_a_users_encoder_and_decoder(spheres):
     with pytest.raises(ValueError, match="pass latent_dim"):
         model.prior()
     assert model.prior(latent_dim=6).sample((4,)).shape[-1] == 6 // spheres
+
+
+@pytest.mark.parametrize("spheres", [1, 2])
+@pytest.mark.parametrize("posterior", ["power-spherical", "power_spherical", PowerSpherical])
+def test_svae_power_spherical_posterior(spheres, posterior):
+    """The Power Spherical posterior: its class (factor-wise for a product), its closed-form KL to the uniform
+    prior as the model's KL, gradients to every parameter, and the importance-sampled likelihood."""
+    torch.manual_seed(0)
+    decoder = nn.Sequential(nn.Linear(6, 32), nn.Tanh(), nn.Linear(32, 64))
+    model = SVAE(_ConvEncoder(6, spheres), decoder, spheres=spheres, posterior=posterior)
+    assert model.posterior_family is PowerSpherical
+    x = (torch.rand(7, 64) < 0.3).float()
+    q = model.posterior(x)
+    factor = q.base_dist if spheres > 1 else q
+    assert type(factor) is PowerSpherical
+    assert q.event_shape == ((6,) if spheres == 1 else (2, 3))
+    uniform = HypersphericalUniform(6 // spheres)
+    kl_factors = torch.distributions.kl_divergence(factor, uniform)
+    _, _, kl = model.elbo(x)
+    torch.testing.assert_close(kl, kl_factors.sum(-1) if spheres > 1 else kl_factors)
+    loss = model.loss(x)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    out = model.log_likelihood(x, num_samples=8)
+    assert torch.isfinite(out["log_likelihood"]).all()
+
+
+def test_svae_default_posterior_is_the_vmf_and_bad_names_are_clear_errors():
+    assert SVAE.mlp(4, (8,), 10).posterior_family is VonMisesFisher
+    assert SVAE.mlp(4, (8,), 10, posterior="vmf").posterior_family is VonMisesFisher
+    with pytest.raises(ValueError, match="posterior must be 'vmf' .* got 'gaussian'"):
+        SVAE.mlp(4, (8,), 10, posterior="gaussian")
+    with pytest.raises(ValueError, match="posterior must be"):
+        SVAE(nn.Linear(10, 4), nn.Linear(4, 10), posterior=torch.distributions.Normal)
+
+
+def test_svae_posterior_option_leaves_the_vmf_run_unchanged():
+    """The same seed gives the same parameters and the same loss with and without ``posterior="vmf"``."""
+    torch.manual_seed(3)
+    a = SVAE.mlp(5, (8,), 10)
+    torch.manual_seed(3)
+    b = SVAE.mlp(5, (8,), 10, posterior="vmf")
+    _same_parameters(a, b)
+    x = (torch.rand(4, 10) < 0.5).float()
+    torch.manual_seed(4)
+    la = a.loss(x)
+    torch.manual_seed(4)
+    assert torch.equal(la, b.loss(x))
 
 
 def test_svae_concentration_shape_is_a_clear_error():
@@ -210,6 +258,25 @@ def test_svgae_takes_any_encoder(k, flat):
     zm = model.eval().encode(x, ei)
     norms = zm.unflatten(-1, (k, 9 // k)).norm(dim=-1)
     torch.testing.assert_close(norms, torch.ones_like(norms))
+
+
+@requires_pyg
+@pytest.mark.parametrize("k", [1, 2])
+def test_svgae_power_spherical_posterior(k):
+    x, ei = _graph()
+    torch.manual_seed(0)
+    model = SVGAE(_UserEncoder(x.size(1), 8, k, False), spheres=k, posterior="power-spherical")
+    z = model.train().encode(x, ei)
+    q = model.posterior()
+    factor = q.base_dist if k > 1 else q
+    assert type(factor) is PowerSpherical and z.shape == (30, 8)
+    kl = torch.distributions.kl_divergence(factor, HypersphericalUniform(8 // k))
+    torch.testing.assert_close(model.kl_loss(), (kl.sum(-1) if k > 1 else kl).mean())
+    (model.recon_loss(z, ei) + model.kl_loss() / 30).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert SVGAE.gcn(x.size(1), latent_dim=8, posterior=PowerSpherical).posterior_family is PowerSpherical
+    with pytest.raises(ValueError, match="posterior must be"):
+        SVGAE.gcn(x.size(1), latent_dim=8, posterior="normal")
 
 
 @requires_pyg
