@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from hvae_ext.models._latent import POSTERIORS
+
 
 def add_common_arguments(p: argparse.ArgumentParser, *, out: str, threads: int, tag_help: str) -> None:
     """``--out``, ``--tag``, ``--device``, ``--threads`` and ``--no-progress`` (``--seeds`` and ``--lr`` are
@@ -49,12 +51,35 @@ def parse_run_args(build_parser, validate_args, argv: list[str] | None) -> tuple
     return args, set_threads(args)
 
 
-def run_stem(prefix: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
-    """The name of a run file without its suffix: ``PREFIX_dD[_kK][_TAG]_seedS`` (``_kK`` for a product of
-    K > 1 spheres)."""
+#: The posterior families a command's ``--posterior`` takes: the models' names (the first, vmf, is the default).
+POSTERIOR_CHOICES = tuple(POSTERIORS)
+#: The part a posterior family adds to a run file's name (none for the default, von Mises-Fisher).
+POSTERIOR_PARTS = {"vmf": "", "power-spherical": "ps"}
+#: The posterior families as printed (the Gaussian is the posterior of the N-VAE and N-VGAE).
+POSTERIOR_LABELS = {"vmf": "von Mises-Fisher", "power-spherical": "Power Spherical", "normal": "Gaussian"}
+
+
+def run_stem(prefix: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1, posterior: str = "vmf") -> str:
+    """The name of a run file without its suffix: ``PREFIX_dD[_kK][_ps][_TAG]_seedS`` (``_kK`` for a product of
+    K > 1 spheres, ``_ps`` for the Power Spherical posterior; a von Mises-Fisher run has no posterior part)."""
+    if posterior not in POSTERIOR_PARTS:
+        raise ValueError(f"posterior must be one of {', '.join(POSTERIOR_PARTS)}, got {posterior!r}")
     tag_part = f"_{tag}" if tag else ""
     k_part = f"_k{spheres}" if spheres != 1 else ""
-    return f"{prefix}_d{latent_dim}{k_part}{tag_part}_seed{seed}"
+    ps_part = f"_{POSTERIOR_PARTS[posterior]}" if POSTERIOR_PARTS[posterior] else ""
+    return f"{prefix}_d{latent_dim}{k_part}{ps_part}{tag_part}_seed{seed}"
+
+
+def add_posterior_argument(p: argparse.ArgumentParser, model: str) -> None:
+    """``--posterior {vmf,power-spherical}`` (default vmf): the posterior family of the spherical model
+    ``model`` (s-vae or s-vgae)."""
+    p.add_argument(
+        "--posterior",
+        default=POSTERIOR_CHOICES[0],
+        choices=POSTERIOR_CHOICES,
+        help=f"{model}: the posterior family, vmf (von Mises-Fisher, default) or power-spherical (Power "
+        f"Spherical, De Cao and Aziz, 2020; same mean direction and concentration heads, same uniform prior)",
+    )
 
 
 def set_threads(args: argparse.Namespace) -> torch.device:

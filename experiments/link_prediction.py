@@ -11,7 +11,14 @@ configuration chosen on the validation split (experiments/results/link_predictio
 600 epochs and dropout 0.5 on the GCN input and hidden layer, S-VGAE 400 epochs and dropout 0.2, its
 decoder's initial scale 10 and kappa floor 1. The reported test AUC/AP are those of the epoch with the best
 validation AUC. ``--model n-vgae,s-vgae`` runs both models per seed in one process (same split). One JSON
-file per run is written to ``--out``, named by the size of z: ``{Dataset}_{model}_d{D}[_k{k}]_seed{s}.json``.
+file per run is written to ``--out``, named by the size of z: ``{Dataset}_{model}_d{D}[_k{k}][_ps]_seed{s}.json``.
+
+Posterior. ``--posterior power-spherical`` gives the S-VGAE the Power Spherical posterior (De Cao and Aziz,
+2020) instead of the von Mises-Fisher one (``--posterior vmf``, the default): the same encoder heads (mean
+direction, concentration), the same uniform prior and the same training protocol; only the family of q(z)
+changes (its sampler, density and KL). It applies to the S-VGAE only (``--model s-vgae``). Each run file
+records ``posterior``: ``"vmf"`` or ``"power-spherical"`` for the S-VGAE, ``"normal"`` for the N-VGAE; the
+files of Power Spherical runs are named with ``_ps`` (``Cora_s-vgae_d16_ps_seed0.json``).
 
 Latent size. ``--latent-dim`` is the size of z for both models by default (``--dim-convention ambient``: the
 S-VGAE on S^(d-1)); with ``--dim-convention paper`` it counts degrees of freedom (the S-VGAE on S^d in
@@ -33,7 +40,9 @@ from pathlib import Path
 import torch
 
 from .common import (
+    POSTERIOR_LABELS,
     add_common_arguments,
+    add_posterior_argument,
     device_info,
     library_versions,
     parse_run_args,
@@ -98,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="S-VGAE: the number k of sphere factors S^m x ... x S^m (k must divide --latent-dim); 1: one sphere",
     )
+    add_posterior_argument(p, "S-VGAE")
     p.add_argument("--kappa-floor", type=float, default=1.0, help="S-VGAE: kappa = softplus(.) + floor")
     p.add_argument(
         "--decoder-scale",
@@ -169,6 +179,11 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
                 f"--latent-dim / --spheres must be >= 2 (each factor S^m lives in R^(m+1)), got "
                 f"{args.latent_dim} / {args.spheres}"
             )
+    if args.posterior != "vmf" and args.models != ["s-vgae"]:
+        p.error(
+            f"--posterior {args.posterior} applies to s-vgae only (the family of the spherical posterior); "
+            f"run n-vgae without it (got --model {','.join(args.models)})"
+        )
     if args.hidden_dim < 1:
         p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
     if args.kl_weight < 0:
@@ -212,6 +227,11 @@ def model_spheres(name: str, args) -> int:
     return getattr(args, "spheres", 1) if name == "s-vgae" else 1
 
 
+def model_posterior(name: str, args) -> str:
+    """The posterior family of a run: ``--posterior`` for the S-VGAE, ``"normal"`` for the N-VGAE."""
+    return getattr(args, "posterior", "vmf") if name == "s-vgae" else "normal"
+
+
 def model_ambient_dim(name: str, args) -> int:
     """The size of z: ``--latent-dim`` under the ambient convention; under the paper's, d for the N-VGAE and
     d + k for the S-VGAE (k spheres S^m, k m = d)."""
@@ -235,6 +255,7 @@ def build_model(name: str, in_channels: int, args):
         learn_scale=not args.fixed_scale,
         dropout=dropout,
         spheres=model_spheres(name, args),
+        posterior=model_posterior(name, args),
     )
 
 
@@ -345,9 +366,13 @@ def _fit(
     return history, best
 
 
-def run_file_name(dataset: str, model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
-    """``DATASET_MODEL_dD[_kK][_TAG]_seedS.json``, D the size of z (``_kK`` for a product of K > 1 spheres)."""
-    return run_stem(f"{dataset}_{model}", latent_dim, seed, tag, spheres) + ".json"
+def run_file_name(
+    dataset: str, model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1, posterior: str = "vmf"
+) -> str:
+    """``DATASET_MODEL_dD[_kK][_ps][_TAG]_seedS.json``, D the size of z (``_kK`` for a product of K > 1
+    spheres, ``_ps`` for the Power Spherical posterior; ``posterior="normal"``, the N-VGAE's, adds nothing)."""
+    posterior = "vmf" if posterior == "normal" else posterior
+    return run_stem(f"{dataset}_{model}", latent_dim, seed, tag, spheres, posterior) + ".json"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -356,6 +381,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     versions = library_versions(*VERSIONED_MODULES)
     records = []
+    families = ", ".join(f"{m} ({POSTERIOR_LABELS[model_posterior(m, args)]} posterior)" for m in args.models)
+    print(f"{args.dataset} link prediction: {families}, seeds {args.seeds} -> {out}", flush=True)
     for seed in args.seed_list:
         try:
             _, *splits = split_data(args.dataset, seed, args)
@@ -374,22 +401,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 epochs=model_epochs(model_name, args),
                 split="RandomLinkSplit 85/5/10",
                 models_in_process=args.models,
+                posterior=model_posterior(model_name, args),
             )
             ambient, spheres = model_ambient_dim(model_name, args), model_spheres(model_name, args)
+            posterior = model_posterior(model_name, args)
             record = {
                 "config": config,
                 "latent_dim": args.latent_dim,
                 "ambient_dim": ambient,
                 "spheres": spheres,
+                "posterior": posterior,
                 "dim_convention": args.dim_convention,
                 "versions": versions,
                 "device": device_info(device),
                 **result,
             }
-            path = out / run_file_name(args.dataset, model_name, ambient, seed, args.tag, spheres)
+            path = out / run_file_name(args.dataset, model_name, ambient, seed, args.tag, spheres, posterior)
             write_record(path, record)
             records.append(record)
             k_part = f" k={spheres}" if spheres != 1 else ""
+            k_part += " Power Spherical" if posterior == "power-spherical" else ""
             print(
                 f"{args.dataset} {model_name} D={ambient}{k_part} seed {seed}: test AUC {100 * result['test_auc']:.2f} "
                 f"AP {100 * result['test_ap']:.2f} (best val AUC {100 * result['best_val_auc']:.2f} at epoch "

@@ -15,6 +15,13 @@ paper's convention d = k m degrees of freedom (k must divide d) and the size of 
 convention d is the size of z and k must divide it. The run file records ``spheres`` (1: a single sphere, the
 default) and is named ``mnist_s-vae_d{d}_k{k}_seed{s}.json`` for k > 1.
 
+Posterior. ``--posterior power-spherical`` gives the S-VAE the Power Spherical posterior (De Cao and Aziz,
+2020) instead of the von Mises-Fisher one (``--posterior vmf``, the default): the same encoder heads, the
+same uniform prior and the same protocol; the KL, the sampler and the importance-sampled likelihood follow
+the family. It applies to the S-VAE only. The run file records ``posterior`` (``"vmf"`` or
+``"power-spherical"`` for the S-VAE, ``"normal"`` for the N-VAE) and a Power Spherical run is named with
+``_ps``: ``mnist_s-vae_d{d}[_k{k}]_ps_seed{s}.json``.
+
 Protocol (the defaults; public reproductions of Table 1): MLP encoder 784-256-128 and decoder
 ambient-128-256-784 (ReLU), Bernoulli likelihood on dynamically binarized MNIST (a fresh binarization
 x ~ Bernoulli(pixel intensity) every time an image is used for training), Adam (lr 1e-3), batch size 64,
@@ -51,7 +58,9 @@ import numpy as np
 import torch
 
 from .common import (
+    POSTERIOR_LABELS,
     add_common_arguments,
+    add_posterior_argument,
     device_info,
     library_versions,
     parse_run_args,
@@ -74,7 +83,8 @@ TEST_BINARIZATION_SEED = 20180002
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m experiments.mnist", description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF)."
+        prog="python -m experiments.mnist",
+        description="MLP VAE on binarized MNIST: N-VAE (Gaussian) vs S-VAE (vMF or Power Spherical).",
     )
     p.add_argument("--model", required=True, help=f"one of {', '.join(MODELS)}")
     p.add_argument(
@@ -118,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="s-vae: the number k of sphere factors S^m x ... x S^m (k must divide d under the paper's "
         "convention, then z has size d + k; the size of z under the ambient one); 1: one sphere",
     )
+    add_posterior_argument(p, "s-vae")
     p.add_argument("--is-samples", type=int, default=500, help="importance samples per test image")
     p.add_argument("--test-images", type=int, default=0, help="evaluate on the first N test images (0: all)")
     p.add_argument(
@@ -166,6 +177,11 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.model != "s-vae" and args.spheres != 1:
         p.error(
             f"--spheres applies to s-vae only (a product of spheres), got --spheres {args.spheres} for {args.model}"
+        )
+    if args.model != "s-vae" and args.posterior != "vmf":
+        p.error(
+            f"--posterior applies to s-vae only (the family of the spherical posterior), got --posterior "
+            f"{args.posterior} for {args.model}"
         )
     if args.model == "s-vae" and args.spheres > 1:
         if args.latent_dim % args.spheres:
@@ -257,8 +273,17 @@ def build_model(args):
     if args.model == "n-vae":
         return NVAE.mlp(args.ambient_dim, hidden=args.hidden_widths)
     return SVAE.mlp(
-        args.ambient_dim, hidden=args.hidden_widths, kappa_floor=args.kappa_floor, spheres=getattr(args, "spheres", 1)
+        args.ambient_dim,
+        hidden=args.hidden_widths,
+        kappa_floor=args.kappa_floor,
+        spheres=getattr(args, "spheres", 1),
+        posterior=getattr(args, "posterior", "vmf"),
     )
+
+
+def posterior_of(args) -> str:
+    """The posterior family of the run: ``--posterior`` for the S-VAE, ``"normal"`` for the N-VAE."""
+    return getattr(args, "posterior", "vmf") if args.model == "s-vae" else "normal"
 
 
 @torch.no_grad()
@@ -369,7 +394,7 @@ def _new_history(model: str) -> dict:
 def _checkpoint_path(args, seeds: list[int]) -> Path | None:
     if not args.checkpoint_dir:
         return None
-    stem = run_file_name(args.model, args.latent_dim, seeds[0], args.tag, args.spheres)
+    stem = run_file_name(args.model, args.latent_dim, seeds[0], args.tag, args.spheres, posterior_of(args))
     return Path(args.checkpoint_dir) / f"{stem}_seeds{'-'.join(map(str, seeds))}.pt"
 
 
@@ -599,9 +624,13 @@ def evaluate_run(trained: dict, seed: int, data: dict, args, device: torch.devic
     return record, means.cpu().numpy()
 
 
-def run_file_name(model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1) -> str:
-    """``mnist_MODEL_dD[_kK][_TAG]_seedS`` (``_kK`` for a product of K > 1 spheres)."""
-    return run_stem(f"mnist_{model}", latent_dim, seed, tag, spheres)
+def run_file_name(
+    model: str, latent_dim: int, seed: int, tag: str = "", spheres: int = 1, posterior: str = "vmf"
+) -> str:
+    """``mnist_MODEL_dD[_kK][_ps][_TAG]_seedS`` (``_kK`` for a product of K > 1 spheres, ``_ps`` for the Power
+    Spherical posterior; ``posterior="normal"``, the N-VAE's, adds nothing)."""
+    posterior = "vmf" if posterior == "normal" else posterior
+    return run_stem(f"mnist_{model}", latent_dim, seed, tag, spheres, posterior)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -626,7 +655,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     )
     print(
         f"MNIST {args.model}: --latent-dim {args.latent_dim} under the {args.dim_convention} convention "
-        f"-> z on {ambient}",
+        f"-> z on {ambient}, {POSTERIOR_LABELS[posterior_of(args)]} posterior",
         flush=True,
     )
     # with --batch-seeds all seeds train together as one batched model; else one after the other, each
@@ -655,18 +684,20 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
         f"(seeded permutation {SPLIT_SEED}), test binarized with seed {TEST_BINARIZATION_SEED}",
         binarization="dynamic (train), fixed (validation, test)",
         kl_warmup="linear in the step, from 0 to 1 over warmup_epochs epochs",
+        posterior=posterior_of(args),
     )
     record = {
         "config": config,
         "latent_dim": args.latent_dim,
         "ambient_dim": args.ambient_dim,
         "spheres": args.spheres,
+        "posterior": posterior_of(args),
         "dim_convention": args.dim_convention,
         "versions": versions,
         "device": device_info(device),
         **result,
     }
-    stem = run_file_name(args.model, args.latent_dim, seed, args.tag, args.spheres)
+    stem = run_file_name(args.model, args.latent_dim, seed, args.tag, args.spheres, posterior_of(args))
     if args.ambient_dim <= 3:
         npz = out / f"{stem}_latent.npz"
         tmp = out / f"{stem}_latent.tmp.npz"
@@ -678,7 +709,8 @@ def _write_run(result, means, seed, args, raw, data, versions, device, out: Path
     path = out / f"{stem}.json"
     write_record(path, record)  # relative paths, git commit, library hash
     print(
-        f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}) seed {seed}: test LL "
+        f"MNIST {args.model} d={args.latent_dim} (ambient {args.ambient_dim}"
+        f"{', Power Spherical' if posterior_of(args) == 'power-spherical' else ''}) seed {seed}: test LL "
         f"{result['test_ll']:.2f} (IS {args.is_samples}), ELBO {result['test_elbo']:.2f} (recon "
         f"{result['test_recon']:.2f}, KL {result['test_kl']:.2f}); best val ELBO {result['best_val_elbo']:.2f} at "
         f"epoch {result['best_epoch']}/{result['epochs_run']} ({result['stopped']}); median epoch "
