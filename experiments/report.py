@@ -9,13 +9,17 @@ Reads every run JSON under DIR (recursively) and every ``timing_*.json`` of
 * ``curves_<Dataset>.png``: validation AUC and training loss per epoch, N against S, mean and +-1 std band;
 * ``latent_dim.png``: test AUC against latent dimension for N and S;
 * the product-of-spheres study (``products/``, ``run_products.sh``): N-VGAE against the single-sphere and the
-  product S-VGAE at equal degrees of freedom, with the validation sweep that chose each product's layout.
+  product S-VGAE at equal degrees of freedom, with the validation sweep that chose each product's layout;
+* the Power Spherical posterior (``run_power_spherical.sh``): N-VGAE, the von Mises-Fisher S-VGAE and the Power
+  Spherical S-VGAE side by side at each latent size where Power Spherical runs exist (test AUC / AP and
+  the median time per epoch).
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report.
 
 Runs with a ``--tag`` are tuning runs and are kept out of the main table and the latent study; runs on a
 product of spheres (``spheres`` > 1; a run file without ``spheres`` is a single sphere) only enter the product
-section.
+section. Runs of another posterior family than the von Mises-Fisher one (``posterior``; a run file without it
+is vMF, the N-VGAE's is ``"normal"``) only enter the Power Spherical section.
 """
 
 from __future__ import annotations
@@ -95,6 +99,18 @@ def spheres(r) -> int:
     return r.get("spheres", 1)
 
 
+def posterior(r) -> str:
+    """The posterior family of a run: "vmf" or "power-spherical" for the S-VGAE, "normal" for the N-VGAE; run
+    files written before the family was an option lack it and are vMF (S-VGAE) or Gaussian (N-VGAE)."""
+    return r.get("posterior", "vmf" if r["config"]["model"] == "s-vgae" else "normal")
+
+
+def default_family(r) -> bool:
+    """Whether a run has its model's original posterior (vMF for the S-VGAE, Gaussian for the N-VGAE): the
+    runs of every section but the Power Spherical one."""
+    return posterior(r) in ("vmf", "normal")
+
+
 def ambient_dim(r) -> int:
     """The size of z (run files before ``ambient_dim`` was recorded name it ``config.latent_dim``)."""
     return r.get("ambient_dim", r["config"]["latent_dim"])
@@ -105,12 +121,16 @@ def dof(r) -> int:
     return ambient_dim(r) - spheres(r) if r["config"]["model"] == "s-vgae" else ambient_dim(r)
 
 
-def group(runs, *, tagged: bool):
-    """Runs of one sphere (or Gaussian) by (dataset, model, size of z) (plus the tag for tagged runs)."""
+def group(runs, *, tagged: bool, family: str = "vmf"):
+    """Runs of one sphere (or Gaussian) by (dataset, model, size of z) (plus the tag for tagged runs): the
+    N-VGAE and the vMF S-VGAE (``family="vmf"``, the default), or the S-VGAE of another posterior family
+    (``family="power-spherical"``)."""
     groups = defaultdict(list)
     for r in runs:
         c = r["config"]
         if bool(c.get("tag")) != tagged or spheres(r) != 1:
+            continue
+        if not (default_family(r) if family == "vmf" else posterior(r) == family):
             continue
         key = (c["dataset"], c["model"], ambient_dim(r)) + ((c["tag"],) if tagged else ())
         groups[key].append(r)
@@ -417,7 +437,7 @@ def product_runs(runs) -> dict:
     out = defaultdict(list)
     for r in runs:
         c = r["config"]
-        if c["model"] == "s-vgae" and spheres(r) > 1 and not c.get("tag"):
+        if c["model"] == "s-vgae" and spheres(r) > 1 and not c.get("tag") and default_family(r):
             out[(c["dataset"], dof(r), spheres(r))].append(r)
     return out
 
@@ -496,6 +516,51 @@ def product_tables(runs, groups) -> list[str]:
         "AUC is chosen and used at every d; the test AUC is shown for reference only."
     )
     return lines + ["", note, ""] + sweep
+
+
+POSTERIOR_LABEL = {"vmf": "vMF", "power-spherical": "PS"}  # in table headers
+
+
+def _epoch_ms(rs) -> str:
+    """The median over runs of each run's median time per epoch (training step + validation pass), in ms."""
+    return f"{1e3 * statistics.median(r['median_epoch_time_s'] for r in rs):.1f}" if rs else "—"
+
+
+def posterior_table(runs, groups, family: str = "power-spherical") -> list[str]:
+    """N-VGAE, the vMF S-VGAE and the S-VGAE with the posterior ``family`` at every size of z where runs of
+    that family exist, on the seeds of those runs (same seed = same edge split): test AUC / AP, the family's
+    AUC minus the vMF one per seed, and the median time per epoch of each. At the main table's size (16) the
+    models are compared as there, at equal size of z (N on R^16, S on S^15); at another size D, as in the
+    latent-dimension study, at equal degrees of freedom d = D − 1 (N on R^d, S on S^d ⊂ R^(d+1))."""
+    other, _ = drop_off_config(group(runs, tagged=False, family=family))
+    if not other:
+        return []
+    label = POSTERIOR_LABEL.get(family, family)
+    lines = [
+        f"| Dataset | latent | N-VGAE AUC | N-VGAE AP | vMF S-VGAE AUC | vMF S-VGAE AP | {label} S-VGAE AUC | "
+        f"{label} S-VGAE AP | {label} − vMF AUC ({label} better) | epoch (ms): N / vMF / {label} |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    keys = sorted(other, key=lambda k: (_order(k[0]), k[2] != MAIN_LATENT, k[2]))
+    for ds, _, size in keys:
+        ps = sorted(other[(ds, "s-vgae", size)], key=lambda r: r["config"]["seed"])
+        seeds = {r["config"]["seed"] for r in ps}
+        n_size = size if size == MAIN_LATENT else size - 1
+        latent = (
+            f"z of size {size} (R^{size} / S^{size - 1})"
+            if size == MAIN_LATENT
+            else f"d = {size - 1} (R^{size - 1} / S^{size - 1})"
+        )
+        n = [r for r in groups.get((ds, "n-vgae", n_size), []) if r["config"]["seed"] in seeds]
+        vmf = [r for r in groups.get((ds, "s-vgae", size), []) if r["config"]["seed"] in seeds]
+        cells = []
+        for rs in (n, vmf, ps):
+            cells += [_cell(rs), f"{fmt([r['test_ap'] for r in rs])} ({len(rs)})" if rs else "—"]
+        lines.append(
+            f"| {ds} | {latent} | " + " | ".join(cells) + f" | {_paired(ps, vmf)} | "
+            f"{_epoch_ms(n)} / {_epoch_ms(vmf)} / {_epoch_ms(ps)} |"
+        )
+    return lines
 
 
 def write_report(root: Path) -> Path:
@@ -595,6 +660,25 @@ def write_report(root: Path) -> Path:
             "section.",
             "",
         ] + prt
+    pst = posterior_table(runs, groups)
+    if pst:
+        md += [
+            "",
+            "## Power Spherical posterior",
+            "",
+            "The S-VGAE with the Power Spherical posterior (De Cao and Aziz, 2020; `--posterior "
+            "power-spherical`, `run_power_spherical.sh`; PS in the table) beside the N-VGAE and the S-VGAE with the von "
+            "Mises-Fisher posterior, each with its default protocol (the same encoder, decoder, prior and "
+            "training for both S-VGAE). Latent: at 16 the main table's equal size of z (N-VGAE on R^16, "
+            "S-VGAE on S^15); d = 2, 4, 8 the latent-dimension study's equal degrees of freedom (N-VGAE on "
+            "R^d, S-VGAE on S^d ⊂ R^(d+1)). Test AUC / AP (%) mean ± std (number of seeds), on the seeds of "
+            "the Power Spherical runs only (the same edge split for the same seed); PS − vMF "
+            "test AUC per seed, mean ± std, with the number of seeds where Power Spherical is better. Epoch: "
+            "the median over runs of each run's median time per epoch (training step and validation pass, "
+            "one thread); the three models' runs were made at different times on a shared machine, so the "
+            "times compare only roughly.",
+            "",
+        ] + pst
     lt = latent_table(groups)
     if lt:
         md += [

@@ -10,10 +10,14 @@ Reads every run JSON of :mod:`experiments.mnist` under DIR (recursively) and wri
 * ``ll_vs_dim.png``: test LL against d for both models, with the paper's numbers;
 * ``latent_d2.png``, ``latent_d3.png``: the test set's latent means coloured by digit, N-VAE beside S-VAE
   (d = 2: a plain scatter for N, the circle for S; d = 3: a 3-d scatter for N, an equal-area Mollweide
-  projection of the sphere for S), from the ``*_latent.npz`` files written next to the runs of d <= 3.
+  projection of the sphere for S), from the ``*_latent.npz`` files written next to the runs of d <= 3;
+* when Power Spherical runs exist (``--posterior power-spherical``), a section that sets the S-VAE with the
+  Power Spherical posterior beside the N-VAE and the vMF S-VAE of the same d, convention and seeds (test LL
+  and ELBO, median time per epoch).
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
-of the tables (listed apart).
+of the tables (listed apart). Runs of another posterior family than the vMF one (``posterior``; a run file
+without it is vMF, the N-VAE's is ``"normal"``) only enter the Power Spherical section.
 """
 
 from __future__ import annotations
@@ -76,6 +80,18 @@ def ambient_dim(rec) -> int:
     return rec.get("ambient_dim", rec["config"]["latent_dim"])
 
 
+def posterior(rec) -> str:
+    """The posterior family of a run: "vmf" or "power-spherical" for the S-VAE, "normal" for the N-VAE; run
+    files written before the family was an option lack it and are vMF (S-VAE) or Gaussian (N-VAE)."""
+    return rec.get("posterior", "vmf" if rec["config"]["model"] == "s-vae" else "normal")
+
+
+def default_family(rec) -> bool:
+    """Whether a run has its model's original posterior (vMF for the S-VAE, Gaussian for the N-VAE): the
+    runs of every section but the Power Spherical one."""
+    return posterior(rec) in ("vmf", "normal")
+
+
 def _is_mnist_run(rec) -> bool:
     return isinstance(rec, dict) and rec.get("config", {}).get("experiment") == "mnist" and "test_ll" in rec
 
@@ -100,11 +116,14 @@ def num(x: float, digits: int = 2, signed: bool = False) -> str:
 
 def group(runs, tagged: bool = False, dim_convention: str = "paper"):
     """Runs by (model, d) (plus the tag for tagged runs), d counted in the run's own convention; only the
-    runs of ``dim_convention`` and of one sphere (a run file without ``spheres`` has one)."""
+    runs of ``dim_convention``, of one sphere (a run file without ``spheres`` has one) and of the models'
+    original posteriors (vMF S-VAE, Gaussian N-VAE)."""
     groups = defaultdict(list)
     for r in runs:
         c = r["config"]
         if bool(c.get("tag")) != tagged or convention(r) != dim_convention or r.get("spheres", 1) != 1:
+            continue
+        if not default_family(r):
             continue
         key = (c["model"], c["latent_dim"]) + ((c["tag"],) if tagged else ())
         groups[key].append(r)
@@ -508,6 +527,70 @@ def _section(md: list, runs, groups, out: Path, paper: bool) -> None:
         ]
 
 
+def _s_space(rec) -> str:
+    """Where the S-VAE's z lives: S^m in R^D, or k factors S^m."""
+    a, k = ambient_dim(rec), rec.get("spheres", 1)
+    return f"S^{a - 1} ⊂ R^{a}" if k == 1 else f"{k} × S^{a // k - 1} ⊂ R^{a}"
+
+
+def _seconds(rs) -> str:
+    return f"{statistics.median(r['median_epoch_time_s'] for r in rs):.1f}" if rs else "—"
+
+
+def _same_cell(runs, model: str, conv: str, d: int, spheres: int, seeds: set) -> list[dict]:
+    """The runs of ``model`` with its original posterior in one cell (convention, d, spheres) on ``seeds``."""
+    return sorted(
+        (
+            r
+            for r in runs
+            if r["config"]["model"] == model
+            and default_family(r)
+            and convention(r) == conv
+            and r["config"]["latent_dim"] == d
+            and r.get("spheres", 1) == spheres
+            and r["config"]["seed"] in seeds
+        ),
+        key=lambda r: r["config"]["seed"],
+    )
+
+
+def posterior_table(runs, family: str = "power-spherical") -> list[str]:
+    """N-VAE, the vMF S-VAE and the S-VAE with the posterior ``family`` for every (convention, d, spheres) with
+    untagged runs of that family, on the seeds of those runs: test LL and ELBO, the family's test LL minus the
+    vMF one per seed (same seed, same data order), and the median time per epoch of each; [] without such runs."""
+    untagged = [r for r in runs if not r["config"].get("tag")]
+    other = defaultdict(list)
+    for r in untagged:
+        if r["config"]["model"] == "s-vae" and posterior(r) == family:
+            other[(convention(r), r["config"]["latent_dim"], r.get("spheres", 1))].append(r)
+    if not other:
+        return []
+    lines = [
+        "| convention | d | z (S-VAE) | N-VAE test LL | vMF S-VAE test LL | PS S-VAE test LL | PS − vMF test LL "
+        "(PS better) | N-VAE test ELBO | vMF S-VAE test ELBO | PS S-VAE test ELBO | epoch (s): N / vMF / PS |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for conv, d, k in sorted(other, key=lambda key: (CONVENTIONS.index(key[0]), key[1], key[2])):
+        ps = sorted(other[(conv, d, k)], key=lambda r: r["config"]["seed"])
+        seeds = {r["config"]["seed"] for r in ps}
+
+        n = _same_cell(untagged, "n-vae", conv, d, 1, seeds)
+        vmf = _same_cell(untagged, "s-vae", conv, d, k, seeds)
+        by_seed = {r["config"]["seed"]: r["test_ll"] for r in vmf}
+        diffs = [r["test_ll"] - by_seed[r["config"]["seed"]] for r in ps if r["config"]["seed"] in by_seed]
+        paired = "—"
+        if diffs:
+            mu, sd = mean_std(diffs)
+            paired = f"{num(mu, signed=True)} ± {num(sd)} ({sum(x > 0 for x in diffs)}/{len(diffs)})"
+        ll = [f"{fmt(r['test_ll'] for r in rs)} ({len(rs)})" if rs else "—" for rs in (n, vmf, ps)]
+        elbo = [f"{fmt(r['test_elbo'] for r in rs)} ({len(rs)})" if rs else "—" for rs in (n, vmf, ps)]
+        lines.append(
+            f"| {conv} | {d} | {_s_space(ps[0])} | {' | '.join(ll)} | {paired} | {' | '.join(elbo)} | "
+            f"{_seconds(n)} / {_seconds(vmf)} / {_seconds(ps)} |"
+        )
+    return lines
+
+
 def write_report(root) -> Path:
     root = Path(root)
     runs = load_runs(root)
@@ -524,7 +607,7 @@ def write_report(root) -> Path:
         f"thread(s) per run). Sum of all run times: {total / 3600:.2f} h.",
     ]
     for conv in CONVENTIONS:
-        conv_runs = [r for r in runs if convention(r) == conv and not r["config"].get("tag")]
+        conv_runs = [r for r in runs if convention(r) == conv and not r["config"].get("tag") and default_family(r)]
         groups = group(runs, dim_convention=conv)
         if not groups:
             continue
@@ -548,6 +631,22 @@ def write_report(root) -> Path:
                 "",
             ]
         _section(md, conv_runs, groups, root, paper=conv == "paper")
+    pst = posterior_table(runs)
+    if pst:
+        md += [
+            "",
+            "## Power Spherical posterior",
+            "",
+            "The S-VAE with the Power Spherical posterior (De Cao and Aziz, 2020; `--posterior "
+            "power-spherical`; PS in the table) beside the N-VAE and the S-VAE with the von Mises-Fisher "
+            "posterior of the same d and convention (the same encoder, decoder, prior and training for both "
+            "S-VAE). Test LL and ELBO (nats) mean ± std (number of seeds), on the seeds of the Power "
+            "Spherical runs only (the same data order for the same seed); PS − vMF test LL per seed, mean ± "
+            "std, with the number of seeds where Power Spherical is better. Epoch: the median over runs of "
+            "each run's median training time per epoch; runs made at different times on a shared machine "
+            "compare only roughly.",
+            "",
+        ] + pst
     tagged = {k: rs for conv in CONVENTIONS for k, rs in group(runs, tagged=True, dim_convention=conv).items()}
     if tagged:
         main_groups = group(runs, dim_convention="ambient")
