@@ -3,7 +3,10 @@
 # on the validation ELBO with patience 50, KL warm-up over WARMUP (20) epochs, 500 importance samples, no time
 # budget. A cell whose run file already ended by early stopping or at 500 epochs is skipped; a cell with a
 # checkpoint in CKPT continues from it, so a stopped call can simply be repeated. JOBS workers (one thread
-# each) take the cells in order. CELLS (comma-separated "model d seed [spheres]") replaces the default list.
+# each) take the cells in order. CELLS (comma-separated "model d seed [spheres [posterior]]") replaces the
+# default list: spheres defaults to 1, posterior (vmf or power-spherical, the S-VAE's --posterior) to vmf, e.g.
+#   CELLS="s-vae 10 0 1 power-spherical,s-vae 10 1 1 power-spherical"
+# queues Power Spherical S-VAE cells (run files mnist_s-vae_d10_ps_seed0.json, ..., named as the CLI names them).
 # MNIST_CMD is the command that trains one cell (default: the library's MNIST CLI).
 # Usage (repository root): bash experiments/results/mnist/converge.sh [MNIST_DIR]
 set -euo pipefail
@@ -33,9 +36,16 @@ next_cell() {  # pops the first line of the queue under a lock
 worker() {
     while true; do
         local cell; cell=$(next_cell); [[ -z "$cell" ]] && return 0
-        read -r model d seed spheres <<< "$cell"
-        local name="mnist_${model}_d${d}_seed${seed}" extra=()
-        if [[ -n "${spheres:-}" && "$spheres" != 1 ]]; then name="mnist_${model}_d${d}_k${spheres}_seed${seed}"; extra=(--spheres "$spheres"); fi
+        local model d seed spheres posterior
+        read -r model d seed spheres posterior <<< "$cell"
+        local parts="" extra=()
+        if [[ -n "${spheres:-}" && "$spheres" != 1 ]]; then parts="_k${spheres}"; extra=(--spheres "$spheres"); fi
+        case "${posterior:-vmf}" in
+            vmf) ;;
+            power-spherical) parts="${parts}_ps"; extra+=(--posterior power-spherical) ;;
+            *) echo "$(date -u +%FT%TZ) FAILED $cell (posterior must be vmf or power-spherical)"; continue ;;
+        esac
+        local name="mnist_${model}_d${d}${parts}_seed${seed}"
         if converged "$OUT/$name.json"; then echo "skip $cell"; continue; fi
         echo "$(date -u +%FT%TZ) train $cell"
         $MNIST_CMD --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" "${extra[@]}" \
