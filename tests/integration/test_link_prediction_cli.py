@@ -1,5 +1,6 @@
 """The link-prediction experiment (experiments.link_prediction): an end-to-end run on Cora, offline and read-only
-data folders, argument errors, the chosen defaults, and the report's latent-dimension table."""
+data folders, argument errors, the chosen defaults, the posterior option (``--posterior``), and the report's
+latent-dimension and Power Spherical tables."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ def test_end_to_end_two_epochs_on_cora(tmp_path):
         rec = json.loads((out / f).read_text())
         assert rec["config"]["dataset"] == "Cora" and rec["config"]["epochs"] == 2
         assert rec["config"]["latent_dim"] == 16
+        # the posterior family: the default (vMF) for the S-VGAE, the Gaussian for the N-VGAE
+        assert rec["posterior"] == rec["config"]["posterior"] == ("vmf" if "s-vgae" in f else "normal")
         for key in ("torch", "torch_geometric", "hvae_ext", "python"):
             assert key in rec["versions"]
         assert rec["device"]["device"] == "cpu" or rec["device"]["device"].startswith("cuda")
@@ -190,6 +193,15 @@ def test_raw_files_copied_from_read_only_folder(tmp_path):
         (["--dataset", "Cora", "--dropout", "1.0"], "--dropout must be in [0, 1)"),
         (["--dataset", "Cora", "--decoder-scale", "0"], "--decoder-scale must be > 0"),
         (["--dataset", "Cora", "--neg-ratio", "0"], "--neg-ratio must be a positive integer"),
+        (
+            ["--dataset", "Cora", "--model", "n-vgae", "--posterior", "power-spherical"],
+            "--posterior power-spherical applies to s-vgae only",
+        ),
+        (
+            ["--dataset", "Cora", "--model", "n-vgae,s-vgae", "--posterior", "power-spherical"],
+            "--posterior power-spherical applies to s-vgae only",
+        ),
+        (["--dataset", "Cora", "--posterior", "gaussian"], "argument --posterior: invalid choice: 'gaussian'"),
     ],
 )
 def test_bad_arguments(argv, message, capsys, tmp_path):
@@ -215,6 +227,67 @@ def test_defaults_are_the_chosen_configuration():
     assert lp.model_dropout("n-vgae", args) == lp.model_dropout("s-vgae", args) == 0.1
     assert (args.decoder_scale, args.kappa_floor, args.fixed_scale) == (10.0, 1.0, False)  # S-VGAE only
     assert not args.normalize_features
+
+
+def test_posterior_option():
+    """--posterior takes vmf (the default) and power-spherical, reaches the S-VGAE and names the run file."""
+    from hvae_ext import PowerSpherical, VonMisesFisher
+
+    parser = lp.build_parser()
+    for argv, family, cls in (
+        ([], "vmf", VonMisesFisher),
+        (["--posterior", "vmf"], "vmf", VonMisesFisher),
+        (["--posterior", "power-spherical"], "power-spherical", PowerSpherical),
+    ):
+        args = parser.parse_args(["--dataset", "Cora", "--model", "s-vgae", *argv])
+        lp.validate_args(parser, args)
+        assert lp.model_posterior("s-vgae", args) == family and lp.model_posterior("n-vgae", args) == "normal"
+        assert lp.build_model("s-vgae", 20, args).posterior_family is cls
+    # N-VGAE with the default is fine (its posterior is the Gaussian)
+    args = parser.parse_args(["--dataset", "Cora", "--model", "n-vgae,s-vgae", "--posterior", "vmf"])
+    lp.validate_args(parser, args)
+    assert lp.run_file_name("Cora", "s-vgae", 16, 0) == "Cora_s-vgae_d16_seed0.json"
+    assert lp.run_file_name("Cora", "s-vgae", 16, 0, posterior="vmf") == "Cora_s-vgae_d16_seed0.json"
+    assert lp.run_file_name("Cora", "n-vgae", 16, 0, posterior="normal") == "Cora_n-vgae_d16_seed0.json"
+    assert lp.run_file_name("Cora", "s-vgae", 16, 0, posterior="power-spherical") == "Cora_s-vgae_d16_ps_seed0.json"
+    assert lp.run_file_name("CiteSeer", "s-vgae", 20, 3, "t", 4, "power-spherical") == (
+        "CiteSeer_s-vgae_d20_k4_ps_t_seed3.json"
+    )
+
+
+@requires_cora
+def test_power_spherical_run_on_cora(tmp_path, capsys):
+    """A two-epoch Power Spherical S-VGAE run: its file (``_ps``), its recorded posterior, its start-up line."""
+    out = tmp_path / "runs"
+    records = lp.main(
+        [
+            "--dataset",
+            "Cora",
+            "--model",
+            "s-vgae",
+            "--posterior",
+            "power-spherical",
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--data-root",
+            str(SHARED_DATA),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--no-download",
+            "--threads",
+            "1",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "s-vgae (Power Spherical posterior)" in printed.splitlines()[0]
+    assert sorted(p.name for p in out.glob("*.json")) == ["Cora_s-vgae_d16_ps_seed1.json"]
+    rec = json.loads((out / "Cora_s-vgae_d16_ps_seed1.json").read_text())
+    assert rec["posterior"] == rec["config"]["posterior"] == records[0]["posterior"] == "power-spherical"
+    assert rec["spheres"] == 1 and rec["ambient_dim"] == 16
+    assert 0.0 <= rec["test_auc"] <= 1.0 and all(v == v for v in rec["history"]["loss"])
 
 
 def test_parse_seeds():
@@ -244,3 +317,49 @@ def test_latent_table_at_equal_degrees_of_freedom():
     assert cells[1] == "82.0 ± 1.6 (5)" and cells[2] == "87.0 ± 1.6 (5)"
     assert cells[3] == "+5.0 ± 0.0 (5/5)"
     assert next(line for line in lines if line.startswith("| 3 |")).count("—") == 3
+
+
+def test_power_spherical_table():
+    """The Power Spherical section: N-VGAE, vMF and Power Spherical S-VGAE on the Power Spherical runs' seeds
+    (equal size of z at 16, equal degrees of freedom elsewhere); those runs stay out of the other tables."""
+    from experiments import report
+
+    def run(model, ambient, seed, auc, ap, t, posterior=None, latent=None):
+        rec = {
+            "config": {"model": model, "latent_dim": latent or ambient, "seed": seed, "dataset": "Cora"},
+            "ambient_dim": ambient,
+            "test_auc": auc,
+            "test_ap": ap,
+            "median_epoch_time_s": t,
+        }
+        if posterior:
+            rec["posterior"] = posterior
+        return rec
+
+    runs = (
+        [run("n-vgae", 16, s, 0.90 + 0.01 * s, 0.91, 0.010 * (s + 1)) for s in range(5)]
+        + [run("s-vgae", 16, s, 0.93 + 0.01 * s, 0.94, 0.020) for s in range(5)]  # older files: no posterior
+        + [run("s-vgae", 16, s, 0.94 + 0.02 * s, 0.95, 0.030, "power-spherical") for s in range(3)]
+        + [run("n-vgae", 2, s, 0.80, 0.81, 0.005, "normal") for s in range(3)]
+        + [run("s-vgae", 3, s, 0.85, 0.86, 0.006, "vmf") for s in range(3)]
+        + [run("s-vgae", 3, s, 0.84 + 0.02 * s, 0.85, 0.007, "power-spherical", latent=2) for s in range(3)]
+    )
+    groups = report.group(runs, tagged=False)
+    assert all(report.default_family(r) for rs in groups.values() for r in rs)
+    assert [len(groups[k]) for k in (("Cora", "n-vgae", 16), ("Cora", "s-vgae", 16), ("Cora", "s-vgae", 3))] == [
+        5,
+        5,
+        3,
+    ]
+    lines = report.posterior_table(runs, groups)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    assert [r[1] for r in rows] == ["z of size 16 (R^16 / S^15)", "d = 2 (R^2 / S^2)"]
+    main = rows[0]
+    assert main[2:4] == ["91.0 ± 1.0 (3)", "91.0 ± 0.0 (3)"]  # N-VGAE on seeds 0-2 only
+    assert main[4:6] == ["94.0 ± 1.0 (3)", "94.0 ± 0.0 (3)"]
+    assert main[6:8] == ["96.0 ± 2.0 (3)", "95.0 ± 0.0 (3)"]
+    assert main[8] == "+2.0 ± 1.0 (3/3)"
+    assert main[9] == "20.0 / 20.0 / 30.0"
+    assert rows[1][2] == "80.0 ± 0.0 (3)" and rows[1][4] == "85.0 ± 0.0 (3)" and rows[1][6] == "86.0 ± 2.0 (3)"
+    assert rows[1][8] == "+1.0 ± 2.0 (2/3)" and rows[1][9] == "5.0 / 6.0 / 7.0"
+    assert report.posterior_table([r for r in runs if report.default_family(r)], groups) == []

@@ -1,5 +1,6 @@
 """The MNIST experiment (experiments.mnist): the idx reader, the command's run files, checkpoints and resume,
-its argument errors, the KL warm-up and dimension convention, and the MNIST report."""
+its argument errors, the KL warm-up and dimension convention, the posterior option (``--posterior``) with
+converge.sh's cells, and the MNIST report (with its Power Spherical section)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,15 @@ def _error(argv, capsys) -> str:
         (["--model", "n-vae", "--latent-dim", "2", "--patience", "0"], "--patience must be a positive integer"),
         (["--model", "n-vae", "--latent-dim", "2", "--seeds", "3-1"], "--seeds"),
         (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
+        (
+            ["--model", "n-vae", "--latent-dim", "2", "--posterior", "power-spherical"],
+            "--posterior applies to s-vae only (the family of the spherical posterior), got --posterior "
+            "power-spherical for n-vae",
+        ),
+        (
+            ["--model", "s-vae", "--latent-dim", "2", "--posterior", "gaussian"],
+            "argument --posterior: invalid choice: 'gaussian'",
+        ),
     ],
 )
 def test_bad_arguments_give_clear_errors(argv, message, tmp_path, capsys):
@@ -149,6 +159,8 @@ def test_command_writes_run_files_and_report(tmp_path, mnist_dir):
     rec = json.loads((out / "mnist_s-vae_d2_seed1.json").read_text())
     c = rec["config"]
     assert c["model"] == "s-vae" and c["latent_dim"] == 2 and c["seed"] == 1 and c["experiment"] == "mnist"
+    # the default posterior families: vMF for the S-VAE, the Gaussian for the N-VAE
+    assert rec["posterior"] == c["posterior"] == "vmf" and recs[2]["posterior"] == "normal"
     # the paper's convention: d = 2 degrees of freedom is the S-VAE on S^2 in R^3, the N-VAE on R^2
     assert rec["latent_dim"] == 2 and rec["ambient_dim"] == 3 and rec["dim_convention"] == "paper"
     assert recs[2]["ambient_dim"] == 2
@@ -243,3 +255,186 @@ def test_resume_continues_a_stopped_run(tmp_path, mnist_dir):
     assert second["epochs_run"] == 3 and second["stopped"] == "max epochs"
     assert second["history"]["epoch"] == [1, 2, 3]
     assert second["history"]["val_elbo"][0] == first["history"]["val_elbo"][0]
+
+
+# ---------------------------------------------------------------- posterior family
+
+
+def test_posterior_option_reaches_the_model():
+    """--posterior takes vmf (the default) and power-spherical; the S-VAE gets that family, the file name a _ps."""
+    from hvae_ext import PowerSpherical, VonMisesFisher
+
+    p = mx.build_parser()
+    for argv, family, cls in (
+        ([], "vmf", VonMisesFisher),
+        (["--posterior", "vmf"], "vmf", VonMisesFisher),
+        (["--posterior", "power-spherical"], "power-spherical", PowerSpherical),
+    ):
+        args = p.parse_args(["--model", "s-vae", "--latent-dim", "4", "--data-root", ".", *argv])
+        mx.validate_args(p, args)
+        assert mx.posterior_of(args) == family
+        model = mx.build_model(args)
+        assert model.posterior_family is cls
+        assert type(model.posterior(torch.rand(3, 784))) is cls
+    args = p.parse_args(["--model", "n-vae", "--latent-dim", "4", "--data-root", "."])
+    mx.validate_args(p, args)
+    assert mx.posterior_of(args) == "normal"
+    assert (
+        mx.run_file_name("s-vae", 10, 0) == mx.run_file_name("s-vae", 10, 0, posterior="vmf") == "mnist_s-vae_d10_seed0"
+    )
+    assert mx.run_file_name("n-vae", 10, 0, posterior="normal") == "mnist_n-vae_d10_seed0"
+    assert mx.run_file_name("s-vae", 10, 0, posterior="power-spherical") == "mnist_s-vae_d10_ps_seed0"
+    assert mx.run_file_name("s-vae", 20, 2, "x", 4, "power-spherical") == "mnist_s-vae_d20_k4_ps_x_seed2"
+
+
+def test_power_spherical_run_file(tmp_path, mnist_dir, capsys):
+    """A one-epoch Power Spherical S-VAE run: the start-up line, the file name, the recorded posterior."""
+    recs = mx.main(
+        [
+            "--model",
+            "s-vae",
+            "--posterior",
+            "power-spherical",
+            "--latent-dim",
+            "4",
+            "--seeds",
+            "0",
+            "--data-root",
+            str(mnist_dir),
+            "--out",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--train-images",
+            "200",
+            "--test-images",
+            "50",
+            "--is-samples",
+            "5",
+            "--no-progress",
+        ]
+    )
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith("-> z on S^4 in R^5, Power Spherical posterior"), first
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["mnist_s-vae_d4_ps_seed0.json"]
+    rec = json.loads((tmp_path / "mnist_s-vae_d4_ps_seed0.json").read_text())
+    assert rec["posterior"] == rec["config"]["posterior"] == recs[0]["posterior"] == "power-spherical"
+    assert rec["config"]["argv"][:4] == ["--model", "s-vae", "--posterior", "power-spherical"]
+    assert np.isfinite(rec["test_ll"]) and rec["test_ll"] >= rec["test_elbo_mc"]
+
+
+def test_converge_cells_name_the_posterior(tmp_path):
+    """converge.sh's cells "model d seed [spheres [posterior]]": the command it runs for each cell (a stand-in
+    that records its arguments instead of training) and the run file it looks for, named as the CLI names it."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_mnist.py"
+    fake.write_text(f"import sys\nopen({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    # a converged Power Spherical run file: its cell is skipped
+    (out / f"{mx.run_file_name('s-vae', 5, 3, posterior='power-spherical')}.json").write_text(
+        json.dumps({"config": {}, "stopped": "early stopping: no better validation ELBO", "epochs_run": 80})
+    )
+    cells = "s-vae 10 0 1 power-spherical,s-vae 20 1 4 power-spherical,s-vae 10 2 1 vmf,n-vae 5 0,s-vae 5 3 1 power-spherical"
+    env = dict(
+        os.environ, CELLS=cells, OUT=str(out), CKPT=str(tmp_path / "ck"), JOBS="1", MNIST_CMD=f"{sys.executable} {fake}"
+    )
+    subprocess.run(
+        ["bash", str(REPO / "experiments/results/mnist/converge.sh"), str(tmp_path)], check=True, env=env, cwd=REPO
+    )
+    calls = log.read_text().splitlines()
+    assert len(calls) == 4, calls
+    assert (
+        calls[0].startswith("--model s-vae --latent-dim 10 --seeds 0 --data-root")
+        and calls[0].count("--posterior power-spherical") == 1
+    )
+    assert "--spheres 4 --posterior power-spherical" in calls[1]
+    assert "--posterior" not in calls[2] and "--spheres" not in calls[2]
+    assert calls[3].startswith("--model n-vae --latent-dim 5 --seeds 0") and "--posterior" not in calls[3]
+    assert "skip s-vae 5 3 1 power-spherical" in (out / "converge_1.log").read_text()
+
+
+# ---------------------------------------------------------------- report: the Power Spherical section
+
+
+def _synthetic_run(model, d, seed, ll, posterior=None, t=1.0):
+    """A run record with the fields the MNIST report reads (values made up for the test)."""
+    rec = {
+        "config": {
+            "experiment": "mnist",
+            "model": model,
+            "latent_dim": d,
+            "seed": seed,
+            "tag": "",
+            "lr": 1e-3,
+            "batch_size": 64,
+            "epochs": 500,
+            "patience": 50,
+            "warmup_epochs": 20.0,
+            "time_budget": 0.0,
+        },
+        "versions": {"torch": "2.x", "hvae_ext": "0"},
+        "device": {"device": "cpu", "torch_threads": 1},
+        "latent_dim": d,
+        "ambient_dim": d + (model == "s-vae"),
+        "spheres": 1,
+        "dim_convention": "paper",
+        "test_ll": ll,
+        "test_elbo": ll - 4.0,
+        "test_recon": ll - 2.0,
+        "test_kl": 2.0,
+        "test_elbo_mc": ll - 4.0,
+        "best_val_elbo": ll - 5.0,
+        "best_epoch": 90,
+        "epochs_run": 140,
+        "stopped": "early stopping: no better validation ELBO for 50 epochs",
+        "under_trained": False,
+        "median_epoch_time_s": t,
+        "is_time_s": 10.0,
+        "total_time_s": 1000.0,
+        "train_time_s": 990.0,
+        "is_samples": 500,
+        "num_test_images": 10000,
+        "history": {"epoch": [1, 2], "val_elbo": [ll - 9.0, ll - 5.0], "val_kappa_median": [10.0, 20.0]},
+    }
+    if posterior is not None:
+        rec["posterior"] = posterior
+    return rec
+
+
+def test_report_power_spherical_section(tmp_path):
+    """Absent without Power Spherical runs (and the report otherwise the same); with them, a row per d with the
+    N-VAE, vMF and Power Spherical test LL on the Power Spherical seeds, PS − vMF per seed and the epoch times."""
+    pytest.importorskip("matplotlib")
+    from experiments import report_mnist
+
+    runs = [_synthetic_run("n-vae", 5, s, -110.0 + s, "normal" if s else None, t=2.0) for s in range(4)]
+    runs += [_synthetic_run("s-vae", 5, s, -109.0 + s, None if s % 2 else "vmf", t=3.0) for s in range(4)]
+    ps = [_synthetic_run("s-vae", 5, s, -108.5 + 2 * s, "power-spherical", t=4.0 + s) for s in range(3)]
+    ps.append(_synthetic_run("s-vae", 10, 0, -95.0, "power-spherical", t=5.0))  # no vMF / N-VAE beside it
+    for folder, recs in ((tmp_path / "vmf", runs), (tmp_path / "ps", runs + ps)):
+        folder.mkdir()
+        for i, r in enumerate(recs):
+            (folder / f"run{i}.json").write_text(json.dumps(r))
+    without = report_mnist.write_report(tmp_path / "vmf").read_text()
+    assert "Power Spherical" not in without
+    text = report_mnist.write_report(tmp_path / "ps").read_text()
+    head, section = text.split("\n## Power Spherical posterior\n")
+    # the other sections are those of the report without the Power Spherical runs (apart from the run count)
+    assert head.split("\n", 3)[3] == without.split("\n", 3)[3]
+    rows = [line for line in section.splitlines() if line.startswith("| paper |")]
+    assert len(rows) == 2
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[:3] == ["paper", "5", "S^5 ⊂ R^6"]
+    assert cells[3] == "−109.00 ± 1.00 (3)"  # N-VAE on seeds 0-2 (seed 3 has no Power Spherical run)
+    assert cells[4] == "−108.00 ± 1.00 (3)"
+    assert cells[5] == "−106.50 ± 2.00 (3)"
+    assert cells[6] == "+1.50 ± 1.00 (3/3)"  # PS − vMF per seed: 0.5, 1.5, 2.5
+    assert cells[7:10] == ["−113.00 ± 1.00 (3)", "−112.00 ± 1.00 (3)", "−110.50 ± 2.00 (3)"]
+    assert cells[10] == "2.0 / 3.0 / 5.0"
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert cells[:6] == ["paper", "10", "S^10 ⊂ R^11", "—", "—", "−95.00 ± 0.00 (1)"] and cells[6] == "—"
