@@ -32,6 +32,12 @@ template <>
 HVAE_HD_HOT double load<double>(double v) {
   return v;
 }
+// An entry in the narrowest type that holds it exactly: float64 stays, the others become float32.
+template <typename T>
+HVAE_HD_HOT float load_narrow(T v) {
+  return static_cast<float>(v);
+}
+HVAE_HD_HOT double load_narrow(double v) { return v; }
 
 // The first rows found by the threads: the minimum over them (an unsigned minimum from ~0, as on CUDA).
 struct FirstRows {
@@ -90,7 +96,8 @@ struct Cursor {
 // Rows per parallel task: about 4M entries (16 MB of float32). The checks are one pass over memory, a fraction of
 // a millisecond below that; a parallel region costs a barrier, which on a CPU shared with other jobs can wait for
 // a descheduled thread far longer than the pass itself (measured: validated construction +70 % at d = 16 with
-// 2 threads under load when the checks of 1M entries ran in parallel).
+// 2 threads under load when the checks of 1M entries ran in parallel; a (65536, 3) check of 26 us in parallel
+// took 8 ms per call while another job ran).
 constexpr int64_t kParallelEntries = int64_t{1} << 22;
 inline int64_t grain_rows(int64_t d) { return std::max<int64_t>(1, kParallelEntries / std::max<int64_t>(d, 1)); }
 
@@ -134,6 +141,31 @@ HVAE_ALWAYS_INLINE void unit_rows_flat(const T* base, int64_t d, int64_t row_str
   }
 }
 
+// Rows of d = D < 8 float32, float16 or bfloat16 entries, back to back: first the sums of squares of a block in
+// float32 and their screen (math::unit_norm_screen_float), a loop that vectorizes 8 rows to a register (a (65536, 3)
+// float32 check: 104 us -> 43 us on one core); a block with a row outside it goes through unit_rows_flat, the float64
+// sums, their screen and the rule. (For d >= 8 the compiler vectorizes this loop across rows with transposes, which
+// measured slower than the float64 pass, so it is not used there.)
+template <typename T, int D>
+HVAE_ALWAYS_INLINE void unit_rows_small(const T* base, int64_t full_stride, double tol,
+                                        const math::UnitNormScreen& screen, const math::UnitNormScreenFloat& fscreen,
+                                        int64_t begin, int64_t end, FirstRows& first) {
+  static_assert(D > 0 && D < math::kSumLanes, "unit_rows_small is for rows of fewer than 8 entries");
+  const float lo_f = fscreen.lo, hi_f = fscreen.hi;  // locals: not re-read through the reference in the loop
+  for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, end - r0);
+    const T* p0 = base + r0 * D;
+    int inside = 1;
+    for (int64_t j = 0; j < n; ++j) {
+      const T* p = p0 + j * D;
+      float sf = static_cast<float>(p[0]) * static_cast<float>(p[0]);
+      for (int k = 1; k < D; ++k) sf += static_cast<float>(p[k]) * static_cast<float>(p[k]);
+      inside &= static_cast<int>(sf >= lo_f) & static_cast<int>(sf <= hi_f);  // no short circuit: no branch
+    }
+    if (!inside) unit_rows_flat<T, D>(base, D, D, full_stride, tol, screen, r0, r0 + n, first);
+  }
+}
+
 // Any layout: the rows counted by the cursor.
 template <typename T>
 HVAE_ALWAYS_INLINE void unit_rows_strided(const T* base, const RowLayout& L, double tol,
@@ -150,7 +182,8 @@ HVAE_ALWAYS_INLINE void unit_rows_strided(const T* base, const RowLayout& L, dou
 
 template <typename T>
 HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, double tol,
-                                             const math::UnitNormScreen& screen, int64_t begin, int64_t end,
+                                             const math::UnitNormScreen& screen,
+                                             const math::UnitNormScreenFloat& fscreen, int64_t begin, int64_t end,
                                              FirstRows& first) {
   if (L.ndim > 1 || (L.inner_stride != 1 && L.d > 1)) {
     unit_rows_strided<T>(base, L, tol, screen, begin, end, first);
@@ -159,12 +192,20 @@ HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, 
   const int64_t rs = L.ndim == 1 ? L.mem_stride[0] : 0, fs = L.ndim == 1 ? L.row_stride[0] : 0;
   // clang-format off: the macro's case list (clang-format does not settle on one layout for it)
   switch (L.d) {
+#define HVAE_SMALL_CASE(D)                                                            \
+  case D:                                                                             \
+    if (!std::is_same<T, double>::value && fscreen.enabled && rs == D)                \
+      unit_rows_small<T, D>(base, fs, tol, screen, fscreen, begin, end, first);       \
+    else                                                                              \
+      unit_rows_flat<T, D>(base, L.d, rs, fs, tol, screen, begin, end, first);        \
+    return;
 #define HVAE_FLAT_CASE(D)                                                    \
   case D:                                                                    \
     unit_rows_flat<T, D>(base, L.d, rs, fs, tol, screen, begin, end, first); \
     return;
-    HVAE_FLAT_CASE(2) HVAE_FLAT_CASE(3) HVAE_FLAT_CASE(4) HVAE_FLAT_CASE(5) HVAE_FLAT_CASE(6) HVAE_FLAT_CASE(7)
+    HVAE_SMALL_CASE(2) HVAE_SMALL_CASE(3) HVAE_SMALL_CASE(4) HVAE_SMALL_CASE(5) HVAE_SMALL_CASE(6) HVAE_SMALL_CASE(7)
     HVAE_FLAT_CASE(8) HVAE_FLAT_CASE(16)
+#undef HVAE_SMALL_CASE
 #undef HVAE_FLAT_CASE
     default:
       unit_rows_flat<T, 0>(base, L.d, rs, fs, tol, screen, begin, end, first);
@@ -173,11 +214,11 @@ HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, 
 }
 // The sums of squares vectorize (clones for AVX-512 and AVX2, no contraction into fused multiply-adds: the same
 // s on every machine and on CUDA).
-#define HVAE_UNIT_ROWS_CHUNK(T)                                                                           \
-  HVAE_VECTOR_CLONES void unit_rows_chunk(const T* base, const RowLayout& L, double tol,                  \
-                                          const math::UnitNormScreen& screen, int64_t begin, int64_t end, \
-                                          FirstRows& first) {                                             \
-    unit_rows_chunk_impl<T>(base, L, tol, screen, begin, end, first);                                     \
+#define HVAE_UNIT_ROWS_CHUNK(T)                                                                 \
+  HVAE_VECTOR_CLONES void unit_rows_chunk(                                                      \
+      const T* base, const RowLayout& L, double tol, const math::UnitNormScreen& screen,        \
+      const math::UnitNormScreenFloat& fscreen, int64_t begin, int64_t end, FirstRows& first) { \
+    unit_rows_chunk_impl<T>(base, L, tol, screen, fscreen, begin, end, first);                  \
   }
 HVAE_UNIT_ROWS_CHUNK(double)
 HVAE_UNIT_ROWS_CHUNK(float)
@@ -203,8 +244,12 @@ HVAE_ALWAYS_INLINE void positive_chunk_impl(const T* base, const RowLayout& L, i
     for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
       const int64_t n = std::min<int64_t>(kBlock, end - r0);
       const T* p0 = base + r0 * st;
-      int bad = 0;
-      for (int64_t j = 0; j < n; ++j) bad |= math::positive_finite(load(p0[j * st])) ? 0 : 1;
+      int bad = 0;    // in float32 for float32/16 and bfloat16 (the same answers), 8 to a SIMD register
+      if (st == 1) {  // contiguous: the loop vectorizes
+        for (int64_t j = 0; j < n; ++j) bad |= static_cast<int>(!math::positive_finite(load_narrow(p0[j])));
+      } else {
+        for (int64_t j = 0; j < n; ++j) bad |= static_cast<int>(!math::positive_finite(load_narrow(p0[j * st])));
+      }
       if (!bad) continue;
       for (int64_t j = 0; j < n; ++j) report_element(p0[j * st], (r0 + j) * fs, first);
     }
@@ -233,8 +278,10 @@ at::Tensor vmf_check_unit_rows_cpu(const at::Tensor& x, double tol) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, held.scalar_type(), "_vmf_check_unit_rows", [&] {
       const scalar_t* base = held.data_ptr<scalar_t>();
       const math::UnitNormScreen screen = math::unit_norm_screen(tol, precision_of<scalar_t>());
-      at::parallel_for(0, L.rows, grain_rows(L.d),
-                       [&](int64_t begin, int64_t end) { unit_rows_chunk(base, L, tol, screen, begin, end, first); });
+      const math::UnitNormScreenFloat fscreen = math::unit_norm_screen_float(screen, L.d);
+      at::parallel_for(0, L.rows, grain_rows(L.d), [&](int64_t begin, int64_t end) {
+        unit_rows_chunk(base, L, tol, screen, fscreen, begin, end, first);
+      });
     });
   }
   return first.result(x);

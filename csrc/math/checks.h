@@ -124,8 +124,40 @@ inline UnitNormScreen unit_norm_screen(double tol, CheckPrecision p) {
 }
 HVAE_HD_HOT bool in_screen(double s, const UnitNormScreen& screen) { return s >= screen.lo && s <= screen.hi; }
 
+// A screen before the screen, on CPUs: s_f, the sum of squares of a float32, float16 or bfloat16 row computed in
+// float32 (in any order; 8 rows to a SIMD register, no conversion), screened by [lo, hi] such that every s_f in it has
+// its float64 s in the screen above. Rows outside it (and NaN, and squares that overflow float32) go through the
+// float64 screen and the rule as before, so the decisions are exactly those of the rule. Bounds (Higham, "Accuracy and
+// Stability of Numerical Algorithms", 2002, section 3.1, any order of summation): with gamma_n = n u / (1 - n u),
+//   |s_f - s| <= gamma_{d+1}(2^-24) s + d 2^-149 (d squares rounded in float32, d - 1 additions; squares that
+//                                                  underflow lose at most 2^-149 each),
+//   |s64 - s| <= gamma_d(2^-53) s               (the squares are exact in float64, d - 1 additions),
+// where s is the exact sum. So s64 >= screen.lo when s_f >= (screen.lo (1 + gamma_f) / (1 - gamma_64) + slack), and
+// s64 <= screen.hi when s_f <= (screen.hi (1 - gamma_f) / (1 + gamma_64) - slack); slack = 2^-100 covers the
+// underflow term, the bounds get a further 2^-40 relative (the rounding of this computation) and are rounded
+// outward-safe to float32 (lo up, hi down). Empty for very large d (then only the float64 screen runs).
+struct UnitNormScreenFloat {
+  float lo, hi;
+  bool enabled;
+};
+inline UnitNormScreenFloat unit_norm_screen_float(const UnitNormScreen& screen, int64_t d) {
+  const double n = static_cast<double>(d), u32 = 5.9604644775390625e-08, u64 = 1.1102230246251565e-16;
+  const double gamma_f = (n + 1.0) * u32 / (1.0 - (n + 1.0) * u32), gamma_64 = n * u64 / (1.0 - n * u64);
+  const double slack = 7.888609052210118e-31, rel = 9.094947017729282e-13;  // 2^-100, 2^-40
+  if (!(screen.lo <= screen.hi) || !(gamma_f < 0.5)) return {1.0f, 0.0f, false};
+  const double lo = screen.lo * (1.0 + gamma_f) / (1.0 - gamma_64) * (1.0 + rel) + slack;
+  const double hi = screen.hi * (1.0 - gamma_f) / (1.0 + gamma_64) * (1.0 - rel) - slack;
+  const float lo_f = std::nextafter(static_cast<float>(lo), std::numeric_limits<float>::infinity());
+  const float hi_f = std::nextafter(static_cast<float>(hi), 0.0f);
+  if (!(lo_f <= hi_f)) return {1.0f, 0.0f, false};
+  return {lo_f, hi_f, true};
+}
+
 // The concentration rule: finite and > 0 (false for NaN).
 HVAE_HD_HOT bool positive_finite(double x) { return x > 0.0 && x != infinity(); }
+// The same on a float32 (or a float16/bfloat16 read as float32): 0 < x <= FLT_MAX, the float64 rule's answer for
+// the same number (the conversion to float64 is exact), in twice the SIMD lanes.
+HVAE_HD_HOT bool positive_finite(float x) { return x > 0.0f && x <= 3.40282346638528859812e+38f; }
 
 }  // namespace math
 }  // namespace hvae

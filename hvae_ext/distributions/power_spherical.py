@@ -16,6 +16,7 @@ they stay accurate where the textbook forms cancel: for :math:`\kappa` up to :ma
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -128,9 +129,22 @@ def kl_uniform(kappa: torch.Tensor, d: int) -> torch.Tensor:
     main = _lgamma_shift(zk, b) - (math.lgamma(2 * beta) - math.lgamma(beta)) - kappa * _digamma_shift(zk, b)
     small = kappa < _KL_TAYLOR_RATIO * beta
     ks = torch.where(small, kappa, torch.zeros_like(kappa))
-    two_beta = torch.full_like(kappa, 2 * beta)
     taylor = torch.zeros_like(kappa)
     k_pow = ks * ks
+    for coefficient in _kl_taylor_coefficients(d):
+        taylor = taylor - coefficient * k_pow
+        k_pow = k_pow * ks
+    return torch.where(small, taylor, main)
+
+
+@functools.cache
+def _kl_taylor_coefficients(d: int) -> tuple[float, ...]:
+    r"""The coefficients :math:`rac{n-1}{n!} [\psi^{(n-1)}(2eta) - \psi^{(n-1)}(eta)]`, n = 2 .. 16, of the KL's
+    Taylor series (they depend on d only: computed once per d, not per element)."""
+    beta = 0.5 * (d - 1)
+    b = torch.tensor(beta, dtype=torch.float64)
+    two_beta = torch.tensor(2 * beta, dtype=torch.float64)
+    out = []
     fact = 1.0
     for n in range(2, _KL_TAYLOR_TERMS + 2):
         fact *= n
@@ -138,9 +152,8 @@ def kl_uniform(kappa: torch.Tensor, d: int) -> torch.Tensor:
             h = _trigamma(two_beta) - _trigamma(b)
         else:
             h = torch.polygamma(n - 1, two_beta) - torch.polygamma(n - 1, b)
-        taylor = taylor - (n - 1) / fact * h * k_pow
-        k_pow = k_pow * ks
-    return torch.where(small, taylor, main)
+        out.append((n - 1) / fact * float(h))
+    return tuple(out)
 
 
 class PowerSpherical(SphericalDistribution):
