@@ -21,18 +21,24 @@ def synced(fn, device: str):
     return fn
 
 
+# At most this many timed rounds per benchmark: enough that a cell of a millisecond fills its --bench-time (with a cap
+# of 50 the cells of d = 3 were timed over 70 ms, and their medians moved by 10-20 % between identical cells on a
+# shared 2-core machine).
+MAX_ROUNDS = 1000
+
+
 def run_benchmark(benchmark, fn, case, bench_time: float, group: str, min_rounds: int = 3, **extra):
     """Times ``fn`` (already synchronized) with ``benchmark.pedantic``.
 
     Two untimed calls: the first warms up (allocator, lazy initialization, CUDA context), the second calibrates
-    the number of rounds to about ``bench_time`` seconds, between ``min_rounds`` and 50 (2 for calls over 2 s).
-    (Calibrating on the first call alone gave the sampler's first cell 3 rounds: its first call is slow.)
+    the number of rounds to about ``bench_time`` seconds, between ``min_rounds`` and ``MAX_ROUNDS`` (2 for calls
+    over 2 s). (Calibrating on the first call alone gave the sampler's first cell 3 rounds: its first call is slow.)
     """
     fn()
     t0 = time.perf_counter()
     fn()
     t = time.perf_counter() - t0
-    rounds = max(min(2, min_rounds) if t > 2.0 else min_rounds, min(50, math.ceil(bench_time / max(t, 1e-9))))
+    rounds = max(min(2, min_rounds) if t > 2.0 else min_rounds, min(MAX_ROUNDS, math.ceil(bench_time / max(t, 1e-9))))
     benchmark.group = group
     benchmark.extra_info.update(
         kind=case.kind,
