@@ -11,8 +11,9 @@ Reads every run JSON under DIR (recursively) and every ``timing_*.json`` of
 * the product-of-spheres study (``products/``, ``run_products.sh``): N-VGAE against the single-sphere and the
   product S-VGAE at equal degrees of freedom, with the validation sweep that chose each product's layout;
 * the Power Spherical posterior (``run_power_spherical.sh``): N-VGAE, the von Mises-Fisher S-VGAE and the Power
-  Spherical S-VGAE side by side at each latent size where Power Spherical runs exist (test AUC / AP and
-  the median time per epoch).
+  Spherical S-VGAE side by side at each latent size where Power Spherical runs exist (test AUC / AP, and
+  the median time per training step and per epoch from the interleaved timing files of
+  ``run_ps_timing.sh``).
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report.
 
@@ -83,6 +84,17 @@ def load_runs(root: Path) -> list[dict]:
 def load_timings(root: Path) -> list[dict]:
     """The ``timing_*.json`` files of :mod:`experiments.epoch_timing`."""
     return load_records(root, lambda rec: isinstance(rec, dict), pattern="timing_*.json")
+
+
+def timing_models(t: dict) -> tuple[str, ...]:
+    """The models of a timing file (files written before ``--models`` lack the field: N-VGAE and vMF S-VGAE)."""
+    return tuple(t.get("models", ("n-vgae", "s-vgae")))
+
+
+def is_n_s_timing(t: dict) -> bool:
+    """Whether a timing file is the N-VGAE against the vMF S-VGAE alone at size 16 (the epoch-time section)."""
+    sizes = (t.get("latent_dim", MAIN_LATENT), t.get("n_latent_dim", t.get("latent_dim", MAIN_LATENT)))
+    return timing_models(t) == ("n-vgae", "s-vgae") and sizes == (MAIN_LATENT, MAIN_LATENT)
 
 
 def fmt(values: list[float]) -> str:
@@ -227,7 +239,7 @@ def timing_table(groups, timings) -> list[str]:
             f"| {ds} | runs (median over seeds of each run's median training step{where}) | {1e3 * tn:.1f} | "
             f"{1e3 * ts:.1f} | {ts / tn:.2f} | — |"
         )
-    for t in sorted(timings, key=lambda t: (_order(t["dataset"]), t["_path"])):
+    for t in sorted(filter(is_n_s_timing, timings), key=lambda t: (_order(t["dataset"]), t["_path"])):
         lib = t.get("versions", {}).get("hvae_ext_library")
         lib = f", library `{lib}`" if lib else ""
         where = f", `{t['_path']}`"
@@ -521,25 +533,52 @@ def product_tables(runs, groups) -> list[str]:
 POSTERIOR_LABEL = {"vmf": "vMF", "power-spherical": "PS"}  # in table headers
 
 
-def _epoch_ms(rs) -> str:
-    """The median over runs of each run's median time per epoch (training step + validation pass), in ms."""
-    return f"{1e3 * statistics.median(r['median_epoch_time_s'] for r in rs):.1f}" if rs else "—"
+PS_TIMING_MODELS = ("n-vgae", "s-vgae", "s-vgae-ps")  # the models of the Power Spherical section's timing files
 
 
-def posterior_table(runs, groups, family: str = "power-spherical") -> list[str]:
+def posterior_timing(timings, dataset: str, size: int, n_size: int) -> dict | None:
+    """The interleaved timing file of the N-VGAE (size of z ``n_size``) and both S-VGAE (``size``) on
+    ``dataset`` (the last by path where there are several), or None."""
+    found = [
+        t
+        for t in timings
+        if t["dataset"] == dataset
+        and set(timing_models(t)) >= set(PS_TIMING_MODELS)
+        and t.get("latent_dim") == size
+        and t.get("n_latent_dim", t.get("latent_dim")) == n_size
+    ]
+    return max(found, key=lambda t: t["_path"]) if found else None
+
+
+def _timing_cells(t: dict | None) -> list[str]:
+    """Step and epoch medians (ms) N / vMF / PS, PS ÷ vMF (ratio of medians, median of per-round ratios), file."""
+    if t is None:
+        return ["—"] * 5
+    ms = " / ".join(f"{1e3 * t[f'median_{k}_s']:.1f}" for k in ("n", "s", "ps"))
+    epoch = " / ".join(f"{1e3 * t[f'median_epoch_{k}_s']:.1f}" for k in ("n", "s", "ps"))
+    ratio = f"{t['ratio_ps_s_median']:.2f} / {t['epoch_ratio_ps_s_median']:.2f}"
+    pairwise = f"{t['pairwise_ratio_ps_s']:.2f} / {t['epoch_pairwise_ratio_ps_s']:.2f}"
+    return [ms, epoch, ratio, pairwise, f"`{t['_path']}`"]
+
+
+def posterior_table(runs, groups, family: str = "power-spherical", timings=()) -> list[str]:
     """N-VGAE, the vMF S-VGAE and the S-VGAE with the posterior ``family`` at every size of z where runs of
     that family exist, on the seeds of those runs (same seed = same edge split): test AUC / AP, the family's
-    AUC minus the vMF one per seed, and the median time per epoch of each. At the main table's size (16) the
-    models are compared as there, at equal size of z (N on R^16, S on S^15); at another size D, as in the
-    latent-dimension study, at equal degrees of freedom d = D − 1 (N on R^d, S on S^d ⊂ R^(d+1))."""
+    AUC minus the vMF one per seed, and the three models' median time per training step and per epoch from
+    the interleaved timing file of that dataset and size (``timings``; "—" where there is none). At the main
+    table's size (16) the models are compared as there, at equal size of z (N on R^16, S on S^15); at another
+    size D, as in the latent-dimension study, at equal degrees of freedom d = D − 1 (N on R^d, S on S^d ⊂
+    R^(d+1))."""
     other, _ = drop_off_config(group(runs, tagged=False, family=family))
     if not other:
         return []
     label = POSTERIOR_LABEL.get(family, family)
     lines = [
         f"| Dataset | latent | N-VGAE AUC | N-VGAE AP | vMF S-VGAE AUC | vMF S-VGAE AP | {label} S-VGAE AUC | "
-        f"{label} S-VGAE AP | {label} − vMF AUC ({label} better) | epoch (ms): N / vMF / {label} |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"{label} S-VGAE AP | {label} − vMF AUC ({label} better) | step (ms): N / vMF / {label} | "
+        f"epoch (ms): N / vMF / {label} | {label} ÷ vMF, ratio of medians: step / epoch | {label} ÷ vMF, median "
+        "of per-round ratios: step / epoch | timing file |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     keys = sorted(other, key=lambda k: (_order(k[0]), k[2] != MAIN_LATENT, k[2]))
     for ds, _, size in keys:
@@ -556,10 +595,9 @@ def posterior_table(runs, groups, family: str = "power-spherical") -> list[str]:
         cells = []
         for rs in (n, vmf, ps):
             cells += [_cell(rs), f"{fmt([r['test_ap'] for r in rs])} ({len(rs)})" if rs else "—"]
-        lines.append(
-            f"| {ds} | {latent} | " + " | ".join(cells) + f" | {_paired(ps, vmf)} | "
-            f"{_epoch_ms(n)} / {_epoch_ms(vmf)} / {_epoch_ms(ps)} |"
-        )
+        cells.append(_paired(ps, vmf))
+        cells += _timing_cells(posterior_timing(timings, ds, size, n_size))
+        lines.append(f"| {ds} | {latent} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -660,7 +698,7 @@ def write_report(root: Path) -> Path:
             "section.",
             "",
         ] + prt
-    pst = posterior_table(runs, groups)
+    pst = posterior_table(runs, groups, timings=timings)
     if pst:
         md += [
             "",
@@ -673,10 +711,14 @@ def write_report(root: Path) -> Path:
             "S-VGAE on S^15); d = 2, 4, 8 the latent-dimension study's equal degrees of freedom (N-VGAE on "
             "R^d, S-VGAE on S^d ⊂ R^(d+1)). Test AUC / AP (%) mean ± std (number of seeds), on the seeds of "
             "the Power Spherical runs only (the same edge split for the same seed); PS − vMF "
-            "test AUC per seed, mean ± std, with the number of seeds where Power Spherical is better. Epoch: "
-            "the median over runs of each run's median time per epoch (training step and validation pass, "
-            "one thread); the three models' runs were made at different times on a shared machine, so the "
-            "times compare only roughly.",
+            "test AUC per seed, mean ± std, with the number of seeds where Power Spherical is better. Time: "
+            "the median wall time of a training step and of a whole epoch (training step and validation "
+            "pass) of the three models, measured in one process with their steps interleaved (`python -m "
+            "experiments.epoch_timing`, `run_ps_timing.sh`: one step of each model per round, the order "
+            "rotated every round, so that the three see the same machine load; one thread; the timing file "
+            "in the last column, under this folder); PS ÷ vMF as the ratio of the two medians and as the "
+            "median of the ratios of the PS and vMF steps of the same round. The run files' own times are "
+            "not used: the three models' runs were made at different times on a shared machine.",
             "",
         ] + pst
     lt = latent_table(groups)

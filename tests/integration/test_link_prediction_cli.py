@@ -359,7 +359,7 @@ def test_power_spherical_table():
     assert main[4:6] == ["94.0 ± 1.0 (3)", "94.0 ± 0.0 (3)"]
     assert main[6:8] == ["96.0 ± 2.0 (3)", "95.0 ± 0.0 (3)"]
     assert main[8] == "+2.0 ± 1.0 (3/3)"
-    assert main[9] == "20.0 / 20.0 / 30.0"
+    assert main[9:] == ["—"] * 5  # times only from an interleaved timing file (tests/integration/test_epoch_timing.py)
     assert rows[1][2] == "80.0 ± 0.0 (3)" and rows[1][4] == "85.0 ± 0.0 (3)" and rows[1][6] == "86.0 ± 2.0 (3)"
-    assert rows[1][8] == "+1.0 ± 2.0 (2/3)" and rows[1][9] == "5.0 / 6.0 / 7.0"
+    assert rows[1][8] == "+1.0 ± 2.0 (2/3)"
     assert report.posterior_table([r for r in runs if report.default_family(r)], groups) == []

@@ -18,7 +18,7 @@ for ds in Cora CiteSeer; do
 done
 # 2. epoch time, N and S training steps interleaved in one process
 for ds in Cora CiteSeer; do
-  python -m experiments.epoch_timing --dataset $ds --steps 200 --threads "${THREADS:-1}" \
+  python -m experiments.epoch_timing --dataset $ds --models n-vgae,s-vgae --steps 200 --threads "${THREADS:-1}" \
     --out $OUT/timing "${DATA[@]}"
 done
 # 3. latent-dimension study (latent 16 comes from step 1), seed by seed
