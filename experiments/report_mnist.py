@@ -13,10 +13,15 @@ Reads every run JSON of :mod:`experiments.mnist` under DIR (recursively) and wri
   projection of the sphere for S), from the ``*_latent.npz`` files written next to the runs of d <= 3;
 * when Power Spherical runs exist (``--posterior power-spherical``), a section that sets the S-VAE with the
   Power Spherical posterior beside the N-VAE and the vMF S-VAE of the same d, convention and seeds (test LL
-  and ELBO, median time per epoch).
+  and ELBO, median time per epoch);
+* when product-of-spheres runs exist (``--spheres k``, vMF, the paper's convention), a section with the layout
+  sweep of ``product_sweep.sh`` (best validation ELBO per factor size m at d = 20; the chosen m) and, at
+  d = 10, 20, 40, the N-VAE, the single-sphere S-VAE and the product S-VAE of the chosen layout (test LL and
+  whether each run converged: early stopping or the 500-epoch maximum without a time budget).
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
-of the tables (listed apart). Runs of another posterior family than the vMF one (``posterior``; a run file
+of the tables (listed apart); vMF product runs (``spheres`` > 1) only enter the product section (the sweep's, tagged
+``sweep100``, its layout table). Runs of another posterior family than the vMF one (``posterior``; a run file
 without it is vMF, the N-VAE's is ``"normal"``) only enter the Power Spherical section.
 """
 
@@ -591,6 +596,230 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
     return lines
 
 
+# ---------------------------------------------------------------- product of spheres (Davidson et al., 2019)
+# The layout sweep (product_sweep.sh): S-VAE on k spheres S^m at d = PRODUCT_SWEEP_DOF degrees of freedom, one
+# seed, PRODUCT_SWEEP_EPOCHS epochs, tagged PRODUCT_SWEEP_TAG; then PRODUCT_SEEDS at the chosen layout for every d
+# of PRODUCT_DOF with converge.sh (untagged, to the end of the protocol).
+PRODUCT_SWEEP_TAG = "sweep100"
+PRODUCT_SWEEP_DOF = 20
+PRODUCT_SWEEP_M = (2, 4, 5, 10)
+PRODUCT_SWEEP_SEED = 0
+PRODUCT_SWEEP_EPOCHS = 100
+PRODUCT_DOF = (10, 20, 40)
+PRODUCT_SEEDS = (0, 1, 2)
+MAX_EPOCHS = 500  # the protocol's maximum (converge.sh)
+
+
+def converged(rec) -> bool:
+    """Whether a run ended by the protocol (as converge.sh decides): by early stopping or at the 500-epoch
+    maximum, without a training-time budget."""
+    return not rec["config"].get("time_budget") and (
+        rec["stopped"].startswith("early stopping") or rec["epochs_run"] >= MAX_EPOCHS
+    )
+
+
+def _vmf_product(rec) -> bool:
+    """A vMF S-VAE run on a product of k > 1 spheres under the paper's convention."""
+    return (
+        rec["config"]["model"] == "s-vae"
+        and posterior(rec) == "vmf"
+        and convention(rec) == "paper"
+        and rec.get("spheres", 1) > 1
+    )
+
+
+def sweep_runs(runs) -> dict[int, dict]:
+    """The layout sweep's run of each factor size m (m = d / k): vMF product runs tagged PRODUCT_SWEEP_TAG at
+    d = PRODUCT_SWEEP_DOF, seed PRODUCT_SWEEP_SEED (the last by path where a layout has several files)."""
+    found: dict[int, dict] = {}
+    for r in sorted(runs, key=lambda r: r.get("_path", "")):
+        c = r["config"]
+        if (
+            _vmf_product(r)
+            and c.get("tag") == PRODUCT_SWEEP_TAG
+            and c["latent_dim"] == PRODUCT_SWEEP_DOF
+            and c["seed"] == PRODUCT_SWEEP_SEED
+        ):
+            found[PRODUCT_SWEEP_DOF // r["spheres"]] = r
+    return found
+
+
+def sweep_finished(rec) -> bool:
+    """Whether a sweep run trained its PRODUCT_SWEEP_EPOCHS epochs (or stopped early), without a time budget."""
+    return not rec["config"].get("time_budget") and (
+        rec["stopped"].startswith("early stopping") or rec["epochs_run"] >= PRODUCT_SWEEP_EPOCHS
+    )
+
+
+def chosen_factor_size(runs) -> int | None:
+    """The factor size m chosen on the layout sweep, or None until every m of PRODUCT_SWEEP_M has a finished
+    sweep run. The rule: the highest best validation ELBO, rounded to 0.01 nats (the precision of the report);
+    a tie goes to the larger m (fewer spheres, closer to the single sphere). Test scores play no part."""
+    sweep = sweep_runs(runs)
+    if any(m not in sweep or not sweep_finished(sweep[m]) for m in PRODUCT_SWEEP_M):
+        return None
+    return max(PRODUCT_SWEEP_M, key=lambda m: (round(sweep[m]["best_val_elbo"], 2), m))
+
+
+def factor_size_at(m: int, d: int) -> int:
+    """The factor size used at d for the size m chosen at PRODUCT_SWEEP_DOF: m itself where it divides d with
+    k = d / m >= 2 spheres; otherwise the divisor m' < d of d nearest to m (a tie: the larger m'), so that the
+    latent stays a product of at least two spheres."""
+    if m < 1 or d < 2:
+        raise ValueError(f"factor size m must be >= 1 and d >= 2, got m = {m}, d = {d}")
+    if d % m == 0 and m < d:
+        return m
+    return min((c for c in range(1, d) if d % c == 0), key=lambda c: (abs(c - m), -c))
+
+
+def product_cells(m: int) -> list[str]:
+    """converge.sh cells ("model d seed spheres") of the product S-VAE for factor size m (chosen at
+    PRODUCT_SWEEP_DOF): every d of PRODUCT_DOF, seeds PRODUCT_SEEDS."""
+    cells = []
+    for d in PRODUCT_DOF:
+        k = d // factor_size_at(m, d)
+        cells += [f"s-vae {d} {seed} {k}" for seed in PRODUCT_SEEDS]
+    return cells
+
+
+def _layout(d: int, k: int) -> str:
+    return f"{k} × S^{d // k}"
+
+
+def _ends(rs) -> str:
+    """How each run ended, in seed order: early stopping / the 500-epoch maximum (converged), else its epochs."""
+
+    def one(r) -> str:
+        if converged(r):
+            return f"early {r['epochs_run']}" if r["stopped"].startswith("early stopping") else f"max {r['epochs_run']}"
+        return f"open {r['epochs_run']}"
+
+    return f"{sum(map(converged, rs))}/{len(rs)}: " + ", ".join(one(r) for r in rs) if rs else "—"
+
+
+def _paired_ll(a, b) -> str:
+    """a − b in test LL per seed (same seed: same data order), mean ± std (seeds where a is better)."""
+    by_seed = {r["config"]["seed"]: r["test_ll"] for r in b}
+    diffs = [r["test_ll"] - by_seed[r["config"]["seed"]] for r in a if r["config"]["seed"] in by_seed]
+    if not diffs:
+        return "—"
+    mu, sd = mean_std(diffs)
+    return f"{num(mu, signed=True)} ± {num(sd)} ({sum(x > 0 for x in diffs)}/{len(diffs)})"
+
+
+def product_section(runs) -> list[str]:
+    """The product-of-spheres section's lines: the layout sweep and, per d, the N-VAE, the single-sphere S-VAE
+    and the product S-VAE at the chosen layout (test LL, how the runs ended); [] without vMF product runs."""
+    if not any(_vmf_product(r) for r in runs):
+        return []
+    sweep = sweep_runs(runs)
+    m = chosen_factor_size(runs)
+    lines = [
+        "",
+        "## Product of spheres",
+        "",
+        "d latent degrees of freedom: N-VAE with z in R^d, the single-sphere S-VAE with z on S^d ⊂ R^(d+1) and "
+        "the product S-VAE with z on k independent vMF factors S^m (k m = d, z in R^(d+k); Davidson et al., "
+        "2019: each factor its own mean direction and concentration, a uniform prior on each; `--spheres k`).",
+        "",
+        "### Layout sweep (validation only)",
+        "",
+        f"At d = {PRODUCT_SWEEP_DOF}, m ∈ {{{', '.join(map(str, PRODUCT_SWEEP_M))}}} (k = d / m spheres), seed "
+        f"{PRODUCT_SWEEP_SEED}, {PRODUCT_SWEEP_EPOCHS} epochs with the protocol's other settings "
+        f"(`product_sweep.sh`, tag `{PRODUCT_SWEEP_TAG}`). Chosen: the highest best validation ELBO, rounded to "
+        "0.01 nats, a tie going to the larger m (fewer spheres); only once every layout has finished its epochs. "
+        "The test set plays no part in the choice. At another d the same m is used where it divides d with "
+        "k ≥ 2, otherwise the divisor of d below d nearest to m (a tie: the larger).",
+        "",
+        "| m | k | layout | z in | best val ELBO | best epoch | epochs run | stopped by | chosen |",
+        "|--:|--:|---|---|--:|--:|--:|---|:--:|",
+    ]
+    for mm in sorted(sweep):
+        r = sweep[mm]
+        k = r["spheres"]
+        lines.append(
+            f"| {mm} | {k} | {_layout(PRODUCT_SWEEP_DOF, k)} | R^{ambient_dim(r)} | {num(r['best_val_elbo'])} | "
+            f"{r['best_epoch']} | {r['epochs_run']} | {r['stopped'].split(':')[0]} | {'✓' if mm == m else ''} |"
+        )
+    missing = [mm for mm in PRODUCT_SWEEP_M if mm not in sweep or not sweep_finished(sweep[mm])]
+    if missing:
+        lines += ["", f"No layout chosen yet: no finished sweep run for m = {', '.join(map(str, missing))}."]
+    untagged = [r for r in runs if not r["config"].get("tag")]
+    seeds = set(PRODUCT_SEEDS)
+    products = defaultdict(list)
+    for r in untagged:
+        if _vmf_product(r) and r["config"]["seed"] in seeds:
+            products[(r["config"]["latent_dim"], r["spheres"])].append(r)
+    rows = []  # (d, k, chosen)
+    for d in PRODUCT_DOF:
+        if m is not None:
+            rows.append((d, d // factor_size_at(m, d), True))
+    rows += [(d, k, False) for d, k in products if (d, k, True) not in rows]
+    rows.sort(key=lambda row: (row[0], not row[2], -row[1]))
+    lines += [
+        "",
+        "### Against the N-VAE and the single sphere",
+        "",
+        "Untagged runs on seeds " + ", ".join(map(str, PRODUCT_SEEDS)) + " (the same data order for the same "
+        "seed), trained with `converge.sh`. Test LL (nats, importance sampling) mean ± std (number of seeds); "
+        "product − S: the product's test LL minus the single sphere's, per seed, mean ± std (seeds where the "
+        "product is better). Ended: converged runs of all runs, then each run in seed order: early N (early "
+        "stopping after N epochs) or max 500 (the maximum) are converged, open N is not (a time budget or an "
+        "unfinished call). Paper: Davidson et al. (2018), Table 1 (single sphere).",
+        "",
+        "| d | layout | N-VAE test LL | N-VAE ended | S-VAE (S^d) test LL | S-VAE ended | product test LL | "
+        "product ended | product − S | paper N-VAE | paper S-VAE |",
+        "|--:|---|--:|---|--:|---|--:|---|--:|--:|--:|",
+    ]
+    notes = []
+    for d, k, chosen in rows:
+        n = _same_cell(untagged, "n-vae", "paper", d, 1, seeds)
+        s = _same_cell(untagged, "s-vae", "paper", d, 1, seeds)
+        p = sorted(products.get((d, k), []), key=lambda r: r["config"]["seed"])
+        layout = _layout(d, k) + ("" if chosen else " (not the chosen layout)")
+        cells = [f"{fmt(r['test_ll'] for r in rs)} ({len(rs)})" if rs else "—" for rs in (n, s, p)]
+        paper = [PAPER_LL.get((model, d)) for model in MODEL_ORDER]
+        lines.append(
+            f"| {d} | {layout} | {cells[0]} | {_ends(n)} | {cells[1]} | {_ends(s)} | {cells[2]} | {_ends(p)} | "
+            f"{_paired_ll(p, s)} | {' | '.join('—' if x is None else num(x) for x in paper)} |"
+        )
+        for label, rs in (("N-VAE", n), ("S-VAE", s), (f"product {_layout(d, k)}", p)):
+            c = sum(map(converged, rs))
+            if c < len(PRODUCT_SEEDS):
+                notes.append(f"* d = {d}, {label}: {c} converged seed(s) of {len(PRODUCT_SEEDS)}.")
+    if notes:
+        lines += ["", f"Cells with fewer than {len(PRODUCT_SEEDS)} converged seeds:", ""] + notes
+    return lines
+
+
+def print_product_cells(root) -> int:
+    """Prints the layout sweep under ``root`` (best validation ELBO per m), the chosen m, the layout at each d
+    of PRODUCT_DOF and the converge.sh call that trains the product cells; 1 (nothing chosen) while a layout
+    of the sweep has no finished run, else 0."""
+    runs = load_runs(Path(root)) if Path(root).is_dir() else []
+    sweep = sweep_runs(runs)
+    print(
+        f"layout sweep at d = {PRODUCT_SWEEP_DOF} (tag {PRODUCT_SWEEP_TAG}, seed {PRODUCT_SWEEP_SEED}), best validation ELBO:"
+    )
+    for m in PRODUCT_SWEEP_M:
+        r = sweep.get(m)
+        state = "no run file"
+        if r is not None:
+            state = f"{r['best_val_elbo']:.2f} at epoch {r['best_epoch']} of {r['epochs_run']}"
+            state += "" if sweep_finished(r) else " (not finished)"
+        print(f"  m = {m} (k = {PRODUCT_SWEEP_DOF // m}): {state}")
+    m = chosen_factor_size(runs)
+    if m is None:
+        print("no layout chosen: every m of the sweep needs a finished run")
+        return 1
+    print(f"chosen m = {m} (highest best validation ELBO to 0.01 nats; a tie: the larger m)")
+    for d in PRODUCT_DOF:
+        md = factor_size_at(m, d)
+        print(f"  d = {d}: {_layout(d, d // md)}" + ("" if md == m else f" (m = {m} does not give k >= 2 here)"))
+    print(f'CELLS="{",".join(product_cells(m))}" bash experiments/results/mnist/converge.sh [MNIST_DIR]')
+    return 0
+
+
 def write_report(root) -> Path:
     root = Path(root)
     runs = load_runs(root)
@@ -607,7 +836,11 @@ def write_report(root) -> Path:
         f"thread(s) per run). Sum of all run times: {total / 3600:.2f} h.",
     ]
     for conv in CONVENTIONS:
-        conv_runs = [r for r in runs if convention(r) == conv and not r["config"].get("tag") and default_family(r)]
+        conv_runs = [
+            r
+            for r in runs
+            if convention(r) == conv and not r["config"].get("tag") and default_family(r) and r.get("spheres", 1) == 1
+        ]
         groups = group(runs, dim_convention=conv)
         if not groups:
             continue
@@ -631,6 +864,7 @@ def write_report(root) -> Path:
                 "",
             ]
         _section(md, conv_runs, groups, root, paper=conv == "paper")
+    md += product_section(runs)
     pst = posterior_table(runs)
     if pst:
         md += [
