@@ -784,9 +784,10 @@ def product_section(runs) -> list[str]:
             f"{_paired_ll(p, s)} | {' | '.join('—' if x is None else num(x) for x in paper)} |"
         )
         for label, rs in (("N-VAE", n), ("S-VAE", s), (f"product {_layout(d, k)}", p)):
-            c = sum(map(converged, rs))
-            if c < len(PRODUCT_SEEDS):
-                notes.append(f"* d = {d}, {label}: {c} converged seed(s) of {len(PRODUCT_SEEDS)}.")
+            c, n_seeds = sum(map(converged, rs)), len(PRODUCT_SEEDS)
+            if c < n_seeds:
+                files = f" ({len(rs)} run file{'s' * (len(rs) != 1)})" if len(rs) < n_seeds else ""
+                notes.append(f"* d = {d}, {label}: {c} of {n_seeds} seeds converged{files}.")
     if notes:
         lines += ["", f"Cells with fewer than {len(PRODUCT_SEEDS)} converged seeds:", ""] + notes
     return lines

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Layout sweep of the product-of-spheres S-VAE on MNIST (the paper's convention, vMF posterior): at d = 20 latent
+# degrees of freedom, z on k independent spheres S^m with k m = d, for m in 2, 4, 5, 10 (k = 10, 5, 4, 2), seed
+# 0, 100 epochs; the protocol's other settings as converge.sh uses them (early stopping with patience 50 on the
+# validation ELBO, KL warm-up over WARMUP (20) epochs, 500 importance samples, no time budget). The runs are
+# tagged sweep100 (run files mnist_s-vae_d20_k{k}_sweep100_seed0.json in OUT), so they stay out of the main
+# tables; the report lists them in its product-of-spheres section.
+# A layout whose run file already trained its 100 epochs (or stopped early) without a time budget is skipped; a
+# layout with a checkpoint in CKPT continues from it, so a stopped call can simply be repeated. JOBS workers (one
+# thread each) take the layouts in order. MNIST_CMD is the command that trains one layout (default: the
+# library's MNIST CLI).
+# When every layout has finished, the chosen factor size m is printed (experiments.report_mnist.chosen_factor_size:
+# the highest best validation ELBO, rounded to 0.01 nats, a tie going to the larger m; the test set plays no
+# part), with the layout it gives at d = 10, 20, 40 (the same m where it divides d with k >= 2, otherwise the
+# divisor of d below d nearest to m, a tie going to the larger) and the converge.sh call that trains those
+# product cells, seeds 0-2, to the end of the protocol.
+# Usage (repository root): bash experiments/results/mnist/product_sweep.sh [MNIST_DIR]
+#                     or: bash experiments/results/mnist/product_sweep.sh --cells   (only print the choice)
+set -euo pipefail
+OUT=${OUT:-experiments/results/mnist/paper}
+CKPT=${CKPT:-.cache/mnist_checkpoints}
+WARMUP=${WARMUP:-20}; JOBS=${JOBS:-2}
+MNIST_CMD=${MNIST_CMD:-python -m experiments.mnist}
+D=20; SEED=0; EPOCHS=100; TAG=sweep100
+FACTORS=(2 4 5 10)
+cells() {  # prints the chosen m and the converge.sh call; exit status 1 while a layout has no finished run
+    python -c "import sys; from experiments.report_mnist import print_product_cells; sys.exit(print_product_cells(sys.argv[1]))" "$OUT"
+}
+if [[ "${1:-}" == --cells ]]; then cells; exit $?; fi
+DATA=${1:-../shared/data/MNIST/raw}
+mkdir -p "$OUT"
+QUEUE=$(mktemp); LOCK=$QUEUE.lock
+printf '%s\n' "${FACTORS[@]}" > "$QUEUE"
+finished() {  # run file: whether it trained its EPOCHS epochs or stopped early, without a time budget
+    [[ -f "$1" ]] && python -c "
+import json, sys
+r = json.load(open(sys.argv[1]))
+ok = not r['config'].get('time_budget') and (r['stopped'].startswith('early stopping') or r['epochs_run'] >= $EPOCHS)
+sys.exit(0 if ok else 1)" "$1"
+}
+next_layout() {  # pops the first line of the queue under a lock
+    ( flock 9; head -n 1 "$QUEUE"; sed -i 1d "$QUEUE" ) 9> "$LOCK"
+}
+worker() {
+    while true; do
+        local m; m=$(next_layout); [[ -z "$m" ]] && return 0
+        local k=$((D / m))
+        local name="mnist_s-vae_d${D}_k${k}_${TAG}_seed${SEED}"
+        if finished "$OUT/$name.json"; then echo "skip m=$m k=$k"; continue; fi
+        echo "$(date -u +%FT%TZ) train m=$m k=$k"
+        $MNIST_CMD --model s-vae --latent-dim "$D" --spheres "$k" --seeds "$SEED" --data-root "$DATA" \
+            --out "$OUT" --epochs "$EPOCHS" --warmup-epochs "$WARMUP" --time-budget 0 --tag "$TAG" \
+            --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
+            || echo "$(date -u +%FT%TZ) FAILED m=$m k=$k (continuing)"
+        echo "$(date -u +%FT%TZ) done m=$m k=$k"
+    done
+}
+for j in $(seq 1 "$JOBS"); do worker > "$OUT/product_sweep_$j.log" 2>&1 & done
+wait
+rm -f "$QUEUE" "$LOCK"
+echo "$(date -u +%FT%TZ) sweep done"
+cells || true
