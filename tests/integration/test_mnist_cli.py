@@ -1,6 +1,7 @@
 """The MNIST experiment (experiments.mnist): the idx reader, the command's run files, checkpoints and resume,
 its argument errors, the KL warm-up and dimension convention, the posterior option (``--posterior``) with
-converge.sh's cells, and the MNIST report (with its Power Spherical section)."""
+converge.sh's cells, the MNIST report (with its Power Spherical section), and the product of spheres: the layout
+chosen on product_sweep.sh's validation sweep, the cells it gives and the report's product section."""
 
 from __future__ import annotations
 
@@ -438,3 +439,177 @@ def test_report_power_spherical_section(tmp_path):
     assert cells[10] == "2.0 / 3.0 / 5.0"
     cells = [c.strip() for c in rows[1].strip("|").split("|")]
     assert cells[:6] == ["paper", "10", "S^10 ⊂ R^11", "—", "—", "−95.00 ± 0.00 (1)"] and cells[6] == "—"
+
+
+# ---------------------------------------------------------------- product of spheres: the sweep and its section
+
+
+def _product_run(d, k, seed, ll, val, tag="", epochs_run=100, stopped="max epochs", time_budget=0.0):
+    """A vMF S-VAE run on k spheres under the paper's convention (values made up for the test)."""
+    rec = _synthetic_run("s-vae", d, seed, ll, "vmf")
+    rec["config"].update(tag=tag, time_budget=time_budget, epochs=100 if tag else 500)
+    rec.update(spheres=k, ambient_dim=d + k, best_val_elbo=val, epochs_run=epochs_run, stopped=stopped)
+    return rec
+
+
+def _sweep(vals, tests=None, **kw):
+    """Sweep runs at d = 20, seed 0, tag sweep100: best validation ELBO vals[m] (test LL tests[m])."""
+    tests = tests or {}
+    return [_product_run(20, 20 // m, 0, tests.get(m, -100.0), v, tag="sweep100", **kw) for m, v in vals.items()]
+
+
+def _write_runs(folder: Path, recs) -> Path:
+    folder.mkdir(parents=True)
+    for i, r in enumerate(recs):
+        (folder / f"run{i}.json").write_text(json.dumps(r))
+    return folder
+
+
+def test_product_layout_chosen_on_validation_only():
+    """The chosen m: the highest best validation ELBO (to 0.01 nats, a tie going to the larger m), whatever the
+    test LL says; none until every m of the sweep has trained its 100 epochs (or stopped early) without a budget;
+    untagged product runs or another seed or d do not count."""
+    from experiments import report_mnist as rm
+
+    vals = {2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0}
+    tests = {2: -90.0, 4: -99.0, 5: -95.0, 10: -91.0}  # the best test LL (m = 2) is not the best on validation
+    assert rm.chosen_factor_size(_sweep(vals, tests)) == 4
+    assert rm.chosen_factor_size(_sweep({**vals, 10: -108.504})) == 10  # equal to 0.01 nats: the larger m
+    assert rm.chosen_factor_size(_sweep({**vals, 10: -108.49})) == 10  # better by 0.01
+    assert rm.chosen_factor_size(_sweep({**vals, 2: -108.0})) == 2
+    # an untagged product run with a better validation ELBO, another seed, another d: not part of the sweep
+    extra = [
+        _product_run(20, 10, 0, -80.0, -50.0, epochs_run=400, stopped="early stopping"),
+        _product_run(20, 10, 1, -80.0, -50.0, tag="sweep100"),
+        _product_run(40, 20, 0, -80.0, -50.0, tag="sweep100"),
+    ]
+    assert rm.chosen_factor_size(_sweep(vals) + extra) == 4
+    # incomplete sweeps: a layout missing, one on a time budget, one still short of 100 epochs
+    assert rm.chosen_factor_size(_sweep({m: v for m, v in vals.items() if m != 5})) is None
+    budget = _sweep({5: -109.0}, time_budget=3.0, stopped="time budget: 3 min of training")
+    assert rm.chosen_factor_size(_sweep({m: v for m, v in vals.items() if m != 5}) + budget) is None
+    short = _sweep({5: -109.0}, epochs_run=60)
+    assert rm.chosen_factor_size(_sweep({m: v for m, v in vals.items() if m != 5}) + short) is None
+    early = _sweep({5: -109.0}, epochs_run=70, stopped="early stopping: no better validation ELBO for 50 epochs")
+    assert rm.chosen_factor_size(_sweep({m: v for m, v in vals.items() if m != 5}) + early) == 4
+
+
+def test_product_layout_at_each_dimension():
+    """The same m where it divides d with k >= 2, otherwise the divisor of d below d nearest to m (a tie: the
+    larger); the converge.sh cells "s-vae d seed k" for d = 10, 20, 40 and seeds 0-2."""
+    from experiments import report_mnist as rm
+
+    assert [rm.factor_size_at(m, 10) for m in (2, 4, 5, 10)] == [2, 5, 5, 5]
+    assert [rm.factor_size_at(m, 20) for m in (2, 4, 5, 10)] == [2, 4, 5, 10]
+    assert [rm.factor_size_at(m, 40) for m in (2, 4, 5, 10)] == [2, 4, 5, 10]
+    assert rm.factor_size_at(3, 8) == 4 and rm.factor_size_at(3, 9) == 3 and rm.factor_size_at(6, 8) == 4
+    with pytest.raises(ValueError, match="factor size m must be >= 1"):
+        rm.factor_size_at(0, 10)
+    assert rm.product_cells(4) == [f"s-vae {d} {s} {k}" for d, k in ((10, 2), (20, 5), (40, 10)) for s in (0, 1, 2)]
+
+
+def test_report_product_section(tmp_path):
+    """Absent without product runs (and the rest of the report unchanged by them); with them, the sweep table
+    (the chosen layout marked, no test scores) and per d the N-VAE, single-sphere and product S-VAE test LL on
+    seeds 0-2, whether each run converged, the per-seed product − S difference and Table 1's figures."""
+    pytest.importorskip("matplotlib")
+    from experiments import report_mnist as rm
+
+    runs = [_synthetic_run("n-vae", 20, s, -90.0 - s) for s in range(3)]
+    runs += [_synthetic_run("s-vae", 20, s, -91.0 - s) for s in range(3)]
+    runs[3]["stopped"], runs[3]["epochs_run"] = "max epochs", 500  # converged at the maximum
+    runs[4]["config"]["time_budget"], runs[4]["stopped"] = 3.0, "time budget: 3 min of training"
+    runs[4]["epochs_run"] = 40
+    sweep = _sweep({2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0}, {2: -70.0, 4: -99.0, 5: -95.0, 10: -71.0})
+    prod = [_product_run(20, 5, s, -89.0 - 2 * s, -95.0, epochs_run=300, stopped="early stopping") for s in (0, 1)]
+    prod.append(_product_run(20, 5, 3, -80.0, -95.0, epochs_run=300, stopped="early stopping"))  # seed 3: left out
+    prod.append(_product_run(10, 5, 0, -92.0, -97.0, epochs_run=500, stopped="max epochs"))  # not the chosen layout
+    without = rm.write_report(_write_runs(tmp_path / "plain", runs)).read_text()
+    assert "Product of spheres" not in without
+    text = rm.write_report(_write_runs(tmp_path / "prod", runs + sweep + prod)).read_text()
+    head, section = text.split("\n## Product of spheres\n")
+    assert head.split("\n", 3)[3] == without.split("\n", 3)[3]
+    assert "sweep100" not in head  # the product runs stay out of the other sections
+    table = [line for line in section.splitlines() if line.startswith("|")]
+    sweep_rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:6]]
+    assert sweep_rows == [
+        ["2", "10", "10 × S^2", "R^30", "−110.00", "90", "100", "max epochs", ""],
+        ["4", "5", "5 × S^4", "R^25", "−108.50", "90", "100", "max epochs", "✓"],
+        ["5", "4", "4 × S^5", "R^24", "−109.00", "90", "100", "max epochs", ""],
+        ["10", "2", "2 × S^10", "R^22", "−112.00", "90", "100", "max epochs", ""],
+    ]
+    assert "−70.00" not in section and "−99.00" not in section  # the sweep's test LL is not shown
+    rows = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in table[8:]}
+    # the chosen m = 4 gives 2 × S^5 at d = 10 (4 does not divide 10), 5 × S^4 at d = 20, 10 × S^4 at d = 40
+    assert list(rows) == ["102 × S^5", "105 × S^2 (not the chosen layout)", "205 × S^4", "4010 × S^4"]
+    cells = [c.strip() for c in rows["205 × S^4"].strip("|").split("|")]
+    assert cells[2:] == [
+        "−91.00 ± 1.00 (3)",
+        "3/3: early 140, early 140, early 140",
+        "−92.00 ± 1.00 (3)",
+        "2/3: max 500, open 40, early 140",
+        "−90.00 ± 1.41 (2)",
+        "2/2: early 300, early 300",
+        "+1.50 ± 0.71 (2/2)",  # product − S on seeds 0, 1: −89 − (−91) and −91 − (−92)
+        "−88.90",
+        "−89.02",
+    ]
+    cells = [c.strip() for c in rows["105 × S^2 (not the chosen layout)"].strip("|").split("|")]
+    assert cells[2:] == ["—", "—", "—", "—", "−92.00 ± 0.00 (1)", "1/1: max 500", "—", "−93.84", "−93.16"]
+    assert rows["102 × S^5"].split("|")[7].strip() == "—"  # no run of the chosen layout at d = 10
+    notes = section.split("Cells with fewer than 3 converged seeds:")[1]
+    assert "* d = 20, S-VAE: 2 of 3 seeds converged." in notes
+    assert "* d = 20, product 5 × S^4: 2 of 3 seeds converged (2 run files)." in notes
+    assert "* d = 10, product 2 × S^5: 0 of 3 seeds converged (0 run files)." in notes
+    assert "* d = 10, product 5 × S^2: 1 of 3 seeds converged (1 run file)." in notes
+    assert "d = 20, N-VAE" not in notes and "* d = 40, product 10 × S^4: 0 of 3 seeds converged (0 run files)." in notes
+    # an incomplete sweep: no layout chosen, the untagged product runs listed as such
+    text = rm.write_report(_write_runs(tmp_path / "part", runs + sweep[:3] + prod)).read_text()
+    assert "No layout chosen yet: no finished sweep run for m = 10." in text and "✓" not in text.split("Product")[1]
+    assert "| 20 | 5 × S^4 (not the chosen layout) |" in text
+
+
+def test_product_sweep_script(tmp_path):
+    """product_sweep.sh: the four layouts at d = 20 with the sweep's options (a stand-in that records its
+    arguments and writes a run file), a finished layout skipped, one on a time budget trained again; then the
+    chosen m and the converge.sh cells of the product at d = 10, 20, 40."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_mnist.py"
+    vals = {10: -109.0, 5: -108.0, 4: -107.0, 2: -111.0}  # by k; k = 4 (m = 5) is written below, better still
+    fake.write_text(
+        "import json, sys\n"
+        f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+        "a = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
+        "k = int(a['--spheres'])\n"
+        f"run = json.loads({json.dumps(json.dumps(_product_run(20, 1, 0, -90.0, 0.0, tag='sweep100')))})\n"
+        f"run.update(spheres=k, ambient_dim=20 + k, best_val_elbo={vals!r}[k])\n"
+        "open(f\"{a['--out']}/mnist_s-vae_d20_k{k}_sweep100_seed0.json\", 'w').write(json.dumps(run))\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / f"{mx.run_file_name('s-vae', 20, 0, 'sweep100', 4)}.json").write_text(
+        json.dumps(_product_run(20, 4, 0, -90.0, -106.0, tag="sweep100"))
+    )
+    budget = _product_run(20, 5, 0, -90.0, -100.0, tag="sweep100", epochs_run=30, time_budget=3.0)
+    (out / f"{mx.run_file_name('s-vae', 20, 0, 'sweep100', 5)}.json").write_text(json.dumps(budget))
+    env = dict(os.environ, OUT=str(out), CKPT=str(tmp_path / "ck"), JOBS="1", MNIST_CMD=f"{sys.executable} {fake}")
+    script = str(REPO / "experiments/results/mnist/product_sweep.sh")
+    before = subprocess.run(["bash", script, "--cells"], env=env, cwd=REPO, capture_output=True, text=True)
+    assert before.returncode == 1 and "no layout chosen" in before.stdout
+    assert "m = 2 (k = 10): no run file" in before.stdout and "(not finished)" in before.stdout
+    res = subprocess.run(["bash", script, str(tmp_path)], check=True, env=env, cwd=REPO, capture_output=True, text=True)
+    calls = log.read_text().splitlines()
+    assert [c.split("--spheres ")[1].split()[0] for c in calls] == ["10", "5", "2"]
+    for c in calls:
+        assert c.startswith(f"--model s-vae --latent-dim 20 --spheres {c.split()[5]} --seeds 0 --data-root {tmp_path}")
+        for opt in ("--epochs 100", "--warmup-epochs 20", "--time-budget 0", "--tag sweep100", "--resume"):
+            assert opt in c
+    assert "skip m=5 k=4" in (out / "product_sweep_1.log").read_text()
+    assert "chosen m = 5" in res.stdout
+    assert "d = 10: 2 × S^5" in res.stdout and "d = 40: 8 × S^5" in res.stdout
+    cells = ",".join(f"s-vae {d} {s} {d // 5}" for d in (10, 20, 40) for s in (0, 1, 2))
+    assert f'CELLS="{cells}" bash experiments/results/mnist/converge.sh [MNIST_DIR]' in res.stdout
