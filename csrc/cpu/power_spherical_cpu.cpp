@@ -65,12 +65,41 @@ void gamma_rounds(uint64_t seed, int64_t row0, const int32_t* __restrict idx, in
   }
 }
 
+// The same round for rows none of which boosts (shape >= 1), with the squeeze alone: accepted[j] is 1 (accepted by
+// the squeeze), 0 (rejected: t <= 0) or 2 (the squeeze failed with t > 0: gamma_round_recheck decides). The
+// logarithmic test, which few rows need, is then out of the vectorized loop; the variates are those of gamma_round.
+HVAE_VECTOR_CLONES
+void gamma_rounds_squeeze(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n, uint32_t stream,
+                          uint32_t round, const double* __restrict dd, const double* __restrict c,
+                          double* __restrict value, int32_t* __restrict accepted) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  for (int j = 0; j < n; ++j) {
+    uint32_t w[math::kGammaWordsPerRound];
+    const uint32_t lo = lo0 + static_cast<uint32_t>(idx[j]), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    math::philox_block(seed, lo, hi, stream, 2u * round, w);
+    math::philox_block(seed, lo, hi, stream, 2u * round + 1u, w + 4);
+    const math::GammaCandidate k = math::gamma_round_candidate(w, c[j]);
+    accepted[j] = k.t > 0.0 ? (math::gamma_round_squeeze(k) ? 1 : 2) : 0;
+    value[j] = dd[j] * k.v;  // gamma_round's dd v scale with scale = 1
+  }
+}
+// gamma_round for one row (the rows whose squeeze failed), compiled as the vectorized loops (no contraction).
+HVAE_VECTOR_CLONES
+int32_t gamma_round_recheck(uint64_t seed, int64_t row, uint32_t stream, uint32_t round, double dd, double c,
+                            double inv_shape, bool boost, double* value) {
+  uint32_t w[math::kGammaWordsPerRound];
+  math::philox_block(seed, static_cast<uint64_t>(row), stream, 2u * round, w);
+  math::philox_block(seed, static_cast<uint64_t>(row), stream, 2u * round + 1u, w + 4);
+  return math::gamma_round(w, dd, c, inv_shape, boost, value) ? 1 : 0;
+}
+
 // The Gamma variates of stream `stream` for the tile rows row0 .. row0 + n - 1, of shape shape[j], into out[j]: the
 // rows still rejecting are compacted after each round (as Wood's rounds of the vMF sampler). A row whose shape is not
 // a positive finite number gets NaN at once; one that exhausts math::kMaxGammaRounds gets NaN.
 void gamma_tile(uint64_t seed, int64_t row0, int n, uint32_t stream, const double* shape, double* out,
                 PowerSphericalScratch& s) {
   int np = 0;
+  bool any_boost = false;
   for (int j = 0; j < n; ++j) {
     const math::GammaShape g = math::gamma_shape(shape[j]);
     if (!math::gamma_shape_valid(g)) {
@@ -82,11 +111,22 @@ void gamma_tile(uint64_t seed, int64_t row0, int n, uint32_t stream, const doubl
     s.c[np] = g.c;
     s.inv_shape[np] = g.inv_shape;
     s.boost[np] = g.boost ? 1.0 : 0.0;
+    any_boost |= g.boost;
     ++np;
   }
   for (int round = 0; round < math::kMaxGammaRounds && np > 0; ++round) {
-    gamma_rounds(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(), s.c.data(),
-                 s.inv_shape.data(), s.boost.data(), s.value.data(), s.accepted.data());
+    if (any_boost) {
+      gamma_rounds(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(), s.c.data(),
+                   s.inv_shape.data(), s.boost.data(), s.value.data(), s.accepted.data());
+    } else {
+      gamma_rounds_squeeze(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(),
+                           s.c.data(), s.value.data(), s.accepted.data());
+      for (int j = 0; j < np; ++j) {
+        if (s.accepted[j] == 2)
+          s.accepted[j] = gamma_round_recheck(seed, row0 + s.pending[j], stream, static_cast<uint32_t>(round), s.dd[j],
+                                              s.c[j], s.inv_shape[j], false, &s.value[j]);
+      }
+    }
     int kept = 0;
     for (int j = 0; j < np; ++j) {
       if (s.accepted[j]) {
@@ -161,6 +201,36 @@ struct DshapeLanes {
   int32_t idx[kBackwardTile], done[kBackwardTile];
   double s0[kBackwardTile], s1[kBackwardTile], s2[kBackwardTile], s3[kBackwardTile], s4[kBackwardTile],
       s5[kBackwardTile], s6[kBackwardTile], s7[kBackwardTile], s8[kBackwardTile];
+  double f[kBackwardTile], df[kBackwardTile];  // per tile row: the continued fraction's F and dF/da
+  int32_t rows[kBackwardTile];                 // the tile rows of the continued fraction
+  // lane k to lane to (compaction of the continued fraction's lanes)
+  void move(int to, int k) {
+    idx[to] = idx[k];
+    a[to] = a[k];
+    x[to] = x[k];
+    done[to] = done[k];
+    s0[to] = s0[k];
+    s1[to] = s1[k];
+    s2[to] = s2[k];
+    s3[to] = s3[k];
+    s4[to] = s4[k];
+    s5[to] = s5[k];
+    s6[to] = s6[k];
+    s7[to] = s7[k];
+    s8[to] = s8[k];
+  }
+};
+
+// psi(a) of a run of rows, computed once per distinct consecutive shape (the same value).
+struct DigammaCache {
+  double a = math::quiet_nan(), psi = 0.0;
+  double operator()(double shape) {
+    if (!(shape == a)) {
+      a = shape;
+      psi = math::digamma_positive(shape);
+    }
+    return psi;
+  }
 };
 
 // One step of the series for n lanes; returns the number of lanes not yet converged.
@@ -177,6 +247,27 @@ int series_lanes(DshapeLanes& L, int n, int step) {
     const bool was = L.done[j] != 0;
     L.s1[j] = was ? L.s1[j] : st.c;
     L.s2[j] = was ? L.s2[j] : st.psi;
+    L.s3[j] = was ? L.s3[j] : st.sum;
+    const int32_t now = (was | conv) ? 1 : 0;
+    L.done[j] = now;
+    left += 1 - now;
+  }
+  return left;
+}
+
+// The same step when all n lanes have one shape: the coefficients k (math::gamma_series_coeffs) are shared.
+HVAE_VECTOR_CLONES
+int series_lanes_shared(DshapeLanes& L, int n, math::GammaSeriesCoeffs k) {
+  int left = 0;
+  for (int j = 0; j < n; ++j) {
+    math::GammaSeries st;
+    st.log_x = L.s0[j];
+    st.c = L.s1[j];
+    st.psi = 0.0;  // not read: k holds psi
+    st.sum = L.s3[j];
+    const bool conv = math::gamma_series_update(L.x[j], k, &st);
+    const bool was = L.done[j] != 0;
+    L.s1[j] = was ? L.s1[j] : st.c;
     L.s3[j] = was ? L.s3[j] : st.sum;
     const int32_t now = (was | conv) ? 1 : 0;
     L.done[j] = now;
@@ -218,13 +309,19 @@ int fraction_lanes(DshapeLanes& L, int n, int step) {
   return left;
 }
 
-// dG/da for the n rows (a[j], x[j]) into out[j].
+// dG/da for the n rows (a[j], x[j]) into out[j]. When the series rows share one shape (one concentration per
+// tile: many samples of one parameter row, or equal concentrations), its step coefficients are computed once per
+// step for all of them; psi values once per run of equal shapes; the continued fraction's lanes are compacted as
+// they converge (its trip counts vary by a factor of ~2 within a tile). Every row's value is that of
+// math::gamma_sample_dshape.
 void gamma_dshape_rows(const double* a, const double* x, int n, double* out, DshapeLanes& L) {
   // the series
+  DigammaCache psi_series, psi_fraction;
   int m = 0;
+  bool shared = true;
   for (int j = 0; j < n; ++j) {
     if (math::gamma_dshape_method(a[j], x[j]) != 0) continue;
-    const math::GammaSeries st = math::gamma_series_init(a[j], x[j]);
+    const math::GammaSeries st = math::gamma_series_init_psi(x[j], psi_series(a[j] + 1.0));
     L.idx[m] = j;
     L.a[m] = a[j];
     L.x[m] = x[j];
@@ -233,10 +330,21 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
     L.s1[m] = st.c;
     L.s2[m] = st.psi;
     L.s3[m] = st.sum;
+    shared &= a[j] == L.a[0];
     ++m;
   }
-  for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; step += 2) {
-    if (series_lanes(L, m, step) == 0) break;
+  if (shared && m > 0) {
+    const double a0 = L.a[0];
+    double psi = L.s2[0];
+    for (int step = 1; step < math::kGammaSeriesMaxTerms; step += 2) {
+      const math::GammaSeriesCoeffs k = math::gamma_series_coeffs(a0, step, psi);
+      psi = k.psi1;
+      if (series_lanes_shared(L, m, k) == 0) break;
+    }
+  } else {
+    for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; step += 2) {
+      if (series_lanes(L, m, step) == 0) break;
+    }
   }
   for (int k = 0; k < m; ++k) out[L.idx[k]] = -(L.x[k] / L.a[k]) * L.s3[k];
   // the continued fraction
@@ -244,6 +352,7 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
   for (int j = 0; j < n; ++j) {
     if (math::gamma_dshape_method(a[j], x[j]) != 1) continue;
     const math::GammaFraction st = math::gamma_fraction_init();
+    L.rows[m] = j;
     L.idx[m] = j;
     L.a[m] = a[j];
     L.x[m] = x[j];
@@ -259,14 +368,33 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
     L.s8[m] = st.df;
     ++m;
   }
+  const int fraction_rows = m;
   for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; ++step) {
-    if (fraction_lanes(L, m, step) == 0) break;
+    const int left = fraction_lanes(L, m, step);
+    if (left == 0) break;
+    if (4 * left <= 3 * m) {  // a quarter of the lanes done: keep the others
+      int kept = 0;
+      for (int k = 0; k < m; ++k) {
+        if (L.done[k]) {
+          L.f[L.idx[k]] = L.s7[k];
+          L.df[L.idx[k]] = L.s8[k];
+        } else {
+          L.move(kept++, k);
+        }
+      }
+      m = kept;
+    }
   }
   for (int k = 0; k < m; ++k) {
+    L.f[L.idx[k]] = L.s7[k];
+    L.df[L.idx[k]] = L.s8[k];
+  }
+  for (int r = 0; r < fraction_rows; ++r) {
+    const int j = L.rows[r];
     math::GammaFraction st;
-    st.f = L.s7[k];
-    st.df = L.s8[k];
-    out[L.idx[k]] = math::gamma_fraction_result(L.a[k], L.x[k], st);
+    st.f = L.f[j];
+    st.df = L.df[j];
+    out[j] = math::gamma_fraction_result_psi(x[j], psi_fraction(a[j]), st);
   }
   // Temme's expansion, invalid input
   for (int j = 0; j < n; ++j) {
