@@ -12,6 +12,7 @@
 
 #include "../math/power_spherical.h"
 #include "../sample_checks.h"
+#include "philox_x8.h"
 #include "sphere_rows.h"
 
 namespace hvae {
@@ -24,6 +25,12 @@ struct PowerSphericalScratch : TangentScratch {
   std::vector<double> shape_a, shape_b, ga, gb;        // per tile row
   std::vector<double> dd, c, inv_shape, boost, value;  // per pending row (boost: 1.0 or 0.0)
   std::vector<int32_t> pending, accepted;
+  // the squeeze-first rounds: the round's words (word i of pending row j at words[i * tile + j]), the candidates
+  // (u, v, x^2) per pending row, and the rows whose squeeze failed, gathered
+  std::vector<uint32_t> words;
+  std::vector<double> cu, cv, cx2, tu, tv, tx2, tdd;
+  std::vector<int32_t> which, tok;
+  int64_t tile;
   PowerSphericalScratch(int64_t tile, int64_t blocks_per_row, bool single)
       : TangentScratch(tile, blocks_per_row, single),
         columns(tile),
@@ -37,7 +44,18 @@ struct PowerSphericalScratch : TangentScratch {
         boost(tile),
         value(tile),
         pending(tile),
-        accepted(tile) {}
+        accepted(tile),
+        words(math::kGammaWordsPerRound * tile),
+        cu(tile),
+        cv(tile),
+        cx2(tile),
+        tu(tile),
+        tv(tile),
+        tx2(tile),
+        tdd(tile),
+        which(tile),
+        tok(tile),
+        tile(tile) {}
   void move(int to, int from) {
     pending[to] = pending[from];
     dd[to] = dd[from];
@@ -65,32 +83,90 @@ void gamma_rounds(uint64_t seed, int64_t row0, const int32_t* __restrict idx, in
   }
 }
 
-// The same round for rows none of which boosts (shape >= 1), with the squeeze alone: accepted[j] is 1 (accepted by
-// the squeeze), 0 (rejected: t <= 0) or 2 (the squeeze failed with t > 0: gamma_round_recheck decides). The
-// logarithmic test, which few rows need, is then out of the vectorized loop; the variates are those of gamma_round.
+// The squeeze-first round for rows none of which boosts (shape >= 1), in three loops: the words of the round
+// (gamma_words: 8 per pending row, word i of row j at w[i * stride + j]), the candidates and their squeeze
+// (gamma_squeeze: accepted[j] is 1 (accepted by the squeeze), 0 (rejected: t <= 0) or 2 (the squeeze failed with
+// t > 0)), then the logarithmic test for the few rows marked 2 (gamma_log_tests). Same variates and decisions as
+// gamma_round; the logarithms are out of the loop that every row takes.
 HVAE_VECTOR_CLONES
-void gamma_rounds_squeeze(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n, uint32_t stream,
-                          uint32_t round, const double* __restrict dd, const double* __restrict c,
-                          double* __restrict value, int32_t* __restrict accepted) {
+void gamma_words_portable(uint64_t seed, int64_t row0, const int32_t* __restrict idx, int n, uint32_t stream,
+                          uint32_t round, uint32_t* __restrict w, int64_t stride) {
   const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
   for (int j = 0; j < n; ++j) {
-    uint32_t w[math::kGammaWordsPerRound];
+    uint32_t out[math::kGammaWordsPerRound];
     const uint32_t lo = lo0 + static_cast<uint32_t>(idx[j]), hi = hi0 + (lo < lo0 ? 1u : 0u);
-    math::philox_block(seed, lo, hi, stream, 2u * round, w);
-    math::philox_block(seed, lo, hi, stream, 2u * round + 1u, w + 4);
-    const math::GammaCandidate k = math::gamma_round_candidate(w, c[j]);
-    accepted[j] = k.t > 0.0 ? (math::gamma_round_squeeze(k) ? 1 : 2) : 0;
-    value[j] = dd[j] * k.v;  // gamma_round's dd v scale with scale = 1
+    math::philox_block(seed, lo, hi, stream, 2u * round, out);
+    math::philox_block(seed, lo, hi, stream, 2u * round + 1u, out + 4);
+    for (int i = 0; i < math::kGammaWordsPerRound; ++i) w[i * stride + j] = out[i];
   }
 }
-// gamma_round for one row (the rows whose squeeze failed), compiled as the vectorized loops (no contraction).
+#if HVAE_IG_X86_DISPATCH
+__attribute__((target("avx2"))) void gamma_words_avx2(uint64_t seed, int64_t row0, const int32_t* idx, int n,
+                                                      uint32_t stream, uint32_t round, uint32_t* w, int64_t stride) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i iv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + j));
+    __m256i out[8];
+    cpu::philox_block_x8(seed, lo0, hi0, iv, stream, 2u * round, out);
+    cpu::philox_block_x8(seed, lo0, hi0, iv, stream, 2u * round + 1u, out + 4);
+    for (int i = 0; i < math::kGammaWordsPerRound; ++i)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(w + i * stride + j), out[i]);
+  }
+  if (j < n) gamma_words_portable(seed, row0, idx + j, n - j, stream, round, w + j, stride);
+}
+#endif
+void gamma_words(uint64_t seed, int64_t row0, const int32_t* idx, int n, uint32_t stream, uint32_t round, uint32_t* w,
+                 int64_t stride) {
+#if HVAE_IG_X86_DISPATCH
+  if (math::detail::ig_cpu_has_avx2_fma()) return gamma_words_avx2(seed, row0, idx, n, stream, round, w, stride);
+#endif
+  gamma_words_portable(seed, row0, idx, n, stream, round, w, stride);
+}
 HVAE_VECTOR_CLONES
-int32_t gamma_round_recheck(uint64_t seed, int64_t row, uint32_t stream, uint32_t round, double dd, double c,
-                            double inv_shape, bool boost, double* value) {
-  uint32_t w[math::kGammaWordsPerRound];
-  math::philox_block(seed, static_cast<uint64_t>(row), stream, 2u * round, w);
-  math::philox_block(seed, static_cast<uint64_t>(row), stream, 2u * round + 1u, w + 4);
-  return math::gamma_round(w, dd, c, inv_shape, boost, value) ? 1 : 0;
+void gamma_squeeze(const uint32_t* __restrict w, int64_t stride, int n, const double* __restrict dd,
+                   const double* __restrict c, double* __restrict value, int32_t* __restrict accepted,
+                   double* __restrict cu, double* __restrict cv, double* __restrict cx2) {
+  for (int j = 0; j < n; ++j) {
+    uint32_t words[6];
+    for (int i = 0; i < 6; ++i) words[i] = w[i * stride + j];
+    const math::GammaCandidate k = math::gamma_round_candidate(words, c[j]);
+    accepted[j] = k.t > 0.0 ? (math::gamma_round_squeeze(k) ? 1 : 2) : 0;
+    value[j] = dd[j] * k.v;  // gamma_round's dd v scale with scale = 1
+    cu[j] = k.u;
+    cv[j] = k.v;
+    cx2[j] = k.x2;
+  }
+}
+HVAE_VECTOR_CLONES
+void gamma_log_tests(int n, const double* __restrict u, const double* __restrict v, const double* __restrict x2,
+                     const double* __restrict dd, int32_t* __restrict ok) {
+  for (int k = 0; k < n; ++k) {
+    math::GammaCandidate cand;
+    cand.u = u[k];
+    cand.v = v[k];
+    cand.x2 = x2[k];
+    cand.t = 1.0;  // not read
+    ok[k] = math::gamma_round_log_test(cand, dd[k]) ? 1 : 0;
+  }
+}
+void gamma_round_squeeze_first(uint64_t seed, int64_t row0, int np, uint32_t stream, uint32_t round,
+                               PowerSphericalScratch& s) {
+  gamma_words(seed, row0, s.pending.data(), np, stream, round, s.words.data(), s.tile);
+  gamma_squeeze(s.words.data(), s.tile, np, s.dd.data(), s.c.data(), s.value.data(), s.accepted.data(), s.cu.data(),
+                s.cv.data(), s.cx2.data());
+  int m = 0;
+  for (int j = 0; j < np; ++j) {
+    if (s.accepted[j] != 2) continue;
+    s.which[m] = j;
+    s.tu[m] = s.cu[j];
+    s.tv[m] = s.cv[j];
+    s.tx2[m] = s.cx2[j];
+    s.tdd[m] = s.dd[j];
+    ++m;
+  }
+  gamma_log_tests(m, s.tu.data(), s.tv.data(), s.tx2.data(), s.tdd.data(), s.tok.data());
+  for (int k = 0; k < m; ++k) s.accepted[s.which[k]] = s.tok[k];
 }
 
 // The Gamma variates of stream `stream` for the tile rows row0 .. row0 + n - 1, of shape shape[j], into out[j]: the
@@ -100,8 +176,13 @@ void gamma_tile(uint64_t seed, int64_t row0, int n, uint32_t stream, const doubl
                 PowerSphericalScratch& s) {
   int np = 0;
   bool any_boost = false;
+  math::GammaShape g = math::gamma_shape(math::quiet_nan());
+  double last = math::quiet_nan();
   for (int j = 0; j < n; ++j) {
-    const math::GammaShape g = math::gamma_shape(shape[j]);
+    if (!(shape[j] == last)) {  // runs of equal shapes (G_b's for every row) share the constants
+      last = shape[j];
+      g = math::gamma_shape(last);
+    }
     if (!math::gamma_shape_valid(g)) {
       out[j] = math::quiet_nan();
       continue;
@@ -119,13 +200,7 @@ void gamma_tile(uint64_t seed, int64_t row0, int n, uint32_t stream, const doubl
       gamma_rounds(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(), s.c.data(),
                    s.inv_shape.data(), s.boost.data(), s.value.data(), s.accepted.data());
     } else {
-      gamma_rounds_squeeze(seed, row0, s.pending.data(), np, stream, static_cast<uint32_t>(round), s.dd.data(),
-                           s.c.data(), s.value.data(), s.accepted.data());
-      for (int j = 0; j < np; ++j) {
-        if (s.accepted[j] == 2)
-          s.accepted[j] = gamma_round_recheck(seed, row0 + s.pending[j], stream, static_cast<uint32_t>(round), s.dd[j],
-                                              s.c[j], s.inv_shape[j], false, &s.value[j]);
-      }
+      gamma_round_squeeze_first(seed, row0, np, stream, static_cast<uint32_t>(round), s);
     }
     int kept = 0;
     for (int j = 0; j < np; ++j) {

@@ -17,6 +17,7 @@
 #include "../math/implicit_grad_lanes.h"
 #include "../math/philox.h"
 #include "fast_normal.h"
+#include "philox_x8.h"
 
 namespace hvae {
 namespace {
@@ -46,10 +47,38 @@ struct TangentScratch {
         normals_d(single ? 0 : kNormalsPad + 2 * tile * blocks_per_row) {}
 };
 
+#if HVAE_IG_X86_DISPATCH
+// Few blocks per row on AVX2: eight rows at a time (cpu::philox_block_x8), the rest one by one.
+__attribute__((target("avx2"))) void tangent_words_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks,
+                                                        uint32_t* words) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lanes);
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m256i w[4];
+      cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      uint32_t* dst[8];
+      for (int l = 0; l < 8; ++l) dst[l] = words + 4 * ((j + l) * blocks + b);
+      cpu::philox_store_rows_x8(w, dst);
+    }
+  }
+  for (; j < n; ++j) {
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    for (int64_t b = 0; b < blocks; ++b)
+      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), words + 4 * (j * blocks + b));
+  }
+}
+#endif
+
 // The tangent stream's blocks of rows row0 .. row0 + n - 1, row after row, and their normals.
 HVAE_VECTOR_CLONES
 void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
   const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+#if HVAE_IG_X86_DISPATCH
+  if (blocks < 16 && math::detail::ig_cpu_has_avx2_fma()) return tangent_words_avx2(seed, row0, n, blocks, words);
+#endif
   if (blocks >= 16) {  // vectorize over a row's blocks
     for (int j = 0; j < n; ++j) {
       const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
@@ -317,7 +346,7 @@ HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int6
   reflect_coefficients(n, c);
   reflect_writes_impl<W, scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
-#define HVAE_REFLECT_TILE(SUFFIX, W, ATTR)                                                                         \
+#define HVAE_REFLECT_TILE(SUFFIX, W, ATTR)                                                                        \
   template <typename scalar_t>                                                                                    \
   ATTR void reflect_tile_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
                                   int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                 \
@@ -402,8 +431,8 @@ HVAE_ALWAYS_INLINE void reflect_backward_grads(const math::HouseholderBackward& 
   for (; i + kV8 <= d; i += kV8) {
     for (int k = 0; k < P; ++k) {
       V y, gt, gmu;
-      math::householder_backward_elem<V>(c, loadw<W>(mu + i + k * W), loadw<W>(z + i + k * W),
-                                         loadw<W>(g + i + k * W), &y, &gt, &gmu);
+      math::householder_backward_elem<V>(c, loadw<W>(mu + i + k * W), loadw<W>(z + i + k * W), loadw<W>(g + i + k * W),
+                                         &y, &gt, &gmu);
       const V yt = i == 0 && k == 0 ? tail_mask * y : y;
       s_dot[k] += gt * yt;
       s_sq[k] += yt * yt;
@@ -467,16 +496,17 @@ HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const sc
   }
 }
 // Compiled for the baseline ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
-#define HVAE_REFLECT_BACKWARD_ROWS(NAME, W, ATTR)                                                                  \
+#define HVAE_REFLECT_BACKWARD_ROWS(NAME, W, ATTR)                                                               \
   template <typename scalar_t>                                                                                  \
   ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B, \
                  int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                               \
-    reflect_backward_rows_impl<W, scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                     \
+    reflect_backward_rows_impl<W, scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                  \
   }
 HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, 2, )
 #if HVAE_IG_X86_DISPATCH
 HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, 4, __attribute__((target("avx2,fma"))))
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, 8, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, 8,
+                           __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
 #endif
 #undef HVAE_REFLECT_BACKWARD_ROWS
 template <typename scalar_t>

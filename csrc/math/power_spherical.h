@@ -185,7 +185,9 @@ HVAE_HD GammaSeries gamma_series_init_psi(double x, double psi_a1) {  // psi_a1 
   s.sum = s.log_x - s.psi;
   return s;
 }
-HVAE_HD GammaSeries gamma_series_init(double a, double x) { return gamma_series_init_psi(x, digamma_positive(a + 1.0)); }
+HVAE_HD GammaSeries gamma_series_init(double a, double x) {
+  return gamma_series_init_psi(x, digamma_positive(a + 1.0));
+}
 // A step in two halves: its coefficients, which depend on a only (r0 = 1 / (a + n), r1 = 1 / (a + n + 1) and
 // psi(a + n + 1), psi(a + n + 2) from psi = psi(a + n)), so that rows of one shape can share them, and the update.
 struct GammaSeriesCoeffs {
