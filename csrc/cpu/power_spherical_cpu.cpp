@@ -278,6 +278,8 @@ struct DshapeLanes {
       s5[kBackwardTile], s6[kBackwardTile], s7[kBackwardTile], s8[kBackwardTile];
   double f[kBackwardTile], df[kBackwardTile];  // per tile row: the continued fraction's F and dF/da
   int32_t rows[kBackwardTile];                 // the tile rows of the continued fraction
+  int32_t series_rows[kBackwardTile], method[kBackwardTile];
+  double log_x[kBackwardTile];
   // lane k to lane to (compaction of the continued fraction's lanes)
   void move(int to, int k) {
     idx[to] = idx[k];
@@ -390,24 +392,37 @@ int fraction_lanes(DshapeLanes& L, int n, int step) {
 // they converge (its trip counts vary by a factor of ~2 within a tile). Every row's value is that of
 // math::gamma_sample_dshape.
 void gamma_dshape_rows(const double* a, const double* x, int n, double* out, DshapeLanes& L) {
+  // each row's method and log x (series and continued fraction both need it), the rows of each method listed
+  // without branches (the two are about equally frequent: branches on them mispredict)
+  int ms = 0, mf = 0;
+  bool other = false;
+  for (int j = 0; j < n; ++j) {
+    const int method = math::gamma_dshape_method(a[j], x[j]);
+    L.method[j] = method;
+    L.series_rows[ms] = j;
+    L.rows[mf] = j;
+    ms += method == 0 ? 1 : 0;
+    mf += method == 1 ? 1 : 0;
+    other |= method < 0 || method > 1;
+  }
+  for (int j = 0; j < n; ++j) L.log_x[j] = L.method[j] == 0 || L.method[j] == 1 ? ::log(x[j]) : 0.0;
   // the series
   DigammaCache psi_series, psi_fraction;
-  int m = 0;
   bool shared = true;
-  for (int j = 0; j < n; ++j) {
-    if (math::gamma_dshape_method(a[j], x[j]) != 0) continue;
-    const math::GammaSeries st = math::gamma_series_init_psi(x[j], psi_series(a[j] + 1.0));
-    L.idx[m] = j;
-    L.a[m] = a[j];
-    L.x[m] = x[j];
-    L.done[m] = 0;
-    L.s0[m] = st.log_x;
-    L.s1[m] = st.c;
-    L.s2[m] = st.psi;
-    L.s3[m] = st.sum;
+  for (int k = 0; k < ms; ++k) {
+    const int j = L.series_rows[k];
+    const math::GammaSeries st = math::gamma_series_init_logs(L.log_x[j], psi_series(a[j] + 1.0));
+    L.idx[k] = j;
+    L.a[k] = a[j];
+    L.x[k] = x[j];
+    L.done[k] = 0;
+    L.s0[k] = st.log_x;
+    L.s1[k] = st.c;
+    L.s2[k] = st.psi;
+    L.s3[k] = st.sum;
     shared &= a[j] == L.a[0];
-    ++m;
   }
+  int m = ms;
   if (shared && m > 0) {
     const double a0 = L.a[0];
     double psi = L.s2[0];
@@ -423,25 +438,23 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
   }
   for (int k = 0; k < m; ++k) out[L.idx[k]] = -(L.x[k] / L.a[k]) * L.s3[k];
   // the continued fraction
-  m = 0;
-  for (int j = 0; j < n; ++j) {
-    if (math::gamma_dshape_method(a[j], x[j]) != 1) continue;
+  m = mf;
+  for (int k = 0; k < mf; ++k) {
+    const int j = L.rows[k];
     const math::GammaFraction st = math::gamma_fraction_init();
-    L.rows[m] = j;
-    L.idx[m] = j;
-    L.a[m] = a[j];
-    L.x[m] = x[j];
-    L.done[m] = 0;
-    L.s0[m] = st.am2;
-    L.s1[m] = st.am1;
-    L.s2[m] = st.bm2;
-    L.s3[m] = st.dam2;
-    L.s4[m] = st.dam1;
-    L.s5[m] = st.dbm2;
-    L.s6[m] = st.dbm1;
-    L.s7[m] = st.f;
-    L.s8[m] = st.df;
-    ++m;
+    L.idx[k] = j;
+    L.a[k] = a[j];
+    L.x[k] = x[j];
+    L.done[k] = 0;
+    L.s0[k] = st.am2;
+    L.s1[k] = st.am1;
+    L.s2[k] = st.bm2;
+    L.s3[k] = st.dam2;
+    L.s4[k] = st.dam1;
+    L.s5[k] = st.dbm2;
+    L.s6[k] = st.dbm1;
+    L.s7[k] = st.f;
+    L.s8[k] = st.df;
   }
   const int fraction_rows = m;
   for (int step = 1; step < math::kGammaSeriesMaxTerms && m > 0; ++step) {
@@ -469,13 +482,12 @@ void gamma_dshape_rows(const double* a, const double* x, int n, double* out, Dsh
     math::GammaFraction st;
     st.f = L.f[j];
     st.df = L.df[j];
-    out[j] = math::gamma_fraction_result_psi(x[j], psi_fraction(a[j]), st);
+    out[j] = math::gamma_fraction_result_logs(x[j], L.log_x[j], psi_fraction(a[j]), st);
   }
   // Temme's expansion, invalid input
-  for (int j = 0; j < n; ++j) {
-    const int method = math::gamma_dshape_method(a[j], x[j]);
-    if (method == 2) out[j] = math::gamma_dshape_temme(a[j], x[j]);
-    if (method < 0) out[j] = math::quiet_nan();
+  for (int j = 0; other && j < n; ++j) {
+    if (L.method[j] == 2) out[j] = math::gamma_dshape_temme(a[j], x[j]);
+    if (L.method[j] < 0) out[j] = math::quiet_nan();
   }
 }
 

@@ -177,16 +177,16 @@ HVAE_HD const double* temme_taylor() {
 struct GammaSeries {
   double log_x, c, psi, sum;
 };
-HVAE_HD GammaSeries gamma_series_init_psi(double x, double psi_a1) {  // psi_a1 = psi(a + 1)
+HVAE_HD GammaSeries gamma_series_init_logs(double log_x, double psi_a1) {  // log x, psi_a1 = psi(a + 1)
   GammaSeries s;
-  s.log_x = ::log(x);
+  s.log_x = log_x;
   s.psi = psi_a1;
   s.c = 1.0;
   s.sum = s.log_x - s.psi;
   return s;
 }
 HVAE_HD GammaSeries gamma_series_init(double a, double x) {
-  return gamma_series_init_psi(x, digamma_positive(a + 1.0));
+  return gamma_series_init_logs(::log(x), digamma_positive(a + 1.0));
 }
 // A step in two halves: its coefficients, which depend on a only (r0 = 1 / (a + n), r1 = 1 / (a + n + 1) and
 // psi(a + n + 1), psi(a + n + 2) from psi = psi(a + n)), so that rows of one shape can share them, and the update.
@@ -268,11 +268,11 @@ HVAE_HD_HOT bool gamma_fraction_step(double a, double x, int n, GammaFraction* s
   s->df = dfn;
   return done;
 }
-HVAE_HD double gamma_fraction_result_psi(double x, double psi_a, const GammaFraction& s) {  // psi_a = psi(a)
-  return x * (s.f * (::log(x) - psi_a) + s.df);
+HVAE_HD double gamma_fraction_result_logs(double x, double log_x, double psi_a, const GammaFraction& s) {
+  return x * (s.f * (log_x - psi_a) + s.df);  // log_x = log x, psi_a = psi(a)
 }
 HVAE_HD double gamma_fraction_result(double a, double x, const GammaFraction& s) {
-  return gamma_fraction_result_psi(x, digamma_positive(a), s);
+  return gamma_fraction_result_logs(x, ::log(x), digamma_positive(a), s);
 }
 HVAE_HD double gamma_dshape_fraction(double a, double x) {
   GammaFraction s = gamma_fraction_init();
