@@ -253,9 +253,7 @@ std::tuple<at::Tensor, at::Tensor> power_spherical_sample_cpu(const at::Tensor& 
           g_p[2 * r + 1] = s.gb[j];
           s.columns.omw[j] = 2.0 * s.gb[j] / (s.ga[j] + s.gb[j]);
         }
-        tangent_words(key, row0, n, blocks, s.tangent_words.data());
-        const scalar_t* normals =
-            tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<scalar_t*>(nullptr));
+        const scalar_t* normals = tangent_tile_normals(key, row0, n, blocks, s, static_cast<scalar_t*>(nullptr));
         const int64_t per_row = (std::is_same<scalar_t, float>::value ? 4 : 2) * blocks;
         reflect_tile<scalar_t>(loc_p, B, row0, n, normals, per_row, d, s.columns, z_p);
       }

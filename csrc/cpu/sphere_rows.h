@@ -121,6 +121,67 @@ inline const double* tangent_normals(const uint32_t* words, int64_t blocks, Tang
   return s.normals_d.data() + kNormalsPad;
 }
 
+#if HVAE_IG_X86_DISPATCH
+// float32 rows with few blocks on AVX2: the words of eight rows (cpu::philox_block_x8) go straight into Box-Muller
+// (math::box_muller_float, the loop over the eight rows vectorized) and the normals are stored row by row, without
+// the words buffer: the same normals as tangent_words then tangent_normals.
+__attribute__((target("avx2"), optimize("fp-contract=off"))) void tangent_normals_float_avx2(uint64_t seed,
+                                                                                             int64_t row0, int n,
+                                                                                             int64_t blocks,
+                                                                                             float* normals) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lanes);
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m256i w[4];
+      cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      alignas(32) uint32_t wa[4][8];
+      for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(wa[i]), w[i]);
+      alignas(32) float o[4][8];
+      for (int l = 0; l < 8; ++l) {
+        math::box_muller_float(math::uniform24(wa[0][l]), math::uniform24(wa[1][l]), &o[0][l], &o[1][l]);
+        math::box_muller_float(math::uniform24(wa[2][l]), math::uniform24(wa[3][l]), &o[2][l], &o[3][l]);
+      }
+      __m256i ov[4];
+      for (int i = 0; i < 4; ++i) ov[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[i]));
+      uint32_t* dst[8];
+      for (int l = 0; l < 8; ++l) dst[l] = reinterpret_cast<uint32_t*>(normals + 4 * ((j + l) * blocks + b));
+      cpu::philox_store_rows_x8(ov, dst);  // the 4 x 8 transpose, on the normals' bits
+    }
+  }
+  for (; j < n; ++j) {
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint32_t w[4];
+      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      float* out = normals + 4 * (j * blocks + b);
+      math::box_muller_float(math::uniform24(w[0]), math::uniform24(w[1]), &out[0], &out[1]);
+      math::box_muller_float(math::uniform24(w[2]), math::uniform24(w[3]), &out[2], &out[3]);
+    }
+  }
+}
+#endif
+
+// The tangent normals of rows row0 .. row0 + n - 1 (blocks per row), into the scratch buffers.
+inline const float* tangent_tile_normals(uint64_t seed, int64_t row0, int n, int64_t blocks, TangentScratch& s,
+                                         float*) {
+#if HVAE_IG_X86_DISPATCH
+  if (blocks < 16 && math::detail::ig_cpu_has_avx2_fma()) {
+    tangent_normals_float_avx2(seed, row0, n, blocks, s.normals_f.data() + kNormalsPad);
+    return s.normals_f.data() + kNormalsPad;
+  }
+#endif
+  tangent_words(seed, row0, n, blocks, s.tangent_words.data());
+  return tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<float*>(nullptr));
+}
+inline const double* tangent_tile_normals(uint64_t seed, int64_t row0, int n, int64_t blocks, TangentScratch& s,
+                                          double*) {
+  tangent_words(seed, row0, n, blocks, s.tangent_words.data());
+  return tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<double*>(nullptr));
+}
+
 // Blocks of eight coordinates, held as 8 / W gcc vectors of W doubles: W = 8 on AVX-512, 4 on AVX2, 2 on the
 // baseline (SSE2), so that each vector is one register. (One 8-double vector on AVX2 made gcc keep the
 // accumulators on the stack, with partial stores feeding wide loads: 3x slower rows.) Loaded from and stored to
