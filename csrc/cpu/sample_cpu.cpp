@@ -212,9 +212,7 @@ std::tuple<at::Tensor, at::Tensor> vmf_sample_cpu(const at::Tensor& loc_in, cons
           int64_t expected = -1;
           failed_row.compare_exchange_strong(expected, bad);
         }
-        tangent_words(key, row0, n, blocks, scratch.tangent_words.data());
-        const scalar_t* normals =
-            tangent_normals(scratch.tangent_words.data(), n * blocks, scratch, static_cast<scalar_t*>(nullptr));
+        const scalar_t* normals = tangent_tile_normals(key, row0, n, blocks, scratch, static_cast<scalar_t*>(nullptr));
         for (int j = 0; j < n; ++j) {
           omw_p[row0 + j] = static_cast<scalar_t>(scratch.omw[j]);
           columns.omw[j] = scratch.omw[j];

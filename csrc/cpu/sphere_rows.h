@@ -17,6 +17,7 @@
 #include "../math/implicit_grad_lanes.h"
 #include "../math/philox.h"
 #include "fast_normal.h"
+#include "philox_x8.h"
 
 namespace hvae {
 namespace {
@@ -46,10 +47,38 @@ struct TangentScratch {
         normals_d(single ? 0 : kNormalsPad + 2 * tile * blocks_per_row) {}
 };
 
+#if HVAE_IG_X86_DISPATCH
+// Few blocks per row on AVX2: eight rows at a time (cpu::philox_block_x8), the rest one by one.
+__attribute__((target("avx2"))) void tangent_words_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks,
+                                                        uint32_t* words) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lanes);
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m256i w[4];
+      cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      uint32_t* dst[8];
+      for (int l = 0; l < 8; ++l) dst[l] = words + 4 * ((j + l) * blocks + b);
+      cpu::philox_store_rows_x8(w, dst);
+    }
+  }
+  for (; j < n; ++j) {
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    for (int64_t b = 0; b < blocks; ++b)
+      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), words + 4 * (j * blocks + b));
+  }
+}
+#endif
+
 // The tangent stream's blocks of rows row0 .. row0 + n - 1, row after row, and their normals.
 HVAE_VECTOR_CLONES
 void tangent_words(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* __restrict words) {
   const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+#if HVAE_IG_X86_DISPATCH
+  if (blocks < 16 && math::detail::ig_cpu_has_avx2_fma()) return tangent_words_avx2(seed, row0, n, blocks, words);
+#endif
   if (blocks >= 16) {  // vectorize over a row's blocks
     for (int j = 0; j < n; ++j) {
       const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
@@ -92,28 +121,122 @@ inline const double* tangent_normals(const uint32_t* words, int64_t blocks, Tang
   return s.normals_d.data() + kNormalsPad;
 }
 
-// Eight doubles as one gcc vector (one AVX-512 register, two AVX2 or four SSE2 registers), loaded from and stored
-// to float32 or float64 memory.
-typedef double V8d __attribute__((vector_size(64)));
-typedef float V8f __attribute__((vector_size(32)));
-typedef long long V8l __attribute__((vector_size(64)));  // lane masks of V8d
+#if HVAE_IG_X86_DISPATCH
+// float32 rows with few blocks on AVX2: the words of eight rows (cpu::philox_block_x8) go straight into Box-Muller
+// (math::box_muller_float, the loop over the eight rows vectorized) and the normals are stored row by row, without
+// the words buffer: the same normals as tangent_words then tangent_normals.
+__attribute__((target("avx2"), optimize("fp-contract=off"))) void tangent_normals_float_avx2(uint64_t seed,
+                                                                                             int64_t row0, int n,
+                                                                                             int64_t blocks,
+                                                                                             float* normals) {
+  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lanes);
+    for (int64_t b = 0; b < blocks; ++b) {
+      __m256i w[4];
+      cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      alignas(32) uint32_t wa[4][8];
+      for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(wa[i]), w[i]);
+      alignas(32) float o[4][8];
+      for (int l = 0; l < 8; ++l) {
+        math::box_muller_float(math::uniform24(wa[0][l]), math::uniform24(wa[1][l]), &o[0][l], &o[1][l]);
+        math::box_muller_float(math::uniform24(wa[2][l]), math::uniform24(wa[3][l]), &o[2][l], &o[3][l]);
+      }
+      __m256i ov[4];
+      for (int i = 0; i < 4; ++i) ov[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[i]));
+      uint32_t* dst[8];
+      for (int l = 0; l < 8; ++l) dst[l] = reinterpret_cast<uint32_t*>(normals + 4 * ((j + l) * blocks + b));
+      cpu::philox_store_rows_x8(ov, dst);  // the 4 x 8 transpose, on the normals' bits
+    }
+  }
+  for (; j < n; ++j) {
+    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint32_t w[4];
+      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      float* out = normals + 4 * (j * blocks + b);
+      math::box_muller_float(math::uniform24(w[0]), math::uniform24(w[1]), &out[0], &out[1]);
+      math::box_muller_float(math::uniform24(w[2]), math::uniform24(w[3]), &out[2], &out[3]);
+    }
+  }
+}
+#endif
+
+// The tangent normals of rows row0 .. row0 + n - 1 (blocks per row), into the scratch buffers.
+inline const float* tangent_tile_normals(uint64_t seed, int64_t row0, int n, int64_t blocks, TangentScratch& s,
+                                         float*) {
+#if HVAE_IG_X86_DISPATCH
+  if (blocks < 16 && math::detail::ig_cpu_has_avx2_fma()) {
+    tangent_normals_float_avx2(seed, row0, n, blocks, s.normals_f.data() + kNormalsPad);
+    return s.normals_f.data() + kNormalsPad;
+  }
+#endif
+  tangent_words(seed, row0, n, blocks, s.tangent_words.data());
+  return tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<float*>(nullptr));
+}
+inline const double* tangent_tile_normals(uint64_t seed, int64_t row0, int n, int64_t blocks, TangentScratch& s,
+                                          double*) {
+  tangent_words(seed, row0, n, blocks, s.tangent_words.data());
+  return tangent_normals(s.tangent_words.data(), n * blocks, s, static_cast<double*>(nullptr));
+}
+
+// Blocks of eight coordinates, held as 8 / W gcc vectors of W doubles: W = 8 on AVX-512, 4 on AVX2, 2 on the
+// baseline (SSE2), so that each vector is one register. (One 8-double vector on AVX2 made gcc keep the
+// accumulators on the stack, with partial stores feeding wide loads: 3x slower rows.) Loaded from and stored to
+// float32 or float64 memory. The lanes and the order of every sum are those of eight lanes: the same bits for
+// every W.
+// (Always inlined, so the -Wpsabi note on returning a vector wider than the baseline ISA's registers is moot.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+template <int W>
+struct VecW;
+template <>
+struct VecW<2> {
+  typedef double D __attribute__((vector_size(16)));
+  typedef float F __attribute__((vector_size(8)));
+};
+template <>
+struct VecW<4> {
+  typedef double D __attribute__((vector_size(32)));
+  typedef float F __attribute__((vector_size(16)));
+};
+template <>
+struct VecW<8> {
+  typedef double D __attribute__((vector_size(64)));
+  typedef float F __attribute__((vector_size(32)));
+};
 constexpr int kV8 = 8;
-HVAE_ALWAYS_INLINE V8d load8(const double* p) {
-  V8d v;
+template <int W>
+HVAE_ALWAYS_INLINE typename VecW<W>::D loadw(const double* p) {
+  typename VecW<W>::D v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-HVAE_ALWAYS_INLINE V8d load8(const float* p) {
-  V8f v;
+template <int W>
+HVAE_ALWAYS_INLINE typename VecW<W>::D loadw(const float* p) {
+  typename VecW<W>::F v;
   std::memcpy(&v, p, sizeof v);
-  return __builtin_convertvector(v, V8d);
+  return __builtin_convertvector(v, typename VecW<W>::D);
 }
-HVAE_ALWAYS_INLINE void store8(double* p, V8d v) { std::memcpy(p, &v, sizeof v); }
-HVAE_ALWAYS_INLINE void store8(float* p, V8d v) {
-  const V8f f = __builtin_convertvector(v, V8f);
+template <int W>
+HVAE_ALWAYS_INLINE void storew(double* p, typename VecW<W>::D v) {
+  std::memcpy(p, &v, sizeof v);
+}
+template <int W>
+HVAE_ALWAYS_INLINE void storew(float* p, typename VecW<W>::D v) {
+  const typename VecW<W>::F f = __builtin_convertvector(v, typename VecW<W>::F);
   std::memcpy(p, &f, sizeof f);
 }
-HVAE_ALWAYS_INLINE double hsum8(V8d v) { return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])); }
+// The sum of eight lanes (lane e in part e / W), ((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7)).
+template <int W>
+HVAE_ALWAYS_INLINE double hsum8(const typename VecW<W>::D* v) {
+  double e[kV8];
+  for (int k = 0; k < kV8; ++k) e[k] = v[k / W][k % W];
+  return ((e[0] + e[1]) + (e[2] + e[3])) + ((e[4] + e[5]) + (e[6] + e[7]));
+}
+#pragma GCC diagnostic pop
 
 // The reflection of a tile (math/wood.h): z = -s (y - 2 a (a.y) / |a|^2) with
 // y = (1 - omw, sqrt(omw (2 - omw)) v / |v|), a = mu + s e1, v = the d - 1 normals of the row. In three
@@ -148,26 +271,29 @@ void reflect_coefficients(int n, ReflectColumns& c) {
 // vb = v - 1 (vb[i] = v[i - 1], the normal of coordinate i) can be read in blocks of eight from coordinate 0 on;
 // coordinate 0 is masked out of the first block (its terms are done apart), the last d mod 8 go one by one.
 // Each row's three sums are eight partial sums added in a fixed order: the same bits on every ISA.
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_sums_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
                                           const scalar_t* normals, int64_t normals_per_row, int64_t d,
                                           ReflectColumns& c) {
-  const V8l tail_lanes = {0, -1, -1, -1, -1, -1, -1, -1};  // a select, not a product: vb[0] may be anything
+  typedef typename VecW<W>::D V;
+  constexpr int P = kV8 / W;
   int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
     const scalar_t* __restrict mu = loc_p + b * d;
     const scalar_t* __restrict vb = normals + j * normals_per_row - 1;
-    V8d sq = {}, tail_dot = {}, n2 = {};
+    V sq[P] = {}, tail_dot[P] = {}, n2[P] = {};
     int64_t i = 0;
     for (; i + kV8 <= d; i += kV8) {
-      V8d v = load8(vb + i), m = load8(mu + i);
-      if (i == 0) {
-        v = tail_lanes ? v : V8d{};
-        m = tail_lanes ? m : V8d{};
+      for (int k = 0; k < P; ++k) {
+        V v = loadw<W>(vb + i + k * W), m = loadw<W>(mu + i + k * W);
+        if (i == 0 && k == 0) {  // a select, not a product: vb[0] may be anything
+          v[0] = 0.0;
+          m[0] = 0.0;
+        }
+        sq[k] += v * v;
+        tail_dot[k] += m * v;
+        n2[k] += m * m;
       }
-      sq += v * v;
-      tail_dot += m * v;
-      n2 += m * m;
     }
     double r_sq = 0.0, r_dot = 0.0, r_n2 = 0.0;
     for (i = i == 0 ? 1 : i; i < d; ++i) {
@@ -176,16 +302,17 @@ HVAE_ALWAYS_INLINE void reflect_sums_impl(const scalar_t* loc_p, int64_t B, int6
       r_dot += m * v;
       r_n2 += m * m;
     }
-    c.sq[j] = hsum8(sq) + r_sq;
-    c.tail_dot[j] = hsum8(tail_dot) + r_dot;
-    c.n2[j] = hsum8(n2) + r_n2;
+    c.sq[j] = hsum8<W>(sq) + r_sq;
+    c.tail_dot[j] = hsum8<W>(tail_dot) + r_dot;
+    c.n2[j] = hsum8<W>(n2) + r_n2;
     c.mu0[j] = static_cast<double>(mu[0]);
   }
 }
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
                                             const scalar_t* normals, int64_t normals_per_row, int64_t d,
                                             const ReflectColumns& c, scalar_t* z_p) {
+  typedef typename VecW<W>::D V;
   int64_t b = row0 % B;
   for (int j = 0; j < n; ++j, b = b + 1 == B ? 0 : b + 1) {
     const scalar_t* __restrict mu = loc_p + b * d;
@@ -197,7 +324,10 @@ HVAE_ALWAYS_INLINE void reflect_writes_impl(const scalar_t* loc_p, int64_t B, in
     h.scale = c.scale[j];
     h.coef = c.coef[j];
     int64_t i = 0;
-    for (; i + kV8 <= d; i += kV8) store8(z + i, math::householder_zi<V8d>(h, load8(vb + i), load8(mu + i)));
+    for (; i + kV8 <= d; i += kV8) {
+      for (int k = 0; k < kV8; k += W)
+        storew<W>(z + i + k, math::householder_zi<V>(h, loadw<W>(vb + i + k), loadw<W>(mu + i + k)));
+    }
     for (i = i == 0 ? 1 : i; i < d; ++i)
       z[i] = static_cast<scalar_t>(
           math::householder_zi<double>(h, static_cast<double>(vb[i]), static_cast<double>(mu[i])));
@@ -259,7 +389,7 @@ HVAE_ALWAYS_INLINE void reflect_small_switch(int64_t d, const scalar_t* mu_p, co
 // The reflection of a tile: the fixed-d loop for runs of rows with consecutive parameter rows (d <= kSmallReflectD,
 // B >= 32; smaller B gives short runs), else the three steps. Compiled for the baseline ISA, AVX2 and AVX-512 and
 // picked at run time (a template cannot take target_clones), without FP contraction: the same bits on every ISA.
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int64_t row0, int n,
                                           const scalar_t* normals, int64_t normals_per_row, int64_t d,
                                           ReflectColumns& c, scalar_t* z_p) {
@@ -273,20 +403,20 @@ HVAE_ALWAYS_INLINE void reflect_tile_impl(const scalar_t* loc_p, int64_t B, int6
     }
     return;
   }
-  reflect_sums_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
+  reflect_sums_impl<W, scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c);
   reflect_coefficients(n, c);
-  reflect_writes_impl<scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
+  reflect_writes_impl<W, scalar_t>(loc_p, B, row0, n, normals, normals_per_row, d, c, z_p);
 }
-#define HVAE_REFLECT_TILE(SUFFIX, ATTR)                                                                           \
+#define HVAE_REFLECT_TILE(SUFFIX, W, ATTR)                                                                        \
   template <typename scalar_t>                                                                                    \
   ATTR void reflect_tile_##SUFFIX(const scalar_t* loc_p, int64_t B, int64_t row0, int n, const scalar_t* normals, \
                                   int64_t per_row, int64_t d, ReflectColumns& c, scalar_t* z_p) {                 \
-    reflect_tile_impl<scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                                  \
+    reflect_tile_impl<W, scalar_t>(loc_p, B, row0, n, normals, per_row, d, c, z_p);                               \
   }
-HVAE_REFLECT_TILE(base, )
+HVAE_REFLECT_TILE(base, 2, )
 #if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_TILE(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
-HVAE_REFLECT_TILE(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
+HVAE_REFLECT_TILE(avx2, 4, __attribute__((target("avx2"), optimize("fp-contract=off"))))
+HVAE_REFLECT_TILE(avx512, 8, __attribute__((target("avx512f,avx512dq,avx512vl,avx2"), optimize("fp-contract=off"))))
 #endif
 #undef HVAE_REFLECT_TILE
 template <typename scalar_t>
@@ -318,18 +448,23 @@ struct ReflectBackwardRows {
 };
 
 // Pass 1 of one row: the tail sums |mu_tail|^2, mu_tail.z_tail, mu_tail.g_tail.
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_backward_sums(const scalar_t* __restrict g, const scalar_t* __restrict z,
                                               const scalar_t* __restrict mu, int64_t d, double* n2, double* az,
                                               double* ag) {
-  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-  V8d s_mm = {}, s_mz = {}, s_mg = {};
+  typedef typename VecW<W>::D V;
+  constexpr int P = kV8 / W;
+  V tail_mask = {};  // {0, 1, 1, ...}: coordinate 0 out of the first block
+  for (int l = 1; l < W; ++l) tail_mask[l] = 1.0;
+  V s_mm[P] = {}, s_mz[P] = {}, s_mg[P] = {};
   int64_t i = 0;
   for (; i + kV8 <= d; i += kV8) {
-    const V8d m = i == 0 ? tail_mask * load8(mu) : load8(mu + i);
-    s_mm += m * m;
-    s_mz += m * load8(z + i);
-    s_mg += m * load8(g + i);
+    for (int k = 0; k < P; ++k) {
+      const V m = i == 0 && k == 0 ? tail_mask * loadw<W>(mu) : loadw<W>(mu + i + k * W);
+      s_mm[k] += m * m;
+      s_mz[k] += m * loadw<W>(z + i + k * W);
+      s_mg[k] += m * loadw<W>(g + i + k * W);
+    }
   }
   double r_mm = 0.0, r_mz = 0.0, r_mg = 0.0;
   for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
@@ -338,26 +473,32 @@ HVAE_ALWAYS_INLINE void reflect_backward_sums(const scalar_t* __restrict g, cons
     r_mz += m * static_cast<double>(z[r]);
     r_mg += m * static_cast<double>(g[r]);
   }
-  *n2 = hsum8(s_mm) + r_mm;
-  *az = hsum8(s_mz) + r_mz;
-  *ag = hsum8(s_mg) + r_mg;
+  *n2 = hsum8<W>(s_mm) + r_mm;
+  *az = hsum8<W>(s_mz) + r_mz;
+  *ag = hsum8<W>(s_mg) + r_mg;
 }
 
 // Pass 2 of one row: dL/dmu written, returns gt_0 and the tangent sums sum_{i>0} gt_i y_i and |y_tail|^2.
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_backward_grads(const math::HouseholderBackward& c, const scalar_t* __restrict g,
                                                const scalar_t* __restrict z, const scalar_t* __restrict mu, int64_t d,
                                                scalar_t* __restrict grad_mu, double* gt0, double* dot, double* sq) {
-  const V8d tail_mask = {0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-  V8d s_dot = {}, s_sq = {};
+  typedef typename VecW<W>::D V;
+  constexpr int P = kV8 / W;
+  V tail_mask = {};
+  for (int l = 1; l < W; ++l) tail_mask[l] = 1.0;
+  V s_dot[P] = {}, s_sq[P] = {};
   int64_t i = 0;
   for (; i + kV8 <= d; i += kV8) {
-    V8d y, gt, gmu;
-    math::householder_backward_elem<V8d>(c, load8(mu + i), load8(z + i), load8(g + i), &y, &gt, &gmu);
-    const V8d yt = i == 0 ? tail_mask * y : y;
-    s_dot += gt * yt;
-    s_sq += yt * yt;
-    store8(grad_mu + i, gmu);
+    for (int k = 0; k < P; ++k) {
+      V y, gt, gmu;
+      math::householder_backward_elem<V>(c, loadw<W>(mu + i + k * W), loadw<W>(z + i + k * W), loadw<W>(g + i + k * W),
+                                         &y, &gt, &gmu);
+      const V yt = i == 0 && k == 0 ? tail_mask * y : y;
+      s_dot[k] += gt * yt;
+      s_sq[k] += yt * yt;
+      storew<W>(grad_mu + i + k * W, gmu);
+    }
   }
   double r_dot = 0.0, r_sq = 0.0;
   for (int64_t r = i == 0 ? 1 : i; r < d; ++r) {
@@ -372,11 +513,11 @@ HVAE_ALWAYS_INLINE void reflect_backward_grads(const math::HouseholderBackward& 
   math::householder_backward_elem<double>(c, c.a0, static_cast<double>(z[0]), static_cast<double>(g[0]), &y0, gt0,
                                           &gmu0);
   grad_mu[0] = static_cast<scalar_t>(gmu0);
-  *dot = hsum8(s_dot) + r_dot;
-  *sq = hsum8(s_sq) + r_sq;
+  *dot = hsum8<W>(s_dot) + r_dot;
+  *sq = hsum8<W>(s_sq) + r_sq;
 }
 
-template <typename scalar_t>
+template <int W, typename scalar_t>
 HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const scalar_t* z_p, const double* omw,
                                                    const scalar_t* loc_p, int64_t B, int64_t d, int64_t row0, int n,
                                                    scalar_t* gl_p, double* dl_dw) {
@@ -388,7 +529,7 @@ HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const sc
     for (int j = 0; j < cnt; ++j, b = b + 1 == B ? 0 : b + 1) {
       const int64_t r = row0 + j0 + j;
       const scalar_t *g = g_p + r * d, *z = z_p + r * d, *mu = loc_p + b * d;
-      reflect_backward_sums<scalar_t>(g, z, mu, d, &R.n2[j], &R.az[j], &R.ag[j]);
+      reflect_backward_sums<W, scalar_t>(g, z, mu, d, &R.n2[j], &R.az[j], &R.ag[j]);
       R.mu0[j] = static_cast<double>(mu[0]);
       R.z0[j] = static_cast<double>(z[0]);
       R.g0[j] = static_cast<double>(g[0]);
@@ -409,23 +550,24 @@ HVAE_ALWAYS_INLINE void reflect_backward_rows_impl(const scalar_t* g_p, const sc
       const int64_t r = row0 + j0 + j;
       const math::HouseholderBackward c = {R.sign[j],  R.a0[j],    R.coef_z[j], R.coef_g[j],
                                            R.gmu_a[j], R.gmu_g[j], R.gmu_y[j]};
-      reflect_backward_grads<scalar_t>(c, g_p + r * d, z_p + r * d, loc_p + b * d, d, gl_p + r * d, &R.gt0[j],
-                                       &R.dot[j], &R.sq[j]);
+      reflect_backward_grads<W, scalar_t>(c, g_p + r * d, z_p + r * d, loc_p + b * d, d, gl_p + r * d, &R.gt0[j],
+                                          &R.dot[j], &R.sq[j]);
     }
     for (int j = 0; j < cnt; ++j) dl_dw[j0 + j] = math::householder_dl_dw(R.gt0[j], R.dot[j], R.sq[j], omw[j0 + j]);
   }
 }
 // Compiled for the baseline ISA, AVX2 + FMA and AVX-512, picked at run time (math/implicit_grad.h's CPU checks).
-#define HVAE_REFLECT_BACKWARD_ROWS(NAME, ATTR)                                                                  \
+#define HVAE_REFLECT_BACKWARD_ROWS(NAME, W, ATTR)                                                               \
   template <typename scalar_t>                                                                                  \
   ATTR void NAME(const scalar_t* g_p, const scalar_t* z_p, const double* omw, const scalar_t* loc_p, int64_t B, \
                  int64_t d, int64_t row0, int n, scalar_t* gl_p, double* dl_dw) {                               \
-    reflect_backward_rows_impl<scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                     \
+    reflect_backward_rows_impl<W, scalar_t>(g_p, z_p, omw, loc_p, B, d, row0, n, gl_p, dl_dw);                  \
   }
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, )
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_base, 2, )
 #if HVAE_IG_X86_DISPATCH
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, __attribute__((target("avx2,fma"))))
-HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx2, 4, __attribute__((target("avx2,fma"))))
+HVAE_REFLECT_BACKWARD_ROWS(reflect_backward_rows_avx512, 8,
+                           __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
 #endif
 #undef HVAE_REFLECT_BACKWARD_ROWS
 template <typename scalar_t>

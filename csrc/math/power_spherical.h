@@ -71,15 +71,32 @@ HVAE_HD GammaShape gamma_shape(double a) {
 // accepted round keeps the law). Returns whether the round was accepted; *out is the variate if so. Branch-free on
 // the host (both logarithms and the boost are always evaluated, with wood.h's clamped logarithms), so that the CPU
 // kernel's loop over the rows of a tile vectorizes.
-HVAE_HD_HOT bool gamma_round(const uint32_t* words, double dd, double c, double inv_shape, bool boost, double* out) {
+// gamma_round in parts, for kernels that defer the logarithmic test to the few rows whose squeeze fails (the
+// result is the same): the candidate (x, t = 1 + c x, v = t^3, u), the squeeze, the logarithmic test, the scale.
+struct GammaCandidate {
+  double x2, t, v, u;
+};
+HVAE_HD_HOT GammaCandidate gamma_round_candidate(const uint32_t* words, double c) {
   double x, unused;
   box_muller(uniform53(words[0], words[1]), uniform53(words[2], words[3]), &x, &unused);
-  const double t = 1.0 + c * x;
-  const double v = t * t * t, u = uniform53(words[4], words[5]), x2 = x * x;
-  const bool ok =
-      (t > 0.0) & ((u < 1.0 - 0.0331 * x2 * x2) | (round_log(u) < 0.5 * x2 + dd * (1.0 - v + round_log(v))));
-  const double scale = boost ? fast_exp(round_log(uniform53(words[6], words[7])) * inv_shape) : 1.0;
-  *out = dd * v * scale;
+  GammaCandidate k;
+  k.t = 1.0 + c * x;
+  k.v = k.t * k.t * k.t;
+  k.u = uniform53(words[4], words[5]);
+  k.x2 = x * x;
+  return k;
+}
+HVAE_HD_HOT bool gamma_round_squeeze(const GammaCandidate& k) { return k.u < 1.0 - 0.0331 * k.x2 * k.x2; }
+HVAE_HD_HOT bool gamma_round_log_test(const GammaCandidate& k, double dd) {
+  return round_log(k.u) < 0.5 * k.x2 + dd * (1.0 - k.v + round_log(k.v));
+}
+HVAE_HD_HOT double gamma_round_scale(const uint32_t* words, double inv_shape, bool boost) {
+  return boost ? fast_exp(round_log(uniform53(words[6], words[7])) * inv_shape) : 1.0;
+}
+HVAE_HD_HOT bool gamma_round(const uint32_t* words, double dd, double c, double inv_shape, bool boost, double* out) {
+  const GammaCandidate k = gamma_round_candidate(words, c);
+  const bool ok = (k.t > 0.0) & (gamma_round_squeeze(k) | gamma_round_log_test(k, dd));
+  *out = dd * k.v * gamma_round_scale(words, inv_shape, boost);
   return ok;
 }
 HVAE_HD_HOT bool gamma_round(const uint32_t* words, const GammaShape& g, double* out) {
@@ -160,26 +177,43 @@ HVAE_HD const double* temme_taylor() {
 struct GammaSeries {
   double log_x, c, psi, sum;
 };
-HVAE_HD GammaSeries gamma_series_init(double a, double x) {
+HVAE_HD GammaSeries gamma_series_init_logs(double log_x, double psi_a1) {  // log x, psi_a1 = psi(a + 1)
   GammaSeries s;
-  s.log_x = ::log(x);
-  s.psi = digamma_positive(a + 1.0);
+  s.log_x = log_x;
+  s.psi = psi_a1;
   s.c = 1.0;
   s.sum = s.log_x - s.psi;
   return s;
 }
-HVAE_HD_HOT bool gamma_series_step(double a, double x, int n, GammaSeries* s) {
+HVAE_HD GammaSeries gamma_series_init(double a, double x) {
+  return gamma_series_init_logs(::log(x), digamma_positive(a + 1.0));
+}
+// A step in two halves: its coefficients, which depend on a only (r0 = 1 / (a + n), r1 = 1 / (a + n + 1) and
+// psi(a + n + 1), psi(a + n + 2) from psi = psi(a + n)), so that rows of one shape can share them, and the update.
+struct GammaSeriesCoeffs {
+  double r0, r1, psi0, psi1;
+};
+HVAE_HD_HOT GammaSeriesCoeffs gamma_series_coeffs(double a, int n, double psi) {
   const double p0 = a + n, p1 = p0 + 1.0, q = 1.0 / (p0 * p1);
-  const double r0 = p1 * q, r1 = p0 * q;
-  double c = s->c * (x * r0), psi = s->psi + r0;
-  const double term0 = c * (s->log_x - psi);
-  c *= x * r1;
-  psi += r1;
-  const double term1 = c * (s->log_x - psi);
+  GammaSeriesCoeffs k;
+  k.r0 = p1 * q;
+  k.r1 = p0 * q;
+  k.psi0 = psi + k.r0;
+  k.psi1 = k.psi0 + k.r1;
+  return k;
+}
+HVAE_HD_HOT bool gamma_series_update(double x, const GammaSeriesCoeffs& k, GammaSeries* s) {
+  double c = s->c * (x * k.r0);
+  const double term0 = c * (s->log_x - k.psi0);
+  c *= x * k.r1;
+  const double term1 = c * (s->log_x - k.psi1);
   s->c = c;
-  s->psi = psi;
+  s->psi = k.psi1;
   s->sum += term0 + term1;
-  return (x * r1 < 1.0) & (::fabs(term1) <= 1e-17 * ::fabs(s->sum));
+  return (x * k.r1 < 1.0) & (::fabs(term1) <= 1e-17 * ::fabs(s->sum));
+}
+HVAE_HD_HOT bool gamma_series_step(double a, double x, int n, GammaSeries* s) {
+  return gamma_series_update(x, gamma_series_coeffs(a, n, s->psi), s);
 }
 HVAE_HD_HOT double gamma_series_result(double a, double x, const GammaSeries& s) { return -(x / a) * s.sum; }
 HVAE_HD double gamma_dshape_series(double a, double x) {
@@ -234,8 +268,11 @@ HVAE_HD_HOT bool gamma_fraction_step(double a, double x, int n, GammaFraction* s
   s->df = dfn;
   return done;
 }
+HVAE_HD double gamma_fraction_result_logs(double x, double log_x, double psi_a, const GammaFraction& s) {
+  return x * (s.f * (log_x - psi_a) + s.df);  // log_x = log x, psi_a = psi(a)
+}
 HVAE_HD double gamma_fraction_result(double a, double x, const GammaFraction& s) {
-  return x * (s.f * (::log(x) - digamma_positive(a)) + s.df);
+  return gamma_fraction_result_logs(x, ::log(x), digamma_positive(a), s);
 }
 HVAE_HD double gamma_dshape_fraction(double a, double x) {
   GammaFraction s = gamma_fraction_init();
