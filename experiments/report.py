@@ -31,11 +31,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from .reporting import (
+    ambient_dim,
+    default_family,
     errorbar_means,
     format_mean_std,
     load_records,
     log2_axis,
     mean_std,
+    posterior,
     pyplot,
     report_main,
     save_figure,
@@ -109,23 +112,6 @@ def _order(ds: str) -> int:
 def spheres(r) -> int:
     """The number of sphere factors of an S-VGAE run (1: one sphere; run files before products lack it)."""
     return r.get("spheres", 1)
-
-
-def posterior(r) -> str:
-    """The posterior family of a run: "vmf" or "power-spherical" for the S-VGAE, "normal" for the N-VGAE; run
-    files written before the family was an option lack it and are vMF (S-VGAE) or Gaussian (N-VGAE)."""
-    return r.get("posterior", "vmf" if r["config"]["model"] == "s-vgae" else "normal")
-
-
-def default_family(r) -> bool:
-    """Whether a run has its model's original posterior (vMF for the S-VGAE, Gaussian for the N-VGAE): the
-    runs of every section but the Power Spherical one."""
-    return posterior(r) in ("vmf", "normal")
-
-
-def ambient_dim(r) -> int:
-    """The size of z (run files before ``ambient_dim`` was recorded name it ``config.latent_dim``)."""
-    return r.get("ambient_dim", r["config"]["latent_dim"])
 
 
 def dof(r) -> int:

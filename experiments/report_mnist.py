@@ -33,11 +33,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from .reporting import (
+    ambient_dim,
+    default_family,
     errorbar_means,
     format_mean_std,
     load_records,
     log2_axis,
     mean_std,
+    posterior,
     pyplot,
     report_main,
     save_figure,
@@ -79,22 +82,6 @@ def convention(rec) -> str:
     """'paper' (d = latent degrees of freedom: S-VAE on S^d in R^(d+1)) or 'ambient' (d = size of z for
     both). Run files written before the convention was recorded used the ambient one."""
     return rec.get("dim_convention", "ambient")
-
-
-def ambient_dim(rec) -> int:
-    return rec.get("ambient_dim", rec["config"]["latent_dim"])
-
-
-def posterior(rec) -> str:
-    """The posterior family of a run: "vmf" or "power-spherical" for the S-VAE, "normal" for the N-VAE; run
-    files written before the family was an option lack it and are vMF (S-VAE) or Gaussian (N-VAE)."""
-    return rec.get("posterior", "vmf" if rec["config"]["model"] == "s-vae" else "normal")
-
-
-def default_family(rec) -> bool:
-    """Whether a run has its model's original posterior (vMF for the S-VAE, Gaussian for the N-VAE): the
-    runs of every section but the Power Spherical one."""
-    return posterior(rec) in ("vmf", "normal")
 
 
 def _is_mnist_run(rec) -> bool:

@@ -29,6 +29,24 @@ def load_records(root: Path, accept: Callable[[object], bool], pattern: str = "*
     return records
 
 
+def posterior(r) -> str:
+    """The posterior family of a run file: "vmf" or "power-spherical" for the S-VAE / S-VGAE, "normal" for the
+    N-VAE / N-VGAE; run files written before the family was an option lack it and are vMF (S-models) or Gaussian
+    (N-models)."""
+    return r.get("posterior", "vmf" if r["config"]["model"].startswith("s-") else "normal")
+
+
+def default_family(r) -> bool:
+    """Whether a run has its model's original posterior (vMF for the S-models, Gaussian for the N-models): the
+    runs of every section but the Power Spherical one."""
+    return posterior(r) in ("vmf", "normal")
+
+
+def ambient_dim(r) -> int:
+    """The size of z (run files before ``ambient_dim`` was recorded name it ``config.latent_dim``)."""
+    return r.get("ambient_dim", r["config"]["latent_dim"])
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value; NaN, NaN for none)."""
     values = list(values)
