@@ -29,20 +29,13 @@ def _sampler(impl: str, validate: bool):
     """rsample(loc, kappa) -> (N, d) for one implementation; the distribution object is built inside the
     timed call, as user code does: with ``validate``, with torch's default ``validate_args`` (on: each
     implementation checks its arguments as its users get it), else with ``validate_args=False``."""
-    if impl == "ours":
+    if impl in ("ours", "ours_ps"):
         hvae_ext = pytest.importorskip("hvae_ext")
+        law = hvae_ext.VonMisesFisher if impl == "ours" else hvae_ext.PowerSpherical
         flag = None if validate else False
 
         def rs(loc, kappa):
-            return hvae_ext.VonMisesFisher(loc, kappa, validate_args=flag).rsample()
-
-        return rs
-    if impl == "ours_ps":
-        hvae_ext = pytest.importorskip("hvae_ext")
-        ps_flag = None if validate else False
-
-        def rs(loc, kappa):
-            return hvae_ext.PowerSpherical(loc, kappa, validate_args=ps_flag).rsample()
+            return law(loc, kappa, validate_args=flag).rsample()
 
         return rs
     if impl == "baseline":
