@@ -12,6 +12,7 @@
 #include "../math/checks.h"
 #include "../math/fastmath.h"
 #include "fast_normal.h"  // HVAE_VECTOR_CLONES
+#include "unit_screen_avx2.h"
 
 namespace hvae {
 namespace {
@@ -145,7 +146,8 @@ HVAE_ALWAYS_INLINE void unit_rows_flat(const T* base, int64_t d, int64_t row_str
 // float32 and their screen (math::unit_norm_screen_float), a loop that vectorizes 8 rows to a register (a (65536, 3)
 // float32 check: 104 us -> 43 us on one core); a block with a row outside it goes through unit_rows_flat, the float64
 // sums, their screen and the rule. (For d >= 8 the compiler vectorizes this loop across rows with transposes, which
-// measured slower than the float64 pass, so it is not used there.)
+// measured slower than the float64 pass; float32 rows of d = 3 or d >= 8 take the AVX2 screens of
+// unit_screen_avx2.h where the CPU has AVX2.)
 template <typename T, int D>
 HVAE_ALWAYS_INLINE void unit_rows_small(const T* base, int64_t full_stride, double tol,
                                         const math::UnitNormScreen& screen, const math::UnitNormScreenFloat& fscreen,
@@ -180,6 +182,41 @@ HVAE_ALWAYS_INLINE void unit_rows_strided(const T* base, const RowLayout& L, dou
   }
 }
 
+#if HVAE_IG_X86_DISPATCH
+// Float32 rows with contiguous entries, d = 3 back to back or d >= 8 at any row stride, on AVX2: each block first
+// through the float32 screen of unit_screen_avx2.h; a block with a row outside it through unit_rows_flat.
+inline void unit_rows_screened_avx2(const float* base, int64_t d, int64_t row_stride, int64_t full_stride, double tol,
+                                    const math::UnitNormScreen& screen, const math::UnitNormScreenFloat& fscreen,
+                                    int64_t begin, int64_t end, FirstRows& first) {
+  for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
+    const int64_t n = std::min<int64_t>(kBlock, end - r0);
+    const float* p0 = base + r0 * row_stride;
+    const float lo = fscreen.lo, hi = fscreen.hi;
+    bool inside;
+    switch (d) {  // the common sizes with d known at compile time
+      case 3:
+        inside = cpu::float_rows3_in_screen_avx2(p0, n, lo, hi);
+        break;
+      case 8:
+        inside = cpu::float_rows_in_screen_avx2<8>(p0, row_stride, d, n, lo, hi);
+        break;
+      case 16:
+        inside = cpu::float_rows_in_screen_avx2<16>(p0, row_stride, d, n, lo, hi);
+        break;
+      case 32:
+        inside = cpu::float_rows_in_screen_avx2<32>(p0, row_stride, d, n, lo, hi);
+        break;
+      case 64:
+        inside = cpu::float_rows_in_screen_avx2<64>(p0, row_stride, d, n, lo, hi);
+        break;
+      default:
+        inside = cpu::float_rows_in_screen_avx2<0>(p0, row_stride, d, n, lo, hi);
+    }
+    if (!inside) unit_rows_flat<float, 0>(base, d, row_stride, full_stride, tol, screen, r0, r0 + n, first);
+  }
+}
+#endif
+
 template <typename T>
 HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, double tol,
                                              const math::UnitNormScreen& screen,
@@ -190,6 +227,14 @@ HVAE_ALWAYS_INLINE void unit_rows_chunk_impl(const T* base, const RowLayout& L, 
     return;
   }
   const int64_t rs = L.ndim == 1 ? L.mem_stride[0] : 0, fs = L.ndim == 1 ? L.row_stride[0] : 0;
+#if HVAE_IG_X86_DISPATCH
+  if constexpr (std::is_same<T, float>::value) {
+    if (fscreen.enabled && (L.d == 3 ? rs == 3 : L.d >= 8 && rs >= L.d) && math::detail::ig_cpu_has_avx2_fma()) {
+      unit_rows_screened_avx2(base, L.d, rs, fs, tol, screen, fscreen, begin, end, first);
+      return;
+    }
+  }
+#endif
   // clang-format off: the macro's case list (clang-format does not settle on one layout for it)
   switch (L.d) {
 #define HVAE_SMALL_CASE(D)                                                            \

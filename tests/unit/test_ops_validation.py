@@ -72,6 +72,33 @@ def test_unit_rows_names_the_first_rows(device):
     assert out.tolist() == reference_unit_rows(x.cpu(), tol)
 
 
+@pytest.mark.parametrize("d", [3, 8, 16, 17, 64, 100])
+def test_float32_screen_every_position(d):
+    """float32 rows of d = 3 or d >= 8 go through a vectorized float32 screen 8 rows at a time on AVX2 CPUs (the
+    float64 pass elsewhere): one bad row (just off the sphere, NaN, inf) at every position of 1-20 rows, contiguous
+    and with a row stride, is named as the reference names it."""
+    tol = unit_norm_tolerance(torch.float32, d)
+    for n in range(1, 21):
+        for stride in (d, d + 3) if d >= 8 else (d,):
+            base = unit(n, stride, dtype=torch.float32, seed=n)[:, :d]
+            base = base / torch.linalg.vector_norm(base.double(), dim=-1, keepdim=True).float()
+            assert ops._vmf_check_unit_rows(base, tol).tolist() == reference_unit_rows(base, tol)
+            for row in range(n):
+                for spoil in ("scale", "nan", "inf"):
+                    x = (
+                        base.clone()
+                        if stride == d
+                        else torch.empty(n, stride).copy_(torch.nn.functional.pad(base, (0, stride - d)))[:, :d]
+                    )
+                    if spoil == "scale":
+                        x[row] *= 1 + 2 * tol
+                    else:
+                        x[row, row % d] = NAN if spoil == "nan" else INF
+                    expected = reference_unit_rows(x, tol)
+                    assert expected[0] == row
+                    assert ops._vmf_check_unit_rows(x, tol).tolist() == expected, (n, stride, row, spoil)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_positive_finite_names_the_first_elements(device):
     k = torch.tensor([1.0, 2.0, 5e-324, 3.0], dtype=torch.float64, device=device)
