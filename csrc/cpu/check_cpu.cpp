@@ -94,12 +94,14 @@ struct Cursor {
   }
 };
 
-// Rows per parallel task: about 4M entries (16 MB of float32). The checks are one pass over memory, a fraction of
-// a millisecond below that; a parallel region costs a barrier, which on a CPU shared with other jobs can wait for
-// a descheduled thread far longer than the pass itself (measured: validated construction +70 % at d = 16 with
-// 2 threads under load when the checks of 1M entries ran in parallel; a (65536, 3) check of 26 us in parallel
-// took 8 ms per call while another job ran).
-constexpr int64_t kParallelEntries = int64_t{1} << 22;
+// Rows per parallel task: about 2M entries (8 MB of float32). Below that the checks are one pass over memory of
+// a fraction of a millisecond, and a parallel region costs a barrier, which on a CPU shared with other jobs can
+// wait for a descheduled thread far longer than the pass itself (measured: a (65536, 3) check of 26 us in
+// parallel took 8 ms per call while another job ran; validated construction at d = 16, 1M entries, +70 % with 2
+// threads under load when they were checked in parallel). Above it the pass reads memory at the bandwidth of one core
+// (a (65536, 64) float32 check after a sampler call, the rows no longer in cache: 1.2 ms, where torch's two-thread
+// loc.sum() takes 0.6 ms), and splitting it gives the second core's bandwidth.
+constexpr int64_t kParallelEntries = int64_t{1} << 21;
 inline int64_t grain_rows(int64_t d) { return std::max<int64_t>(1, kParallelEntries / std::max<int64_t>(d, 1)); }
 
 // A row that failed the screen: the rule itself, then the report (the row, and whether it holds a NaN, an

@@ -103,13 +103,6 @@ def raise_concentration(value: torch.Tensor, first: list[int], given=None) -> No
     )
 
 
-def check_concentration(value: torch.Tensor, given=None) -> None:
-    """concentration must be finite and > 0 (``given``: the Python number the user passed, if any)."""
-    if value.numel() == 0:
-        return
-    raise_concentration(value, positive_finite_result(value).tolist(), given)
-
-
 def unit_norm_tolerance(dtype: torch.dtype, d: int) -> float:
     """The tolerance of the unit-norm check: 64 eps max(1, sqrt(d)) (see constraints.unit_sphere); 4 eps
     for float16/bfloat16 (checked in float32: rounding a unit vector to half precision moves its norm by at
@@ -149,11 +142,13 @@ def check_unit_norm(name: str, value: torch.Tensor, dtype: torch.dtype | None = 
     raise_unit_norm(name, value, unit_norm_result(value, tol).tolist(), dtype)
 
 
-def check_vmf_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: torch.dtype, given=None) -> None:
-    """The checks of ``VonMisesFisher(loc, concentration)``: both fused checks, their results read together (one
-    host synchronisation on CUDA), then the errors of ``loc`` before those of ``concentration``."""
+def _check_loc_and_concentration(loc: torch.Tensor, concentration: torch.Tensor, dtype: torch.dtype, raise_rule):
+    """Both fused checks, their results read together (one host synchronisation on CUDA), then the errors of
+    ``loc`` before those of ``concentration`` (``raise_rule(first)``: the concentration's errors from its
+    check's result, read)."""
     if loc.numel() == 0:
-        check_concentration(concentration, given)
+        if concentration.numel():
+            raise_rule(positive_finite_result(concentration).tolist())
         return
     tol = unit_norm_tolerance(dtype, loc.shape[-1])
     result = unit_norm_result(loc, tol)
@@ -162,7 +157,19 @@ def check_vmf_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: t
     first = result.tolist()
     raise_unit_norm("loc", loc, first[:3], dtype)
     if len(first) > 3:
-        raise_concentration(concentration, first[3:], given)
+        raise_rule(first[3:])
+
+
+def check_vmf_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: torch.dtype, given=None) -> None:
+    """The checks of ``VonMisesFisher(loc, concentration)``: unit rows, concentration finite and > 0."""
+    _check_loc_and_concentration(
+        loc, concentration, dtype, lambda first: raise_concentration(concentration, first, given)
+    )
+
+
+def check_power_spherical_arguments(loc: torch.Tensor, concentration: torch.Tensor, dtype: torch.dtype) -> None:
+    """The checks of ``PowerSpherical(loc, concentration)``: unit rows, concentration finite and >= 0."""
+    _check_loc_and_concentration(loc, concentration, dtype, lambda first: raise_nonnegative(concentration, first))
 
 
 @functools.cache
@@ -199,15 +206,17 @@ def check_sample_on_sphere(dist: Distribution, value: torch.Tensor) -> None:
         )
 
 
-def check_nonnegative_concentration(value: torch.Tensor) -> None:
-    """concentration of a law that allows 0 (the Power Spherical: 0 is the uniform law): finite and >= 0."""
-    if value.numel() == 0:
+def raise_nonnegative(value: torch.Tensor, first: list[int]) -> None:
+    """Raises the error of a concentration that must be finite and >= 0 (0 is allowed: the Power Spherical's
+    uniform law) from ``first``, the result of the fused check of finite and > 0, read. Only a zero or a negative
+    entry fails that rule without failing this one, so only then is the tensor read again (for a negative)."""
+    if first[0] < 0:
         return
-    if not bool(torch.isfinite(value).all()):
-        bad = "NaN" if bool(torch.isnan(value).any()) else "inf"
+    if first[2] >= 0:
+        bad = "NaN" if first[1] >= 0 else "inf"
         raise ValueError(f"concentration must be finite and >= 0, but it contains {bad}")
-    if not bool((value >= 0).all()):
+    if bool((value.detach() < 0).any()):
         raise ValueError(
             f"concentration must be >= 0 (finite and non-negative; 0 is the uniform law), but its smallest value "
-            f"is {value.min().item()!r}"
+            f"is {value.detach().min().item()!r}"
         )

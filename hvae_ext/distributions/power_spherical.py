@@ -28,8 +28,7 @@ from ._validation import (
     HALF_DTYPES,
     as_float_tensor,
     check_float_value,
-    check_nonnegative_concentration,
-    check_unit_norm,
+    check_power_spherical_arguments,
 )
 from .constraints import unit_sphere
 
@@ -214,8 +213,8 @@ class PowerSpherical(SphericalDistribution):
             ) from None
         validate = Distribution._validate_args if validate_args is None else bool(validate_args)
         if validate:
-            check_unit_norm("loc", loc, dtype=sample_dtype)
-            check_nonnegative_concentration(concentration)
+            # Both fused checks, their results read together: one host synchronisation (as VonMisesFisher).
+            check_power_spherical_arguments(loc, concentration, sample_dtype)
         self._set_parameters(loc, concentration, batch_shape, d, sample_dtype, validate)
 
     def expand(self, batch_shape, _instance=None):

@@ -325,8 +325,15 @@ def test_bad_input():
     loc = _unit(2, 3)
     with pytest.raises(ValueError, match="concentration must be >= 0"):
         PowerSpherical(loc, torch.tensor([1.0, -0.5], dtype=torch.float64), validate_args=True)
+    with pytest.raises(ValueError, match=r"concentration must be >= 0 .*smallest value is -0\.5"):
+        PowerSpherical(loc, torch.tensor([0.0, -0.5], dtype=torch.float64), validate_args=True)  # 0 then < 0
+    PowerSpherical(loc, torch.tensor([0.0, -0.0], dtype=torch.float64), validate_args=True)  # 0: the uniform law
     with pytest.raises(ValueError, match="concentration must be finite and >= 0, but it contains NaN"):
         PowerSpherical(loc, torch.tensor([1.0, math.nan], dtype=torch.float64), validate_args=True)
+    with pytest.raises(ValueError, match="concentration must be finite and >= 0, but it contains NaN"):
+        PowerSpherical(loc, torch.tensor([-1.0, math.nan], dtype=torch.float64), validate_args=True)
+    with pytest.raises(ValueError, match="loc must have unit norm"):  # loc's error first
+        PowerSpherical(2 * loc, torch.tensor([-1.0, math.nan], dtype=torch.float64), validate_args=True)
     with pytest.raises(ValueError, match="concentration must be finite and >= 0, but it contains inf"):
         PowerSpherical(loc, torch.tensor([1.0, math.inf], dtype=torch.float64), validate_args=True)
     with pytest.raises(ValueError, match="loc must have unit norm"):
