@@ -40,7 +40,7 @@ _MEM_FACTOR_DEFAULT = {"fwd": 10, "fwd+bwd": 20}  # the Python baselines keep se
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    kind: str  # rsample | randn | proposals | normalizer
+    kind: str  # rsample | randn | proposals | normalizer | validation
     impl: str
     mode: str
     device: str
@@ -90,7 +90,7 @@ def _skip_reason(c: Case) -> str | None:
         return "no CUDA device"
     if c.impl == "power_spherical" and not _have_power_spherical():
         return "power_spherical is not installed (pip install --no-deps power_spherical)"
-    if c.kind in ("rsample", "randn"):
+    if c.kind in ("rsample", "randn", "validation"):
         elements = c.n * c.d
         if c.device == "cpu" and elements > CPU_MAX_ELEMENTS:
             return f"N*d = {elements} too large for a CPU run (skipped by design)"
@@ -165,11 +165,21 @@ def normalizer_cases(mode: str) -> list[Case]:
     return out
 
 
+def validation_cases(mode: str) -> list[Case]:
+    """The cost of argument validation in interleaved rounds (test_validation_overhead), in both modes: the
+    forward at every d of the validated rsample cells, on CPU (both laws at d = 16) and at the GPU target cell."""
+    out = [Case("validation", "ours", "fwd", "cpu", "float32", Q_N, d, Q_KAPPA, True) for d in Q_D_RANDN]
+    out.append(Case("validation", "ours_ps", "fwd", "cpu", "float32", Q_N, Q_D, Q_KAPPA, True))
+    out.append(Case("validation", "ours", "fwd", "cuda", "float32", Q_GPU_N, Q_GPU_D, Q_KAPPA, True))
+    return out
+
+
 _BY_TEST = {
     "test_rsample": rsample_cases,
     "test_randn": randn_cases,
     "test_proposals": proposals_cases,
     "test_log_normalizer": normalizer_cases,
+    "test_validation_overhead": validation_cases,
 }
 
 

@@ -48,7 +48,7 @@ def pytest_addoption(parser):
         type=float,
         default=None,
         help="seconds of timed calls to aim for per benchmark (default 0.3 quick, 1.0 full); "
-        "each benchmark runs between 3 and 50 rounds.",
+        "each benchmark runs between 3 and 1000 rounds.",
     )
 
 

@@ -347,6 +347,46 @@ def validation_table(run: Run):
     )
 
 
+def interleaved_validation_table(run: Run):
+    """test_validation_overhead: validated and unvalidated forward timed in interleaved rounds."""
+    recs = sorted(
+        (r for r in run.recs if r["kind"] == "validation"), key=lambda r: (r["device"], r["impl"] != "ours", r["d"])
+    )
+    if not recs:
+        return None
+    rows = [
+        [
+            r["device"],
+            r["dtype"],
+            r["N"],
+            r["d"],
+            kstr(r["kappa"]),
+            IMPL_LABEL[r["impl"]],
+            r["pairs"],
+            f"{r['unvalidated_median'] * 1e3:.3g}",
+            f"{r['validated_median'] * 1e3:.3g}",
+            fmt_ratio(r["ratio_median"]),
+        ]
+        for r in recs
+    ]
+    return md_table(
+        [
+            "device",
+            "dtype",
+            "N",
+            "d",
+            "κ",
+            "implementation",
+            "rounds",
+            "median ms, validate_args=False",
+            "median ms, validated (default)",
+            "median of per-round ratios",
+        ],
+        rows,
+        ["---", "---", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---:"],
+    )
+
+
 def targets_validation(run: Run):
     """Argument validation at almost no cost, and the default path against the reference code (medians)."""
     rows = []
@@ -361,15 +401,19 @@ def targets_validation(run: Run):
         r = run.find(kind="rsample", **kw)
         return None if r is None else r["time_median"]
 
+    interleaved = {
+        r["d"]: r for r in run.recs if r["kind"] == "validation" and r["impl"] == "ours" and r["device"] == "cpu"
+    }
     for d in sorted(
         {r["d"] for r in run.recs if r["kind"] == "rsample" and r.get("validate") and r["device"] == "cpu"}
+        | set(interleaved)
     ):
         q = dict(impl="ours", mode="fwd", device="cpu", dtype="float32", N=65536, d=d, kappa=10.0)
-        add(
-            f"CPU d={d} κ=10 N=65536 fwd: validated ≤ 1.10× validate_args=False",
-            ratio(med(validate=True, **q), med(validate=False, **q)),
-            lambda x: x <= 1.10,
-        )
+        if d in interleaved:  # robust to a load that drifts between the cells: judged on the interleaved rounds
+            name, value = "median of interleaved per-round ratios", interleaved[d]["ratio_median"]
+        else:
+            name, value = "ratio of the cells' medians", ratio(med(validate=True, **q), med(validate=False, **q))
+        add(f"CPU d={d} κ=10 N=65536 fwd: validated ≤ 1.10× validate_args=False ({name})", value, lambda x: x <= 1.10)
     cpu = dict(device="cpu", dtype="float32", N=65536, d=16, kappa=10.0, validate=True)
     for m in ("fwd", "fwd+bwd"):
         add(
@@ -564,7 +608,7 @@ def report(runs, stat: str, png_name: str | None) -> str:
         out += [f"## {run.name}", "", f"Machine: {run.label()}", ""]
         out += ["### Targets: speed against the baselines", "", targets(run), ""]
         out += ["### Targets: backward against forward, forward against randn", "", targets_cost(run), ""]
-        if any(r.get("validate") for r in run.recs):
+        if any(r.get("validate") or r["kind"] == "validation" for r in run.recs):
             out += ["### Targets: argument validation on the default path", "", targets_validation(run), ""]
             out += [
                 "### rsample with argument validation",
@@ -576,6 +620,19 @@ def report(runs, stat: str, png_name: str | None) -> str:
                 "own `arg_constraints`.",
                 "",
                 validation_table(run),
+                "",
+            ]
+        t = interleaved_validation_table(run)
+        if t:
+            out += [
+                "### Argument validation in interleaved rounds",
+                "",
+                "`test_validation_overhead`: each round times one forward with torch's default validation and one "
+                "with `validate_args=False` (alternating which goes first) with the run's timer, so that a load "
+                "drifting between the separate cells above does not enter the comparison; the validation targets "
+                "are judged on the median of the per-round ratios.",
+                "",
+                t,
                 "",
             ]
         cells = sorted({(r["device"], r["dtype"], r["N"]) for r in run.recs if r["kind"] == "rsample"})

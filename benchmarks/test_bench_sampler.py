@@ -6,6 +6,9 @@ Run with ``pytest benchmarks/ --benchmark-only [--bench-mode quick|full]``; see 
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import baselines
 import pytest
 import torch
@@ -85,6 +88,41 @@ def test_rsample(benchmark, case, bench_time):
     if case.validate:
         group += " validated"
     run_benchmark(benchmark, fn, case, bench_time, group, **extra)
+
+
+def test_validation_overhead(benchmark, case, bench_time):
+    """The forward with torch's default validation (on) against ``validate_args=False``, in interleaved rounds.
+
+    The validated and unvalidated test_rsample cells run one after the other, so a load that drifts between them
+    (on a shared machine, tens of percent) shows up in their ratio. Here each round times one call of each,
+    alternating which goes first, with the benchmark's timer (``--benchmark-timer``); the cell's own statistics
+    are those of the pair, and ``extra_info`` holds the median time of each and the median of the per-round
+    ratios, which the report compares with the target."""
+    if not torch.distributions.Distribution._validate_args:
+        pytest.skip("torch's default validate_args is off in this process (python -O?)")
+    loc, kappa, _ = _inputs(case, False)
+    calls = {v: synced(lambda s=_sampler(case.impl, v): s(loc, kappa), case.device) for v in (True, False)}
+    timer = getattr(benchmark, "_timer", time.perf_counter)  # pytest-benchmark's --benchmark-timer
+    times: dict[bool, list[float]] = {True: [], False: []}
+    validated_first = [True]
+
+    def pair():
+        order = (True, False) if validated_first[0] else (False, True)
+        validated_first[0] = not validated_first[0]
+        for v in order:
+            t0 = timer()
+            calls[v]()
+            times[v].append(timer() - t0)
+
+    group = f"validation {case.device} {case.dtype} N={case.n} d={case.d} kappa={case.kappa:g} {case.impl} fwd"
+    run_benchmark(benchmark, pair, case, 2 * bench_time, group)
+    on, off = times[True][2:], times[False][2:]  # the rounds timed by the benchmark (run_benchmark calls twice first)
+    benchmark.extra_info.update(
+        validated_median=statistics.median(on),
+        unvalidated_median=statistics.median(off),
+        ratio_median=statistics.median(a / b for a, b in zip(on, off)),
+        pairs=len(on),
+    )
 
 
 def test_randn(benchmark, case, bench_time):

@@ -94,14 +94,13 @@ struct Cursor {
   }
 };
 
-// Rows per parallel task: about 2M entries (8 MB of float32). Below that the checks are one pass over memory of
-// a fraction of a millisecond, and a parallel region costs a barrier, which on a CPU shared with other jobs can
-// wait for a descheduled thread far longer than the pass itself (measured: a (65536, 3) check of 26 us in
-// parallel took 8 ms per call while another job ran; validated construction at d = 16, 1M entries, +70 % with 2
-// threads under load when they were checked in parallel). Above it the pass reads memory at the bandwidth of one core
-// (a (65536, 64) float32 check after a sampler call, the rows no longer in cache: 1.2 ms, where torch's two-thread
-// loc.sum() takes 0.6 ms), and splitting it gives the second core's bandwidth.
-constexpr int64_t kParallelEntries = int64_t{1} << 21;
+// Rows per parallel task: about 512K entries (2 MB of float32). Below that a check is a pass over memory of well under
+// 0.1 ms, and a parallel region costs a barrier, which on a CPU shared with other jobs can wait for a descheduled
+// thread far longer than the pass itself (measured: a (65536, 3) check of 26 us in parallel took 8 ms per call
+// while another job ran). Above it the pass reads memory at the bandwidth of one core, often from beyond the
+// caches (a (65536, 64) float32 check right after a sampler call: 1.2 ms on one thread, 0.75 ms on two; torch's
+// two-thread loc.sum() 0.6 ms), and the second core's bandwidth is worth the barrier.
+constexpr int64_t kParallelEntries = int64_t{1} << 19;
 inline int64_t grain_rows(int64_t d) { return std::max<int64_t>(1, kParallelEntries / std::max<int64_t>(d, 1)); }
 
 // A row that failed the screen: the rule itself, then the report (the row, and whether it holds a NaN, an
