@@ -87,6 +87,45 @@ def measure(fns, reps):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def command_args(argv):
+    """The arguments as the header shows them: without --out and its file."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--out":
+            skip = True
+        elif not a.startswith("--out="):
+            out.append(a)
+    return out
+
+
+def op_table(n, d, kappa_value, calls=20, rows=12):
+    """torch.profiler over ``calls`` default forward+backward calls: self CPU time per op, the largest first."""
+    fns = stages(n, d, kappa_value)
+    f = fns["forward+backward, default"]
+    for _ in range(3):
+        f()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            f()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    lines = [
+        f"torch.profiler, {calls} calls of the default forward+backward: self CPU time per call of each op (the "
+        f"{rows} largest), share of the total {total / calls / 1e3:.2f} ms per call.",
+        "",
+        "| op | calls per call | ms per call | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for e in events[:rows]:
+        lines.append(
+            f"| `{e.key}` | {e.count / calls:g} | {e.self_cpu_time_total / calls / 1e3:.3f} | "
+            f"{100 * e.self_cpu_time_total / total:.1f} % |"
+        )
+    return lines + [""]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -108,7 +147,7 @@ def main(argv=None):
         f"# The default path, stage by stage (CPU, float32, N = {args.n}, d = {args.d}, κ = {args.kappa:g})",
         "",
         "Written by `python scripts/profile_default_path.py "
-        + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if not a.startswith("--out"))
+        + " ".join(command_args(argv if argv is not None else sys.argv[1:]))
         + f"`; median of the interleaved rounds, milliseconds of `time.{args.timer}`. torch "
         + torch.__version__
         + f", {platform.processor() or platform.machine()}, {os.cpu_count()} cores.",
@@ -135,11 +174,18 @@ def main(argv=None):
             f"{med['forward, default: VonMisesFisher(loc, kappa).rsample()'] / (med['construction, validate_args=False'] + med['rsample (key + op + autograd node + view)']):.3f}",
             "",
         ]
+        lines += op_table(args.n, args.d, args.kappa)
     text = "\n".join(lines)
     print(text)
     if args.out:
+        reading = ""  # the hand-written "## Reading" section of an existing file is kept (update it by hand)
+        if os.path.exists(args.out):
+            with open(args.out) as f:
+                old = f.read()
+            at = old.find("\n## Reading")
+            reading = old[at:] if at >= 0 else ""
         with open(args.out, "w") as f:
-            f.write(text + "\n")
+            f.write(text + "\n" + reading)
 
 
 if __name__ == "__main__":
