@@ -71,6 +71,7 @@
 //   sample at d = 16 with AVX-512).
 #pragma once
 
+#include <cstdlib>
 #include <cstring>
 
 #include "common.h"
@@ -233,8 +234,13 @@ __attribute__((target("avx2,fma"))) inline void ig_eval_nodes_avx2(const Implici
                                                                    double shift, double* e, double* adt) {
   ig_eval_nodes_impl<kShort, kPow>(p, m, h, shift, e, adt);
 }
+// Whether the CPU kernels take their hand-written AVX2 (+ FMA) paths: the CPU has both, and the environment variable
+// HVAE_DISABLE_AVX2 is unset, empty or "0" when the library first asks (set to 1 it selects the baseline paths, so
+// that they can be tested on an AVX2 machine; tests/unit/test_cpu_dispatch.py compares the two).
 inline bool ig_cpu_has_avx2_fma() {
   static const bool has = [] {
+    const char* off = std::getenv("HVAE_DISABLE_AVX2");
+    if (off != nullptr && off[0] != '\0' && std::strcmp(off, "0") != 0) return false;
     __builtin_cpu_init();  // idempotent; needed if this runs before libgcc's own initializer
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   }();
