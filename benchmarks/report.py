@@ -298,6 +298,9 @@ def normalizer_table(run: Run):
     )
 
 
+CELL_COLUMNS = ("device", "dtype", "N", "d", "κ", "implementation")  # the columns naming an rsample cell
+
+
 def validation_table(run: Run):
     """rsample with torch's default argument validation (on) beside validate_args=False, per cell: median times."""
     keys = sorted(
@@ -331,12 +334,7 @@ def validation_table(run: Run):
         return None
     return md_table(
         [
-            "device",
-            "dtype",
-            "N",
-            "d",
-            "κ",
-            "implementation",
+            *CELL_COLUMNS,
             "mode",
             "ms, validate_args=False",
             "ms, validated (default)",
@@ -371,12 +369,7 @@ def interleaved_validation_table(run: Run):
     ]
     return md_table(
         [
-            "device",
-            "dtype",
-            "N",
-            "d",
-            "κ",
-            "implementation",
+            *CELL_COLUMNS,
             "rounds",
             "median ms, validate_args=False",
             "median ms, validated (default)",
