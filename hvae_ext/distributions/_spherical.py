@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch.distributions import Distribution
 
+from ._validation import HALF_DTYPES, as_float_tensor
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -29,8 +31,47 @@ class SphericalDistribution(Distribution):
     concentration: torch.Tensor
     _sample_dtype: torch.dtype
 
-    def _set_parameters(self, loc, concentration, batch_shape, d, sample_dtype, validate) -> None:
-        """The end of a validated construction: parameters broadcast to the batch shape."""
+    def _init_parameters(self, loc, concentration, validate_args, check_arguments) -> None:
+        """A subclass's ``__init__``: ``loc`` (..., d) and ``concentration`` (...) or (..., 1) converted (numbers
+        to tensors), cast for mixed precision and broadcast to the batch shape; with validation (``validate_args``,
+        else torch's default) ``check_arguments(loc, concentration, sample_dtype, given)`` checks their values
+        (``given``: the Python number passed as the concentration, if one was)."""
+        loc = as_float_tensor("loc", loc, allow_half=True)
+        if loc.dim() < 1:
+            raise ValueError("loc must have shape (..., d) with d >= 2, got a scalar")
+        d = loc.shape[-1]
+        if d < 2:
+            raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
+        given = concentration if not isinstance(concentration, torch.Tensor) else None
+        # Mixed precision: float16/bfloat16 parameters are cast up and everything is computed in float32
+        # (float64 if the other parameter is float64); samples come back in loc's dtype.
+        sample_dtype = loc.dtype
+        if loc.dtype in HALF_DTYPES and given is not None:
+            loc = loc.float()  # a Python number is taken in float32, not rounded to half precision
+        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
+        if concentration.device != loc.device:
+            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
+        if loc.dtype in HALF_DTYPES or concentration.dtype in HALF_DTYPES:
+            compute = torch.float64 if torch.float64 in (loc.dtype, concentration.dtype) else torch.float32
+            loc, concentration = loc.to(compute), concentration.to(compute)
+        if concentration.dtype != loc.dtype:
+            raise TypeError(f"concentration has dtype {concentration.dtype} but loc has dtype {loc.dtype}")
+        if concentration.dim() == loc.dim() and concentration.shape[-1] == 1:
+            concentration = concentration.squeeze(-1)  # the reference code's (..., 1)
+        try:
+            batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"concentration of shape {tuple(concentration.shape)} does not broadcast with the batch shape "
+                f"{tuple(loc.shape[:-1])} of loc (shape {tuple(loc.shape)}); concentration must have the batch "
+                f"shape (...) or (..., 1)"
+            ) from None
+        validate = Distribution._validate_args if validate_args is None else bool(validate_args)
+        if validate:
+            # The law's own checks, with messages that name the argument and the rule, in place of torch's
+            # generic arg_constraints messages (which then need not run a second time): two fused checks
+            # (compiled ops reading each tensor once), their results read together (one host synchronisation).
+            check_arguments(loc, concentration, sample_dtype, given)
         self.loc = loc.expand(batch_shape + (d,))
         self.concentration = concentration.expand(batch_shape)
         self._sample_dtype = sample_dtype

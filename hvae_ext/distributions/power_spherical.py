@@ -20,13 +20,12 @@ import functools
 import math
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
 from .._ops import ops
 from ._spherical import SphericalDistribution
 from ._validation import (
     HALF_DTYPES,
-    as_float_tensor,
     check_float_value,
     check_power_spherical_arguments,
 )
@@ -184,38 +183,9 @@ class PowerSpherical(SphericalDistribution):
     has_rsample = True
 
     def __init__(self, loc, concentration, validate_args=None):
-        loc = as_float_tensor("loc", loc, allow_half=True)
-        if loc.dim() < 1:
-            raise ValueError("loc must have shape (..., d) with d >= 2, got a scalar")
-        d = loc.shape[-1]
-        if d < 2:
-            raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
-        sample_dtype = loc.dtype
-        if loc.dtype in HALF_DTYPES and not isinstance(concentration, torch.Tensor):
-            loc = loc.float()
-        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
-        if concentration.device != loc.device:
-            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
-        if loc.dtype in HALF_DTYPES or concentration.dtype in HALF_DTYPES:
-            compute = torch.float64 if torch.float64 in (loc.dtype, concentration.dtype) else torch.float32
-            loc, concentration = loc.to(compute), concentration.to(compute)
-        if concentration.dtype != loc.dtype:
-            raise TypeError(f"concentration has dtype {concentration.dtype} but loc has dtype {loc.dtype}")
-        if concentration.dim() == loc.dim() and concentration.shape[-1] == 1:
-            concentration = concentration.squeeze(-1)
-        try:
-            batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"concentration of shape {tuple(concentration.shape)} does not broadcast with the batch shape "
-                f"{tuple(loc.shape[:-1])} of loc (shape {tuple(loc.shape)}); concentration must have the batch "
-                f"shape (...) or (..., 1)"
-            ) from None
-        validate = Distribution._validate_args if validate_args is None else bool(validate_args)
-        if validate:
-            # Both fused checks, their results read together: one host synchronisation (as VonMisesFisher).
-            check_power_spherical_arguments(loc, concentration, sample_dtype)
-        self._set_parameters(loc, concentration, batch_shape, d, sample_dtype, validate)
+        self._init_parameters(
+            loc, concentration, validate_args, lambda m, k, dtype, given: check_power_spherical_arguments(m, k, dtype)
+        )
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_into(self._get_checked_instance(PowerSpherical, _instance), batch_shape)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 from torch.distributions.utils import lazy_property
 
 from .. import special
 from .._ops import ops
 from ._spherical import SphericalDistribution
-from ._validation import HALF_DTYPES, as_float_tensor, check_float_value, check_sample_on_sphere, check_vmf_arguments
+from ._validation import HALF_DTYPES, check_float_value, check_sample_on_sphere, check_vmf_arguments
 from .constraints import unit_sphere
 
 __all__ = ["VonMisesFisher"]
@@ -104,43 +104,9 @@ class VonMisesFisher(SphericalDistribution):
     has_rsample = True
 
     def __init__(self, loc, concentration, validate_args=None):
-        loc = as_float_tensor("loc", loc, allow_half=True)
-        if loc.dim() < 1:
-            raise ValueError("loc must have shape (..., d) with d >= 2, got a scalar")
-        d = loc.shape[-1]
-        if d < 2:
-            raise ValueError(f"loc must have shape (..., d) with d >= 2, got d = {d}")
-        given_concentration = concentration if not isinstance(concentration, torch.Tensor) else None
-        # Mixed precision: float16/bfloat16 parameters are cast up and everything is computed in float32
-        # (float64 if the other parameter is float64); samples come back in loc's dtype.
-        sample_dtype = loc.dtype
-        if loc.dtype in HALF_DTYPES and given_concentration is not None:
-            loc = loc.float()  # a Python number is taken in float32, not rounded to half precision
-        concentration = as_float_tensor("concentration", concentration, like=loc, allow_half=True)
-        if concentration.device != loc.device:
-            raise ValueError(f"concentration is on {concentration.device} but loc is on {loc.device}")
-        if loc.dtype in HALF_DTYPES or concentration.dtype in HALF_DTYPES:
-            compute = torch.float64 if torch.float64 in (loc.dtype, concentration.dtype) else torch.float32
-            loc, concentration = loc.to(compute), concentration.to(compute)
-        if concentration.dtype != loc.dtype:
-            raise TypeError(f"concentration has dtype {concentration.dtype} but loc has dtype {loc.dtype}")
-        if concentration.dim() == loc.dim() and concentration.shape[-1] == 1:
-            concentration = concentration.squeeze(-1)  # the reference code's (..., 1)
-        try:
-            batch_shape = torch.broadcast_shapes(loc.shape[:-1], concentration.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"concentration of shape {tuple(concentration.shape)} does not broadcast with the batch shape "
-                f"{tuple(loc.shape[:-1])} of loc (shape {tuple(loc.shape)}); concentration must have the batch "
-                f"shape (...) or (..., 1)"
-            ) from None
-        validate = Distribution._validate_args if validate_args is None else bool(validate_args)
-        if validate:
-            # Our own checks, with messages that name the argument and the rule, in place of torch's
-            # generic arg_constraints messages (which then need not run a second time). Two fused checks
-            # (compiled ops reading each tensor once), their results read together: one host synchronisation.
-            check_vmf_arguments(loc, concentration, sample_dtype, given=given_concentration)
-        self._set_parameters(loc, concentration, batch_shape, d, sample_dtype, validate)
+        self._init_parameters(
+            loc, concentration, validate_args, lambda m, k, dtype, given: check_vmf_arguments(m, k, dtype, given=given)
+        )
 
     def expand(self, batch_shape, _instance=None):
         return self._expand_into(self._get_checked_instance(VonMisesFisher, _instance), batch_shape)
