@@ -48,9 +48,12 @@ struct TangentScratch {
 };
 
 #if HVAE_IG_X86_DISPATCH
-// Few blocks per row on AVX2: eight rows at a time (cpu::philox_block_x8), the rest one by one.
-__attribute__((target("avx2"))) void tangent_words_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks,
-                                                        uint32_t* words) {
+#define HVAE_TANGENT_AVX2 __attribute__((target("avx2"), optimize("fp-contract=off")))
+// The tangent stream's blocks of rows row0 .. row0 + n - 1 on AVX2, eight rows at a time (cpu::philox_block_x8),
+// the rest one by one: sink.rows8(j, b, w) takes block b of rows j .. j + 7 (w[i]: word i of the eight rows),
+// sink.row(j, b, w) block b of a remaining row j (its four words). Callers check ig_cpu_has_avx2_fma().
+template <typename Sink>
+HVAE_TANGENT_AVX2 inline void tangent_blocks_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks, Sink& sink) {
   const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
   const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   int j = 0;
@@ -59,16 +62,36 @@ __attribute__((target("avx2"))) void tangent_words_avx2(uint64_t seed, int64_t r
     for (int64_t b = 0; b < blocks; ++b) {
       __m256i w[4];
       cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
-      uint32_t* dst[8];
-      for (int l = 0; l < 8; ++l) dst[l] = words + 4 * ((j + l) * blocks + b);
-      cpu::philox_store_rows_x8(w, dst);
+      sink.rows8(j, b, w);
     }
   }
   for (; j < n; ++j) {
     const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
-    for (int64_t b = 0; b < blocks; ++b)
-      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), words + 4 * (j * blocks + b));
+    for (int64_t b = 0; b < blocks; ++b) {
+      uint32_t w[4];
+      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), w);
+      sink.row(j, b, w);
+    }
   }
+}
+
+// The words themselves, row after row (as tangent_words).
+struct TangentWordsSink {
+  uint32_t* words;
+  int64_t blocks;
+  HVAE_TANGENT_AVX2 inline void rows8(int j, int64_t b, const __m256i* w) {
+    uint32_t* dst[8];
+    for (int l = 0; l < 8; ++l) dst[l] = words + 4 * ((j + l) * blocks + b);
+    cpu::philox_store_rows_x8(w, dst);
+  }
+  HVAE_TANGENT_AVX2 inline void row(int j, int64_t b, const uint32_t* w) {
+    for (int i = 0; i < 4; ++i) words[4 * (j * blocks + b) + i] = w[i];
+  }
+};
+
+HVAE_TANGENT_AVX2 void tangent_words_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks, uint32_t* words) {
+  TangentWordsSink sink{words, blocks};
+  tangent_blocks_avx2(seed, row0, n, blocks, sink);
 }
 #endif
 
@@ -122,46 +145,38 @@ inline const double* tangent_normals(const uint32_t* words, int64_t blocks, Tang
 }
 
 #if HVAE_IG_X86_DISPATCH
-// float32 rows with few blocks on AVX2: the words of eight rows (cpu::philox_block_x8) go straight into Box-Muller
-// (math::box_muller_float, the loop over the eight rows vectorized) and the normals are stored row by row, without
-// the words buffer: the same normals as tangent_words then tangent_normals.
-__attribute__((target("avx2"), optimize("fp-contract=off"))) void tangent_normals_float_avx2(uint64_t seed,
-                                                                                             int64_t row0, int n,
-                                                                                             int64_t blocks,
-                                                                                             float* normals) {
-  const uint32_t lo0 = static_cast<uint32_t>(row0), hi0 = static_cast<uint32_t>(static_cast<uint64_t>(row0) >> 32);
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  int j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(j), lanes);
-    for (int64_t b = 0; b < blocks; ++b) {
-      __m256i w[4];
-      cpu::philox_block_x8(seed, lo0, hi0, idx, math::kStreamTangent, static_cast<uint32_t>(b), w);
-      alignas(32) uint32_t wa[4][8];
-      for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(wa[i]), w[i]);
-      alignas(32) float o[4][8];
-      for (int l = 0; l < 8; ++l) {
-        math::box_muller_float(math::uniform24(wa[0][l]), math::uniform24(wa[1][l]), &o[0][l], &o[1][l]);
-        math::box_muller_float(math::uniform24(wa[2][l]), math::uniform24(wa[3][l]), &o[2][l], &o[3][l]);
-      }
-      __m256i ov[4];
-      for (int i = 0; i < 4; ++i) ov[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[i]));
-      uint32_t* dst[8];
-      for (int l = 0; l < 8; ++l) dst[l] = reinterpret_cast<uint32_t*>(normals + 4 * ((j + l) * blocks + b));
-      cpu::philox_store_rows_x8(ov, dst);  // the 4 x 8 transpose, on the normals' bits
+// float32 rows with few blocks on AVX2: the words of eight rows go straight into Box-Muller (math::box_muller_float,
+// the loop over the eight rows vectorized) and the normals are stored row by row, without the words buffer: the
+// same normals as tangent_words then tangent_normals.
+struct TangentNormalsFloatSink {
+  float* normals;
+  int64_t blocks;
+  HVAE_TANGENT_AVX2 inline void rows8(int j, int64_t b, const __m256i* w) {
+    alignas(32) uint32_t wa[4][8];
+    for (int i = 0; i < 4; ++i) _mm256_store_si256(reinterpret_cast<__m256i*>(wa[i]), w[i]);
+    alignas(32) float o[4][8];
+    for (int l = 0; l < 8; ++l) {
+      math::box_muller_float(math::uniform24(wa[0][l]), math::uniform24(wa[1][l]), &o[0][l], &o[1][l]);
+      math::box_muller_float(math::uniform24(wa[2][l]), math::uniform24(wa[3][l]), &o[2][l], &o[3][l]);
     }
+    __m256i ov[4];
+    for (int i = 0; i < 4; ++i) ov[i] = _mm256_load_si256(reinterpret_cast<const __m256i*>(o[i]));
+    uint32_t* dst[8];
+    for (int l = 0; l < 8; ++l) dst[l] = reinterpret_cast<uint32_t*>(normals + 4 * ((j + l) * blocks + b));
+    cpu::philox_store_rows_x8(ov, dst);  // the 4 x 8 transpose, on the normals' bits
   }
-  for (; j < n; ++j) {
-    const uint32_t lo = lo0 + static_cast<uint32_t>(j), hi = hi0 + (lo < lo0 ? 1u : 0u);
-    for (int64_t b = 0; b < blocks; ++b) {
-      uint32_t w[4];
-      math::philox_block(seed, lo, hi, math::kStreamTangent, static_cast<uint32_t>(b), w);
-      float* out = normals + 4 * (j * blocks + b);
-      math::box_muller_float(math::uniform24(w[0]), math::uniform24(w[1]), &out[0], &out[1]);
-      math::box_muller_float(math::uniform24(w[2]), math::uniform24(w[3]), &out[2], &out[3]);
-    }
+  HVAE_TANGENT_AVX2 inline void row(int j, int64_t b, const uint32_t* w) {
+    float* out = normals + 4 * (j * blocks + b);
+    math::box_muller_float(math::uniform24(w[0]), math::uniform24(w[1]), &out[0], &out[1]);
+    math::box_muller_float(math::uniform24(w[2]), math::uniform24(w[3]), &out[2], &out[3]);
   }
+};
+
+HVAE_TANGENT_AVX2 void tangent_normals_float_avx2(uint64_t seed, int64_t row0, int n, int64_t blocks, float* normals) {
+  TangentNormalsFloatSink sink{normals, blocks};
+  tangent_blocks_avx2(seed, row0, n, blocks, sink);
 }
+#undef HVAE_TANGENT_AVX2
 #endif
 
 // The tangent normals of rows row0 .. row0 + n - 1 (blocks per row), into the scratch buffers.
