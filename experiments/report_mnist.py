@@ -562,6 +562,7 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
         "(PS better) | N-VAE test ELBO | vMF S-VAE test ELBO | PS S-VAE test ELBO | epoch (s): N / vMF / PS |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    marked = False
     for conv, d, k in sorted(other, key=lambda key: (CONVENTIONS.index(key[0]), key[1], key[2])):
         ps = sorted(other[(conv, d, k)], key=lambda r: r["config"]["seed"])
         seeds = {r["config"]["seed"] for r in ps}
@@ -574,12 +575,22 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
         if diffs:
             mu, sd = mean_std(diffs)
             paired = f"{num(mu, signed=True)} ± {num(sd)} ({sum(x > 0 for x in diffs)}/{len(diffs)})"
-        ll = [f"{fmt(r['test_ll'] for r in rs)} ({len(rs)})" if rs else "—" for rs in (n, vmf, ps)]
-        elbo = [f"{fmt(r['test_elbo'] for r in rs)} ({len(rs)})" if rs else "—" for rs in (n, vmf, ps)]
+        mark = ["†" if any(not converged(r) for r in rs) else "" for rs in (n, vmf, ps)]
+        marked = marked or any(mark)
+        if diffs and (mark[1] or mark[2]):
+            paired += "†"
+        ll = [f"{fmt(r['test_ll'] for r in rs)} ({len(rs)}){m}" if rs else "—" for rs, m in zip((n, vmf, ps), mark)]
+        elbo = [f"{fmt(r['test_elbo'] for r in rs)} ({len(rs)}){m}" if rs else "—" for rs, m in zip((n, vmf, ps), mark)]
         lines.append(
             f"| {conv} | {d} | {_s_space(ps[0])} | {' | '.join(ll)} | {paired} | {' | '.join(elbo)} | "
             f"{_seconds(n)} / {_seconds(vmf)} / {_seconds(ps)} |"
         )
+    if marked:
+        lines += [
+            "",
+            "† at least one run of the cell stopped on a training-time budget instead of by early stopping or at "
+            f"{MAX_EPOCHS} epochs: that comparison is not between models trained to the end of the protocol.",
+        ]
     return lines
 
 

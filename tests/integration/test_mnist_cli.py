@@ -439,6 +439,21 @@ def test_report_power_spherical_section(tmp_path):
     assert cells[10] == "2.0 / 3.0 / 5.0"
     cells = [c.strip() for c in rows[1].strip("|").split("|")]
     assert cells[:6] == ["paper", "10", "S^10 ⊂ R^11", "—", "—", "−95.00 ± 0.00 (1)"] and cells[6] == "—"
+    assert "†" not in section
+    # a vMF run that stopped on a time budget marks its cells and the paired difference, with a footnote
+    budget = tmp_path / "budget"
+    budget.mkdir()
+    for i, r in enumerate(runs + ps):
+        if r["config"]["model"] == "s-vae" and r["config"]["seed"] == 1 and r.get("posterior") != "power-spherical":
+            r = dict(r, config=dict(r["config"], time_budget=24.0), stopped="time budget: 24 min of training")
+        (budget / f"run{i}.json").write_text(json.dumps(r))
+    section = report_mnist.write_report(budget).read_text().split("\n## Power Spherical posterior\n")[1]
+    cells = [
+        c.strip()
+        for c in [ln for ln in section.splitlines() if ln.startswith("| paper | 5 |")][0].strip("|").split("|")
+    ]
+    assert cells[3:7] == ["−109.00 ± 1.00 (3)", "−108.00 ± 1.00 (3)†", "−106.50 ± 2.00 (3)", "+1.50 ± 1.00 (3/3)†"]
+    assert "† at least one run of the cell stopped on a training-time budget" in section
 
 
 # ---------------------------------------------------------------- product of spheres: the sweep and its section
