@@ -82,6 +82,46 @@ def add_posterior_argument(p: argparse.ArgumentParser, model: str) -> None:
     )
 
 
+def validate_latent_layout(
+    p: argparse.ArgumentParser, args: argparse.Namespace, models: list[str], spherical: str
+) -> None:
+    """Checks ``--latent-dim``, ``--spheres`` and ``--posterior`` for a run of ``models``, where ``spherical``
+    (s-vae, s-vgae) is the one model with a spherical latent: ``--latent-dim >= 1`` (>= 2 for the sphere under
+    ``--dim-convention ambient``), ``--spheres`` a positive divisor of ``--latent-dim`` with factors of at least
+    two coordinates, and ``--spheres``/``--posterior`` only where every model is the spherical one. Errors name
+    the argument (``p.error``: exit status 2)."""
+    ambient = args.dim_convention == "ambient"
+    if args.latent_dim < 1:
+        p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
+    if spherical in models and ambient and args.latent_dim < 2:
+        p.error(
+            f"--latent-dim must be >= 2 for {spherical} with --dim-convention ambient (the sphere S^(d-1) lives in "
+            f"R^d), got {args.latent_dim}"
+        )
+    if args.spheres < 1:
+        p.error(f"--spheres must be a positive integer, got {args.spheres}")
+    others = ", ".join(m for m in models if m != spherical)
+    if args.spheres != 1 and others:
+        p.error(
+            f"--spheres applies to {spherical} only (a product of spheres), got --spheres {args.spheres} for {others}"
+        )
+    if args.posterior != POSTERIOR_CHOICES[0] and others:
+        p.error(
+            f"--posterior {args.posterior} applies to {spherical} only (the family of the spherical posterior), got "
+            f"--posterior {args.posterior} for {others}"
+        )
+    if args.spheres > 1 and args.latent_dim % args.spheres:
+        p.error(
+            f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors: "
+            f"{'z of size k (m + 1)' if ambient else 'd = k m degrees of freedom'})"
+        )
+    if args.spheres > 1 and ambient and args.latent_dim // args.spheres < 2:
+        p.error(
+            f"--latent-dim / --spheres must be >= 2 with --dim-convention ambient (each factor S^m lives in "
+            f"R^(m+1)), got {args.latent_dim} / {args.spheres}"
+        )
+
+
 def set_threads(args: argparse.Namespace) -> torch.device:
     """Applies ``--threads`` (0: torch's default) and returns the run's device."""
     if args.threads > 0:

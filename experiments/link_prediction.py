@@ -51,6 +51,7 @@ from .common import (
     run_stem,
     synchronize,
     validate_common,
+    validate_latent_layout,
     write_record,
 )
 from .data import DATASETS, DatasetUnavailableError, load_planetoid
@@ -163,27 +164,7 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     args.models = list(dict.fromkeys(models))
     if args.epochs is not None and args.epochs < 1:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")
-    if args.latent_dim < 1:
-        p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
-    if "s-vgae" in args.models and args.latent_dim < 2 and args.dim_convention == "ambient":
-        p.error(f"--latent-dim must be >= 2 for s-vgae (the sphere S^(d-1) lives in R^d), got {args.latent_dim}")
-    if args.spheres < 1:
-        p.error(f"--spheres must be a positive integer, got {args.spheres}")
-    if args.spheres > 1:
-        if args.models != ["s-vgae"]:
-            p.error("--spheres applies to s-vgae only (a product of spheres); run n-vgae without it")
-        if args.latent_dim % args.spheres:
-            p.error(f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors)")
-        if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
-            p.error(
-                f"--latent-dim / --spheres must be >= 2 (each factor S^m lives in R^(m+1)), got "
-                f"{args.latent_dim} / {args.spheres}"
-            )
-    if args.posterior != "vmf" and args.models != ["s-vgae"]:
-        p.error(
-            f"--posterior {args.posterior} applies to s-vgae only (the family of the spherical posterior); "
-            f"run n-vgae without it (got --model {','.join(args.models)})"
-        )
+    validate_latent_layout(p, args, args.models, "s-vgae")
     if args.hidden_dim < 1:
         p.error(f"--hidden-dim must be >= 1, got {args.hidden_dim}")
     if args.kl_weight < 0:

@@ -68,6 +68,7 @@ from .common import (
     run_stem,
     synchronize,
     validate_common,
+    validate_latent_layout,
     write_record,
 )
 from .mnist_data import ENV_VAR, MNISTUnavailableError, load_mnist
@@ -165,35 +166,7 @@ def validate_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     args.model = args.model.strip().lower()
     if args.model not in MODELS:
         p.error(f"unknown model {args.model!r}; choose one of {', '.join(MODELS)}")
-    if args.latent_dim < 1:
-        p.error(f"--latent-dim must be >= 1, got {args.latent_dim}")
-    if args.model == "s-vae" and args.dim_convention == "ambient" and args.latent_dim < 2:
-        p.error(
-            f"--latent-dim must be >= 2 for s-vae with --dim-convention ambient (the sphere S^(d-1) lives "
-            f"in R^d), got {args.latent_dim}"
-        )
-    if args.spheres < 1:
-        p.error(f"--spheres must be a positive integer, got {args.spheres}")
-    if args.model != "s-vae" and args.spheres != 1:
-        p.error(
-            f"--spheres applies to s-vae only (a product of spheres), got --spheres {args.spheres} for {args.model}"
-        )
-    if args.model != "s-vae" and args.posterior != "vmf":
-        p.error(
-            f"--posterior applies to s-vae only (the family of the spherical posterior), got --posterior "
-            f"{args.posterior} for {args.model}"
-        )
-    if args.model == "s-vae" and args.spheres > 1:
-        if args.latent_dim % args.spheres:
-            p.error(
-                f"--spheres {args.spheres} must divide --latent-dim {args.latent_dim} (equal factors: "
-                f"{'d = k m degrees of freedom' if args.dim_convention == 'paper' else 'z of size k (m + 1)'})"
-            )
-        if args.dim_convention == "ambient" and args.latent_dim // args.spheres < 2:
-            p.error(
-                f"--latent-dim / --spheres must be >= 2 with --dim-convention ambient (each factor S^m lives in "
-                f"R^(m+1)), got {args.latent_dim} / {args.spheres}"
-            )
+    validate_latent_layout(p, args, [args.model], "s-vae")
     args.ambient_dim = ambient_dim(args.model, args.latent_dim, args.dim_convention, args.spheres)
     if args.epochs < 1:
         p.error(f"--epochs must be a positive integer, got {args.epochs}")

@@ -104,7 +104,7 @@ def _error(argv, capsys) -> str:
         (["--model", "n-vae", "--latent-dim", "2", "--is-samples", "0"], "--is-samples must be a positive integer"),
         (
             ["--model", "n-vae", "--latent-dim", "2", "--posterior", "power-spherical"],
-            "--posterior applies to s-vae only (the family of the spherical posterior), got --posterior "
+            "--posterior power-spherical applies to s-vae only (the family of the spherical posterior), got --posterior "
             "power-spherical for n-vae",
         ),
         (
