@@ -21,41 +21,20 @@ DEFAULT_CELLS=(
     "s-vae 40 0" "n-vae 40 0" "s-vae 40 1" "n-vae 40 1" "s-vae 40 2" "n-vae 40 2"
     "s-vae 5 0" "n-vae 5 0" "s-vae 5 1" "n-vae 5 1" "s-vae 5 2" "n-vae 5 2"
 )
-QUEUE=$(mktemp); LOCK=$QUEUE.lock
-if [[ -n "${CELLS:-}" ]]; then tr ',' '\n' <<< "$CELLS" > "$QUEUE"; else printf '%s\n' "${DEFAULT_CELLS[@]}" > "$QUEUE"; fi
-converged() {  # run file: whether it ended by early stopping or at the 500-epoch maximum, without a time budget
-    [[ -f "$1" ]] && python -c "
-import json, sys
-r = json.load(open('$1'))
-ok = not r['config'].get('time_budget') and (r['stopped'].startswith('early stopping') or r['epochs_run'] >= 500)
-sys.exit(0 if ok else 1)"
+source "$(dirname "${BASH_SOURCE[0]}")/queue.sh"
+train_cell() {  # "model d seed [spheres [posterior]]"
+    local model d seed spheres posterior
+    read -r model d seed spheres posterior <<< "$1"
+    local parts="" extra=()
+    if [[ -n "${spheres:-}" && "$spheres" != 1 ]]; then parts="_k${spheres}"; extra=(--spheres "$spheres"); fi
+    case "${posterior:-vmf}" in
+        vmf) ;;
+        power-spherical) parts="${parts}_ps"; extra+=(--posterior power-spherical) ;;
+        *) echo "$(date -u +%FT%TZ) FAILED $1 (posterior must be vmf or power-spherical)"; return 0 ;;
+    esac
+    if trained "$OUT/mnist_${model}_d${d}${parts}_seed${seed}.json" 500; then echo "skip $1"; return 0; fi
+    train_run "$1" --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" "${extra[@]}" --epochs 500
 }
-next_cell() {  # pops the first line of the queue under a lock
-    ( flock 9; head -n 1 "$QUEUE"; sed -i 1d "$QUEUE" ) 9> "$LOCK"
-}
-worker() {
-    while true; do
-        local cell; cell=$(next_cell); [[ -z "$cell" ]] && return 0
-        local model d seed spheres posterior
-        read -r model d seed spheres posterior <<< "$cell"
-        local parts="" extra=()
-        if [[ -n "${spheres:-}" && "$spheres" != 1 ]]; then parts="_k${spheres}"; extra=(--spheres "$spheres"); fi
-        case "${posterior:-vmf}" in
-            vmf) ;;
-            power-spherical) parts="${parts}_ps"; extra+=(--posterior power-spherical) ;;
-            *) echo "$(date -u +%FT%TZ) FAILED $cell (posterior must be vmf or power-spherical)"; continue ;;
-        esac
-        local name="mnist_${model}_d${d}${parts}_seed${seed}"
-        if converged "$OUT/$name.json"; then echo "skip $cell"; continue; fi
-        echo "$(date -u +%FT%TZ) train $cell"
-        $MNIST_CMD --model "$model" --latent-dim "$d" --seeds "$seed" --data-root "$DATA" "${extra[@]}" \
-            --out "$OUT" --epochs 500 --warmup-epochs "$WARMUP" --time-budget 0 \
-            --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
-            || echo "$(date -u +%FT%TZ) FAILED $cell (continuing)"
-        echo "$(date -u +%FT%TZ) done $cell"
-    done
-}
-for j in $(seq 1 "$JOBS"); do worker > "$OUT/converge_$j.log" 2>&1 & done
-wait
-rm -f "$QUEUE" "$LOCK"
+if [[ -n "${CELLS:-}" ]]; then IFS=',' read -r -a QUEUED <<< "$CELLS"; else QUEUED=("${DEFAULT_CELLS[@]}"); fi
+run_queue "$OUT/converge" train_cell "${QUEUED[@]}"
 echo "$(date -u +%FT%TZ) all done"

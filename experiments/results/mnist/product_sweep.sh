@@ -29,34 +29,13 @@ cells() {  # prints the chosen m and the converge.sh call; exit status 1 while a
 if [[ "${1:-}" == --cells ]]; then cells; exit $?; fi
 DATA=${1:-../shared/data/MNIST/raw}
 mkdir -p "$OUT"
-QUEUE=$(mktemp); LOCK=$QUEUE.lock
-printf '%s\n' "${FACTORS[@]}" > "$QUEUE"
-finished() {  # run file: whether it trained its EPOCHS epochs or stopped early, without a time budget
-    [[ -f "$1" ]] && python -c "
-import json, sys
-r = json.load(open(sys.argv[1]))
-ok = not r['config'].get('time_budget') and (r['stopped'].startswith('early stopping') or r['epochs_run'] >= $EPOCHS)
-sys.exit(0 if ok else 1)" "$1"
+source "$(dirname "${BASH_SOURCE[0]}")/queue.sh"
+train_layout() {  # the factor size m
+    local m=$1 k=$((D / $1))
+    if trained "$OUT/mnist_s-vae_d${D}_k${k}_${TAG}_seed${SEED}.json" "$EPOCHS"; then echo "skip m=$m k=$k"; return 0; fi
+    train_run "m=$m k=$k" --model s-vae --latent-dim "$D" --spheres "$k" --seeds "$SEED" --data-root "$DATA" \
+        --epochs "$EPOCHS" --tag "$TAG"
 }
-next_layout() {  # pops the first line of the queue under a lock
-    ( flock 9; head -n 1 "$QUEUE"; sed -i 1d "$QUEUE" ) 9> "$LOCK"
-}
-worker() {
-    while true; do
-        local m; m=$(next_layout); [[ -z "$m" ]] && return 0
-        local k=$((D / m))
-        local name="mnist_s-vae_d${D}_k${k}_${TAG}_seed${SEED}"
-        if finished "$OUT/$name.json"; then echo "skip m=$m k=$k"; continue; fi
-        echo "$(date -u +%FT%TZ) train m=$m k=$k"
-        $MNIST_CMD --model s-vae --latent-dim "$D" --spheres "$k" --seeds "$SEED" --data-root "$DATA" \
-            --out "$OUT" --epochs "$EPOCHS" --warmup-epochs "$WARMUP" --time-budget 0 --tag "$TAG" \
-            --checkpoint-dir "$CKPT" --resume --threads 1 --no-progress \
-            || echo "$(date -u +%FT%TZ) FAILED m=$m k=$k (continuing)"
-        echo "$(date -u +%FT%TZ) done m=$m k=$k"
-    done
-}
-for j in $(seq 1 "$JOBS"); do worker > "$OUT/product_sweep_$j.log" 2>&1 & done
-wait
-rm -f "$QUEUE" "$LOCK"
+run_queue "$OUT/product_sweep" train_layout "${FACTORS[@]}"
 echo "$(date -u +%FT%TZ) sweep done"
 cells || true
