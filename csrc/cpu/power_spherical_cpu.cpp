@@ -308,9 +308,23 @@ struct DigammaCache {
   }
 };
 
-// One step of the series for n lanes; returns the number of lanes not yet converged.
-HVAE_VECTOR_CLONES
-int series_lanes(DshapeLanes& L, int n, int step) {
+// A lane's step coefficients (math::gamma_series_coeffs): from its own shape and psi, or one set shared by all
+// lanes (a tile of one shape: computed once per step).
+struct LaneSeriesCoeffs {
+  const DshapeLanes& lanes;
+  int step;
+  HVAE_ALWAYS_INLINE math::GammaSeriesCoeffs operator()(int j) const {
+    return math::gamma_series_coeffs(lanes.a[j], step, lanes.s2[j]);
+  }
+};
+struct SharedSeriesCoeffs {
+  math::GammaSeriesCoeffs k;
+  HVAE_ALWAYS_INLINE math::GammaSeriesCoeffs operator()(int) const { return k; }
+};
+
+// One step of the series for n lanes (math::gamma_series_step); returns the number of lanes not yet converged.
+template <typename Coeffs>
+HVAE_ALWAYS_INLINE int series_lanes_step(DshapeLanes& L, int n, Coeffs coeffs) {
   int left = 0;
   for (int j = 0; j < n; ++j) {
     math::GammaSeries st;
@@ -318,7 +332,7 @@ int series_lanes(DshapeLanes& L, int n, int step) {
     st.c = L.s1[j];
     st.psi = L.s2[j];
     st.sum = L.s3[j];
-    const bool conv = math::gamma_series_step(L.a[j], L.x[j], step, &st);
+    const bool conv = math::gamma_series_update(L.x[j], coeffs(j), &st);
     const bool was = L.done[j] != 0;
     L.s1[j] = was ? L.s1[j] : st.c;
     L.s2[j] = was ? L.s2[j] : st.psi;
@@ -330,25 +344,12 @@ int series_lanes(DshapeLanes& L, int n, int step) {
   return left;
 }
 
-// The same step when all n lanes have one shape: the coefficients k (math::gamma_series_coeffs) are shared.
+HVAE_VECTOR_CLONES
+int series_lanes(DshapeLanes& L, int n, int step) { return series_lanes_step(L, n, LaneSeriesCoeffs{L, step}); }
+
 HVAE_VECTOR_CLONES
 int series_lanes_shared(DshapeLanes& L, int n, math::GammaSeriesCoeffs k) {
-  int left = 0;
-  for (int j = 0; j < n; ++j) {
-    math::GammaSeries st;
-    st.log_x = L.s0[j];
-    st.c = L.s1[j];
-    st.psi = 0.0;  // not read: k holds psi
-    st.sum = L.s3[j];
-    const bool conv = math::gamma_series_update(L.x[j], k, &st);
-    const bool was = L.done[j] != 0;
-    L.s1[j] = was ? L.s1[j] : st.c;
-    L.s3[j] = was ? L.s3[j] : st.sum;
-    const int32_t now = (was | conv) ? 1 : 0;
-    L.done[j] = now;
-    left += 1 - now;
-  }
-  return left;
+  return series_lanes_step(L, n, SharedSeriesCoeffs{k});
 }
 
 HVAE_VECTOR_CLONES
