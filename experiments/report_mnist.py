@@ -17,7 +17,7 @@ Reads every run JSON of :mod:`experiments.mnist` under DIR (recursively) and wri
 * when product-of-spheres runs exist (``--spheres k``, vMF, the paper's convention), a section with the layout
   sweep of ``product_sweep.sh`` (best validation ELBO per factor size m at d = 20; the chosen m) and, at
   d = 10, 20, 40, the N-VAE, the single-sphere S-VAE and the product S-VAE of the chosen layout (test LL and
-  whether each run converged: early stopping or the 500-epoch maximum without a time budget).
+  whether each run converged: early stopping or the 500-epoch maximum, not a time budget).
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
 of the tables (listed apart); vMF product runs (``spheres`` > 1) only enter the product section (the sweep's, tagged
@@ -606,14 +606,22 @@ PRODUCT_SWEEP_EPOCHS = 100
 PRODUCT_DOF = (10, 20, 40)
 PRODUCT_SEEDS = (0, 1, 2)
 MAX_EPOCHS = 500  # the protocol's maximum (converge.sh)
+PATIENCE = 50  # the protocol's early-stopping patience (epochs)
+
+
+def ended_by_protocol(rec, max_epochs: int = MAX_EPOCHS) -> bool:
+    """Whether a run ended as the protocol ends it (converge.sh and product_sweep.sh decide with this): by early
+    stopping with a patience of at least PATIENCE epochs, or after ``max_epochs`` epochs, and not on a
+    training-time budget. A call given a budget that early stopping ended first counts: the budget did not bind."""
+    stopped = rec["stopped"]
+    if stopped.startswith("early stopping"):
+        return rec["config"].get("patience", PATIENCE) >= PATIENCE
+    return not stopped.startswith("time budget") and rec["epochs_run"] >= max_epochs
 
 
 def converged(rec) -> bool:
-    """Whether a run ended by the protocol (as converge.sh decides): by early stopping or at the 500-epoch
-    maximum, without a training-time budget."""
-    return not rec["config"].get("time_budget") and (
-        rec["stopped"].startswith("early stopping") or rec["epochs_run"] >= MAX_EPOCHS
-    )
+    """Whether a run ended by the protocol: early stopping or the 500-epoch maximum (:func:`ended_by_protocol`)."""
+    return ended_by_protocol(rec, MAX_EPOCHS)
 
 
 def _vmf_product(rec) -> bool:
@@ -643,10 +651,8 @@ def sweep_runs(runs) -> dict[int, dict]:
 
 
 def sweep_finished(rec) -> bool:
-    """Whether a sweep run trained its PRODUCT_SWEEP_EPOCHS epochs (or stopped early), without a time budget."""
-    return not rec["config"].get("time_budget") and (
-        rec["stopped"].startswith("early stopping") or rec["epochs_run"] >= PRODUCT_SWEEP_EPOCHS
-    )
+    """Whether a sweep run trained its PRODUCT_SWEEP_EPOCHS epochs or stopped early (:func:`ended_by_protocol`)."""
+    return ended_by_protocol(rec, PRODUCT_SWEEP_EPOCHS)
 
 
 def chosen_factor_size(runs) -> int | None:

@@ -480,6 +480,25 @@ def _write_runs(folder: Path, recs) -> Path:
     return folder
 
 
+def test_ended_by_protocol():
+    """A run ended by the protocol: early stopping (patience at least 50), also in a call that had a time budget
+    which early stopping beat, or the maximum number of epochs; not a time budget, not fewer epochs, not a shorter
+    patience."""
+    from experiments.report_mnist import converged, ended_by_protocol
+
+    def run(stopped, epochs_run, **config):
+        return {"stopped": stopped, "epochs_run": epochs_run, "config": {"patience": 50, "time_budget": 0.0, **config}}
+
+    early = "early stopping: no better validation ELBO for 50 epochs"
+    assert converged(run(early, 344))
+    assert converged(run(early, 368, time_budget=150.0))  # the budget did not bind
+    assert not converged(run(early, 120, patience=10))
+    assert converged(run("max epochs", 500))
+    assert not converged(run("max epochs", 120))  # a call with --epochs 120
+    assert not converged(run("time budget: 24 min of training", 110, time_budget=24.0))
+    assert ended_by_protocol(run("max epochs", 100), 100) and not ended_by_protocol(run("max epochs", 99), 100)
+
+
 def test_product_layout_chosen_on_validation_only():
     """The chosen m: the highest best validation ELBO (to 0.01 nats, a tie going to the larger m), whatever the
     test LL says; none until every m of the sweep has trained its 100 epochs (or stopped early) without a budget;

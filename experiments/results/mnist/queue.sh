@@ -1,14 +1,14 @@
 # Sourced by converge.sh and product_sweep.sh: the queue their JOBS workers share and the one training call they
 # both make. Expects OUT, CKPT, WARMUP and MNIST_CMD to be set by the sourcing script.
 
-# trained FILE EPOCHS: whether the run file FILE ended by early stopping or after EPOCHS epochs, without a time
-# budget (a run stopped on a budget is trained again, from its checkpoint).
+# trained FILE EPOCHS: whether the run file FILE ended as the protocol ends a run of at most EPOCHS epochs: by early
+# stopping or after EPOCHS epochs, not on a time budget (experiments.report_mnist.ended_by_protocol; run from the
+# repository root). A run stopped on a budget is trained again, from its checkpoint.
 trained() {
     [[ -f "$1" ]] && python -c "
 import json, sys
-r = json.load(open(sys.argv[1]))
-ok = not r['config'].get('time_budget') and (r['stopped'].startswith('early stopping') or r['epochs_run'] >= int(sys.argv[2]))
-sys.exit(0 if ok else 1)" "$1" "$2"
+from experiments.report_mnist import ended_by_protocol
+sys.exit(0 if ended_by_protocol(json.load(open(sys.argv[1])), int(sys.argv[2])) else 1)" "$1" "$2"
 }
 
 # train_run LABEL ARG...: one MNIST_CMD call with ARG... and the protocol's fixed options (KL warm-up over WARMUP
