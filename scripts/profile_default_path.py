@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import baselines  # noqa: E402
+from timing_cli import add_timer_argument, timer  # noqa: E402
 
 from hvae_ext import VonMisesFisher  # noqa: E402
 from hvae_ext.distributions._spherical import draw_seed  # noqa: E402
@@ -134,15 +135,10 @@ def main(argv=None):
     ap.add_argument("--d", type=int, default=16)
     ap.add_argument("--kappa", type=float, default=10.0)
     ap.add_argument("--out", default=None)
-    ap.add_argument(
-        "--timer",
-        default="perf_counter",
-        choices=("perf_counter", "process_time"),
-        help="process_time: CPU seconds of this process (on a machine shared with other jobs)",
-    )
+    add_timer_argument(ap)
     args = ap.parse_args(argv)
     global TIMER
-    TIMER = getattr(time, args.timer)
+    TIMER = timer(args.timer)
     lines = [
         f"# The default path, stage by stage (CPU, float32, N = {args.n}, d = {args.d}, κ = {args.kappa:g})",
         "",

@@ -21,6 +21,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from timing_cli import add_timer_argument, timer  # noqa: E402
+
 from hvae_ext import VonMisesFisher  # noqa: E402
 
 TIMER = time.perf_counter
@@ -59,15 +61,10 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=25)
     ap.add_argument("--backward", action="store_true", help="time forward+backward instead of the forward")
     ap.add_argument("--out", default=None)
-    ap.add_argument(
-        "--timer",
-        default="perf_counter",
-        choices=("perf_counter", "process_time"),
-        help="process_time: CPU seconds of this process, all its threads (on a CPU shared with other jobs)",
-    )
+    add_timer_argument(ap)
     args = ap.parse_args(argv)
     global TIMER
-    TIMER = getattr(time, args.timer)
+    TIMER = timer(args.timer)
     if not torch.distributions.Distribution._validate_args:
         raise SystemExit("torch's default validate_args is off in this process (python -O?)")
     what = "forward+backward" if args.backward else "forward"
