@@ -76,6 +76,14 @@ BAR_NATS = 1.5
 # the bar, under the paper's convention: both models within 1.5 nats of Table 1 at d = 2, 5, 10
 BAR_CELLS = {(m, d) for m in MODEL_ORDER for d in (2, 5, 10)}
 CONVENTIONS = ("paper", "ambient")
+MAX_EPOCHS = 500  # the protocol's maximum (converge.sh)
+# a cell (or a comparison) with a run that did not end by the protocol (converged): marked, with this footnote
+UNFINISHED = "†"
+UNFINISHED_NOTE = (
+    f"† at least one run of the cell ended neither by early stopping nor at {MAX_EPOCHS} epochs (it stopped on a "
+    "training-time budget or a smaller epoch limit): that comparison is not between models trained to the end of "
+    "the protocol."
+)
 
 
 def convention(rec) -> str:
@@ -146,8 +154,9 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
             mark = ""
             if (m, d) in bar_cells and not math.isnan(gap):
                 mark = " ✓" if abs(gap) <= BAR_NATS else " ✗"
+            ended = all(converged(r) for r in rs)
             cells += [
-                fmt(lls) if lls else "—",
+                (fmt(lls) + ("" if ended else UNFINISHED)) if lls else "—",
                 "—" if paper is None else num(paper),
                 "—" if math.isnan(gap) else f"{num(gap)}{mark}",
             ]
@@ -158,8 +167,10 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
                 "early": [r["stopped"].startswith("early") for r in rs],
                 "best": [r["best_epoch"] for r in rs],
                 "run": [r["epochs_run"] for r in rs],
+                "ended": ended,
             }
         diff = means["s-vae"] - means["n-vae"]
+        all_ended = all(summary[(m, d)]["ended"] for m in MODEL_ORDER)
         pn, ps = PAPER_LL.get(("n-vae", d)), PAPER_LL.get(("s-vae", d))
         pdiff = "—" if pn is None else num(ps - pn)
         counts = f"{len(groups.get(('n-vae', d), []))} / {len(groups.get(('s-vae', d), []))}"
@@ -168,8 +179,10 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
             counts += f" (picture runs, IS with K = {'/'.join(map(str, ks))})"
         lines.append(
             f"| {d} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | {cells[4]} | {cells[5]} | "
-            f"{'—' if math.isnan(diff) else num(diff)} | {pdiff} | {counts} |"
+            f"{'—' if math.isnan(diff) else num(diff) + UNFINISHED * (not all_ended)} | {pdiff} | {counts} |"
         )
+    if any(not s["ended"] for s in summary.values() if s["n"]):
+        lines += ["", UNFINISHED_NOTE]
     return lines, summary
 
 
@@ -200,11 +213,15 @@ def acceptance(summary) -> list[str]:
             f"* d = 2: S-VAE {'ahead of' if ahead else 'behind'} N-VAE by "
             f"{num(abs(s2['mean'] - n2['mean']))} nats (paper: S ahead by 3.23)."
         )
-    diffs = [
-        (d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"])
-        for d in TABLE_DIMS
-        if summary.get(("s-vae", d), {}).get("n") and summary.get(("n-vae", d), {}).get("n")
-    ]
+    both = [d for d in TABLE_DIMS if all(summary.get((m, d), {}).get("n") for m in MODEL_ORDER)]
+    # the crossover is read from cells whose runs all ended by the protocol; the others are named
+    unfinished = [d for d in both if not all(summary[(m, d)]["ended"] for m in MODEL_ORDER)]
+    diffs = [(d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"]) for d in both if d not in unfinished]
+    if unfinished:
+        out.append(
+            f"* Left out of the crossover: d ∈ {{{', '.join(map(str, unfinished))}}} ({UNFINISHED}: not every run "
+            "ended by the protocol yet)."
+        )
     if diffs:
         s_wins = [d for d, x in diffs if x > 0]
         n_wins = [d for d, x in diffs if x < 0]
@@ -575,10 +592,10 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
         if diffs:
             mu, sd = mean_std(diffs)
             paired = f"{num(mu, signed=True)} ± {num(sd)} ({sum(x > 0 for x in diffs)}/{len(diffs)})"
-        mark = ["†" if any(not converged(r) for r in rs) else "" for rs in (n, vmf, ps)]
+        mark = [UNFINISHED if any(not converged(r) for r in rs) else "" for rs in (n, vmf, ps)]
         marked = marked or any(mark)
         if diffs and (mark[1] or mark[2]):
-            paired += "†"
+            paired += UNFINISHED
         ll = [f"{fmt(r['test_ll'] for r in rs)} ({len(rs)}){m}" if rs else "—" for rs, m in zip((n, vmf, ps), mark)]
         elbo = [f"{fmt(r['test_elbo'] for r in rs)} ({len(rs)}){m}" if rs else "—" for rs, m in zip((n, vmf, ps), mark)]
         lines.append(
@@ -586,11 +603,7 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
             f"{_seconds(n)} / {_seconds(vmf)} / {_seconds(ps)} |"
         )
     if marked:
-        lines += [
-            "",
-            "† at least one run of the cell stopped on a training-time budget instead of by early stopping or at "
-            f"{MAX_EPOCHS} epochs: that comparison is not between models trained to the end of the protocol.",
-        ]
+        lines += ["", UNFINISHED_NOTE]
     return lines
 
 
@@ -605,7 +618,6 @@ PRODUCT_SWEEP_SEED = 0
 PRODUCT_SWEEP_EPOCHS = 100
 PRODUCT_DOF = (10, 20, 40)
 PRODUCT_SEEDS = (0, 1, 2)
-MAX_EPOCHS = 500  # the protocol's maximum (converge.sh)
 PATIENCE = 50  # the protocol's early-stopping patience (epochs)
 
 

@@ -453,7 +453,38 @@ def test_report_power_spherical_section(tmp_path):
         for c in [ln for ln in section.splitlines() if ln.startswith("| paper | 5 |")][0].strip("|").split("|")
     ]
     assert cells[3:7] == ["−109.00 ± 1.00 (3)", "−108.00 ± 1.00 (3)†", "−106.50 ± 2.00 (3)", "+1.50 ± 1.00 (3/3)†"]
-    assert "† at least one run of the cell stopped on a training-time budget" in section
+    assert report_mnist.UNFINISHED_NOTE in section
+
+
+def test_report_marks_unfinished_cells_and_reads_the_crossover_from_finished_ones(tmp_path):
+    """A cell of the main table with a run that did not end by the protocol is marked (and its S − N), with the
+    footnote; the crossover line is read from the finished cells only and names the others."""
+    pytest.importorskip("matplotlib")
+    from experiments import report_mnist
+
+    runs = [_synthetic_run("n-vae", 5, s, -110.0) for s in range(3)]
+    runs += [_synthetic_run("s-vae", 5, s, -109.0) for s in range(3)]
+    runs += [_synthetic_run("s-vae", 20, s, -95.0) for s in range(3)]  # S ahead at d = 20, but N unfinished
+    for s in range(3):
+        r = _synthetic_run("n-vae", 20, s, -96.0)
+        if s == 2:
+            r = dict(r, config=dict(r["config"], time_budget=3.0), stopped="time budget: 3 min of training")
+        runs.append(r)
+    text = report_mnist.write_report(_write_runs(tmp_path / "runs", runs)).read_text()
+    main = text.split("\n### Acceptance\n")[0]
+    row = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+        for ln in main.splitlines()
+        if ln.startswith("| ") and ln.split("|")[1].strip().isdigit()
+    }
+    assert row["5"][1] == "−110.00 ± 0.00" and row["5"][7] == "1.00"
+    assert row["20"][1] == "−96.00 ± 0.00†" and row["20"][4] == "−95.00 ± 0.00" and row["20"][7] == "1.00†"
+    assert report_mnist.UNFINISHED_NOTE in main
+    assert "* Left out of the crossover: d ∈ {20}" in text
+    assert "* Crossover: S-VAE better at d ∈ {5}, N-VAE better at d ∈ {—}" in text
+    finished = [r for r in runs if r["stopped"].startswith("early")]
+    text = report_mnist.write_report(_write_runs(tmp_path / "finished", finished)).read_text()
+    assert "†" not in text.split("\n### Acceptance\n")[0] and "Left out of the crossover" not in text
 
 
 # ---------------------------------------------------------------- product of spheres: the sweep and its section

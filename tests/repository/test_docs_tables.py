@@ -36,3 +36,22 @@ def test_there_are_included_tables():
 def test_included_table_is_the_file(doc, path, text):
     with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
         assert text == fh.read(), f"{doc} shows an older {path}: rerun its command and paste the file"
+
+
+def _first_table(text: str, header: str) -> str:
+    """The table that starts at the line ``header`` and, where one follows it, its footnote paragraph."""
+    start = text.index(header)
+    end = text.find("\n\n", start)
+    block_end = text.find("\n\n", end + 2) if text.startswith("†", end + 2) else end
+    return text[start:block_end]
+
+
+def test_mnist_page_shows_the_report_table():
+    """docs/mnist.md shows the MNIST report's main table (paper convention) and its footnote as the report has
+    them: rerun ``python -m experiments.report experiments/results/mnist`` and paste the table."""
+    header = "| d | N-VAE test LL | paper N-VAE |"
+    with open(os.path.join(ROOT, "experiments/results/mnist/report.md"), encoding="utf-8") as fh:
+        report = _first_table(fh.read(), header)
+    with open(os.path.join(ROOT, "docs/mnist.md"), encoding="utf-8") as fh:
+        page = _first_table(fh.read(), header)
+    assert page == report, "docs/mnist.md shows an older MNIST table: paste the report's"
