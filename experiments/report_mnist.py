@@ -613,7 +613,7 @@ def posterior_table(runs, family: str = "power-spherical") -> list[str]:
 # of PRODUCT_DOF with converge.sh (untagged, to the end of the protocol).
 PRODUCT_SWEEP_TAG = "sweep100"
 PRODUCT_SWEEP_DOF = 20
-PRODUCT_SWEEP_M = (2, 4, 5, 10)
+PRODUCT_SWEEP_M = (1, 2, 4, 5, 10)  # m = 1: circles, the split of the 2019 authors' d = 20 run scripts
 PRODUCT_SWEEP_SEED = 0
 PRODUCT_SWEEP_EPOCHS = 100
 PRODUCT_DOF = (10, 20, 40)

@@ -536,8 +536,14 @@ def test_product_layout_chosen_on_validation_only():
     untagged product runs or another seed or d do not count."""
     from experiments import report_mnist as rm
 
-    vals = {2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0}
-    tests = {2: -90.0, 4: -99.0, 5: -95.0, 10: -91.0}  # the best test LL (m = 2) is not the best on validation
+    vals = {1: -111.0, 2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0}
+    tests = {
+        1: -92.0,
+        2: -90.0,
+        4: -99.0,
+        5: -95.0,
+        10: -91.0,
+    }  # the best test LL (m = 2) is not the best on validation
     assert rm.chosen_factor_size(_sweep(vals, tests)) == 4
     assert rm.chosen_factor_size(_sweep({**vals, 10: -108.504})) == 10  # equal to 0.01 nats: the larger m
     assert rm.chosen_factor_size(_sweep({**vals, 10: -108.49})) == 10  # better by 0.01
@@ -564,9 +570,9 @@ def test_product_layout_at_each_dimension():
     larger); the converge.sh cells "s-vae d seed k" for d = 10, 20, 40 and seeds 0-2."""
     from experiments import report_mnist as rm
 
-    assert [rm.factor_size_at(m, 10) for m in (2, 4, 5, 10)] == [2, 5, 5, 5]
-    assert [rm.factor_size_at(m, 20) for m in (2, 4, 5, 10)] == [2, 4, 5, 10]
-    assert [rm.factor_size_at(m, 40) for m in (2, 4, 5, 10)] == [2, 4, 5, 10]
+    assert [rm.factor_size_at(m, 10) for m in (1, 2, 4, 5, 10)] == [1, 2, 5, 5, 5]
+    assert [rm.factor_size_at(m, 20) for m in (1, 2, 4, 5, 10)] == [1, 2, 4, 5, 10]
+    assert [rm.factor_size_at(m, 40) for m in (1, 2, 4, 5, 10)] == [1, 2, 4, 5, 10]
     assert rm.factor_size_at(3, 8) == 4 and rm.factor_size_at(3, 9) == 3 and rm.factor_size_at(6, 8) == 4
     with pytest.raises(ValueError, match="factor size m must be >= 1"):
         rm.factor_size_at(0, 10)
@@ -585,7 +591,9 @@ def test_report_product_section(tmp_path):
     runs[3]["stopped"], runs[3]["epochs_run"] = "max epochs", 500  # converged at the maximum
     runs[4]["config"]["time_budget"], runs[4]["stopped"] = 3.0, "time budget: 3 min of training"
     runs[4]["epochs_run"] = 40
-    sweep = _sweep({2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0}, {2: -70.0, 4: -99.0, 5: -95.0, 10: -71.0})
+    sweep = _sweep(
+        {10: -112.0, 1: -111.0, 2: -110.0, 4: -108.5, 5: -109.0}, {10: -71.0, 1: -72.0, 2: -70.0, 4: -99.0, 5: -95.0}
+    )
     prod = [_product_run(20, 5, s, -89.0 - 2 * s, -95.0, epochs_run=300, stopped="early stopping") for s in (0, 1)]
     prod.append(_product_run(20, 5, 3, -80.0, -95.0, epochs_run=300, stopped="early stopping"))  # seed 3: left out
     prod.append(_product_run(10, 5, 0, -92.0, -97.0, epochs_run=500, stopped="max epochs"))  # not the chosen layout
@@ -596,15 +604,16 @@ def test_report_product_section(tmp_path):
     assert head.split("\n", 3)[3] == without.split("\n", 3)[3]
     assert "sweep100" not in head  # the product runs stay out of the other sections
     table = [line for line in section.splitlines() if line.startswith("|")]
-    sweep_rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:6]]
+    sweep_rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:7]]
     assert sweep_rows == [
+        ["1", "20", "20 × S^1", "R^40", "−111.00", "90", "100", "max epochs", ""],
         ["2", "10", "10 × S^2", "R^30", "−110.00", "90", "100", "max epochs", ""],
         ["4", "5", "5 × S^4", "R^25", "−108.50", "90", "100", "max epochs", "✓"],
         ["5", "4", "4 × S^5", "R^24", "−109.00", "90", "100", "max epochs", ""],
         ["10", "2", "2 × S^10", "R^22", "−112.00", "90", "100", "max epochs", ""],
     ]
-    assert "−70.00" not in section and "−99.00" not in section  # the sweep's test LL is not shown
-    rows = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in table[8:]}
+    assert "−70.00" not in section and "−72.00" not in section  # the sweep's test LL is not shown
+    rows = {line.split("|")[1].strip() + line.split("|")[2].strip(): line for line in table[9:]}
     # the chosen m = 4 gives 2 × S^5 at d = 10 (4 does not divide 10), 5 × S^4 at d = 20, 10 × S^4 at d = 40
     assert list(rows) == ["102 × S^5", "105 × S^2 (not the chosen layout)", "205 × S^4", "4010 × S^4"]
     cells = [c.strip() for c in rows["205 × S^4"].strip("|").split("|")]
@@ -629,13 +638,13 @@ def test_report_product_section(tmp_path):
     assert "* d = 10, product 5 × S^2: 1 of 3 seeds converged (1 run file)." in notes
     assert "d = 20, N-VAE" not in notes and "* d = 40, product 10 × S^4: 0 of 3 seeds converged (0 run files)." in notes
     # an incomplete sweep: no layout chosen, the untagged product runs listed as such
-    text = rm.write_report(_write_runs(tmp_path / "part", runs + sweep[:3] + prod)).read_text()
+    text = rm.write_report(_write_runs(tmp_path / "part", runs + sweep[1:] + prod)).read_text()
     assert "No layout chosen yet: no finished sweep run for m = 10." in text and "✓" not in text.split("Product")[1]
     assert "| 20 | 5 × S^4 (not the chosen layout) |" in text
 
 
 def test_product_sweep_script(tmp_path):
-    """product_sweep.sh: the four layouts at d = 20 with the sweep's options (a stand-in that records its
+    """product_sweep.sh: the five layouts at d = 20 with the sweep's options (a stand-in that records its
     arguments and writes a run file), a finished layout skipped, one on a time budget trained again; then the
     chosen m and the converge.sh cells of the product at d = 10, 20, 40."""
     import os
@@ -644,7 +653,13 @@ def test_product_sweep_script(tmp_path):
 
     log = tmp_path / "calls.txt"
     fake = tmp_path / "fake_mnist.py"
-    vals = {10: -109.0, 5: -108.0, 4: -107.0, 2: -111.0}  # by k; k = 4 (m = 5) is written below, better still
+    vals = {
+        20: -110.0,
+        10: -109.0,
+        5: -108.0,
+        4: -107.0,
+        2: -111.0,
+    }  # by k; k = 4 (m = 5) is written below, better still
     fake.write_text(
         "import json, sys\n"
         f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
@@ -665,10 +680,14 @@ def test_product_sweep_script(tmp_path):
     script = str(REPO / "experiments/results/mnist/product_sweep.sh")
     before = subprocess.run(["bash", script, "--cells"], env=env, cwd=REPO, capture_output=True, text=True)
     assert before.returncode == 1 and "no layout chosen" in before.stdout
-    assert "m = 2 (k = 10): no run file" in before.stdout and "(not finished)" in before.stdout
+    assert (
+        "m = 1 (k = 20): no run file" in before.stdout
+        and "m = 2 (k = 10): no run file" in before.stdout
+        and "(not finished)" in before.stdout
+    )
     res = subprocess.run(["bash", script, str(tmp_path)], check=True, env=env, cwd=REPO, capture_output=True, text=True)
     calls = log.read_text().splitlines()
-    assert [c.split("--spheres ")[1].split()[0] for c in calls] == ["10", "5", "2"]
+    assert [c.split("--spheres ")[1].split()[0] for c in calls] == ["20", "10", "5", "2"]
     for c in calls:
         assert c.startswith(f"--model s-vae --latent-dim 20 --spheres {c.split()[5]} --seeds 0 --data-root {tmp_path}")
         for opt in ("--epochs 100", "--warmup-epochs 20", "--time-budget 0", "--tag sweep100", "--resume"):

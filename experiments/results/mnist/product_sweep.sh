@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Layout sweep of the product-of-spheres S-VAE on MNIST (the paper's convention, vMF posterior): at d = 20 latent
-# degrees of freedom, z on k independent spheres S^m with k m = d, for m in 2, 4, 5, 10 (k = 10, 5, 4, 2), seed
+# degrees of freedom, z on k independent spheres S^m with k m = d, for m in 1, 2, 4, 5, 10 (k = 20, 10, 5, 4, 2;
+# m = 1 is 20 circles, the split the authors' own run scripts use at d = 20, trdavidson/increasing-expressivity-s-vae
+# run_files/ambient_match/ambient_z20.sh), seed
 # 0, 100 epochs; the protocol's other settings as converge.sh uses them (early stopping with patience 50 on the
 # validation ELBO, KL warm-up over WARMUP (20) epochs, 500 importance samples, no time budget). The runs are
 # tagged sweep100 (run files mnist_s-vae_d20_k{k}_sweep100_seed0.json in OUT), so they stay out of the main
@@ -22,7 +24,7 @@ CKPT=${CKPT:-.cache/mnist_checkpoints}
 WARMUP=${WARMUP:-20}; JOBS=${JOBS:-2}
 MNIST_CMD=${MNIST_CMD:-python -m experiments.mnist}
 D=20; SEED=0; EPOCHS=100; TAG=sweep100
-FACTORS=(2 4 5 10)
+FACTORS=(1 2 4 5 10)
 cells() {  # prints the chosen m and the converge.sh call; exit status 1 while a layout has no finished run
     python -c "import sys; from experiments.report_mnist import print_product_cells; sys.exit(print_product_cells(sys.argv[1]))" "$OUT"
 }
