@@ -17,7 +17,10 @@ Reads every run JSON of :mod:`experiments.mnist` under DIR (recursively) and wri
 * when product-of-spheres runs exist (``--spheres k``, vMF, the paper's convention), a section with the layout
   sweep of ``product_sweep.sh`` (best validation ELBO per factor size m at d = 20; the chosen m) and, at
   d = 10, 20, 40, the N-VAE, the single-sphere S-VAE and the product S-VAE of the chosen layout (test LL and
-  whether each run converged: early stopping or the 500-epoch maximum, not a time budget).
+  whether each run converged: early stopping or the 500-epoch maximum, not a time budget), and
+  ``curves_products.png``: the sweep's and those runs' validation ELBO per epoch;
+* ``dimensions.md`` (also a section of the report, and shown in README.md): at each d, the N-VAE, the single
+  sphere and the product on seeds 0-2 beside Table 1, and which is ahead once every run of the row has ended.
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
 of the tables (listed apart); vMF product runs (``spheres`` > 1) only enter the product section (the sweep's, tagged
@@ -809,6 +812,126 @@ def product_section(runs) -> list[str]:
     return lines
 
 
+def plot_product_curves(runs, out: Path, name: str = "curves_products.png") -> Path | None:
+    """Validation ELBO against the epoch: the layout sweep (one line per factor size m) and, at each d of
+    PRODUCT_DOF, every seed of the N-VAE (blue), the single-sphere S-VAE (red) and the product S-VAE at the chosen
+    layout (green), the best epoch marked; None without vMF product runs."""
+    if not any(_vmf_product(r) for r in runs):
+        return None
+    sweep, m = sweep_runs(runs), chosen_factor_size(runs)
+    untagged = [r for r in runs if not r["config"].get("tag")]
+    seeds = set(PRODUCT_SEEDS)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 1 + len(PRODUCT_DOF), figsize=(3.6 * (1 + len(PRODUCT_DOF)), 3.4), squeeze=False)
+    ax = axes[0][0]
+    colors = plt.get_cmap("viridis")
+    for i, mm in enumerate(sorted(sweep)):
+        r = sweep[mm]
+        ax.plot(
+            r["history"]["epoch"],
+            r["history"]["val_elbo"],
+            lw=0.9,
+            color=colors(i / max(1, len(sweep) - 1)),
+            label=f"m = {mm}{' (chosen)' if mm == m else ''}",
+        )
+    ax.set(title=f"layout sweep, d = {PRODUCT_SWEEP_DOF}", xlabel="epoch", ylabel="validation ELBO (nats)")
+    _zoom(ax, list(sweep.values()))
+    for ax, d in zip(axes[0][1:], PRODUCT_DOF):
+        cells = [
+            ("N-VAE", "tab:blue", _same_cell(untagged, "n-vae", "paper", d, 1, seeds)),
+            ("S-VAE", "tab:red", _same_cell(untagged, "s-vae", "paper", d, 1, seeds)),
+        ]
+        if m is not None:
+            k = d // factor_size_at(m, d)
+            cells.append((f"product {_layout(d, k)}", "tab:green", _same_cell(untagged, "s-vae", "paper", d, k, seeds)))
+        for label, color, rs in cells:
+            for j, r in enumerate(rs):
+                h = r["history"]
+                ax.plot(h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8, label=label if j == 0 else None)
+                ax.plot([r["best_epoch"]], [r["best_val_elbo"]], marker="o", ms=3, color=color)
+        ax.set(title=f"d = {d}", xlabel="epoch")
+        _zoom(ax, [r for _, _, rs in cells for r in rs])
+    for ax in axes[0]:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out / name, 90)
+
+
+def _zoom(ax, rs) -> None:
+    """y limits that show the runs' last two thirds and their best value (the first epochs are far below)."""
+    lows = [min(t) for r in rs if (t := r["history"]["val_elbo"][len(r["history"]["val_elbo"]) // 3 :])]
+    if lows:
+        top = max(r["best_val_elbo"] for r in rs)
+        ax.set_ylim(min(lows) - 1, top + 0.25 * (top - min(lows)) + 0.5)
+
+
+SUMMARY_FILE = "dimensions.md"  # the summary table, also shown in README.md
+
+
+def dimension_summary(runs) -> list[str]:
+    """The answer table across latent dimensions: at each d of TABLE_DIMS (the paper's convention), the N-VAE,
+    the single-sphere S-VAE and (at d of PRODUCT_DOF, once the layout is chosen) the product S-VAE on seeds
+    PRODUCT_SEEDS, and which is ahead. A model is ahead only when every cell of its row has all its seeds trained
+    to the end of the protocol: the highest mean test LL, with its margin over the next and the seeds where it
+    is better than the next (same seed, same data order)."""
+    untagged = [r for r in runs if not r["config"].get("tag")]
+    seeds, m = set(PRODUCT_SEEDS), chosen_factor_size(runs)
+    lines = [
+        "| d | N-VAE (R^d) | S-VAE (S^d) | product S-VAE (k × S^m) | ahead: margin over the next (seeds) | "
+        "2018 paper: N / S |",
+        "|--:|--:|--:|--:|---|--:|",
+    ]
+    marked = False
+    for d in TABLE_DIMS:
+        cells = [
+            ("N-VAE", _same_cell(untagged, "n-vae", "paper", d, 1, seeds)),
+            ("S-VAE", _same_cell(untagged, "s-vae", "paper", d, 1, seeds)),
+        ]
+        product = "—"
+        if d in PRODUCT_DOF:
+            if m is None:
+                product = "layout open"
+            else:
+                k = d // factor_size_at(m, d)
+                cells.append((f"product {_layout(d, k)}", _same_cell(untagged, "s-vae", "paper", d, k, seeds)))
+        done = [len(rs) == len(seeds) and all(map(converged, rs)) for _, rs in cells]
+        shown = []
+        for (label, rs), ok in zip(cells, done):
+            text = fmt(r["test_ll"] for r in rs) if rs else "not trained yet"
+            if label.startswith("product"):
+                text += f" ({label.split(' ', 1)[1]})"
+            shown.append(text + ("" if ok else UNFINISHED))
+        marked = marked or not all(done)
+        if len(cells) == 3:
+            product = shown.pop()
+        elif d in PRODUCT_DOF and m is None:
+            marked = True
+            product += UNFINISHED
+        finished = [c for c, ok in zip(cells, done) if ok]
+        ahead = "open"
+        if len(finished) >= 2:
+            ranked = sorted(finished, key=lambda c: -mean_std([r["test_ll"] for r in c[1]])[0])
+            (best, b), (nxt, n) = ranked[0], ranked[1]
+            by_seed = {r["config"]["seed"]: r["test_ll"] for r in n}
+            diffs = [r["test_ll"] - by_seed[r["config"]["seed"]] for r in b]
+            verdict = f"{best}: {num(statistics.mean(diffs), signed=True)} over {nxt} ({sum(x > 0 for x in diffs)}/{len(diffs)})"
+            ahead = (
+                verdict if len(finished) == len(cells) and not (d in PRODUCT_DOF and m is None) else f"open; {verdict}"
+            )
+        paper = " / ".join("—" if PAPER_LL.get((mm, d)) is None else num(PAPER_LL[(mm, d)]) for mm in MODEL_ORDER)
+        lines.append(f"| {d} | {shown[0]} | {shown[1]} | {product} | {ahead} | {paper} |")
+    lines += [
+        "",
+        f"Test log-likelihood (nats, 500 importance samples, higher is better), mean ± std over seeds "
+        f"{', '.join(map(str, PRODUCT_SEEDS))}. Ahead: the best mean, its margin over the next and the seeds where it "
+        "is better; open until every run of the row has ended by the protocol (after it: those cells' verdict)."
+        + (f" {UNFINISHED} not every seed trained to the end yet." if marked else ""),
+    ]
+    return lines
+
+
 def print_product_cells(root) -> int:
     """Prints the layout sweep under ``root`` (best validation ELBO per m), the chosen m, the layout at each d
     of PRODUCT_DOF and the converge.sh call that trains the product cells; 1 (nothing chosen) while a layout
@@ -881,7 +1004,26 @@ def write_report(root) -> Path:
                 "",
             ]
         _section(md, conv_runs, groups, root, paper=conv == "paper")
-    md += product_section(runs)
+    product = product_section(runs)
+    if product:
+        curves = plot_product_curves(runs, root)
+        if curves:
+            product += [
+                "",
+                "Validation ELBO per epoch (dots: best epoch):",
+                "",
+                f"![product learning curves]({curves.name})",
+            ]
+    md += product
+    summary = dimension_summary(runs)
+    (root / SUMMARY_FILE).write_text("\n".join(summary) + "\n")
+    md += [
+        "",
+        "## Across latent dimensions",
+        "",
+        f"The main table, the product section and Davidson et al. (2018) in one table (also in `{SUMMARY_FILE}`).",
+        "",
+    ] + summary
     pst = posterior_table(runs)
     if pst:
         md += [

@@ -600,8 +600,8 @@ def test_report_product_section(tmp_path):
     without = rm.write_report(_write_runs(tmp_path / "plain", runs)).read_text()
     assert "Product of spheres" not in without
     text = rm.write_report(_write_runs(tmp_path / "prod", runs + sweep + prod)).read_text()
-    head, section = text.split("\n## Product of spheres\n")
-    assert head.split("\n", 3)[3] == without.split("\n", 3)[3]
+    head, section = text.split("\n## Across latent dimensions\n")[0].split("\n## Product of spheres\n")
+    assert head.split("\n", 3)[3] == without.split("\n## Across latent dimensions\n")[0].split("\n", 3)[3]
     assert "sweep100" not in head  # the product runs stay out of the other sections
     table = [line for line in section.splitlines() if line.startswith("|")]
     sweep_rows = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:7]]
@@ -641,6 +641,58 @@ def test_report_product_section(tmp_path):
     text = rm.write_report(_write_runs(tmp_path / "part", runs + sweep[1:] + prod)).read_text()
     assert "No layout chosen yet: no finished sweep run for m = 10." in text and "✓" not in text.split("Product")[1]
     assert "| 20 | 5 × S^4 (not the chosen layout) |" in text
+
+
+def test_dimension_summary(tmp_path):
+    """The table across d (also written to dimensions.md): N-VAE, single and product S-VAE on seeds 0-2; a model
+    ahead only where every cell of the row has three runs ended by the protocol (else "open", with the finished
+    cells' verdict so far); the product's layout from the sweep; the product learning curves drawn."""
+    pytest.importorskip("matplotlib")
+    from experiments import report_mnist as rm
+
+    runs = [_synthetic_run("n-vae", 5, s, -110.0 + s) for s in range(3)]
+    runs += [_synthetic_run("s-vae", 5, s, -109.0 + (s == 2) * 1.5) for s in range(3)]  # ahead by 1/3 + 0.5
+    runs += [_synthetic_run(m, 20, s, ll - s) for m, ll in (("n-vae", -90.0), ("s-vae", -91.0)) for s in range(3)]
+    runs += [_synthetic_run("n-vae", 10, s, -93.0) for s in range(3)]
+    budget = _synthetic_run("s-vae", 10, 2, -92.0)
+    budget.update(stopped="time budget: 3 min of training", epochs_run=40)
+    runs += [_synthetic_run("s-vae", 10, s, -92.0) for s in range(2)] + [budget]
+    sweep = _sweep({1: -111.0, 2: -110.0, 4: -108.5, 5: -109.0, 10: -112.0})
+    prod = [
+        _product_run(20, 5, s, -89.5 - s + (s == 1), -95.0, epochs_run=300, stopped="early stopping") for s in range(3)
+    ]
+    folder = _write_runs(tmp_path / "runs", runs + sweep)
+    rm.write_report(folder)
+    rows = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
+    }
+    assert rows["5"][1:] == [
+        "−109.00 ± 1.00",
+        "−108.50 ± 0.87",
+        "—",
+        "S-VAE: +0.50 over N-VAE (2/3)",
+        "−110.21 / −108.43",
+    ]
+    assert rows["10"][2:5] == ["−92.00 ± 0.00†", "not trained yet (2 × S^5)†", "open"]  # 2 × S^5 at d = 10 for m = 4
+    assert rows["20"][3:5] == ["not trained yet (5 × S^4)†", "open; N-VAE: +1.00 over S-VAE (3/3)"]
+    assert rows["2"][1:4] == ["not trained yet†", "not trained yet†", "—"] and rows["40"][4] == "open"
+    assert (folder / "curves_products.png").is_file()
+    folder = _write_runs(tmp_path / "done", runs + sweep + prod)
+    text = rm.write_report(folder).read_text()
+    rows = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
+    }
+    assert rows["20"][3:5] == ["−90.17 ± 1.15 (5 × S^4)", "product 5 × S^4: +0.83 over N-VAE (3/3)"]
+    assert (folder / rm.SUMMARY_FILE).read_text() in text
+    plain = _write_runs(tmp_path / "plain", runs[:6])
+    rm.write_report(plain)
+    rows = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+        for ln in (plain / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
+    }
+    assert rows["20"][3] == "layout open†" and not (plain / "curves_products.png").exists()
 
 
 def test_product_sweep_script(tmp_path):
