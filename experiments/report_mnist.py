@@ -83,7 +83,7 @@ MAX_EPOCHS = 500  # the protocol's maximum (converge.sh)
 # a cell (or a comparison) with a run that did not end by the protocol (converged): marked, with this footnote
 UNFINISHED = "†"
 UNFINISHED_NOTE = (
-    f"† at least one run of the cell ended neither by early stopping nor at {MAX_EPOCHS} epochs (it stopped on a "
+    f"{UNFINISHED} at least one run of the cell ended neither by early stopping nor at {MAX_EPOCHS} epochs (it stopped on a "
     "training-time budget or a smaller epoch limit): that comparison is not between models trained to the end of "
     "the protocol."
 )
@@ -173,7 +173,7 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
                 "ended": ended,
             }
         diff = means["s-vae"] - means["n-vae"]
-        all_ended = all(summary[(m, d)]["ended"] for m in MODEL_ORDER)
+        all_ended = _row_ended(summary, d)
         pn, ps = PAPER_LL.get(("n-vae", d)), PAPER_LL.get(("s-vae", d))
         pdiff = "—" if pn is None else num(ps - pn)
         counts = f"{len(groups.get(('n-vae', d), []))} / {len(groups.get(('s-vae', d), []))}"
@@ -187,6 +187,11 @@ def ll_table(groups, bar_cells=BAR_CELLS) -> tuple[list[str], dict]:
     if any(not s["ended"] for s in summary.values() if s["n"]):
         lines += ["", UNFINISHED_NOTE]
     return lines, summary
+
+
+def _row_ended(summary, d: int) -> bool:
+    """Whether every run of both models at d ended by the protocol (the main table's † and the crossover)."""
+    return all(summary[(m, d)]["ended"] for m in MODEL_ORDER)
 
 
 def acceptance(summary) -> list[str]:
@@ -218,7 +223,7 @@ def acceptance(summary) -> list[str]:
         )
     both = [d for d in TABLE_DIMS if all(summary.get((m, d), {}).get("n") for m in MODEL_ORDER)]
     # the crossover is read from cells whose runs all ended by the protocol; the others are named
-    unfinished = [d for d in both if not all(summary[(m, d)]["ended"] for m in MODEL_ORDER)]
+    unfinished = [d for d in both if not _row_ended(summary, d)]
     diffs = [(d, summary[("s-vae", d)]["mean"] - summary[("n-vae", d)]["mean"]) for d in both if d not in unfinished]
     if unfinished:
         out.append(
