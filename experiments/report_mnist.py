@@ -706,6 +706,23 @@ def product_cells(m: int) -> list[str]:
     return cells
 
 
+def _sweep_references(untagged) -> list[tuple[str, str, dict]]:
+    """(label, colour, run) of the N-VAE and the single-sphere S-VAE at the sweep's d and seed, where they exist."""
+    seed = {PRODUCT_SWEEP_SEED}
+    found = []
+    for model, label, color in (("n-vae", "N-VAE", "tab:blue"), ("s-vae", "S-VAE (S^d)", "tab:red")):
+        rs = _same_cell(untagged, model, "paper", PRODUCT_SWEEP_DOF, 1, seed)
+        if rs:
+            found.append((label, color, rs[0]))
+    return found
+
+
+def _best_within(rec, epochs: int) -> float:
+    """The best validation ELBO of a run over its first ``epochs`` epochs."""
+    h = rec["history"]
+    return max(v for e, v in zip(h["epoch"], h["val_elbo"]) if e <= epochs)
+
+
 def _layout(d: int, k: int) -> str:
     return f"{k} × S^{d // k}"
 
@@ -769,6 +786,15 @@ def product_section(runs) -> list[str]:
     if missing:
         lines += ["", f"No layout chosen yet: no finished sweep run for m = {', '.join(map(str, missing))}."]
     untagged = [r for r in runs if not r["config"].get("tag")]
+    refs = _sweep_references(untagged)
+    if refs:
+        lines += [
+            "",
+            f"For reference (not part of the choice): the best validation ELBO in the first {PRODUCT_SWEEP_EPOCHS} "
+            f"epochs of the seed-{PRODUCT_SWEEP_SEED} runs at d = {PRODUCT_SWEEP_DOF} of the main table: "
+            + ", ".join(f"{label} {num(_best_within(r, PRODUCT_SWEEP_EPOCHS))}" for label, _, r in refs)
+            + ".",
+        ]
     seeds = set(PRODUCT_SEEDS)
     products = defaultdict(list)
     for r in untagged:
@@ -795,6 +821,8 @@ def product_section(runs) -> list[str]:
         "product ended | product − S | paper N-VAE | paper S-VAE |",
         "|--:|---|--:|---|--:|---|--:|---|--:|--:|--:|",
     ]
+    if not rows:
+        lines[-2:] = ["No product cells yet: they are trained once the sweep has chosen the layout."]
     notes = []
     for d, k, chosen in rows:
         n = _same_cell(untagged, "n-vae", "paper", d, 1, seeds)
@@ -830,15 +858,20 @@ def plot_product_curves(runs, out: Path, name: str = "curves_products.png") -> P
     fig, axes = plt.subplots(1, 1 + len(PRODUCT_DOF), figsize=(3.6 * (1 + len(PRODUCT_DOF)), 3.4), squeeze=False)
     ax = axes[0][0]
     colors = plt.get_cmap("viridis")
-    for i, mm in enumerate(sorted(sweep)):
-        r = sweep[mm]
+    for mm in sorted(sweep):
+        r, i = sweep[mm], PRODUCT_SWEEP_M.index(mm) if mm in PRODUCT_SWEEP_M else 0
         ax.plot(
             r["history"]["epoch"],
             r["history"]["val_elbo"],
             lw=0.9,
-            color=colors(i / max(1, len(sweep) - 1)),
+            color=colors(i / max(1, len(PRODUCT_SWEEP_M) - 1)),
             label=f"m = {mm}{' (chosen)' if mm == m else ''}",
         )
+    references = _sweep_references(untagged)
+    for label, color, r in references:  # the single sphere and the N-VAE over the same epochs, for reference
+        h = r["history"]
+        n = sum(e <= PRODUCT_SWEEP_EPOCHS for e in h["epoch"])
+        ax.plot(h["epoch"][:n], h["val_elbo"][:n], color=color, lw=0.8, ls="--", label=f"{label} (reference)")
     ax.set(title=f"layout sweep, d = {PRODUCT_SWEEP_DOF}", xlabel="epoch", ylabel="validation ELBO (nats)")
     _zoom(ax, list(sweep.values()))
     for ax, d in zip(axes[0][1:], PRODUCT_DOF):

@@ -641,6 +641,10 @@ def test_report_product_section(tmp_path):
     text = rm.write_report(_write_runs(tmp_path / "part", runs + sweep[1:] + prod)).read_text()
     assert "No layout chosen yet: no finished sweep run for m = 10." in text and "✓" not in text.split("Product")[1]
     assert "| 20 | 5 × S^4 (not the chosen layout) |" in text
+    assert "the seed-0 runs at d = 20 of the main table: N-VAE −95.00, S-VAE (S^d) −96.00." in text
+    text = rm.write_report(_write_runs(tmp_path / "sweep_only", runs + sweep[1:])).read_text()
+    assert "No product cells yet: they are trained once the sweep has chosen the layout." in text
+    assert "| d | layout | N-VAE test LL |" not in text
 
 
 def test_dimension_summary(tmp_path):
