@@ -21,6 +21,7 @@ Reads every run JSON of :mod:`experiments.mnist` under DIR (recursively) and wri
   ``curves_products.png``: the sweep's and those runs' validation ELBO per epoch;
 * ``dimensions.md`` (also a section of the report, and shown in README.md): at each d, the N-VAE, the single
   sphere and the product on seeds 0-2 beside Table 1, and which is ahead once every run of the row has ended.
+* ``ll_across_dims.png``: the same as a figure, test LL against d and each S-VAE minus the N-VAE per seed.
 
 A hand-written ``DIR/notes.md``, when present, is appended to the report. Runs with a ``--tag`` are kept out
 of the tables (listed apart); vMF product runs (``spheres`` > 1) only enter the product section (the sweep's, tagged
@@ -908,13 +909,99 @@ def _zoom(ax, rs) -> None:
 SUMMARY_FILE = "dimensions.md"  # the summary table, also shown in README.md
 
 
+def _summary_cells(runs) -> dict[int, list[tuple[str, list[dict]]]]:
+    """Per d of TABLE_DIMS, (label, runs on PRODUCT_SEEDS) of the N-VAE, the single-sphere S-VAE and, at d of
+    PRODUCT_DOF once the sweep has chosen the layout, the product S-VAE at that layout (paper's convention)."""
+    untagged = [r for r in runs if not r["config"].get("tag")]
+    seeds, m = set(PRODUCT_SEEDS), chosen_factor_size(runs)
+    out = {}
+    for d in TABLE_DIMS:
+        out[d] = [
+            ("N-VAE", _same_cell(untagged, "n-vae", "paper", d, 1, seeds)),
+            ("S-VAE", _same_cell(untagged, "s-vae", "paper", d, 1, seeds)),
+        ]
+        if d in PRODUCT_DOF and m is not None:
+            k = d // factor_size_at(m, d)
+            out[d].append((f"product {_layout(d, k)}", _same_cell(untagged, "s-vae", "paper", d, k, seeds)))
+    return out
+
+
+def plot_dimension_summary(runs, out: Path, name: str = "ll_across_dims.png") -> Path:
+    """Test LL against d of the N-VAE, the single sphere and the product (mean ± std over seeds, open markers where
+    not every seed has ended by the protocol) with Table 1's figures, and each S-VAE minus the N-VAE per seed."""
+    cells = _summary_cells(runs)
+    plt = pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {"N-VAE": "tab:blue", "S-VAE": "tab:red", "product": "tab:green"}
+    labels = {"N-VAE": "N-VAE, R^d", "S-VAE": "S-VAE, S^d", "product": "product S-VAE, k × S^m (the chosen layout)"}
+    for key in colors:
+        for done in (True, False):
+            pts = [
+                (d, [r["test_ll"] for r in rs])
+                for d, cs in cells.items()
+                for label, rs in cs
+                if label.split(" ")[0] == key
+                and rs
+                and (len(rs) == len(PRODUCT_SEEDS) and all(map(converged, rs))) == done
+            ]
+            if done:
+                errorbar_means(ax, pts, colors[key], labels[key])
+            else:
+                for d, lls in pts:
+                    ax.plot([d], [statistics.mean(lls)], marker="o", mfc="none", color=colors[key], ls="none")
+            if key != "N-VAE":
+                diffs = []
+                for d, cs in cells.items():
+                    n = {r["config"]["seed"]: r["test_ll"] for r in cs[0][1]}
+                    for label, rs in cs:
+                        ended = len(rs) == len(PRODUCT_SEEDS) and all(map(converged, rs + cs[0][1]))
+                        if label.split(" ")[0] == key and rs and ended == done:
+                            diffs.append(
+                                (d, [r["test_ll"] - n[r["config"]["seed"]] for r in rs if r["config"]["seed"] in n])
+                            )
+                if done:
+                    errorbar_means(ax2, diffs, colors[key], f"{labels[key]} − N-VAE")
+                else:
+                    for d, xs in diffs:
+                        if xs:
+                            ax2.plot([d], [statistics.mean(xs)], marker="o", mfc="none", color=colors[key], ls="none")
+    for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
+        ax.plot(
+            TABLE_DIMS,
+            [PAPER_LL[(m, d)] for d in TABLE_DIMS],
+            ls="--",
+            marker="x",
+            color=color,
+            alpha=0.6,
+            label=f"{MODEL_LABEL[m]}, Davidson et al. (2018)",
+        )
+    ax2.plot(
+        TABLE_DIMS,
+        [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
+        ls="--",
+        marker="x",
+        color="tab:red",
+        alpha=0.6,
+        label="S-VAE − N-VAE, Davidson et al. (2018)",
+    )
+    ax2.axhline(0.0, color="0.7", lw=0.8)
+    for a, ylabel in ((ax, "test log-likelihood (nats)"), (ax2, "minus the N-VAE, per seed (nats)")):
+        log2_axis(a, TABLE_DIMS)
+        a.set(xlabel="latent degrees of freedom d", ylabel=ylabel)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    ax.set_title("MNIST test LL (open: not every seed ended yet)")
+    ax2.set_title("S-VAE minus N-VAE (> 0: the sphere is better)")
+    fig.tight_layout()
+    return save_figure(fig, out / name, 100)
+
+
 def dimension_summary(runs) -> list[str]:
     """The answer table across latent dimensions: at each d of TABLE_DIMS (the paper's convention), the N-VAE,
     the single-sphere S-VAE and (at d of PRODUCT_DOF, once the layout is chosen) the product S-VAE on seeds
     PRODUCT_SEEDS, and which is ahead. A model is ahead only when every cell of its row has all its seeds trained
     to the end of the protocol: the highest mean test LL, with its margin over the next and the seeds where it
     is better than the next (same seed, same data order)."""
-    untagged = [r for r in runs if not r["config"].get("tag")]
     seeds, m = set(PRODUCT_SEEDS), chosen_factor_size(runs)
     lines = [
         "| d | N-VAE (R^d) | S-VAE (S^d) | product S-VAE (k × S^m) | ahead: margin over the next (seeds) | "
@@ -922,18 +1009,10 @@ def dimension_summary(runs) -> list[str]:
         "|--:|--:|--:|--:|---|--:|",
     ]
     marked = False
-    for d in TABLE_DIMS:
-        cells = [
-            ("N-VAE", _same_cell(untagged, "n-vae", "paper", d, 1, seeds)),
-            ("S-VAE", _same_cell(untagged, "s-vae", "paper", d, 1, seeds)),
-        ]
+    for d, cells in _summary_cells(runs).items():
         product = "—"
-        if d in PRODUCT_DOF:
-            if m is None:
-                product = "layout open"
-            else:
-                k = d // factor_size_at(m, d)
-                cells.append((f"product {_layout(d, k)}", _same_cell(untagged, "s-vae", "paper", d, k, seeds)))
+        if d in PRODUCT_DOF and m is None:
+            product = "layout open"
         done = [len(rs) == len(seeds) and all(map(converged, rs)) for _, rs in cells]
         shown = []
         for (label, rs), ok in zip(cells, done):
@@ -1055,13 +1134,18 @@ def write_report(root) -> Path:
     md += product
     summary = dimension_summary(runs)
     (root / SUMMARY_FILE).write_text("\n".join(summary) + "\n")
-    md += [
-        "",
-        "## Across latent dimensions",
-        "",
-        f"The main table, the product section and Davidson et al. (2018) in one table (also in `{SUMMARY_FILE}`).",
-        "",
-    ] + summary
+    png = plot_dimension_summary(runs, root)
+    md += (
+        [
+            "",
+            "## Across latent dimensions",
+            "",
+            f"The main table, the product section and Davidson et al. (2018) in one table (also in `{SUMMARY_FILE}`).",
+            "",
+        ]
+        + summary
+        + ["", f"![test LL across latent dimensions]({png.name})"]
+    )
     pst = posterior_table(runs)
     if pst:
         md += [
