@@ -1016,7 +1016,7 @@ def dimension_summary(runs) -> list[str]:
         done = [len(rs) == len(seeds) and all(map(converged, rs)) for _, rs in cells]
         shown = []
         for (label, rs), ok in zip(cells, done):
-            text = fmt(r["test_ll"] for r in rs) if rs else "not trained yet"
+            text = fmt(r["test_ll"] for r in rs) if rs else "no run yet"
             if label.startswith("product"):
                 text += f" ({label.split(' ', 1)[1]})"
             shown.append(text + ("" if ok else UNFINISHED))
@@ -1043,7 +1043,7 @@ def dimension_summary(runs) -> list[str]:
         "",
         f"Test log-likelihood (nats, 500 importance samples, higher is better), mean ± std over seeds "
         f"{', '.join(map(str, PRODUCT_SEEDS))}. Ahead: the best mean, its margin over the next and the seeds where it "
-        "is better; open until every run of the row has ended by the protocol (after it: those cells' verdict)."
+        "is better; open while a run of the row is still training, followed by the verdict among the finished cells."
         + (f" {UNFINISHED} not every seed trained to the end yet." if marked else ""),
     ]
     return lines

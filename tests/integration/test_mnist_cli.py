@@ -678,9 +678,9 @@ def test_dimension_summary(tmp_path):
         "S-VAE: +0.50 over N-VAE (2/3)",
         "−110.21 / −108.43",
     ]
-    assert rows["10"][2:5] == ["−92.00 ± 0.00†", "not trained yet (2 × S^5)†", "open"]  # 2 × S^5 at d = 10 for m = 4
-    assert rows["20"][3:5] == ["not trained yet (5 × S^4)†", "open; N-VAE: +1.00 over S-VAE (3/3)"]
-    assert rows["2"][1:4] == ["not trained yet†", "not trained yet†", "—"] and rows["40"][4] == "open"
+    assert rows["10"][2:5] == ["−92.00 ± 0.00†", "no run yet (2 × S^5)†", "open"]  # 2 × S^5 at d = 10 for m = 4
+    assert rows["20"][3:5] == ["no run yet (5 × S^4)†", "open; N-VAE: +1.00 over S-VAE (3/3)"]
+    assert rows["2"][1:4] == ["no run yet†", "no run yet†", "—"] and rows["40"][4] == "open"
     assert (folder / "curves_products.png").is_file() and (folder / "ll_across_dims.png").is_file()
     folder = _write_runs(tmp_path / "done", runs + sweep + prod)
     text = rm.write_report(folder).read_text()
