@@ -1017,8 +1017,10 @@ def dimension_summary(runs) -> list[str]:
         shown = []
         for (label, rs), ok in zip(cells, done):
             text = fmt(r["test_ll"] for r in rs) if rs else "no run yet"
-            if label.startswith("product"):
-                text += f" ({label.split(' ', 1)[1]})"
+            notes = [label.split(" ", 1)[1]] if label.startswith("product") else []
+            if rs and len(rs) < len(seeds):
+                notes.append(f"{len(rs)} of {len(seeds)} seeds")
+            text += f" ({', '.join(notes)})" if notes else ""
             shown.append(text + ("" if ok else UNFINISHED))
         marked = marked or not all(done)
         if len(cells) == 3:

@@ -690,6 +690,13 @@ def test_dimension_summary(tmp_path):
     }
     assert rows["20"][3:5] == ["−90.17 ± 1.15 (5 × S^4)", "product 5 × S^4: +0.83 over N-VAE (3/3)"]
     assert (folder / rm.SUMMARY_FILE).read_text() in text
+    folder = _write_runs(tmp_path / "one", runs + sweep + prod[:1])
+    rm.write_report(folder)
+    rows = {
+        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
+        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
+    }
+    assert rows["20"][3] == "−89.50 ± 0.00 (5 × S^4, 1 of 3 seeds)†"
     plain = _write_runs(tmp_path / "plain", runs[:6])
     rm.write_report(plain)
     rows = {
