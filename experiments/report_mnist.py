@@ -319,15 +319,7 @@ def plot_ll(groups, out: Path) -> Path | None:
             color,
             f"{MODEL_LABEL[m]} (ours, mean ± std over seeds)",
         )
-        ax.plot(
-            TABLE_DIMS,
-            [PAPER_LL[(m, d)] for d in TABLE_DIMS],
-            ls="--",
-            marker="x",
-            color=color,
-            alpha=0.7,
-            label=f"{MODEL_LABEL[m]} (Davidson et al., Table 1)",
-        )
+    _plot_table1_ll(ax, "{model} (Davidson et al., Table 1)", alpha=0.7)
     log2_axis(ax, TABLE_DIMS)
     ax.set(
         xlabel="latent dimension d", ylabel="test log-likelihood (nats)", title="MNIST: importance-sampled test LL vs d"
@@ -455,25 +447,44 @@ def plot_curves(groups, out: Path, name: str = "curves.png") -> Path | None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(dims), figsize=(3.6 * len(dims), 3.4), squeeze=False)
     for ax, d in zip(axes[0], dims):
-        lows = []
         for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
-            for k, r in enumerate(groups.get((m, d), [])):
-                h = r["history"]
-                ax.plot(
-                    h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8, label=MODEL_LABEL[m] if k == 0 else None
-                )
-                ax.plot([r["best_epoch"]], [r["best_val_elbo"]], marker="o", ms=3, color=color)
-                tail = h["val_elbo"][len(h["val_elbo"]) // 3 :]
-                if tail:
-                    lows.append(min(tail))
-        if lows:
-            top = max(r["best_val_elbo"] for m in MODEL_ORDER for r in groups.get((m, d), []))
-            ax.set_ylim(min(lows) - 1, top + 0.25 * (top - min(lows)) + 0.5)
+            _draw_runs(ax, groups.get((m, d), []), color, MODEL_LABEL[m])
+        _zoom(ax, [r for m in MODEL_ORDER for r in groups.get((m, d), [])])
         ax.set(title=f"d = {d}", xlabel="epoch", ylabel="validation ELBO (nats)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out / name, 90)
+
+
+def _draw_runs(ax, rs, color: str, label: str) -> None:
+    """Each run's validation ELBO per epoch and a dot at its best epoch; the label on the first run only."""
+    for j, r in enumerate(rs):
+        h = r["history"]
+        ax.plot(h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8, label=label if j == 0 else None)
+        ax.plot([r["best_epoch"]], [r["best_val_elbo"]], marker="o", ms=3, color=color)
+
+
+def _zoom(ax, rs) -> None:
+    """y limits that show the runs' last two thirds and their best value (the first epochs are far below)."""
+    lows = [min(t) for r in rs if (t := r["history"]["val_elbo"][len(r["history"]["val_elbo"]) // 3 :])]
+    if lows:
+        top = max(r["best_val_elbo"] for r in rs)
+        ax.set_ylim(min(lows) - 1, top + 0.25 * (top - min(lows)) + 0.5)
+
+
+def _plot_table1_ll(ax, label: str, alpha: float) -> None:
+    """Table 1's test LL of both models against d, dashed; ``label`` formats ``{model}``."""
+    for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
+        ax.plot(
+            TABLE_DIMS,
+            [PAPER_LL[(m, d)] for d in TABLE_DIMS],
+            ls="--",
+            marker="x",
+            color=color,
+            alpha=alpha,
+            label=label.format(model=MODEL_LABEL[m]),
+        )
 
 
 def _protocol(runs) -> str:
@@ -854,7 +865,6 @@ def plot_product_curves(runs, out: Path, name: str = "curves_products.png") -> P
         return None
     sweep, m = sweep_runs(runs), chosen_factor_size(runs)
     untagged = [r for r in runs if not r["config"].get("tag")]
-    seeds = set(PRODUCT_SEEDS)
     plt = pyplot()
     fig, axes = plt.subplots(1, 1 + len(PRODUCT_DOF), figsize=(3.6 * (1 + len(PRODUCT_DOF)), 3.4), squeeze=False)
     ax = axes[0][0]
@@ -875,21 +885,12 @@ def plot_product_curves(runs, out: Path, name: str = "curves_products.png") -> P
         ax.plot(h["epoch"][:n], h["val_elbo"][:n], color=color, lw=0.8, ls="--", label=f"{label} (reference)")
     ax.set(title=f"layout sweep, d = {PRODUCT_SWEEP_DOF}", xlabel="epoch", ylabel="validation ELBO (nats)")
     _zoom(ax, list(sweep.values()))
+    cells = _summary_cells(runs)
     for ax, d in zip(axes[0][1:], PRODUCT_DOF):
-        cells = [
-            ("N-VAE", "tab:blue", _same_cell(untagged, "n-vae", "paper", d, 1, seeds)),
-            ("S-VAE", "tab:red", _same_cell(untagged, "s-vae", "paper", d, 1, seeds)),
-        ]
-        if m is not None:
-            k = d // factor_size_at(m, d)
-            cells.append((f"product {_layout(d, k)}", "tab:green", _same_cell(untagged, "s-vae", "paper", d, k, seeds)))
-        for label, color, rs in cells:
-            for j, r in enumerate(rs):
-                h = r["history"]
-                ax.plot(h["epoch"], h["val_elbo"], color=color, lw=0.9, alpha=0.8, label=label if j == 0 else None)
-                ax.plot([r["best_epoch"]], [r["best_val_elbo"]], marker="o", ms=3, color=color)
+        for label, rs in cells[d]:
+            _draw_runs(ax, rs, SUMMARY_COLORS[label.split(" ")[0]], label)
         ax.set(title=f"d = {d}", xlabel="epoch")
-        _zoom(ax, [r for _, _, rs in cells for r in rs])
+        _zoom(ax, [r for _, rs in cells[d] for r in rs])
     for ax in axes[0]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
@@ -898,15 +899,13 @@ def plot_product_curves(runs, out: Path, name: str = "curves_products.png") -> P
     return save_figure(fig, out / name, 90)
 
 
-def _zoom(ax, rs) -> None:
-    """y limits that show the runs' last two thirds and their best value (the first epochs are far below)."""
-    lows = [min(t) for r in rs if (t := r["history"]["val_elbo"][len(r["history"]["val_elbo"]) // 3 :])]
-    if lows:
-        top = max(r["best_val_elbo"] for r in rs)
-        ax.set_ylim(min(lows) - 1, top + 0.25 * (top - min(lows)) + 0.5)
-
-
 SUMMARY_FILE = "dimensions.md"  # the summary table, also shown in README.md
+SUMMARY_COLORS = {"N-VAE": "tab:blue", "S-VAE": "tab:red", "product": "tab:green"}  # by the cell label's first word
+
+
+def _cell_done(rs) -> bool:
+    """Whether a cell has a run on every seed of PRODUCT_SEEDS and each ended by the protocol."""
+    return len(rs) == len(PRODUCT_SEEDS) and all(map(converged, rs))
 
 
 def _summary_cells(runs) -> dict[int, list[tuple[str, list[dict]]]]:
@@ -929,52 +928,28 @@ def _summary_cells(runs) -> dict[int, list[tuple[str, list[dict]]]]:
 def plot_dimension_summary(runs, out: Path, name: str = "ll_across_dims.png") -> Path:
     """Test LL against d of the N-VAE, the single sphere and the product (mean ± std over seeds, open markers where
     not every seed has ended by the protocol) with Table 1's figures, and each S-VAE minus the N-VAE per seed."""
-    cells = _summary_cells(runs)
+    labels = {"N-VAE": "N-VAE, R^d", "S-VAE": "S-VAE, S^d", "product": "product S-VAE, k × S^m (the chosen layout)"}
+    lls, diffs = defaultdict(list), defaultdict(list)  # (model, every seed ended) -> [(d, values)]
+    for d, cells in _summary_cells(runs).items():
+        n_runs = cells[0][1]
+        n_by_seed = {r["config"]["seed"]: r["test_ll"] for r in n_runs}
+        for label, rs in cells:
+            if not rs:
+                continue
+            key, done = label.split(" ")[0], _cell_done(rs)
+            lls[(key, done)].append((d, [r["test_ll"] for r in rs]))
+            if key != "N-VAE":
+                paired = [r["test_ll"] - n_by_seed[r["config"]["seed"]] for r in rs if r["config"]["seed"] in n_by_seed]
+                diffs[(key, done and all(map(converged, n_runs)))].append((d, paired))
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {"N-VAE": "tab:blue", "S-VAE": "tab:red", "product": "tab:green"}
-    labels = {"N-VAE": "N-VAE, R^d", "S-VAE": "S-VAE, S^d", "product": "product S-VAE, k × S^m (the chosen layout)"}
-    for key in colors:
-        for done in (True, False):
-            pts = [
-                (d, [r["test_ll"] for r in rs])
-                for d, cs in cells.items()
-                for label, rs in cs
-                if label.split(" ")[0] == key
-                and rs
-                and (len(rs) == len(PRODUCT_SEEDS) and all(map(converged, rs))) == done
-            ]
-            if done:
-                errorbar_means(ax, pts, colors[key], labels[key])
-            else:
-                for d, lls in pts:
-                    ax.plot([d], [statistics.mean(lls)], marker="o", mfc="none", color=colors[key], ls="none")
-            if key != "N-VAE":
-                diffs = []
-                for d, cs in cells.items():
-                    n = {r["config"]["seed"]: r["test_ll"] for r in cs[0][1]}
-                    for label, rs in cs:
-                        ended = len(rs) == len(PRODUCT_SEEDS) and all(map(converged, rs + cs[0][1]))
-                        if label.split(" ")[0] == key and rs and ended == done:
-                            diffs.append(
-                                (d, [r["test_ll"] - n[r["config"]["seed"]] for r in rs if r["config"]["seed"] in n])
-                            )
-                if done:
-                    errorbar_means(ax2, diffs, colors[key], f"{labels[key]} − N-VAE")
-                else:
-                    for d, xs in diffs:
-                        if xs:
-                            ax2.plot([d], [statistics.mean(xs)], marker="o", mfc="none", color=colors[key], ls="none")
-    for m, color in zip(MODEL_ORDER, ("tab:blue", "tab:red")):
-        ax.plot(
-            TABLE_DIMS,
-            [PAPER_LL[(m, d)] for d in TABLE_DIMS],
-            ls="--",
-            marker="x",
-            color=color,
-            alpha=0.6,
-            label=f"{MODEL_LABEL[m]}, Davidson et al. (2018)",
-        )
+    for a, points, suffix in ((ax, lls, ""), (ax2, diffs, " − N-VAE")):
+        for key, color in SUMMARY_COLORS.items():
+            errorbar_means(a, points[(key, True)], color, labels[key] + suffix)
+            for d, values in points[(key, False)]:  # open markers: not every seed ended yet
+                if values:
+                    a.plot([d], [statistics.mean(values)], marker="o", mfc="none", color=color, ls="none")
+    _plot_table1_ll(ax, "{model}, Davidson et al. (2018)", alpha=0.6)
     ax2.plot(
         TABLE_DIMS,
         [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
@@ -1013,7 +988,7 @@ def dimension_summary(runs) -> list[str]:
         product = "—"
         if d in PRODUCT_DOF and m is None:
             product = "layout open"
-        done = [len(rs) == len(seeds) and all(map(converged, rs)) for _, rs in cells]
+        done = [_cell_done(rs) for _, rs in cells]
         shown = []
         for (label, rs), ok in zip(cells, done):
             text = fmt(r["test_ll"] for r in rs) if rs else "no run yet"
