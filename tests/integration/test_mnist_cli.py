@@ -647,6 +647,14 @@ def test_report_product_section(tmp_path):
     assert "| d | layout | N-VAE test LL |" not in text
 
 
+def _summary_rows(folder: Path) -> dict[str, list[str]]:
+    """The cells of the five rows of the table across dimensions that the report wrote into ``folder``, by d."""
+    from experiments.report_mnist import SUMMARY_FILE
+
+    lines = (folder / SUMMARY_FILE).read_text().splitlines()[2:7]
+    return {ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")] for ln in lines}
+
+
 def test_dimension_summary(tmp_path):
     """The table across d (also written to dimensions.md): N-VAE, single and product S-VAE on seeds 0-2; a model
     ahead only where every cell of the row has three runs ended by the protocol (else "open", with the finished
@@ -667,10 +675,7 @@ def test_dimension_summary(tmp_path):
     ]
     folder = _write_runs(tmp_path / "runs", runs + sweep)
     rm.write_report(folder)
-    rows = {
-        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
-        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
-    }
+    rows = _summary_rows(folder)
     assert rows["5"][1:] == [
         "−109.00 ± 1.00",
         "−108.50 ± 0.87",
@@ -684,25 +689,16 @@ def test_dimension_summary(tmp_path):
     assert (folder / "curves_products.png").is_file() and (folder / "ll_across_dims.png").is_file()
     folder = _write_runs(tmp_path / "done", runs + sweep + prod)
     text = rm.write_report(folder).read_text()
-    rows = {
-        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
-        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
-    }
+    rows = _summary_rows(folder)
     assert rows["20"][3:5] == ["−90.17 ± 1.15 (5 × S^4)", "product 5 × S^4: +0.83 over N-VAE (3/3)"]
     assert (folder / rm.SUMMARY_FILE).read_text() in text
     folder = _write_runs(tmp_path / "one", runs + sweep + prod[:1])
     rm.write_report(folder)
-    rows = {
-        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
-        for ln in (folder / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
-    }
+    rows = _summary_rows(folder)
     assert rows["20"][3] == "−89.50 ± 0.00 (5 × S^4, 1 of 3 seeds)†"
     plain = _write_runs(tmp_path / "plain", runs[:6])
     rm.write_report(plain)
-    rows = {
-        ln.split("|")[1].strip(): [c.strip() for c in ln.strip("|").split("|")]
-        for ln in (plain / rm.SUMMARY_FILE).read_text().splitlines()[2:7]
-    }
+    rows = _summary_rows(plain)
     assert rows["20"][3] == "layout open†" and not (plain / "curves_products.png").exists()
 
 
