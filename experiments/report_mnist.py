@@ -991,7 +991,8 @@ def dimension_summary(runs) -> list[str]:
         done = [_cell_done(rs) for _, rs in cells]
         shown = []
         for (label, rs), ok in zip(cells, done):
-            text = fmt(r["test_ll"] for r in rs) if rs else "no run yet"
+            # One seed has no spread to show: its value alone, with the seed count beside it.
+            text = (num(rs[0]["test_ll"]) if len(rs) == 1 else fmt(r["test_ll"] for r in rs)) if rs else "no run yet"
             notes = [label.split(" ", 1)[1]] if label.startswith("product") else []
             if rs and len(rs) < len(seeds):
                 notes.append(f"{len(rs)} of {len(seeds)} seeds")
