@@ -695,7 +695,7 @@ def test_dimension_summary(tmp_path):
     folder = _write_runs(tmp_path / "one", runs + sweep + prod[:1])
     rm.write_report(folder)
     rows = _summary_rows(folder)
-    assert rows["20"][3] == "−89.50 ± 0.00 (5 × S^4, 1 of 3 seeds)†"
+    assert rows["20"][3] == "−89.50 (5 × S^4, 1 of 3 seeds)†"  # one seed: its value, no spread
     plain = _write_runs(tmp_path / "plain", runs[:6])
     rm.write_report(plain)
     rows = _summary_rows(plain)
