@@ -750,6 +750,11 @@ def _ends(rs) -> str:
     return f"{sum(map(converged, rs))}/{len(rs)}: " + ", ".join(one(r) for r in rs) if rs else "—"
 
 
+def _mean_kls(*cells) -> str:
+    """The mean test KL of each cell, "a / b / c" (— for an empty cell): where each model spends its nats."""
+    return " / ".join(num(mean_std([r["test_kl"] for r in rs])[0]) if rs else "—" for rs in cells)
+
+
 def _paired_ll(a, b) -> str:
     """a − b in test LL per seed (same seed: same data order), mean ± std (seeds where a is better)."""
     by_seed = {r["config"]["seed"]: r["test_ll"] for r in b}
@@ -824,14 +829,15 @@ def product_section(runs) -> list[str]:
         "",
         "Untagged runs on seeds " + ", ".join(map(str, PRODUCT_SEEDS)) + " (the same data order for the same "
         "seed), trained with `converge.sh`. Test LL (nats, importance sampling) mean ± std (number of seeds); "
-        "product − S: the product's test LL minus the single sphere's, per seed, mean ± std (seeds where the "
-        "product is better). Ended: converged runs of all runs, then each run in seed order: early N (early "
+        "product − S, product − N: the product's test LL minus the single sphere's or the N-VAE's, per seed, mean "
+        "± std (seeds where the product is better). Test KL: the KL term of the test ELBO, mean over seeds, N / S "
+        "/ product (nats). Ended: converged runs of all runs, then each run in seed order: early N (early "
         "stopping after N epochs) or max 500 (the maximum) are converged, open N is not (a time budget or an "
         "unfinished call). Paper: Davidson et al. (2018), Table 1 (single sphere).",
         "",
         "| d | layout | N-VAE test LL | N-VAE ended | S-VAE (S^d) test LL | S-VAE ended | product test LL | "
-        "product ended | product − S | paper N-VAE | paper S-VAE |",
-        "|--:|---|--:|---|--:|---|--:|---|--:|--:|--:|",
+        "product ended | product − S | product − N | test KL: N / S / product | paper N-VAE | paper S-VAE |",
+        "|--:|---|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|",
     ]
     if not rows:
         lines[-2:] = ["No product cells yet: they are trained once the sweep has chosen the layout."]
@@ -845,7 +851,8 @@ def product_section(runs) -> list[str]:
         paper = [PAPER_LL.get((model, d)) for model in MODEL_ORDER]
         lines.append(
             f"| {d} | {layout} | {cells[0]} | {_ends(n)} | {cells[1]} | {_ends(s)} | {cells[2]} | {_ends(p)} | "
-            f"{_paired_ll(p, s)} | {' | '.join('—' if x is None else num(x) for x in paper)} |"
+            f"{_paired_ll(p, s)} | {_paired_ll(p, n)} | {_mean_kls(n, s, p)} | "
+            f"{' | '.join('—' if x is None else num(x) for x in paper)} |"
         )
         for label, rs in (("N-VAE", n), ("S-VAE", s), (f"product {_layout(d, k)}", p)):
             c, n_seeds = sum(map(converged, rs)), len(PRODUCT_SEEDS)
@@ -1021,8 +1028,13 @@ def dimension_summary(runs) -> list[str]:
         "",
         f"Test log-likelihood (nats, 500 importance samples, higher is better), mean ± std over seeds "
         f"{', '.join(map(str, PRODUCT_SEEDS))}. Ahead: the best mean, its margin over the next and the seeds where it "
-        "is better; open while a run of the row is still training, followed by the verdict among the finished cells."
-        + (f" {UNFINISHED} not every seed trained to the end yet." if marked else ""),
+        "is better"
+        + (
+            f"; open while a run of the row is still training, followed by the verdict among the finished cells. "
+            f"{UNFINISHED} not every seed trained to the end yet."
+            if marked
+            else "."
+        ),
     ]
     return lines
 

@@ -582,7 +582,8 @@ def test_product_layout_at_each_dimension():
 def test_report_product_section(tmp_path):
     """Absent without product runs (and the rest of the report unchanged by them); with them, the sweep table
     (the chosen layout marked, no test scores) and per d the N-VAE, single-sphere and product S-VAE test LL on
-    seeds 0-2, whether each run converged, the per-seed product − S difference and Table 1's figures."""
+    seeds 0-2, whether each run converged, the per-seed product − S and product − N differences, the mean test KLs
+    and Table 1's figures."""
     pytest.importorskip("matplotlib")
     from experiments import report_mnist as rm
 
@@ -625,11 +626,16 @@ def test_report_product_section(tmp_path):
         "−90.00 ± 1.41 (2)",
         "2/2: early 300, early 300",
         "+1.50 ± 0.71 (2/2)",  # product − S on seeds 0, 1: −89 − (−91) and −91 − (−92)
+        "+0.50 ± 0.71 (1/2)",  # product − N on seeds 0, 1: −89 − (−90) and −91 − (−91)
+        "2.00 / 2.00 / 2.00",  # mean test KL of N, S and the product
         "−88.90",
         "−89.02",
     ]
     cells = [c.strip() for c in rows["105 × S^2 (not the chosen layout)"].strip("|").split("|")]
-    assert cells[2:] == ["—", "—", "—", "—", "−92.00 ± 0.00 (1)", "1/1: max 500", "—", "−93.84", "−93.16"]
+    assert cells[2:] == ["—", "—", "—", "—", "−92.00 ± 0.00 (1)", "1/1: max 500", "—", "—", "— / — / 2.00"] + [
+        "−93.84",
+        "−93.16",
+    ]
     assert rows["102 × S^5"].split("|")[7].strip() == "—"  # no run of the chosen layout at d = 10
     notes = section.split("Cells with fewer than 3 converged seeds:")[1]
     assert "* d = 20, S-VAE: 2 of 3 seeds converged." in notes
