@@ -328,14 +328,7 @@ def plot_ll(groups, out: Path) -> Path | None:
     ax.legend(fontsize=8, loc="lower right")
     # the crossover: S - N per seed pair (same seed, same data order), mean +- std
     errorbar_means(ax2, [(d, _paired_differences(groups, d)) for d in dims], "k", "ours (per seed, mean ± std)")
-    ax2.plot(
-        TABLE_DIMS,
-        [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
-        ls="--",
-        marker="x",
-        color="0.5",
-        label="Davidson et al., Table 1",
-    )
+    _plot_table1_gap(ax2, "Davidson et al., Table 1", color="0.5")
     ax2.axhline(0.0, color="0.7", lw=0.8)
     log2_axis(ax2, TABLE_DIMS)
     ax2.set(
@@ -347,10 +340,15 @@ def plot_ll(groups, out: Path) -> Path | None:
     return save_figure(fig, out / "ll_vs_dim.png", 100)
 
 
+def _per_seed_differences(a, b) -> list[float]:
+    """Test LL of each run of a minus the run of b with the same seed (same data order); seeds only in a drop out."""
+    by_seed = {r["config"]["seed"]: r["test_ll"] for r in b}
+    return [r["test_ll"] - by_seed[r["config"]["seed"]] for r in a if r["config"]["seed"] in by_seed]
+
+
 def _paired_differences(groups, d: int) -> list[float]:
     """Test LL of the S-VAE minus the N-VAE of the same seed (same data order), at d."""
-    n = {r["config"]["seed"]: r["test_ll"] for r in groups.get(("n-vae", d), [])}
-    return [r["test_ll"] - n[r["config"]["seed"]] for r in groups.get(("s-vae", d), []) if r["config"]["seed"] in n]
+    return _per_seed_differences(groups.get(("s-vae", d), []), groups.get(("n-vae", d), []))
 
 
 def _latent(groups, model: str, d: int):
@@ -485,6 +483,19 @@ def _plot_table1_ll(ax, label: str, alpha: float) -> None:
             alpha=alpha,
             label=label.format(model=MODEL_LABEL[m]),
         )
+
+
+def _plot_table1_gap(ax, label: str, color: str, alpha: float | None = None) -> None:
+    """Table 1's S-VAE minus N-VAE test LL against d, dashed."""
+    ax.plot(
+        TABLE_DIMS,
+        [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
+        ls="--",
+        marker="x",
+        color=color,
+        alpha=alpha,
+        label=label,
+    )
 
 
 def _protocol(runs) -> str:
@@ -757,8 +768,7 @@ def _mean_kls(*cells) -> str:
 
 def _paired_ll(a, b) -> str:
     """a − b in test LL per seed (same seed: same data order), mean ± std (seeds where a is better)."""
-    by_seed = {r["config"]["seed"]: r["test_ll"] for r in b}
-    diffs = [r["test_ll"] - by_seed[r["config"]["seed"]] for r in a if r["config"]["seed"] in by_seed]
+    diffs = _per_seed_differences(a, b)
     if not diffs:
         return "—"
     mu, sd = mean_std(diffs)
@@ -939,15 +949,13 @@ def plot_dimension_summary(runs, out: Path, name: str = "ll_across_dims.png") ->
     lls, diffs = defaultdict(list), defaultdict(list)  # (model, every seed ended) -> [(d, values)]
     for d, cells in _summary_cells(runs).items():
         n_runs = cells[0][1]
-        n_by_seed = {r["config"]["seed"]: r["test_ll"] for r in n_runs}
         for label, rs in cells:
             if not rs:
                 continue
             key, done = label.split(" ")[0], _cell_done(rs)
             lls[(key, done)].append((d, [r["test_ll"] for r in rs]))
             if key != "N-VAE":
-                paired = [r["test_ll"] - n_by_seed[r["config"]["seed"]] for r in rs if r["config"]["seed"] in n_by_seed]
-                diffs[(key, done and all(map(converged, n_runs)))].append((d, paired))
+                diffs[(key, done and all(map(converged, n_runs)))].append((d, _per_seed_differences(rs, n_runs)))
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for a, points, suffix in ((ax, lls, ""), (ax2, diffs, " − N-VAE")):
@@ -957,15 +965,7 @@ def plot_dimension_summary(runs, out: Path, name: str = "ll_across_dims.png") ->
                 if values:
                     a.plot([d], [statistics.mean(values)], marker="o", mfc="none", color=color, ls="none")
     _plot_table1_ll(ax, "{model}, Davidson et al. (2018)", alpha=0.6)
-    ax2.plot(
-        TABLE_DIMS,
-        [PAPER_LL[("s-vae", d)] - PAPER_LL[("n-vae", d)] for d in TABLE_DIMS],
-        ls="--",
-        marker="x",
-        color="tab:red",
-        alpha=0.6,
-        label="S-VAE − N-VAE, Davidson et al. (2018)",
-    )
+    _plot_table1_gap(ax2, "S-VAE − N-VAE, Davidson et al. (2018)", color="tab:red", alpha=0.6)
     ax2.axhline(0.0, color="0.7", lw=0.8)
     for a, ylabel in ((ax, "test log-likelihood (nats)"), (ax2, "minus the N-VAE, per seed (nats)")):
         log2_axis(a, TABLE_DIMS)
